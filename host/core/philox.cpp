@@ -1,0 +1,1 @@
+#include "host/core/philox.h"

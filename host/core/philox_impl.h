@@ -1,0 +1,1 @@
+// inline definitions: written with philox.cpp

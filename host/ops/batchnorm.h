@@ -1,0 +1,36 @@
+// Batch norm over (N, C, HW) per channel, as PyTorch's BatchNorm2d: train mode normalises with the biased
+// batch variance and updates running stats with momentum and the unbiased variance; eval mode uses the
+// running stats. Checked by tests/ops/test_batchnorm.cpp.
+#pragma once
+#include <string>
+
+namespace rf {
+
+struct BatchNormShape {
+  int N = 1, C = 1, HW = 1;
+  float eps = 1e-5f, momentum = 0.1f;
+  std::string str() const;
+};
+
+// save_mean, save_invstd: (C), kept for backward. running_mean/var updated in place (may be nullptr).
+template <typename T>
+void batchnorm_forward_train_ref(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, T* y,
+                                 T* save_mean, T* save_invstd, T* running_mean, T* running_var);
+template <typename T>
+void batchnorm_forward_eval_ref(const BatchNormShape& s, const T* x, const T* gamma, const T* beta,
+                                const T* running_mean, const T* running_var, T* y);
+// Train-mode backward: dx, dgamma, dbeta overwritten.
+template <typename T>
+void batchnorm_backward_ref(const BatchNormShape& s, const T* x, const T* dy, const T* gamma, const T* save_mean,
+                            const T* save_invstd, T* dx, T* dgamma, T* dbeta);
+
+void batchnorm_forward_train_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
+                                 float* y, float* save_mean, float* save_invstd, float* running_mean,
+                                 float* running_var);
+void batchnorm_forward_eval_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
+                                const float* running_mean, const float* running_var, float* y);
+void batchnorm_backward_cpu(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+                            const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
+                            float* dbeta);
+
+}  // namespace rf

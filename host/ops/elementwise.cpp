@@ -1,0 +1,1 @@
+#include "host/ops/elementwise.h"

@@ -1,0 +1,1 @@
+#include "host/ops/seeded_conv.h"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages reframe-bench needs, only those that are missing.
+# CUDA (nvcc, cuDNN, cuRAND) is optional and not installed here: the CPU build always works.
+set -euo pipefail
+
+PKGS=(build-essential cmake ninja-build pkg-config
+      libdnnl-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+      libgtest-dev libgmock-dev libbenchmark-dev
+      libjpeg62-turbo-dev libpng-dev libzstd-dev zstd python3)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+echo "setup: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every CPU test. GPU tests (CTest label `gpu`) run too when a GPU is visible;
+# otherwise they are excluded here (and, run by hand, they skip with a message).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh
+BUILD=${RF_BUILD_DIR:-build}
+LABELS=(-LE gpu)
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  LABELS=()
+  echo "test: GPU found, running the gpu-labelled tests too"
+else
+  echo "test: no GPU here, running ctest -LE gpu"
+fi
+cd "$BUILD"
+ctest "${LABELS[@]}" --output-on-failure -j "$(nproc)" --timeout 600

@@ -1,0 +1,88 @@
+// Test helpers: random inputs (never zeros), scaled tolerances, finite-difference gradient checks.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace rf::testing {
+
+// Uniform in [-1, 1], bounded away from 0 so that tests never feed zeros.
+template <typename T>
+std::vector<T> random_vec(size_t n, uint32_t seed, double lo = -1.0, double hi = 1.0) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<double> d(lo, hi);
+  std::vector<T> v(n);
+  for (auto& e : v) {
+    double x = d(gen);
+    if (std::fabs(x) < 1e-3) x = 1e-3;
+    e = T(x);
+  }
+  return v;
+}
+
+template <typename A, typename B>
+std::vector<B> cast_vec(const std::vector<A>& a) {
+  return std::vector<B>(a.begin(), a.end());
+}
+
+// |a - b| <= atol + rtol * |ref| elementwise; reports the first few mismatches with their index.
+template <typename T, typename U>
+::testing::AssertionResult all_close(const std::vector<T>& got, const std::vector<U>& ref, double atol,
+                                     double rtol, const std::string& what = "") {
+  if (got.size() != ref.size())
+    return ::testing::AssertionFailure() << what << ": size " << got.size() << " vs " << ref.size();
+  size_t bad = 0, first = 0;
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    double g = double(got[i]), r = double(ref[i]);
+    double err = std::fabs(g - r), tol = atol + rtol * std::fabs(r);
+    if (!(err <= tol)) {  // NaN fails too
+      if (bad++ == 0) first = i;
+      worst = std::max(worst, err);
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << ": " << bad << " of " << got.size()
+                                       << " elements differ; first at " << first << " (got "
+                                       << double(got[first]) << ", ref " << double(ref[first])
+                                       << "), worst |err| " << worst;
+}
+
+// Finite-difference check of a gradient in double precision.
+// loss(x) must return sum_i y_i(x) * g_i for a fixed random g; analytic is d loss / d x.
+// Checks up to max_checks elements spread over x, with central differences of step eps.
+inline ::testing::AssertionResult check_grad(const std::function<double(const std::vector<double>&)>& loss,
+                                             std::vector<double> x, const std::vector<double>& analytic,
+                                             const std::string& what, double eps = 1e-6, double tol = 1e-5,
+                                             size_t max_checks = 64) {
+  if (x.size() != analytic.size())
+    return ::testing::AssertionFailure() << what << ": gradient size " << analytic.size() << " vs " << x.size();
+  size_t step = std::max<size_t>(1, x.size() / max_checks);
+  for (size_t i = 0; i < x.size(); i += step) {
+    double keep = x[i];
+    x[i] = keep + eps;
+    double lp = loss(x);
+    x[i] = keep - eps;
+    double lm = loss(x);
+    x[i] = keep;
+    double num = (lp - lm) / (2 * eps);
+    double err = std::fabs(num - analytic[i]);
+    if (err > tol * (1.0 + std::fabs(num)))
+      return ::testing::AssertionFailure() << what << ": d/dx[" << i << "] numeric " << num << " analytic "
+                                           << analytic[i] << " (|err| " << err << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace rf::testing
