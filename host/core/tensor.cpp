@@ -1,8 +1,11 @@
 // Tensor implementation. CUDA storage is allocated through the runtime only in CUDA builds.
 #include "host/core/tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #ifdef RF_HAVE_CUDA_RUNTIME
 #include <cuda_runtime.h>
@@ -80,10 +83,80 @@ static Shape contiguous_strides(const Shape& s) {
   return st;
 }
 
+// Host caching allocator: activations have the same sizes every step, and a fresh large malloc is an mmap
+// whose pages the kernel zeroes on first touch (~4 ms for 16 MB). Freed blocks are kept per size and reused.
+namespace {
+struct HostCache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;
+  size_t cached_bytes = 0, live_bytes = 0, peak_live_bytes = 0;
+  static constexpr size_t kMaxCached = size_t(4) << 30;
+};
+HostCache& host_cache() {
+  static HostCache* c = new HostCache();  // leaked on purpose: outlives static tensors
+  return *c;
+}
+size_t round_host(size_t bytes) { return bytes <= 4096 ? (bytes + 63) / 64 * 64 : (bytes + 4095) / 4096 * 4096; }
+}  // namespace
+
+void* host_alloc(size_t bytes) {
+  size_t r = round_host(bytes ? bytes : 1);
+  HostCache& c = host_cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.live_bytes += r;
+    c.peak_live_bytes = std::max(c.peak_live_bytes, c.live_bytes);
+    auto it = c.free_blocks.find(r);
+    if (it != c.free_blocks.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      c.cached_bytes -= r;
+      return p;
+    }
+  }
+  void* p = std::aligned_alloc(64, r);  // 64-byte alignment for AVX-512 loads and oneDNN
+  RF_CHECK(p, "out of host memory allocating {} bytes", bytes);
+  return p;
+}
+
+void host_free(void* p, size_t bytes) {
+  size_t r = round_host(bytes ? bytes : 1);
+  HostCache& c = host_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.live_bytes -= r;
+  if (c.cached_bytes + r <= HostCache::kMaxCached) {
+    c.free_blocks[r].push_back(p);
+    c.cached_bytes += r;
+  } else {
+    std::free(p);
+  }
+}
+
+void host_release_cache() {
+  HostCache& c = host_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (auto& kv : c.free_blocks)
+    for (void* p : kv.second) std::free(p);
+  c.free_blocks.clear();
+  c.cached_bytes = 0;
+}
+
+HostMemoryStats host_memory_stats() {
+  HostCache& c = host_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return {c.live_bytes, c.peak_live_bytes, c.cached_bytes};
+}
+
+void host_reset_peak() {
+  HostCache& c = host_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.peak_live_bytes = c.live_bytes;
+}
+
 Storage::~Storage() {
   if (!owned || !ptr) return;
   if (device == Device::cpu) {
-    std::free(ptr);
+    host_free(ptr, bytes);
   } else {
 #ifdef RF_HAVE_CUDA_RUNTIME
     cudaFree(ptr);  // no-throw in a destructor
@@ -97,10 +170,7 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
   s->device = device;
   s->owned = true;
   if (device == Device::cpu) {
-    // 64-byte alignment for AVX-512 loads and oneDNN.
-    size_t rounded = (bytes + 63) / 64 * 64;
-    s->ptr = std::aligned_alloc(64, rounded ? rounded : 64);
-    RF_CHECK(s->ptr, "out of host memory allocating {} bytes", bytes);
+    s->ptr = host_alloc(bytes);
   } else {
 #ifdef RF_HAVE_CUDA_RUNTIME
     cudaError_t e = cudaMalloc(&s->ptr, bytes ? bytes : 1);

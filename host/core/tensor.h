@@ -47,6 +47,16 @@ struct Shape {
   std::string str() const;  // "(64, 3, 32, 32)"
 };
 
+// Host memory goes through a caching allocator (64-byte aligned); these report tensor bytes in use.
+struct HostMemoryStats {
+  size_t live_bytes, peak_live_bytes, cached_bytes;
+};
+void* host_alloc(size_t bytes);
+void host_free(void* p, size_t bytes);
+void host_release_cache();
+HostMemoryStats host_memory_stats();
+void host_reset_peak();
+
 // Raw storage: owned (freed with the last reference) or borrowed (someone else's memory).
 struct Storage {
   void* ptr = nullptr;

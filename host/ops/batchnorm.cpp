@@ -1,1 +1,236 @@
+// Batch norm over (N, C, HW) per channel, PyTorch BatchNorm2d semantics: the reference loops (double
+// accumulation), then the fast OpenMP paths (threads over channels, vectorised HW loops).
+// Checked by tests/ops/test_batchnorm.cpp: fast vs reference over a shape sweep, finite-difference gradients of
+// the reference, running-stat and eval-mode hand cases.
 #include "host/ops/batchnorm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "host/core/check.h"
+
+namespace rf {
+
+std::string BatchNormShape::str() const {
+  return fmt::format("batchnorm(N={},C={},HW={},eps={},momentum={})", N, C, HW, eps, momentum);
+}
+
+void check_batchnorm_shape(const BatchNormShape& s) {
+  RF_CHECK(s.N >= 1 && s.C >= 1 && s.HW >= 1, "{}: N, C and HW must all be >= 1", s.str());
+  RF_CHECK(std::isfinite(s.eps) && s.eps > 0.f, "{}: eps must be a finite value > 0 (got {})", s.str(), s.eps);
+  RF_CHECK(s.momentum >= 0.f && s.momentum <= 1.f, "{}: momentum must lie in [0, 1] (got {})", s.str(),
+           s.momentum);
+}
+
+namespace {
+
+void check_train_shape(const BatchNormShape& s) {
+  check_batchnorm_shape(s);
+  // The unbiased variance divides by N*HW - 1; PyTorch refuses this case as well.
+  RF_CHECK(int64_t(s.N) * s.HW > 1,
+           "{}: train mode needs more than one value per channel (N*HW = {}); use eval mode or a larger batch",
+           s.str(), int64_t(s.N) * s.HW);
+}
+
+// Below this many elements an OpenMP fork costs more than the work (a few us vs ~1 ns per element).
+constexpr int64_t kParallelMin = int64_t(1) << 14;
+
+}  // namespace
+
+// ---- reference -----------------------------------------------------------------------------------
+
+template <typename T>
+void batchnorm_forward_train_ref(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, T* y,
+                                 T* save_mean, T* save_invstd, T* running_mean, T* running_var) {
+  check_train_shape(s);
+  const int64_t N = s.N, C = s.C, HW = s.HW, M = N * HW;
+  for (int64_t c = 0; c < C; ++c) {
+    double sum = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) sum += double(x[(n * C + c) * HW + i]);
+    const double mean = sum / double(M);
+    double sq = 0;  // two-pass variance
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) {
+        const double d = double(x[(n * C + c) * HW + i]) - mean;
+        sq += d * d;
+      }
+    const double var = sq / double(M);  // biased: used to normalise
+    const double invstd = 1.0 / std::sqrt(var + double(s.eps));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) {
+        const int64_t j = (n * C + c) * HW + i;
+        y[j] = T((double(x[j]) - mean) * invstd * double(gamma[c]) + double(beta[c]));
+      }
+    save_mean[c] = T(mean);
+    save_invstd[c] = T(invstd);
+    const double m = double(s.momentum);
+    if (running_mean) running_mean[c] = T((1.0 - m) * double(running_mean[c]) + m * mean);
+    if (running_var) running_var[c] = T((1.0 - m) * double(running_var[c]) + m * sq / double(M - 1));
+  }
+}
+
+template <typename T>
+void batchnorm_forward_eval_ref(const BatchNormShape& s, const T* x, const T* gamma, const T* beta,
+                                const T* running_mean, const T* running_var, T* y) {
+  check_batchnorm_shape(s);
+  const int64_t N = s.N, C = s.C, HW = s.HW;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < HW; ++i) {
+        const int64_t j = (n * C + c) * HW + i;
+        y[j] = T((double(x[j]) - double(running_mean[c])) / std::sqrt(double(running_var[c]) + double(s.eps)) *
+                     double(gamma[c]) +
+                 double(beta[c]));
+      }
+}
+
+// With xhat = (x - mean) * invstd over the M = N*HW values of a channel:
+// dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * invstd / M * (M * dy - dbeta - xhat * dgamma).
+template <typename T>
+void batchnorm_backward_ref(const BatchNormShape& s, const T* x, const T* dy, const T* gamma, const T* save_mean,
+                            const T* save_invstd, T* dx, T* dgamma, T* dbeta) {
+  check_batchnorm_shape(s);
+  const int64_t N = s.N, C = s.C, HW = s.HW, M = N * HW;
+  for (int64_t c = 0; c < C; ++c) {
+    const double mean = double(save_mean[c]), invstd = double(save_invstd[c]);
+    double sdy = 0, sdy_xhat = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) {
+        const int64_t j = (n * C + c) * HW + i;
+        sdy += double(dy[j]);
+        sdy_xhat += double(dy[j]) * (double(x[j]) - mean) * invstd;
+      }
+    const double k = double(gamma[c]) * invstd / double(M);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) {
+        const int64_t j = (n * C + c) * HW + i;
+        const double xhat = (double(x[j]) - mean) * invstd;
+        dx[j] = T(k * (double(M) * double(dy[j]) - sdy - xhat * sdy_xhat));
+      }
+    dgamma[c] = T(sdy_xhat);
+    dbeta[c] = T(sdy);
+  }
+}
+
+template void batchnorm_forward_train_ref<float>(const BatchNormShape&, const float*, const float*, const float*,
+                                                 float*, float*, float*, float*, float*);
+template void batchnorm_forward_train_ref<double>(const BatchNormShape&, const double*, const double*,
+                                                  const double*, double*, double*, double*, double*, double*);
+template void batchnorm_forward_eval_ref<float>(const BatchNormShape&, const float*, const float*, const float*,
+                                                const float*, const float*, float*);
+template void batchnorm_forward_eval_ref<double>(const BatchNormShape&, const double*, const double*,
+                                                 const double*, const double*, const double*, double*);
+template void batchnorm_backward_ref<float>(const BatchNormShape&, const float*, const float*, const float*,
+                                            const float*, const float*, float*, float*, float*);
+template void batchnorm_backward_ref<double>(const BatchNormShape&, const double*, const double*, const double*,
+                                             const double*, const double*, double*, double*, double*);
+
+// ---- fast CPU path -------------------------------------------------------------------------------
+// One thread per channel: a channel's M = N*HW values are N contiguous runs of HW floats, C*HW apart.
+// Each run is summed in float by a vectorised loop (at most HW terms), the runs are added in double.
+// Results do not depend on the thread count: each channel is computed by one thread in a fixed order.
+
+void batchnorm_forward_train_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
+                                 float* y, float* save_mean, float* save_invstd, float* running_mean,
+                                 float* running_var) {
+  check_train_shape(s);
+  const int64_t N = s.N, C = s.C, HW = s.HW, M = N * HW;
+#pragma omp parallel for schedule(static) if (C > 1 && N * C * HW >= kParallelMin)
+  for (int64_t c = 0; c < C; ++c) {
+    // Statistics in one pass with shifted data: sums of d = x - K, K a value of the channel. Since K lies
+    // within a few std of the mean, sum d^2 - (sum d)^2 / M cancels little, unlike E[x^2] - E[x]^2.
+    const float K = x[c * HW];
+    double s1 = 0, s2 = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xp = x + (n * C + c) * HW;
+      float a1 = 0.f, a2 = 0.f;
+#pragma omp simd reduction(+ : a1, a2)
+      for (int64_t i = 0; i < HW; ++i) {
+        const float d = xp[i] - K;
+        a1 += d;
+        a2 += d * d;
+      }
+      s1 += a1;
+      s2 += a2;
+    }
+    const double shift = s1 / double(M);
+    const double sq = std::max(0.0, s2 - s1 * shift);  // sum (x - mean)^2
+    const double mean = double(K) + shift;
+    const double invstd = 1.0 / std::sqrt(sq / double(M) + double(s.eps));
+    save_mean[c] = float(mean);
+    save_invstd[c] = float(invstd);
+    const double m = double(s.momentum);
+    if (running_mean) running_mean[c] = float((1.0 - m) * double(running_mean[c]) + m * mean);
+    if (running_var) running_var[c] = float((1.0 - m) * double(running_var[c]) + m * sq / double(M - 1));
+
+    // (x - mean) * scale + beta rather than x * scale + shift: no cancellation when |mean| >> std.
+    const float fmean = float(mean), scale = float(double(gamma[c]) * invstd), b = beta[c];
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xp = x + (n * C + c) * HW;
+      float* yp = y + (n * C + c) * HW;
+#pragma omp simd
+      for (int64_t i = 0; i < HW; ++i) yp[i] = (xp[i] - fmean) * scale + b;
+    }
+  }
+}
+
+void batchnorm_forward_eval_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
+                                const float* running_mean, const float* running_var, float* y) {
+  check_batchnorm_shape(s);
+  const int64_t N = s.N, C = s.C, HW = s.HW;
+  std::vector<float> scale(C);
+  for (int64_t c = 0; c < C; ++c)
+    scale[c] = float(double(gamma[c]) / std::sqrt(double(running_var[c]) + double(s.eps)));
+  // One fused pass over (N*C) planes of HW values; the per-plane constants come from the small tables.
+#pragma omp parallel for schedule(static) if (N * C * HW >= kParallelMin)
+  for (int64_t p = 0; p < N * C; ++p) {
+    const int64_t c = p % C;
+    const float mean = running_mean[c], k = scale[c], b = beta[c];
+    const float* xp = x + p * HW;
+    float* yp = y + p * HW;
+#pragma omp simd
+    for (int64_t i = 0; i < HW; ++i) yp[i] = (xp[i] - mean) * k + b;
+  }
+}
+
+void batchnorm_backward_cpu(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+                            const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
+                            float* dbeta) {
+  check_batchnorm_shape(s);
+  const int64_t N = s.N, C = s.C, HW = s.HW, M = N * HW;
+#pragma omp parallel for schedule(static) if (C > 1 && N * C * HW >= kParallelMin)
+  for (int64_t c = 0; c < C; ++c) {
+    const float mean = save_mean[c], invstd = save_invstd[c];
+    double sdy = 0, sdy_xmu = 0;  // sum dy, sum dy * (x - mean)
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xp = x + (n * C + c) * HW;
+      const float* dyp = dy + (n * C + c) * HW;
+      float a1 = 0.f, a2 = 0.f;
+#pragma omp simd reduction(+ : a1, a2)
+      for (int64_t i = 0; i < HW; ++i) {
+        a1 += dyp[i];
+        a2 += dyp[i] * (xp[i] - mean);
+      }
+      sdy += a1;
+      sdy_xmu += a2;
+    }
+    dbeta[c] = float(sdy);
+    dgamma[c] = float(sdy_xmu * double(invstd));
+    // dx = gamma * invstd * (dy - sum dy / M - (x - mean) * invstd^2 * sum dy (x - mean) / M)
+    const float k = float(double(gamma[c]) * double(invstd));
+    const float mean_dy = float(sdy / double(M));
+    const float kx = float(sdy_xmu * double(invstd) * double(invstd) / double(M));
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xp = x + (n * C + c) * HW;
+      const float* dyp = dy + (n * C + c) * HW;
+      float* dxp = dx + (n * C + c) * HW;
+#pragma omp simd
+      for (int64_t i = 0; i < HW; ++i) dxp[i] = k * ((dyp[i] - mean_dy) - (xp[i] - mean) * kx);
+    }
+  }
+}
+
+}  // namespace rf

@@ -12,6 +12,10 @@ struct BatchNormShape {
   std::string str() const;
 };
 
+// Throws rf::Error unless N, C, HW >= 1, eps > 0 and momentum in [0, 1]. Every op below calls it; train-mode
+// forward also refuses N*HW == 1 (no unbiased variance), as PyTorch does.
+void check_batchnorm_shape(const BatchNormShape& s);
+
 // save_mean, save_invstd: (C), kept for backward. running_mean/var updated in place (may be nullptr).
 template <typename T>
 void batchnorm_forward_train_ref(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, T* y,

@@ -1,1 +1,887 @@
+// conv2d on the CPU: the reference loops, our direct OpenMP + SIMD kernel, and the oneDNN paths.
+// Checked by tests/ops/test_conv.cpp (every algorithm against the reference over a sweep of shapes, the double
+// reference against finite differences); timed by .dev/conv/bench_conv.cpp (not part of the build).
+//
+// Which algorithm runs (conv2d_cpu_algo), measured at batch 64 on 2 threads (AVX-512 host), see the report:
+//  * few channels per group (depthwise, and the seeded convs with groups = gcd(C_in, C_nl), C/groups <= 4):
+//    our direct kernel. oneDNN has no fast plain-layout kernel for them (im2col + a 9-wide sgemm per group).
+//  * dense k x k (k > 1) with C >= 8: oneDNN on blocked layouts (jit:avx512_core), paying a reorder of the
+//    activations in and out on every call: still 1.2-2x faster than the plain-layout gemm path.
+//  * 1x1 convs (shortcuts, the NL modules' grouped 1x1) and the 3-channel stem: oneDNN on plain NCHW
+//    (im2col-free gemm:jit); the blocked 1x1 kernels lose their gain to the reorders.
 #include "host/ops/conv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <unordered_map>
+#include <vector>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "host/core/check.h"
+
+namespace rf {
+
+void Conv2dShape::validate() const {
+  RF_CHECK(N >= 1 && C >= 1 && H >= 1 && W >= 1 && K >= 1, "{}: sizes must be >= 1", str());
+  RF_CHECK(k >= 1, "{}: kernel size k={} must be >= 1", str(), k);
+  RF_CHECK(stride >= 1, "{}: stride={} must be >= 1", str(), stride);
+  RF_CHECK(pad >= 0, "{}: pad={} must be >= 0", str(), pad);
+  RF_CHECK(groups >= 1, "{}: groups={} must be >= 1", str(), groups);
+  RF_CHECK(C % groups == 0, "{}: C={} is not a multiple of groups={}", str(), C, groups);
+  RF_CHECK(K % groups == 0, "{}: K={} is not a multiple of groups={}", str(), K, groups);
+  RF_CHECK(H + 2 * pad >= k && W + 2 * pad >= k, "{}: kernel k={} larger than the padded input {}x{}", str(),
+           k, H + 2 * pad, W + 2 * pad);
+  RF_CHECK(y_nstride == 0 || y_nstride >= int64_t(K) * OH() * OW(),
+           "{}: y_nstride={} is smaller than one output sample K*OH*OW={}", str(), y_nstride,
+           int64_t(K) * OH() * OW());
+}
+
+std::string Conv2dShape::str() const {
+  std::string r = fmt::format("conv2d(N={},C={},H={},W={},K={},k={},s={},p={},g={}", N, C, H, W, K, k, stride,
+                              pad, groups);
+  if (y_nstride) r += fmt::format(",ys={}", y_nstride);
+  return r + ")";
+}
+
+// ================================ reference (plain loops, double accumulation) ===========================
+
+namespace {
+template <typename T>
+void forward_ref(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y, bool relu) {
+  s.validate();
+  const int OH = s.OH(), OW = s.OW(), Cg = s.C / s.groups, Kg = s.K / s.groups, k = s.k;
+  const int64_t ys = s.y_batch_stride();
+  for (int n = 0; n < s.N; ++n)
+    for (int ko = 0; ko < s.K; ++ko) {
+      const int g = ko / Kg;
+      for (int oh = 0; oh < OH; ++oh)
+        for (int ow = 0; ow < OW; ++ow) {
+          double acc = b ? double(b[ko]) : 0.0;
+          for (int c = 0; c < Cg; ++c)
+            for (int kh = 0; kh < k; ++kh) {
+              const int ih = oh * s.stride - s.pad + kh;
+              if (ih < 0 || ih >= s.H) continue;
+              for (int kw = 0; kw < k; ++kw) {
+                const int iw = ow * s.stride - s.pad + kw;
+                if (iw < 0 || iw >= s.W) continue;
+                acc += double(x[((int64_t(n) * s.C + g * Cg + c) * s.H + ih) * s.W + iw]) *
+                       double(w[((int64_t(ko) * Cg + c) * k + kh) * k + kw]);
+              }
+            }
+          if (relu && acc < 0) acc = 0;
+          y[n * ys + (int64_t(ko) * OH + oh) * OW + ow] = T(acc);
+        }
+    }
+}
+
+// Gather form: dx[ih][iw] collects every (oh, ow, kh, kw) with oh*stride - pad + kh == ih.
+template <typename T>
+void backward_data_ref(const Conv2dShape& s, const T* y, const T* dy, const T* w, T* dx) {
+  s.validate();
+  const int OH = s.OH(), OW = s.OW(), Cg = s.C / s.groups, Kg = s.K / s.groups, k = s.k;
+  const int64_t ys = s.y_batch_stride();
+  for (int n = 0; n < s.N; ++n)
+    for (int ci = 0; ci < s.C; ++ci) {
+      const int g = ci / Cg, c = ci % Cg;
+      for (int ih = 0; ih < s.H; ++ih)
+        for (int iw = 0; iw < s.W; ++iw) {
+          double acc = 0;
+          for (int o = 0; o < Kg; ++o) {
+            const int ko = g * Kg + o;
+            for (int kh = 0; kh < k; ++kh) {
+              const int th = ih + s.pad - kh;
+              if (th < 0 || th % s.stride) continue;
+              const int oh = th / s.stride;
+              if (oh >= OH) continue;
+              for (int kw = 0; kw < k; ++kw) {
+                const int tw = iw + s.pad - kw;
+                if (tw < 0 || tw % s.stride) continue;
+                const int ow = tw / s.stride;
+                if (ow >= OW) continue;
+                const int64_t yi = n * ys + (int64_t(ko) * OH + oh) * OW + ow;
+                if (y && !(y[yi] > 0)) continue;  // the fused ReLU's mask
+                acc += double(dy[yi]) * double(w[((int64_t(ko) * Cg + c) * k + kh) * k + kw]);
+              }
+            }
+          }
+          dx[((int64_t(n) * s.C + ci) * s.H + ih) * s.W + iw] = T(acc);
+        }
+    }
+}
+}  // namespace
+
+template <typename T>
+void conv2d_forward_ref(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
+  forward_ref(s, x, w, b, y, false);
+}
+template <typename T>
+void conv2d_forward_relu_ref(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
+  forward_ref(s, x, w, b, y, true);
+}
+template <typename T>
+void conv2d_backward_data_ref(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
+  backward_data_ref<T>(s, nullptr, dy, w, dx);
+}
+template <typename T>
+void conv2d_backward_data_relu_ref(const Conv2dShape& s, const T* y, const T* dy, const T* w, T* dx) {
+  backward_data_ref<T>(s, y, dy, w, dx);
+}
+
+template <typename T>
+void conv2d_backward_weight_ref(const Conv2dShape& s, const T* x, const T* dy, T* dw, T* db) {
+  s.validate();
+  const int OH = s.OH(), OW = s.OW(), Cg = s.C / s.groups, Kg = s.K / s.groups, k = s.k;
+  const int64_t ys = s.y_batch_stride();
+  for (int ko = 0; ko < s.K; ++ko) {
+    const int g = ko / Kg;
+    for (int c = 0; c < Cg; ++c)
+      for (int kh = 0; kh < k; ++kh)
+        for (int kw = 0; kw < k; ++kw) {
+          double acc = 0;
+          for (int n = 0; n < s.N; ++n)
+            for (int oh = 0; oh < OH; ++oh) {
+              const int ih = oh * s.stride - s.pad + kh;
+              if (ih < 0 || ih >= s.H) continue;
+              for (int ow = 0; ow < OW; ++ow) {
+                const int iw = ow * s.stride - s.pad + kw;
+                if (iw < 0 || iw >= s.W) continue;
+                acc += double(dy[n * ys + (int64_t(ko) * OH + oh) * OW + ow]) *
+                       double(x[((int64_t(n) * s.C + g * Cg + c) * s.H + ih) * s.W + iw]);
+              }
+            }
+          dw[((int64_t(ko) * Cg + c) * k + kh) * k + kw] = T(acc);
+        }
+    if (db) {
+      double acc = 0;
+      for (int n = 0; n < s.N; ++n)
+        for (int64_t i = 0; i < int64_t(OH) * OW; ++i) acc += double(dy[n * ys + int64_t(ko) * OH * OW + i]);
+      db[ko] = T(acc);
+    }
+  }
+}
+
+#define RF_CONV_INSTANTIATE(T)                                                                              \
+  template void conv2d_forward_ref<T>(const Conv2dShape&, const T*, const T*, const T*, T*);                \
+  template void conv2d_forward_relu_ref<T>(const Conv2dShape&, const T*, const T*, const T*, T*);           \
+  template void conv2d_backward_data_ref<T>(const Conv2dShape&, const T*, const T*, T*);                    \
+  template void conv2d_backward_data_relu_ref<T>(const Conv2dShape&, const T*, const T*, const T*, T*);     \
+  template void conv2d_backward_weight_ref<T>(const Conv2dShape&, const T*, const T*, T*, T*);
+RF_CONV_INSTANTIATE(float)
+RF_CONV_INSTANTIATE(double)
+#undef RF_CONV_INSTANTIATE
+
+// ================================ direct kernel (OpenMP over groups x samples, SIMD over pixels) =========
+//
+// Idea: copy the group's input channels into zero-padded "phase planes" (for stride s, plane (a, b) holds the
+// padded pixels (i*s + a, j*s + b)), all with the same row pitch Wq. Then every tap (c, kh, kw) of the kernel
+// is one contiguous shifted window of one plane, and an output plane, computed over Wq-wide rows (the extra
+// Wq - OW columns are computed and dropped), is sum_t w_t * window_t: unit-stride loads, no bounds checks,
+// any stride and padding. Backward data runs the same sum over zero-padded dy planes with the taps' shifts
+// negated (one output phase plane at a time), backward weights takes dot products of dy with the windows.
+// Napkin math for depthwise 3x3 at 32x32: 9 MACs per output on 9 loads from L1, written once: memory bound.
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int kV = 16;
+using vf = __m512;
+inline vf vzero() { return _mm512_setzero_ps(); }
+inline vf vset1(float a) { return _mm512_set1_ps(a); }
+inline vf vload(const float* p) { return _mm512_loadu_ps(p); }
+inline void vstore(float* p, vf a) { _mm512_storeu_ps(p, a); }
+inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+inline float vhsum(vf a) {  // not _mm512_reduce_add_ps: GCC 12 warns inside it (-Wmaybe-uninitialized)
+  alignas(64) float t[16];
+  _mm512_store_ps(t, a);
+  float r = 0;
+  for (int i = 0; i < 16; ++i) r += t[i];
+  return r;
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr int kV = 8;
+using vf = __m256;
+inline vf vzero() { return _mm256_setzero_ps(); }
+inline vf vset1(float a) { return _mm256_set1_ps(a); }
+inline vf vload(const float* p) { return _mm256_loadu_ps(p); }
+inline void vstore(float* p, vf a) { _mm256_storeu_ps(p, a); }
+inline vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+inline float vhsum(vf a) {
+  alignas(32) float t[8];
+  _mm256_store_ps(t, a);
+  return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+}
+#else
+constexpr int kV = 4;
+struct vf {
+  float e[4];
+};
+inline vf vzero() { return vf{{0, 0, 0, 0}}; }
+inline vf vset1(float a) { return vf{{a, a, a, a}}; }
+inline vf vload(const float* p) { return vf{{p[0], p[1], p[2], p[3]}}; }
+inline void vstore(float* p, vf a) { std::memcpy(p, a.e, sizeof a.e); }
+inline vf vfma(vf a, vf b, vf c) {
+  for (int i = 0; i < 4; ++i) c.e[i] += a.e[i] * b.e[i];
+  return c;
+}
+inline float vhsum(vf a) { return (a.e[0] + a.e[1]) + (a.e[2] + a.e[3]); }
+#endif
+constexpr int kBlk = 2 * kV;  // pixels per inner iteration: two vector accumulators per output channel
+
+inline int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+
+struct Geom {
+  int Cg, Kg, k, s, p, H, W, OH, OW;
+  int Hq, Wq;          // phase plane rows and row pitch
+  int64_t plane;       // floats per phase plane, slack for the shifted windows and the rounded length included
+  int64_t L;           // forward/backward-weight output length OH*Wq, rounded up to kBlk
+  int64_t Lq;          // backward-data output length Hq*Wq, rounded up to kBlk
+  int64_t M0;          // largest tap shift (kh/s)*Wq + kw/s: the dy planes' zero margin in front
+  int64_t dyq;         // floats per dy plane: margin, OH rows of Wq, zeros up to the longest read
+  int T() const { return Cg * k * k; }
+
+  explicit Geom(const Conv2dShape& sh) {
+    Cg = sh.C / sh.groups, Kg = sh.K / sh.groups, k = sh.k, s = sh.stride, p = sh.pad, H = sh.H, W = sh.W;
+    OH = sh.OH(), OW = sh.OW();
+    const int e = (k - 1) / s;  // largest whole-plane shift of a tap
+    Hq = std::max((H + 2 * p + s - 1) / s, OH + e);
+    Wq = std::max((W + 2 * p + s - 1) / s, OW + e);  // >= OW + e: the shifted dy windows wrap into zeros
+    L = round_up(int64_t(OH) * Wq, kBlk);
+    Lq = round_up(int64_t(Hq) * Wq, kBlk);
+    M0 = int64_t(e) * Wq + e;
+    plane = round_up(std::max<int64_t>(int64_t(Hq) * Wq, L + M0), kV);
+    dyq = round_up(M0 + std::max(L, Lq), kV);
+  }
+};
+
+// Phase planes of one sample's group of Cg input channels x (Cg, H, W): P[(c*s + a)*s + b][i*Wq + j] =
+// x[c][i*s + a - p][j*s + b - p], zero outside. Only the positions that hold pixels are written: P is
+// zeroed once per call and thread, and the padding positions are the same for every sample.
+void fill_phase_planes(const Geom& g, const float* x, float* P) {
+  const int s = g.s, p = g.p;
+  // Column phase b takes pixels q = q0[b], q0[b] + s, ... to columns j0[b], j0[b] + 1, ...
+  // (divisions hoisted out of the row loop: an idiv per row cost more than the copy itself)
+  constexpr int kMaxS = 8;
+  int q0[kMaxS], j0[kMaxS], cnt[kMaxS];
+  const int sb = std::min(s, kMaxS);
+  for (int b = 0; b < sb; ++b) {
+    q0[b] = ((b - p) % s + s) % s, j0[b] = (q0[b] + p) / s, cnt[b] = (g.W - q0[b] + s - 1) / s;
+  }
+  for (int c = 0; c < g.Cg; ++c) {
+    int a = p % s, i = p / s;  // row phase and phase-plane row of input row r, stepped along
+    for (int r = 0; r < g.H; ++r) {
+      const float* xr = x + (int64_t(c) * g.H + r) * g.W;
+      float* row0 = P + int64_t((c * s + a) * s) * g.plane + int64_t(i) * g.Wq;
+      if (s == 1) {
+        std::memcpy(row0 + p, xr, sizeof(float) * g.W);
+      } else if (s == 2) {
+        for (int b = 0; b < 2; ++b) {  // constant stride: vectorised with permutes
+          float* dst = row0 + b * g.plane + j0[b];
+          const float* src = xr + q0[b];
+          for (int j = 0; j < cnt[b]; ++j) dst[j] = src[2 * j];
+        }
+      } else {
+        for (int b = 0; b < s; ++b) {
+          const int qb = ((b - p) % s + s) % s;
+          float* dst = row0 + b * g.plane + (qb + p) / s;
+          for (int q = qb, j = 0; q < g.W; q += s, ++j) dst[j] = xr[q];
+        }
+      }
+      if (++a == s) a = 0, ++i;
+    }
+  }
+}
+
+// dy plane of one output channel: zero margin M0, then OH rows of pitch Wq (columns >= OW zero), zeros after;
+// masked by [y > 0] when y is given (the fused ReLU). Like P, D is zeroed once: only pixels are written.
+void fill_dy_plane(const Geom& g, const float* dy, const float* y, float* D) {
+  float* d = D + g.M0;
+  for (int oh = 0; oh < g.OH; ++oh) {
+    const float* src = dy + int64_t(oh) * g.OW;
+    float* row = d + int64_t(oh) * g.Wq;
+    if (y) {
+      const float* yr = y + int64_t(oh) * g.OW;
+      for (int ow = 0; ow < g.OW; ++ow) row[ow] = yr[ow] > 0 ? src[ow] : 0.f;
+    } else {
+      std::memcpy(row, src, sizeof(float) * g.OW);
+    }
+  }
+}
+
+// dst[oh][ow] = [relu](src[oh*Wq + ow] + bias): the dropped columns stay behind.
+void store_plane(const Geom& g, const float* src, float bias, bool relu, float* dst) {
+  for (int oh = 0; oh < g.OH; ++oh) {
+    const float* sr = src + int64_t(oh) * g.Wq;
+    float* dr = dst + int64_t(oh) * g.OW;
+    if (relu) {
+      for (int ow = 0; ow < g.OW; ++ow) dr[ow] = std::max(sr[ow] + bias, 0.f);
+    } else {
+      for (int ow = 0; ow < g.OW; ++ow) dr[ow] = sr[ow] + bias;
+    }
+  }
+}
+
+// out[f] = sum_t wt[t] * base[off[t] + f] for f < len (len a multiple of kBlk), two output channels at once
+// when w2 is given (they share every load: 2 loads feed 4 FMAs).
+void shifted_sum(int T, const float* wt, const float* wt2, const int64_t* off, const float* base, int64_t len,
+                 float* out, float* out2) {
+  if (wt2) {
+    for (int64_t f = 0; f < len; f += kBlk) {
+      vf a0 = vzero(), a1 = vzero(), b0 = vzero(), b1 = vzero();
+      for (int t = 0; t < T; ++t) {
+        const float* q = base + off[t] + f;
+        const vf x0 = vload(q), x1 = vload(q + kV), w1 = vset1(wt[t]), w2 = vset1(wt2[t]);
+        a0 = vfma(w1, x0, a0), a1 = vfma(w1, x1, a1);
+        b0 = vfma(w2, x0, b0), b1 = vfma(w2, x1, b1);
+      }
+      vstore(out + f, a0), vstore(out + f + kV, a1);
+      vstore(out2 + f, b0), vstore(out2 + f + kV, b1);
+    }
+  } else {
+    for (int64_t f = 0; f < len; f += kBlk) {
+      vf a0 = vzero(), a1 = vzero();
+      for (int t = 0; t < T; ++t) {
+        const float* q = base + off[t] + f;
+        const vf w1 = vset1(wt[t]);
+        a0 = vfma(w1, vload(q), a0), a1 = vfma(w1, vload(q + kV), a1);
+      }
+      vstore(out + f, a0), vstore(out + f + kV, a1);
+    }
+  }
+}
+
+// Work items are (block of consecutive groups, block of samples). Per sample an item reads its groups'
+// channels as one contiguous run of >= 32 KB (one 4 KB plane at a time defeats the hardware prefetcher, which
+// stops at page ends: measured 2x slower), and the block of samples shares one fetch of the weights.
+struct Blocking {
+  int gb, ngb, nb, nnb;  // groups per block and blocks of groups; samples per block and blocks of samples
+  int64_t items() const { return int64_t(ngb) * nnb; }
+  explicit Blocking(const Conv2dShape& s) {
+    const int64_t group_bytes = int64_t(sizeof(float)) * (s.C / s.groups) * s.H * s.W;
+    gb = int(std::clamp<int64_t>(32768 / group_bytes, 1, s.groups));
+    ngb = (s.groups + gb - 1) / gb;
+    const int64_t want = 8 * int64_t(omp_get_max_threads());  // items, for load balance
+    nnb = int(std::clamp<int64_t>((want + ngb - 1) / ngb, 1, s.N));
+    nb = (s.N + nnb - 1) / nnb;
+    nnb = (s.N + nb - 1) / nb;
+  }
+  // item -> [g0, g1) x [n0, n1)
+  void range(int64_t it, int G, int N, int& g0, int& g1, int& n0, int& n1) const {
+    g0 = int(it / nnb) * gb, g1 = std::min(G, g0 + gb);
+    n0 = int(it % nnb) * nb, n1 = std::min(N, n0 + nb);
+  }
+};
+
+// Prefetch the input planes of the next (sample, group) of the item while this one is computed.
+inline void prefetch_next(const Conv2dShape& s, int g0, int g1, int n, int n1, int gi, const float* x) {
+  int nn = n, ng = gi + 1;
+  if (ng == g1) ng = g0, ++nn;
+  if (nn >= n1) return;
+  const int64_t len = int64_t(s.C / s.groups) * s.H * s.W;
+  const char* p = reinterpret_cast<const char*>(x + (int64_t(nn) * s.C + int64_t(ng) * (s.C / s.groups)) * s.H * s.W);
+  for (int64_t i = 0; i < len * int64_t(sizeof(float)); i += 64) __builtin_prefetch(p + i);
+}
+
+// Offsets of the forward taps t = (c*k + kh)*k + kw in the phase planes.
+std::vector<int64_t> forward_taps(const Geom& g) {
+  std::vector<int64_t> off(g.T());
+  for (int c = 0; c < g.Cg; ++c)
+    for (int kh = 0; kh < g.k; ++kh)
+      for (int kw = 0; kw < g.k; ++kw)
+        off[(c * g.k + kh) * g.k + kw] =
+            int64_t((c * g.s + kh % g.s) * g.s + kw % g.s) * g.plane + int64_t(kh / g.s) * g.Wq + kw / g.s;
+  return off;
+}
+
+template <class GetW>  // GetW(g, float* buf) -> pointer to group g's weights (Kg, Cg, k, k), maybe buf
+void direct_forward(const Conv2dShape& s, const float* x, GetW get_w, const float* b, float* y, bool relu) {
+  const Geom g(s);
+  const Blocking bl(s);
+  const int T = g.T();
+  const int64_t ys = s.y_batch_stride(), wg_n = int64_t(g.Kg) * T;
+#pragma omp parallel
+  {
+    std::vector<float> P(int64_t(g.Cg) * g.s * g.s * g.plane), out(2 * g.L), wbuf(bl.gb * wg_n);
+    std::vector<const float*> wg(bl.gb);
+    const std::vector<int64_t> off = forward_taps(g);
+#pragma omp for schedule(dynamic)
+    for (int64_t it = 0; it < bl.items(); ++it) {
+      int g0, g1, n0, n1;
+      bl.range(it, s.groups, s.N, g0, g1, n0, n1);
+      for (int gi = g0; gi < g1; ++gi) wg[gi - g0] = get_w(gi, wbuf.data() + (gi - g0) * wg_n);
+      for (int n = n0; n < n1; ++n)
+        for (int gi = g0; gi < g1; ++gi) {
+          const float* xg = x + (int64_t(n) * s.C + int64_t(gi) * g.Cg) * s.H * s.W;
+          prefetch_next(s, g0, g1, n, n1, gi, x);
+          fill_phase_planes(g, xg, P.data());
+          for (int o = 0; o < g.Kg; o += 2) {
+            const bool two = o + 1 < g.Kg;
+            const float* w1 = wg[gi - g0] + int64_t(o) * T;
+            shifted_sum(T, w1, two ? w1 + T : nullptr, off.data(), P.data(), g.L, out.data(), out.data() + g.L);
+            for (int u = 0; u < (two ? 2 : 1); ++u) {
+              const int ko = gi * g.Kg + o + u;
+              store_plane(g, out.data() + u * g.L, b ? b[ko] : 0.f, relu,
+                          y + n * ys + int64_t(ko) * g.OH * g.OW);
+            }
+          }
+        }
+    }
+  }
+}
+
+void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
+  const Geom g(s);
+  const Blocking bl(s);
+  const int k = g.k, S = g.s;
+  const int64_t ys = s.y_batch_stride();
+  const int max_taps = g.Kg * ((k + S - 1) / S) * ((k + S - 1) / S);
+#pragma omp parallel
+  {
+    std::vector<float> D(int64_t(g.Kg) * g.dyq), out(int64_t(S) * S * g.Lq), wt(max_taps);
+    std::vector<int64_t> off(max_taps);
+#pragma omp for schedule(dynamic)
+    for (int64_t it = 0; it < bl.items(); ++it) {
+      int g0, g1, n0, n1;
+      bl.range(it, s.groups, s.N, g0, g1, n0, n1);
+      for (int n = n0; n < n1; ++n)
+        for (int gi = g0; gi < g1; ++gi) {
+          for (int o = 0; o < g.Kg; ++o) {
+            const int64_t yo = n * ys + int64_t(gi * g.Kg + o) * g.OH * g.OW;
+            fill_dy_plane(g, dy + yo, relu_y ? relu_y + yo : nullptr, D.data() + o * g.dyq);
+          }
+          for (int c = 0; c < g.Cg; ++c) {
+            // Padded input pixel (i*S + a, j*S + b) collects taps kh = a (mod S), kw = b (mod S) from dy pixel
+            // (i - kh/S, j - kw/S): a window shifted back by (kh/S)*Wq + kw/S.
+            for (int a = 0; a < S; ++a)
+              for (int bb = 0; bb < S; ++bb) {
+                int T = 0;
+                for (int o = 0; o < g.Kg; ++o)
+                  for (int kh = a; kh < k; kh += S)
+                    for (int kw = bb; kw < k; kw += S) {
+                      wt[T] = w[((int64_t(gi * g.Kg + o) * g.Cg + c) * k + kh) * k + kw];
+                      off[T++] = o * g.dyq + g.M0 - (int64_t(kh / S) * g.Wq + kw / S);
+                    }
+                shifted_sum(T, wt.data(), nullptr, off.data(), D.data(), g.Lq, out.data() + (a * S + bb) * g.Lq,
+                            nullptr);
+              }
+            float* dst = dx + (int64_t(n) * s.C + int64_t(gi) * g.Cg + c) * s.H * s.W;
+            int a = g.p % S, i = g.p / S;  // inverse of fill_phase_planes
+            for (int ih = 0; ih < s.H; ++ih) {
+              const float* row0 = out.data() + int64_t(a) * S * g.Lq + int64_t(i) * g.Wq;
+              float* dr = dst + int64_t(ih) * s.W;
+              if (S == 1) {
+                std::memcpy(dr, row0 + g.p, sizeof(float) * s.W);
+              } else {
+                for (int bb = 0; bb < S; ++bb) {
+                  const int q0 = ((bb - g.p) % S + S) % S;
+                  const float* row = row0 + bb * g.Lq + (q0 + g.p) / S;
+                  float* d = dr + q0;
+                  const int cnt = (s.W - q0 + S - 1) / S;
+                  if (S == 2) {
+                    for (int j = 0; j < cnt; ++j) d[2 * j] = row[j];
+                  } else {
+                    for (int j = 0; j < cnt; ++j) d[j * S] = row[j];
+                  }
+                }
+              }
+              if (++a == S) a = 0, ++i;
+            }
+          }
+        }
+    }
+  }
+}
+
+// acc[t] += sum_f d[f] * base[off[t] + f] for NT taps at once: one load of dy feeds NT FMAs.
+template <int NT>
+void tap_dots(const float* d, const float* base, const int64_t* off, int64_t len, float* acc) {
+  vf a[NT];
+  for (int t = 0; t < NT; ++t) a[t] = vzero();
+  for (int64_t f = 0; f < len; f += kV) {
+    const vf dv = vload(d + f);
+    for (int t = 0; t < NT; ++t) a[t] = vfma(dv, vload(base + off[t] + f), a[t]);
+  }
+  for (int t = 0; t < NT; ++t) acc[t] += vhsum(a[t]);
+}
+
+void tap_dots_n(int nt, const float* d, const float* base, const int64_t* off, int64_t len, float* acc) {
+  switch (nt) {
+    case 1: return tap_dots<1>(d, base, off, len, acc);
+    case 2: return tap_dots<2>(d, base, off, len, acc);
+    case 3: return tap_dots<3>(d, base, off, len, acc);
+    case 4: return tap_dots<4>(d, base, off, len, acc);
+    case 5: return tap_dots<5>(d, base, off, len, acc);
+    case 6: return tap_dots<6>(d, base, off, len, acc);
+    case 7: return tap_dots<7>(d, base, off, len, acc);
+    case 8: return tap_dots<8>(d, base, off, len, acc);
+    default: return tap_dots<9>(d, base, off, len, acc);
+  }
+}
+
+void direct_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db) {
+  const Geom g(s);
+  const Blocking bl(s);
+  const int T = g.T();
+  const int64_t ys = s.y_batch_stride(), wn = s.weight_numel();
+  const int nthr = omp_get_max_threads();
+  // Per-thread partial sums (static schedule), added in thread order afterwards: the same bits on every run.
+  std::vector<float> part(int64_t(nthr) * (wn + s.K), 0.f);
+#pragma omp parallel num_threads(nthr)
+  {
+    float* my = part.data() + int64_t(omp_get_thread_num()) * (wn + s.K);
+    std::vector<float> P(int64_t(g.Cg) * g.s * g.s * g.plane), D(g.dyq);
+    const std::vector<int64_t> off = forward_taps(g);
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < bl.items(); ++it) {
+      int g0, g1, n0, n1;
+      bl.range(it, s.groups, s.N, g0, g1, n0, n1);
+      for (int n = n0; n < n1; ++n)
+        for (int gi = g0; gi < g1; ++gi) {
+          fill_phase_planes(g, x + (int64_t(n) * s.C + int64_t(gi) * g.Cg) * s.H * s.W, P.data());
+          for (int o = 0; o < g.Kg; ++o) {
+            const int ko = gi * g.Kg + o;
+            fill_dy_plane(g, dy + n * ys + int64_t(ko) * g.OH * g.OW, nullptr, D.data());
+            const float* d = D.data() + g.M0;  // zero past OH*Wq and in the dropped columns
+            for (int t0 = 0; t0 < T; t0 += 9)
+              tap_dots_n(std::min(9, T - t0), d, P.data(), off.data() + t0, g.L, my + int64_t(ko) * T + t0);
+            if (db) {
+              float sum = 0;
+              for (int64_t f = 0; f < int64_t(g.OH) * g.Wq; ++f) sum += d[f];
+              my[wn + ko] += sum;
+            }
+          }
+        }
+    }
+  }
+  std::memset(dw, 0, sizeof(float) * wn);
+  if (db) std::memset(db, 0, sizeof(float) * s.K);
+  for (int t = 0; t < nthr; ++t) {
+    const float* p = part.data() + int64_t(t) * (wn + s.K);
+    for (int64_t i = 0; i < wn; ++i) dw[i] += p[i];
+    if (db)
+      for (int i = 0; i < s.K; ++i) db[i] += p[wn + i];
+  }
+}
+
+// ================================ oneDNN (primitives cached per shape) ===================================
+
+using dnnl::memory;
+using dtag = memory::format_tag;
+
+dnnl::engine& dnnl_engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+// One growing 64-byte aligned buffer per calling thread and role: reordered activations, scratchpads.
+struct Scratch {
+  void* p = nullptr;
+  size_t bytes = 0;
+  ~Scratch() { std::free(p); }
+  void* get(size_t want) {
+    if (want > bytes) {
+      std::free(p);
+      bytes = round_up(int64_t(want), 4096);
+      p = std::aligned_alloc(64, bytes);
+      RF_CHECK(p, "conv2d: cannot allocate {} bytes of scratch", bytes);
+    }
+    return p;
+  }
+};
+Scratch& scratch(int slot) {
+  thread_local Scratch s[6];
+  return s[slot];
+}
+
+struct DnnlKey {
+  int N, C, H, W, K, k, stride, pad, groups, pass, algo, nthr;
+  int64_t y_nstride;
+  bool bias, relu;
+  bool operator==(const DnnlKey& o) const { return std::memcmp(this, &o, sizeof *this) == 0; }
+};
+struct DnnlKeyHash {
+  size_t operator()(const DnnlKey& k) const {
+    const auto* b = reinterpret_cast<const unsigned char*>(&k);
+    size_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < sizeof k; ++i) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+  }
+};
+
+// A tensor the primitive reads or writes: the user's layout, the primitive's, and the reorder between.
+struct DnnlArg {
+  int arg = 0;
+  bool out = false;
+  memory::desc user, prim;
+  dnnl::primitive reorder;  // user -> prim for inputs, prim -> user for outputs; empty when the same
+  size_t reorder_scratch = 0;
+};
+struct DnnlConv {
+  dnnl::primitive prim;
+  std::vector<DnnlArg> args;
+  size_t scratch = 0;
+  std::string impl;
+};
+
+dnnl::primitive_attr scratch_attr() {
+  dnnl::primitive_attr a;
+  a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return a;
+}
+
+DnnlArg make_arg(int arg, bool out, const memory::desc& user, const memory::desc& prim) {
+  DnnlArg a{arg, out, user, prim, {}, 0};
+  if (user != prim) {
+    auto& e = dnnl_engine();
+    auto pd = out ? dnnl::reorder::primitive_desc(e, prim, e, user, scratch_attr())
+                  : dnnl::reorder::primitive_desc(e, user, e, prim, scratch_attr());
+    a.reorder = dnnl::reorder(pd);
+    a.reorder_scratch = pd.scratchpad_desc().get_size();
+  }
+  return a;
+}
+
+std::shared_ptr<const DnnlConv> build_dnnl(const Conv2dShape& s, ConvPass pass, bool blocked, bool bias,
+                                           bool relu) {
+  auto& eng = dnnl_engine();
+  const memory::dim OH = s.OH(), OW = s.OW(), G = s.groups;
+  const memory::dims xd{s.N, s.C, s.H, s.W}, yd{s.N, s.K, OH, OW}, bd{s.K};
+  const memory::dims wd = G == 1 ? memory::dims{s.K, s.C, s.k, s.k}
+                                 : memory::dims{G, s.K / G, s.C / G, s.k, s.k};
+  const auto f32 = memory::data_type::f32;
+  const memory::desc x_user(xd, f32, dtag::nchw), w_user(wd, f32, G == 1 ? dtag::oihw : dtag::goihw),
+      b_user(bd, f32, dtag::x),
+      y_user(yd, f32, memory::dims{s.y_batch_stride(), OH * OW, OW, 1});
+  // The plain gemm path wants dense NCHW (a strided y makes oneDNN fall back to its reference loops): the
+  // conv writes a dense temporary and a reorder copies it into the channel slice.
+  const memory::desc x_any = blocked ? memory::desc(xd, f32, dtag::any) : x_user,
+                     y_any = blocked ? memory::desc(yd, f32, dtag::any) : memory::desc(yd, f32, dtag::nchw),
+                     w_any = blocked ? memory::desc(wd, f32, dtag::any) : w_user;
+  const memory::dims st{s.stride, s.stride}, pd{s.pad, s.pad};
+  const auto alg = dnnl::algorithm::convolution_direct;
+  const auto prop = dnnl::prop_kind::forward_training;
+  auto fwd_desc = bias ? dnnl::convolution_forward::desc(prop, alg, x_any, w_any, b_user, y_any, st, pd, pd)
+                       : dnnl::convolution_forward::desc(prop, alg, x_any, w_any, y_any, st, pd, pd);
+  dnnl::primitive_attr attr = scratch_attr();
+  if (relu && pass == ConvPass::forward) {
+    dnnl::post_ops po;
+    po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(po);
+  }
+  dnnl::convolution_forward::primitive_desc fwd(fwd_desc, attr, eng);
+  auto r = std::make_shared<DnnlConv>();
+  if (pass == ConvPass::forward) {
+    r->prim = dnnl::convolution_forward(fwd);
+    r->args = {make_arg(DNNL_ARG_SRC, false, x_user, fwd.src_desc()),
+               make_arg(DNNL_ARG_WEIGHTS, false, w_user, fwd.weights_desc()),
+               make_arg(DNNL_ARG_DST, true, y_user, fwd.dst_desc())};
+    if (bias) r->args.push_back(make_arg(DNNL_ARG_BIAS, false, b_user, fwd.bias_desc()));
+    r->scratch = fwd.scratchpad_desc().get_size();
+    r->impl = fwd.impl_info_str();
+  } else if (pass == ConvPass::backward_data) {
+    dnnl::convolution_backward_data::desc d(alg, x_any, w_any, y_any, st, pd, pd);
+    dnnl::convolution_backward_data::primitive_desc bwd(d, scratch_attr(), eng, fwd);
+    r->prim = dnnl::convolution_backward_data(bwd);
+    r->args = {make_arg(DNNL_ARG_DIFF_DST, false, y_user, bwd.diff_dst_desc()),
+               make_arg(DNNL_ARG_WEIGHTS, false, w_user, bwd.weights_desc()),
+               make_arg(DNNL_ARG_DIFF_SRC, true, x_user, bwd.diff_src_desc())};
+    r->scratch = bwd.scratchpad_desc().get_size();
+    r->impl = bwd.impl_info_str();
+  } else {
+    auto d = bias ? dnnl::convolution_backward_weights::desc(alg, x_any, w_any, b_user, y_any, st, pd, pd)
+                  : dnnl::convolution_backward_weights::desc(alg, x_any, w_any, y_any, st, pd, pd);
+    dnnl::convolution_backward_weights::primitive_desc bwd(d, scratch_attr(), eng, fwd);
+    r->prim = dnnl::convolution_backward_weights(bwd);
+    r->args = {make_arg(DNNL_ARG_SRC, false, x_user, bwd.src_desc()),
+               make_arg(DNNL_ARG_DIFF_DST, false, y_user, bwd.diff_dst_desc()),
+               make_arg(DNNL_ARG_DIFF_WEIGHTS, true, w_user, bwd.diff_weights_desc())};
+    if (bias) r->args.push_back(make_arg(DNNL_ARG_DIFF_BIAS, true, b_user, bwd.diff_bias_desc()));
+    r->scratch = bwd.scratchpad_desc().get_size();
+    r->impl = bwd.impl_info_str();
+  }
+  for (auto& a : r->args) r->scratch = std::max(r->scratch, a.reorder_scratch);
+  return r;
+}
+
+// Creating a primitive costs milliseconds (kernel generation), so each is made once per shape. oneDNN wants
+// the same thread count at creation and execution, hence the count in the key.
+std::shared_ptr<const DnnlConv> get_dnnl(const Conv2dShape& s, ConvPass pass, bool blocked, bool bias,
+                                         bool relu) {
+  DnnlKey key;
+  std::memset(&key, 0, sizeof key);  // padding bytes take part in the hash and the comparison
+  key.N = s.N, key.C = s.C, key.H = s.H, key.W = s.W, key.K = s.K, key.k = s.k, key.stride = s.stride;
+  key.pad = s.pad, key.groups = s.groups, key.pass = int(pass), key.algo = blocked, key.nthr = omp_get_max_threads();
+  key.y_nstride = s.y_batch_stride(), key.bias = bias, key.relu = relu;
+  static std::mutex mu;
+  static std::unordered_map<DnnlKey, std::shared_ptr<const DnnlConv>, DnnlKeyHash> cache;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  std::shared_ptr<const DnnlConv> made;
+  try {
+    made = build_dnnl(s, pass, blocked, bias, relu);
+  } catch (const dnnl::error& e) {
+    RF_FAIL("{}: oneDNN could not create the {} primitive: {} (status {})", s.str(),
+            blocked ? "blocked" : "plain", e.what(), int(e.status));
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  return cache.emplace(key, made).first->second;  // a racing thread's entry wins: same primitive
+}
+
+// ptrs[i] is the user buffer of conv.args[i].
+void run_dnnl(const DnnlConv& conv, const std::vector<void*>& ptrs) {
+  auto& eng = dnnl_engine();
+  thread_local dnnl::stream strm(dnnl_engine());
+  memory pad;
+  if (conv.scratch)
+    pad = memory(memory::desc({memory::dim(conv.scratch)}, memory::data_type::u8, dtag::x), eng,
+                 scratch(0).get(conv.scratch));
+  auto with_pad = [&](std::unordered_map<int, memory> m) {
+    if (conv.scratch) m[DNNL_ARG_SCRATCHPAD] = pad;
+    return m;
+  };
+  std::unordered_map<int, memory> margs = with_pad({});
+  std::vector<std::pair<memory, memory>> outs;  // (prim, user) pairs to reorder after the conv
+  for (size_t i = 0; i < conv.args.size(); ++i) {
+    const DnnlArg& a = conv.args[i];
+    memory user(a.user, eng, ptrs[i]);
+    if (!a.reorder) {
+      margs[a.arg] = user;
+      continue;
+    }
+    memory prim(a.prim, eng, scratch(1 + int(i)).get(a.prim.get_size()));
+    if (a.out) {
+      outs.emplace_back(prim, user);
+    } else {
+      a.reorder.execute(strm, with_pad({{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, prim}}));
+    }
+    margs[a.arg] = prim;
+  }
+  conv.prim.execute(strm, margs);
+  size_t j = 0;
+  for (size_t i = 0; i < conv.args.size(); ++i)
+    if (conv.args[i].reorder && conv.args[i].out) {
+      conv.args[i].reorder.execute(strm, with_pad({{DNNL_ARG_FROM, outs[j].first}, {DNNL_ARG_TO, outs[j].second}}));
+      ++j;
+    }
+  strm.wait();
+}
+
+bool is_dnnl(ConvAlgo a) { return a == ConvAlgo::dnnl_plain || a == ConvAlgo::dnnl_blocked; }
+
+}  // namespace
+
+// ================================ dispatch ===============================================================
+
+const char* conv_algo_name(ConvAlgo a) {
+  switch (a) {
+    case ConvAlgo::direct: return "direct";
+    case ConvAlgo::dnnl_plain: return "dnnl_plain";
+    case ConvAlgo::dnnl_blocked: return "dnnl_blocked";
+  }
+  return "?";
+}
+
+ConvAlgo conv2d_cpu_algo(const Conv2dShape& s, ConvPass pass) {
+  s.validate();
+  const int Cg = s.C / s.groups, Kg = s.K / s.groups;
+  if (s.groups > 1 && Cg <= 4) return ConvAlgo::direct;
+  if (s.k == 1) return ConvAlgo::dnnl_plain;
+  if (s.groups == 1) {
+    if (pass == ConvPass::forward && s.C < 8) return ConvAlgo::dnnl_plain;  // the stem: gemm beats the blocked
+    return ConvAlgo::dnnl_blocked;
+  }
+  return Cg % 16 == 0 && Kg % 16 == 0 ? ConvAlgo::dnnl_blocked : ConvAlgo::dnnl_plain;
+}
+
+std::string conv2d_cpu_impl_name(const Conv2dShape& s, ConvPass pass) {
+  s.validate();
+  const ConvAlgo a = conv2d_cpu_algo(s, pass);
+  if (!is_dnnl(a)) return conv_algo_name(a);
+  return std::string(conv_algo_name(a)) + ":" +
+         get_dnnl(s, pass, a == ConvAlgo::dnnl_blocked, false, false)->impl;
+}
+
+void conv2d_forward_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* x, const float* w, const float* b,
+                             float* y, bool relu) {
+  s.validate();
+  if (a == ConvAlgo::direct) {
+    const int64_t wg = s.weight_numel() / s.groups;
+    direct_forward(s, x, [&](int g, float*) { return w + g * wg; }, b, y, relu);
+    return;
+  }
+  auto conv = get_dnnl(s, ConvPass::forward, a == ConvAlgo::dnnl_blocked, b != nullptr, relu);
+  std::vector<void*> ptrs{const_cast<float*>(x), const_cast<float*>(w), y};
+  if (b) ptrs.push_back(const_cast<float*>(b));
+  run_dnnl(*conv, ptrs);
+}
+
+void conv2d_backward_data_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                                   const float* relu_y) {
+  s.validate();
+  if (a == ConvAlgo::direct) return direct_backward_data(s, dy, w, dx, relu_y);
+  Conv2dShape sd = s;
+  if (relu_y) {  // mask dy into a dense temporary, then the plain backward
+    sd.y_nstride = 0;
+    const int64_t m = int64_t(s.K) * s.OH() * s.OW(), ys = s.y_batch_stride();
+    float* t = static_cast<float*>(scratch(5).get(sizeof(float) * m * s.N));
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < s.N; ++n)
+      for (int64_t i = 0; i < m; ++i) t[n * m + i] = relu_y[n * ys + i] > 0 ? dy[n * ys + i] : 0.f;
+    dy = t;
+  }
+  auto conv = get_dnnl(sd, ConvPass::backward_data, a == ConvAlgo::dnnl_blocked, false, false);
+  run_dnnl(*conv, {const_cast<float*>(dy), const_cast<float*>(w), dx});
+}
+
+void conv2d_backward_weight_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* x, const float* dy,
+                                     float* dw, float* db) {
+  s.validate();
+  if (a == ConvAlgo::direct) return direct_backward_weight(s, x, dy, dw, db);
+  auto conv = get_dnnl(s, ConvPass::backward_weight, a == ConvAlgo::dnnl_blocked, db != nullptr, false);
+  std::vector<void*> ptrs{const_cast<float*>(x), const_cast<float*>(dy), dw};
+  if (db) ptrs.push_back(db);
+  run_dnnl(*conv, ptrs);
+}
+
+void conv2d_forward_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
+  conv2d_forward_cpu_with(conv2d_cpu_algo(s, ConvPass::forward), s, x, w, b, y, false);
+}
+void conv2d_forward_relu_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
+  conv2d_forward_cpu_with(conv2d_cpu_algo(s, ConvPass::forward), s, x, w, b, y, true);
+}
+void conv2d_backward_data_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  conv2d_backward_data_cpu_with(conv2d_cpu_algo(s, ConvPass::backward_data), s, dy, w, dx, nullptr);
+}
+void conv2d_backward_data_relu_cpu(const Conv2dShape& s, const float* y, const float* dy, const float* w,
+                                   float* dx) {
+  conv2d_backward_data_cpu_with(conv2d_cpu_algo(s, ConvPass::backward_data), s, dy, w, dx, y);
+}
+void conv2d_backward_weight_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db) {
+  conv2d_backward_weight_cpu_with(conv2d_cpu_algo(s, ConvPass::backward_weight), s, x, dy, dw, db);
+}
+
+void conv2d_forward_direct_cpu_fn(const Conv2dShape& s, const float* x,
+                                  const std::function<void(int g, float* w_g)>& weights_of_group,
+                                  const float* b, float* y, bool relu) {
+  s.validate();
+  direct_forward(
+      s, x,
+      [&](int g, float* buf) {
+        weights_of_group(g, buf);
+        return static_cast<const float*>(buf);
+      },
+      b, y, relu);
+}
+
+}  // namespace rf

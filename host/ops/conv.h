@@ -3,6 +3,7 @@
 // shape), plus our own OpenMP kernel for depthwise convs. Checked by tests/ops/test_conv.cpp.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace rf {
@@ -37,5 +38,44 @@ void conv2d_backward_weight_ref(const Conv2dShape& s, const T* x, const T* dy, T
 void conv2d_forward_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y);
 void conv2d_backward_data_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db);
+
+// ---- additions beyond the contract above ----
+// Fused ReLU: y = max(conv(x) + b, 0), and its input gradient dx = conv^T(dy * [y > 0]) where y is the
+// forward output (y and dy both use s.y_nstride). The seeded conv (NL module branch a) is built on these.
+template <typename T>
+void conv2d_forward_relu_ref(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y);
+template <typename T>
+void conv2d_backward_data_relu_ref(const Conv2dShape& s, const T* y, const T* dy, const T* w, T* dx);
+void conv2d_forward_relu_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y);
+void conv2d_backward_data_relu_cpu(const Conv2dShape& s, const float* y, const float* dy, const float* w,
+                                   float* dx);
+
+// The CPU implementations behind conv2d_*_cpu. Each handles every valid shape; conv2d_cpu_algo() is the
+// per-shape choice (measured, see conv.cpp), and tests run every algorithm against the reference.
+enum class ConvPass { forward, backward_data, backward_weight };
+enum class ConvAlgo {
+  direct,        // our OpenMP + SIMD kernel: depthwise and few-channels-per-group convs (the seeded convs)
+  dnnl_plain,    // oneDNN on the plain NCHW tensors (it picks im2col + jit sgemm)
+  dnnl_blocked,  // oneDNN on its blocked layouts (nChw16c), with reorders in and out on every call
+};
+ConvAlgo conv2d_cpu_algo(const Conv2dShape& s, ConvPass pass);
+const char* conv_algo_name(ConvAlgo a);
+// "direct", or "dnnl_plain:x64:gemm:jit" with oneDNN's implementation name (creates the primitive).
+std::string conv2d_cpu_impl_name(const Conv2dShape& s, ConvPass pass);
+
+// relu: fuse max(., 0) into the forward's output. relu_y: when not null, dy is masked by [relu_y > 0].
+void conv2d_forward_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* x, const float* w, const float* b,
+                             float* y, bool relu = false);
+void conv2d_backward_data_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* dy, const float* w,
+                                   float* dx, const float* relu_y = nullptr);
+void conv2d_backward_weight_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* x, const float* dy,
+                                     float* dw, float* db);
+
+// The direct kernel's forward with weights produced per output-channel group on demand: weights_of_group(g,
+// w_g) fills w_g[(K/groups) * (C/groups) * k * k] (group g's slice of the weight tensor) in a thread-local
+// buffer; it is called once per work item, never for the whole tensor (the seeded conv regenerates them).
+void conv2d_forward_direct_cpu_fn(const Conv2dShape& s, const float* x,
+                                  const std::function<void(int g, float* w_g)>& weights_of_group,
+                                  const float* b, float* y, bool relu);
 
 }  // namespace rf

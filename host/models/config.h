@@ -1,0 +1,39 @@
+// Model configuration: a small struct with a text form, e.g. "nl-resnet18:cnl=dw,gpw=4,classes=10".
+// Checked by tests/models/test_config.cpp.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rf {
+
+struct ModelConfig {
+  std::string arch = "resnet18";  // "resnet18" | "nl-resnet18"
+  int cnl = 0;                    // NL modules' seeded-conv width C_nl; 0 means "dw" (C_nl = C_in)
+  int gpw = 4;                    // groups of the learnable pointwise (1x1) conv
+  bool shuffle = true;            // channel shuffle after the pointwise conv
+  int classes = 10;
+  std::string stem = "cifar";     // "cifar" (3x3 s1) | "large" (7x7 s2 + 3x3 max pool s2)
+  uint64_t seed = 0;              // base seed of the NL modules' seeded convs
+  std::string seed_rule = "base+i";  // module i (network order) gets seed base + i
+  uint64_t init_seed = 1;         // seed of the learnable parameters' initialisation
+
+  bool is_nl() const { return arch == "nl-resnet18"; }
+  // Parses "arch[:key=value,...]"; keys: cnl (dw|N), gpw, shuffle (on|off), classes, stem (cifar|large),
+  // seed, seed_rule, init_seed. Throws rf::Error naming the bad key or value and what was expected.
+  static ModelConfig parse(const std::string& text);
+  std::string str() const;   // canonical text form, parse(str()) == *this
+  std::string name() const;  // short display name: "resnet18", "nl-resnet18-dw", "nl-resnet18-512"
+  void validate() const;
+  bool operator==(const ModelConfig& o) const { return str() == o.str(); }
+
+  // C_nl of a module whose input has C_in channels.
+  int nl_width(int C_in) const { return cnl == 0 ? C_in : cnl; }
+  // The seed of NL module i under the seed rule.
+  uint64_t module_seed(int i) const;
+};
+
+// The models of MODELS.md's table, in its order (the 224x224 row is resnet18 with classes=1000, stem=large).
+std::vector<ModelConfig> standard_models(int classes = 10, const std::string& stem = "cifar");
+
+}  // namespace rf

@@ -1,0 +1,489 @@
+// Layer implementations over the fast CPU ops. Backward caches only what each op's backward needs.
+#include "host/models/layers.h"
+
+#include <cmath>
+#include <numeric>
+
+#include "host/core/philox.h"
+#include "host/ops/batchnorm.h"
+#include "host/ops/elementwise.h"
+#include "host/ops/linear.h"
+#include "host/ops/shuffle.h"
+
+namespace rf {
+
+const char* param_kind_name(ParamKind k) {
+  switch (k) {
+    case ParamKind::learnable: return "learnable";
+    case ParamKind::seeded: return "seeded";
+    case ParamKind::state: return "state";
+  }
+  return "?";
+}
+
+void init_normal(Tensor& t, uint64_t seed, float std) { seeded_normal_fill(seed, std, t.numel(), t.f32()); }
+
+static Param make_param(const std::string& name, ParamKind kind, const Shape& shape, bool decay) {
+  Param p;
+  p.name = name;
+  p.kind = kind;
+  p.value = Tensor::zeros(shape);
+  if (kind == ParamKind::learnable) p.grad = Tensor::zeros(shape);
+  p.decay = decay;
+  return p;
+}
+
+static void check_nchw(const Tensor& x, int C, const std::string& what) {
+  check_shape(x, Shape{-1, C, -1, -1}, what);
+  RF_CHECK(x.is_contiguous() && x.device() == Device::cpu && x.dtype() == DType::f32,
+           "{}: expected a contiguous f32 cpu tensor, got {}", what, x.str());
+}
+
+static LayerCost cost_row(const std::string& name, const std::string& type, const Shape& in, const Shape& out) {
+  LayerCost r;
+  r.name = name;
+  r.type = type;
+  r.in = in;
+  r.out = out;
+  r.act_bytes = out.numel() * int64_t(sizeof(float));
+  return r;
+}
+
+// ---- Conv2d ----------------------------------------------------------------------------------------
+
+Conv2d::Conv2d(std::string name, int C, int K, int k, int stride, int pad, int groups, bool has_bias, uint64_t init_seed)
+    : Module(std::move(name)), C_(C), K_(K), k_(k), stride_(stride), pad_(pad), groups_(groups), has_bias_(has_bias) {
+  RF_CHECK(C % groups == 0 && K % groups == 0, "{}: channels {}->{} not divisible by groups {}", name_, C, K, groups);
+  weight = make_param(name_ + ".weight", ParamKind::learnable, Shape{K, C / groups, k, k}, true);
+  // Kaiming-normal, fan_out mode, ReLU gain, as PyTorch: fan_out = K * k * k.
+  init_normal(weight.value, init_seed, std::sqrt(2.0f / float(K * k * k)));
+  if (has_bias_) bias = make_param(name_ + ".bias", ParamKind::learnable, Shape{K}, false);
+}
+
+Conv2dShape Conv2d::conv_shape(const Shape& in) const {
+  Conv2dShape s;
+  s.N = int(in[0]);
+  s.C = C_;
+  s.H = int(in[2]);
+  s.W = int(in[3]);
+  s.K = K_;
+  s.k = k_;
+  s.stride = stride_;
+  s.pad = pad_;
+  s.groups = groups_;
+  return s;
+}
+
+Shape Conv2d::out_shape(const Shape& in) const {
+  Conv2dShape s = conv_shape(in);
+  return Shape{in[0], K_, s.OH(), s.OW()};
+}
+
+void Conv2d::forward_into(const Tensor& x, float* y, int64_t y_nstride, bool train) {
+  check_nchw(x, C_, name_ + " input");
+  Conv2dShape s = conv_shape(x.shape());
+  s.y_nstride = y_nstride;
+  s.validate();
+  conv2d_forward_cpu(s, x.f32(), weight.value.f32(), has_bias_ ? bias.value.f32() : nullptr, y);
+  if (train) x_ = x;
+}
+
+Tensor Conv2d::forward(const Tensor& x, bool train) {
+  check_nchw(x, C_, name_ + " input");
+  Tensor y = Tensor::empty(out_shape(x.shape()));
+  forward_into(x, y.f32(), 0, train);
+  return y;
+}
+
+Tensor Conv2d::backward(const Tensor& dy) {
+  RF_CHECK(x_.defined(), "{}: backward without a training forward", name_);
+  Conv2dShape s = conv_shape(x_.shape());
+  check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
+  Tensor dx = Tensor::empty(x_.shape());
+  conv2d_backward_data_cpu(s, dy.f32(), weight.value.f32(), dx.f32());
+  conv2d_backward_weight_cpu(s, x_.f32(), dy.f32(), weight.grad.f32(), has_bias_ ? bias.grad.f32() : nullptr);
+  return dx;
+}
+
+void Conv2d::collect(std::vector<Param*>& out) {
+  out.push_back(&weight);
+  if (has_bias_) out.push_back(&bias);
+}
+
+void Conv2d::account(const Shape& in, std::vector<LayerCost>& rows) const {
+  LayerCost r = cost_row(name_, "conv2d", in, out_shape(in));
+  Conv2dShape s = conv_shape(in);
+  r.learnable = s.weight_numel() + (has_bias_ ? K_ : 0);
+  r.macs = s.macs();
+  rows.push_back(r);
+}
+
+// ---- BatchNorm2d -----------------------------------------------------------------------------------
+
+BatchNorm2d::BatchNorm2d(std::string name, int C) : Module(std::move(name)), C_(C) {
+  gamma = make_param(name_ + ".weight", ParamKind::learnable, Shape{C}, false);
+  beta = make_param(name_ + ".bias", ParamKind::learnable, Shape{C}, false);
+  running_mean = make_param(name_ + ".running_mean", ParamKind::state, Shape{C}, false);
+  running_var = make_param(name_ + ".running_var", ParamKind::state, Shape{C}, false);
+  gamma.value.fill(1.f);
+  running_var.value.fill(1.f);
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x, bool train) {
+  check_nchw(x, C_, name_ + " input");
+  BatchNormShape s{int(x.size(0)), C_, int(x.size(2) * x.size(3))};
+  Tensor y = Tensor::empty(x.shape());
+  if (train) {
+    save_mean_ = Tensor::empty(Shape{C_});
+    save_invstd_ = Tensor::empty(Shape{C_});
+    batchnorm_forward_train_cpu(s, x.f32(), gamma.value.f32(), beta.value.f32(), y.f32(), save_mean_.f32(),
+                                save_invstd_.f32(), running_mean.value.f32(), running_var.value.f32());
+    x_ = x;
+  } else {
+    batchnorm_forward_eval_cpu(s, x.f32(), gamma.value.f32(), beta.value.f32(), running_mean.value.f32(),
+                               running_var.value.f32(), y.f32());
+  }
+  return y;
+}
+
+Tensor BatchNorm2d::backward(const Tensor& dy) {
+  RF_CHECK(x_.defined(), "{}: backward without a training forward", name_);
+  check_same_shape(dy, x_, name_ + " output gradient");
+  BatchNormShape s{int(x_.size(0)), C_, int(x_.size(2) * x_.size(3))};
+  Tensor dx = Tensor::empty(x_.shape());
+  batchnorm_backward_cpu(s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(), dx.f32(),
+                         gamma.grad.f32(), beta.grad.f32());
+  return dx;
+}
+
+void BatchNorm2d::collect(std::vector<Param*>& out) {
+  out.push_back(&gamma);
+  out.push_back(&beta);
+  out.push_back(&running_mean);
+  out.push_back(&running_var);
+}
+
+void BatchNorm2d::account(const Shape& in, std::vector<LayerCost>& rows) const {
+  LayerCost r = cost_row(name_, "batchnorm", in, in);
+  r.learnable = 2 * C_;
+  r.state = 2 * C_;
+  rows.push_back(r);
+}
+
+// ---- ReLU ------------------------------------------------------------------------------------------
+
+Tensor ReLU::forward(const Tensor& x, bool train) {
+  // In place: the input is a fresh activation that nothing else reads (BN keeps its own input).
+  relu_forward_cpu(x.numel(), x.f32(), x.f32());
+  if (train) y_ = x;
+  return x;
+}
+
+Tensor ReLU::backward(const Tensor& dy) {
+  RF_CHECK(y_.defined(), "{}: backward without a training forward", name_);
+  check_same_shape(dy, y_, name_ + " output gradient");
+  Tensor dx = Tensor::empty(dy.shape());
+  relu_backward_cpu(dy.numel(), y_.f32(), dy.f32(), dx.f32());
+  return dx;
+}
+
+void ReLU::account(const Shape&, std::vector<LayerCost>&) const {}  // in place: no memory, no MACs
+
+// ---- MaxPool2d (large stem) ------------------------------------------------------------------------
+
+Shape MaxPool2d::out_shape(const Shape& in) const {
+  Pool2dShape s{int(in[0]), int(in[1]), int(in[2]), int(in[3]), k_, stride_, pad_};
+  return Shape{in[0], in[1], s.OH(), s.OW()};
+}
+
+Tensor MaxPool2d::forward(const Tensor& x, bool train) {
+  Pool2dShape s{int(x.size(0)), int(x.size(1)), int(x.size(2)), int(x.size(3)), k_, stride_, pad_};
+  s.validate();
+  Tensor y = Tensor::empty(out_shape(x.shape()));
+  max_pool2d_forward_cpu(s, x.f32(), y.f32());
+  if (train) x_ = x;
+  return y;
+}
+
+Tensor MaxPool2d::backward(const Tensor& dy) {
+  RF_CHECK(x_.defined(), "{}: backward without a training forward", name_);
+  Pool2dShape s{int(x_.size(0)), int(x_.size(1)), int(x_.size(2)), int(x_.size(3)), k_, stride_, pad_};
+  check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
+  Tensor dx = Tensor::empty(x_.shape());
+  max_pool2d_backward_cpu(s, x_.f32(), dy.f32(), dx.f32());
+  return dx;
+}
+
+void MaxPool2d::account(const Shape& in, std::vector<LayerCost>& rows) const {
+  LayerCost r = cost_row(name_, "maxpool", in, out_shape(in));
+  Pool2dShape s{int(in[0]), int(in[1]), int(in[2]), int(in[3]), k_, stride_, pad_};
+  r.pool_reads = s.window_reads();
+  rows.push_back(r);
+}
+
+// ---- NLModule --------------------------------------------------------------------------------------
+
+NLModule::NLModule(std::string name, int C_in, int C_out, int stride, int C_nl, int gpw, bool shuffle, uint64_t seed,
+                   uint64_t init_seed)
+    : Module(name),
+      C_in_(C_in),
+      C_out_(C_out),
+      stride_(stride),
+      C_nl_(C_nl),
+      gpw_(gpw),
+      shuffle_(shuffle),
+      pw_(name + ".pw", C_nl + 2 * C_in, C_out, 1, 1, 0, gpw, true, init_seed) {
+  RF_CHECK(C_in >= MixedPoolShape::kGroups, "{}: C_in={} but the mixed pool needs at least 5 channels", name_, C_in);
+  spec_.seed = seed;
+  spec_.C_in = C_in;
+  spec_.C_out = C_nl;
+  spec_.k = 3;
+  spec_.stride = stride;
+  spec_.pad = 1;
+  spec_.groups = std::gcd(C_in, C_nl);
+  spec_.relu = true;
+  seeded_weight = make_param(name_ + ".seeded.weight", ParamKind::seeded,
+                             Shape{C_nl, C_in / spec_.groups, 3, 3}, false);
+  regenerate();
+}
+
+void NLModule::regenerate() { seeded_conv_weights(spec_, seeded_weight.value.f32()); }
+
+Shape NLModule::out_shape(const Shape& in) const {
+  return Shape{in[0], C_out_, (in[2] - 1) / stride_ + 1, (in[3] - 1) / stride_ + 1};
+}
+
+Tensor NLModule::forward(const Tensor& x, bool train) {
+  check_nchw(x, C_in_, name_ + " input");
+  const int N = int(x.size(0)), H = int(x.size(2)), W = int(x.size(3));
+  const int OH = (H - 1) / stride_ + 1, OW = (W - 1) / stride_ + 1;
+  const int64_t plane = int64_t(OH) * OW, ns = int64_t(Ccat()) * plane;
+  // The three branches write straight into their channel slices of the concat buffer (batch stride ns).
+  Tensor cat = Tensor::empty(Shape{N, Ccat(), OH, OW});
+  float* c = cat.f32();
+  seeded_conv_forward_cpu(spec_, N, H, W, x.f32(), seeded_weight.value.f32(), c, ns);
+  Pool2dShape mp{N, C_in_, H, W, 3, stride_, 1, ns};
+  max_pool2d_forward_cpu(mp, x.f32(), c + C_nl_ * plane);
+  MixedPoolShape mx{N, C_in_, H, W, stride_, ns};
+  mixed_avg_pool_forward_cpu(mx, x.f32(), c + (C_nl_ + C_in_) * plane);
+  Tensor z = pw_.forward(cat, train);
+  if (train) {
+    x_ = x;
+    cat_ = cat;
+  }
+  if (!shuffle_) return z;
+  Tensor y = Tensor::empty(z.shape());
+  channel_shuffle_forward_cpu(N, C_out_, int(plane), gpw_, z.f32(), y.f32());
+  return y;
+}
+
+Tensor NLModule::backward(const Tensor& dy) {
+  RF_CHECK(x_.defined(), "{}: backward without a training forward", name_);
+  check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
+  const int N = int(x_.size(0)), H = int(x_.size(2)), W = int(x_.size(3));
+  const int64_t plane = dy.size(2) * dy.size(3), ns = int64_t(Ccat()) * plane;
+  Tensor dz = dy;
+  if (shuffle_) {
+    dz = Tensor::empty(dy.shape());
+    channel_shuffle_backward_cpu(N, C_out_, int(plane), gpw_, dy.f32(), dz.f32());
+  }
+  Tensor dcat = pw_.backward(dz);
+  const float* dc = dcat.f32();
+  Tensor dx = Tensor::empty(x_.shape()), tmp = Tensor::empty(x_.shape());
+  const int64_t n = dx.numel();
+  seeded_conv_backward_data_cpu(spec_, N, H, W, cat_.f32(), dc, seeded_weight.value.f32(), dx.f32(), ns);
+  Pool2dShape mp{N, C_in_, H, W, 3, stride_, 1, ns};
+  max_pool2d_backward_cpu(mp, x_.f32(), dc + C_nl_ * plane, tmp.f32());
+  add_forward_cpu(n, dx.f32(), tmp.f32(), dx.f32(), false);
+  MixedPoolShape mx{N, C_in_, H, W, stride_, ns};
+  mixed_avg_pool_backward_cpu(mx, dc + (C_nl_ + C_in_) * plane, tmp.f32());
+  add_forward_cpu(n, dx.f32(), tmp.f32(), dx.f32(), false);
+  return dx;
+}
+
+void NLModule::collect(std::vector<Param*>& out) {
+  out.push_back(&seeded_weight);
+  pw_.collect(out);
+}
+
+void NLModule::account(const Shape& in, std::vector<LayerCost>& rows) const {
+  const int N = int(in[0]), H = int(in[2]), W = int(in[3]);
+  Shape out = out_shape(in);
+  Shape branch{N, C_nl_, out[2], out[3]}, pooled{N, C_in_, out[2], out[3]};
+  LayerCost a = cost_row(name_ + ".seeded", "seeded_conv", in, branch);
+  a.seeded = spec_.weight_numel();
+  a.macs = spec_.conv_shape(N, H, W).macs();
+  rows.push_back(a);
+  LayerCost b = cost_row(name_ + ".maxpool", "maxpool", in, pooled);
+  b.pool_reads = Pool2dShape{N, C_in_, H, W, 3, stride_, 1}.window_reads();
+  rows.push_back(b);
+  LayerCost c = cost_row(name_ + ".mixpool", "mixed_avgpool", in, pooled);
+  c.pool_reads = MixedPoolShape{N, C_in_, H, W, stride_}.window_reads();
+  rows.push_back(c);
+  pw_.account(Shape{N, Ccat(), out[2], out[3]}, rows);
+  if (shuffle_) rows.push_back(cost_row(name_ + ".shuffle", "shuffle", out, out));
+}
+
+// ---- BasicBlock ------------------------------------------------------------------------------------
+
+BasicBlock::BasicBlock(std::string name, ModulePtr conv1, ModulePtr conv2, int C_in, int C_out, int stride,
+                       uint64_t init_seed)
+    : Module(name),
+      conv1_(std::move(conv1)),
+      conv2_(std::move(conv2)),
+      bn1_(name + ".bn1", C_out),
+      bn2_(name + ".bn2", C_out),
+      relu1_(name + ".relu1") {
+  if (stride != 1 || C_in != C_out) {
+    sc_conv_ = std::make_unique<Conv2d>(name + ".shortcut.conv", C_in, C_out, 1, stride, 0, 1, false, init_seed);
+    sc_bn_ = std::make_unique<BatchNorm2d>(name + ".shortcut.bn", C_out);
+  }
+}
+
+Shape BasicBlock::out_shape(const Shape& in) const { return conv2_->out_shape(conv1_->out_shape(in)); }
+
+Tensor BasicBlock::forward(const Tensor& x, bool train) {
+  Tensor a = relu1_.forward(bn1_.forward(conv1_->forward(x, train), train), train);
+  Tensor b = bn2_.forward(conv2_->forward(a, train), train);
+  Tensor sc = sc_conv_ ? sc_bn_->forward(sc_conv_->forward(x, train), train) : x;
+  RF_CHECK(sc.shape() == b.shape(), "{}: shortcut {} vs main path {}", name_, sc.shape().str(), b.shape().str());
+  Tensor out = Tensor::empty(b.shape());
+  add_forward_cpu(out.numel(), b.f32(), sc.f32(), out.f32(), true);
+  if (train) out_ = out;
+  return out;
+}
+
+Tensor BasicBlock::backward(const Tensor& dy) {
+  RF_CHECK(out_.defined(), "{}: backward without a training forward", name_);
+  check_same_shape(dy, out_, name_ + " output gradient");
+  Tensor d = Tensor::empty(dy.shape());
+  add_backward_cpu(d.numel(), out_.f32(), dy.f32(), d.f32(), d.f32(), true);
+  Tensor dx = conv1_->backward(bn1_.backward(relu1_.backward(conv2_->backward(bn2_.backward(d)))));
+  Tensor dsc = sc_conv_ ? sc_conv_->backward(sc_bn_->backward(d)) : d;
+  add_forward_cpu(dx.numel(), dx.f32(), dsc.f32(), dx.f32(), false);
+  return dx;
+}
+
+void BasicBlock::collect(std::vector<Param*>& out) {
+  conv1_->collect(out);
+  bn1_.collect(out);
+  conv2_->collect(out);
+  bn2_.collect(out);
+  if (sc_conv_) {
+    sc_conv_->collect(out);
+    sc_bn_->collect(out);
+  }
+}
+
+void BasicBlock::account(const Shape& in, std::vector<LayerCost>& rows) const {
+  Shape a = conv1_->out_shape(in);
+  conv1_->account(in, rows);
+  bn1_.account(a, rows);
+  conv2_->account(a, rows);
+  Shape out = conv2_->out_shape(a);
+  bn2_.account(out, rows);
+  if (sc_conv_) {
+    sc_conv_->account(in, rows);
+    sc_bn_->account(out, rows);
+  }
+  rows.push_back(cost_row(name_ + ".add", "add_relu", out, out));
+}
+
+void BasicBlock::clear_cache() {
+  conv1_->clear_cache();
+  conv2_->clear_cache();
+  bn1_.clear_cache();
+  bn2_.clear_cache();
+  relu1_.clear_cache();
+  if (sc_conv_) {
+    sc_conv_->clear_cache();
+    sc_bn_->clear_cache();
+  }
+  out_ = Tensor();
+}
+
+// ---- Head ------------------------------------------------------------------------------------------
+
+Head::Head(std::string name, int C, int classes, uint64_t init_seed) : Module(std::move(name)), C_(C), classes_(classes) {
+  weight = make_param(name_ + ".fc.weight", ParamKind::learnable, Shape{classes, C}, true);
+  bias = make_param(name_ + ".fc.bias", ParamKind::learnable, Shape{classes}, false);
+  init_normal(weight.value, init_seed, 0.01f);
+}
+
+Tensor Head::forward(const Tensor& x, bool train) {
+  check_nchw(x, C_, name_ + " input");
+  const int N = int(x.size(0)), HW = int(x.size(2) * x.size(3));
+  Tensor pooled = Tensor::empty(Shape{N, C_});
+  global_avg_pool_forward_cpu(N, C_, HW, x.f32(), pooled.f32());
+  Tensor y = Tensor::empty(Shape{N, classes_});
+  linear_forward_cpu(N, C_, classes_, pooled.f32(), weight.value.f32(), bias.value.f32(), y.f32());
+  if (train) {
+    pooled_ = pooled;
+    in_ = x.shape();
+  }
+  return y;
+}
+
+Tensor Head::backward(const Tensor& dy) {
+  RF_CHECK(pooled_.defined(), "{}: backward without a training forward", name_);
+  const int N = int(in_[0]), HW = int(in_[2] * in_[3]);
+  check_shape(dy, Shape{N, classes_}, name_ + " output gradient");
+  Tensor dpooled = Tensor::empty(Shape{N, C_});
+  linear_backward_cpu(N, C_, classes_, pooled_.f32(), weight.value.f32(), dy.f32(), dpooled.f32(), weight.grad.f32(),
+                      bias.grad.f32());
+  Tensor dx = Tensor::empty(in_);
+  global_avg_pool_backward_cpu(N, C_, HW, dpooled.f32(), dx.f32());
+  return dx;
+}
+
+void Head::collect(std::vector<Param*>& out) {
+  out.push_back(&weight);
+  out.push_back(&bias);
+}
+
+void Head::account(const Shape& in, std::vector<LayerCost>& rows) const {
+  Shape pooled{in[0], C_};
+  rows.push_back(cost_row(name_ + ".avgpool", "global_avgpool", in, pooled));
+  LayerCost r = cost_row(name_ + ".fc", "linear", pooled, Shape{in[0], classes_});
+  r.learnable = int64_t(C_) * classes_ + classes_;
+  r.macs = in[0] * int64_t(C_) * classes_;
+  rows.push_back(r);
+}
+
+// ---- Sequential ------------------------------------------------------------------------------------
+
+Tensor Sequential::forward(const Tensor& x, bool train) {
+  Tensor h = x;
+  for (auto& m : mods_) h = m->forward(h, train);
+  return h;
+}
+
+Tensor Sequential::backward(const Tensor& dy) {
+  Tensor g = dy;
+  for (auto it = mods_.rbegin(); it != mods_.rend(); ++it) g = (*it)->backward(g);
+  return g;
+}
+
+void Sequential::collect(std::vector<Param*>& out) {
+  for (auto& m : mods_) m->collect(out);
+}
+
+Shape Sequential::out_shape(const Shape& in) const {
+  Shape s = in;
+  for (auto& m : mods_) s = m->out_shape(s);
+  return s;
+}
+
+void Sequential::account(const Shape& in, std::vector<LayerCost>& rows) const {
+  Shape s = in;
+  for (auto& m : mods_) {
+    m->account(s, rows);
+    s = m->out_shape(s);
+  }
+}
+
+void Sequential::clear_cache() {
+  for (auto& m : mods_) m->clear_cache();
+}
+
+}  // namespace rf

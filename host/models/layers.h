@@ -1,0 +1,208 @@
+// Layers of ResNet-18 and NL-ResNet-18 on the host: forward (train/eval), backward, parameters split into
+// learnable / seeded / state, and exact accounting from the layer's own shapes. Each layer drives the fast CPU
+// op of host/ops; the ops' references are tested in tests/ops. Models are checked by tests/models/.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "host/core/tensor.h"
+#include "host/ops/conv.h"
+#include "host/ops/pool.h"
+#include "host/ops/seeded_conv.h"
+
+namespace rf {
+
+enum class ParamKind { learnable, seeded, state };
+const char* param_kind_name(ParamKind k);
+
+struct Param {
+  std::string name;  // "layer1.0.conv1.weight"
+  ParamKind kind = ParamKind::learnable;
+  Tensor value, grad;  // grad is defined for learnable params only
+  bool decay = false;  // weight decay applies (learnable weights of 2+ dims)
+};
+
+// One row of the accounting table: what a layer holds and costs for a given input shape.
+struct LayerCost {
+  std::string name, type;
+  Shape in, out;
+  int64_t learnable = 0, seeded = 0, state = 0;
+  int64_t macs = 0, pool_reads = 0;
+  int64_t act_bytes = 0;  // fp32 bytes of the layer's output
+};
+
+class Module {
+ public:
+  explicit Module(std::string name) : name_(std::move(name)) {}
+  virtual ~Module() = default;
+  const std::string& name() const { return name_; }
+  // train=true keeps what backward needs and uses batch statistics in BN.
+  virtual Tensor forward(const Tensor& x, bool train) = 0;
+  // Returns dL/dx and writes the learnable params' gradients (overwriting). Needs a prior forward(train=true).
+  virtual Tensor backward(const Tensor& dy) = 0;
+  virtual void collect(std::vector<Param*>& out) = 0;
+  virtual Shape out_shape(const Shape& in) const = 0;
+  virtual void account(const Shape& in, std::vector<LayerCost>& rows) const = 0;
+  // Drops what forward kept for backward (activations), e.g. after an eval pass.
+  virtual void clear_cache() {}
+
+ protected:
+  std::string name_;
+};
+
+using ModulePtr = std::unique_ptr<Module>;
+
+// Learnable conv (Kaiming-normal fan_out init), optional bias (zero init).
+class Conv2d : public Module {
+ public:
+  Conv2d(std::string name, int C, int K, int k, int stride, int pad, int groups, bool has_bias, uint64_t init_seed);
+  Tensor forward(const Tensor& x, bool train) override;
+  Tensor backward(const Tensor& dy) override;
+  void collect(std::vector<Param*>& out) override;
+  Shape out_shape(const Shape& in) const override;
+  void account(const Shape& in, std::vector<LayerCost>& rows) const override;
+  void clear_cache() override { x_ = Tensor(); }
+  Conv2dShape conv_shape(const Shape& in) const;
+  Param weight, bias;
+  // Forward writing into a caller's buffer (a channel slice with batch stride y_nstride); see NLModule.
+  void forward_into(const Tensor& x, float* y, int64_t y_nstride, bool train);
+
+ private:
+  int C_, K_, k_, stride_, pad_, groups_;
+  bool has_bias_;
+  Tensor x_;
+};
+
+class BatchNorm2d : public Module {
+ public:
+  BatchNorm2d(std::string name, int C);
+  Tensor forward(const Tensor& x, bool train) override;
+  Tensor backward(const Tensor& dy) override;
+  void collect(std::vector<Param*>& out) override;
+  Shape out_shape(const Shape& in) const override { return in; }
+  void account(const Shape& in, std::vector<LayerCost>& rows) const override;
+  void clear_cache() override { x_ = save_mean_ = save_invstd_ = Tensor(); }
+  Param gamma, beta, running_mean, running_var;
+
+ private:
+  int C_;
+  Tensor x_, save_mean_, save_invstd_;
+};
+
+class ReLU : public Module {
+ public:
+  explicit ReLU(std::string name) : Module(std::move(name)) {}
+  Tensor forward(const Tensor& x, bool train) override;  // in place on x's storage when not training
+  Tensor backward(const Tensor& dy) override;
+  void collect(std::vector<Param*>&) override {}
+  Shape out_shape(const Shape& in) const override { return in; }
+  void account(const Shape& in, std::vector<LayerCost>& rows) const override;
+  void clear_cache() override { y_ = Tensor(); }
+
+ private:
+  Tensor y_;
+};
+
+class MaxPool2d : public Module {
+ public:
+  MaxPool2d(std::string name, int k, int stride, int pad) : Module(std::move(name)), k_(k), stride_(stride), pad_(pad) {}
+  Tensor forward(const Tensor& x, bool train) override;
+  Tensor backward(const Tensor& dy) override;
+  void collect(std::vector<Param*>&) override {}
+  Shape out_shape(const Shape& in) const override;
+  void account(const Shape& in, std::vector<LayerCost>& rows) const override;
+  void clear_cache() override { x_ = Tensor(); }
+
+ private:
+  int k_, stride_, pad_;
+  Tensor x_;
+};
+
+// The NL module of MODELS.md: [seeded conv + ReLU | 3x3 max pool | mixed avg pool] written straight into
+// their channel slices of one concat buffer, then the learnable grouped 1x1 conv (with bias), then the
+// channel shuffle.
+class NLModule : public Module {
+ public:
+  NLModule(std::string name, int C_in, int C_out, int stride, int C_nl, int gpw, bool shuffle, uint64_t seed,
+           uint64_t init_seed);
+  Tensor forward(const Tensor& x, bool train) override;
+  Tensor backward(const Tensor& dy) override;
+  void collect(std::vector<Param*>& out) override;
+  Shape out_shape(const Shape& in) const override;
+  void account(const Shape& in, std::vector<LayerCost>& rows) const override;
+  void clear_cache() override { x_ = cat_ = Tensor(); pw_.clear_cache(); }
+  const SeededConvSpec& seeded_spec() const { return spec_; }
+  // Regenerates the seeded weights from the seed (what the device does after reading a package).
+  void regenerate();
+  Param seeded_weight;  // kind seeded: materialised from (seed, index), never trained
+  Conv2d& pointwise() { return pw_; }
+
+ private:
+  int C_in_, C_out_, stride_, C_nl_, gpw_;
+  bool shuffle_;
+  SeededConvSpec spec_;
+  Conv2d pw_;
+  Tensor x_, cat_;
+  int Ccat() const { return C_nl_ + 2 * C_in_; }
+};
+
+// BasicBlock(in, out, s) with either learnable 3x3 convs or NL modules in its two conv slots.
+class BasicBlock : public Module {
+ public:
+  BasicBlock(std::string name, ModulePtr conv1, ModulePtr conv2, int C_in, int C_out, int stride,
+             uint64_t init_seed);
+  Tensor forward(const Tensor& x, bool train) override;
+  Tensor backward(const Tensor& dy) override;
+  void collect(std::vector<Param*>& out) override;
+  Shape out_shape(const Shape& in) const override;
+  void account(const Shape& in, std::vector<LayerCost>& rows) const override;
+  void clear_cache() override;
+
+ private:
+  ModulePtr conv1_, conv2_;
+  BatchNorm2d bn1_, bn2_;
+  ReLU relu1_;
+  std::unique_ptr<Conv2d> sc_conv_;
+  std::unique_ptr<BatchNorm2d> sc_bn_;
+  Tensor out_;
+};
+
+// Global average pool + linear classifier (weight N(0, 0.01^2), bias 0).
+class Head : public Module {
+ public:
+  Head(std::string name, int C, int classes, uint64_t init_seed);
+  Tensor forward(const Tensor& x, bool train) override;
+  Tensor backward(const Tensor& dy) override;
+  void collect(std::vector<Param*>& out) override;
+  Shape out_shape(const Shape& in) const override { return Shape{in[0], classes_}; }
+  void account(const Shape& in, std::vector<LayerCost>& rows) const override;
+  void clear_cache() override { pooled_ = Tensor(); }
+  Param weight, bias;
+
+ private:
+  int C_, classes_;
+  Shape in_;
+  Tensor pooled_;
+};
+
+class Sequential : public Module {
+ public:
+  explicit Sequential(std::string name) : Module(std::move(name)) {}
+  void add(ModulePtr m) { mods_.push_back(std::move(m)); }
+  Tensor forward(const Tensor& x, bool train) override;
+  Tensor backward(const Tensor& dy) override;
+  void collect(std::vector<Param*>& out) override;
+  Shape out_shape(const Shape& in) const override;
+  void account(const Shape& in, std::vector<LayerCost>& rows) const override;
+  void clear_cache() override;
+  const std::vector<ModulePtr>& modules() const { return mods_; }
+
+ private:
+  std::vector<ModulePtr> mods_;
+};
+
+// Fills t with std * N(0,1) from (seed, index): used for the learnable initialisation too.
+void init_normal(Tensor& t, uint64_t seed, float std);
+
+}  // namespace rf

@@ -1,0 +1,185 @@
+// Models: the exact figures of MODELS.md from the layer graph, forward shapes, seeded weights, a module-level
+// directional-derivative check, and an overfit test (SGD on one batch drives the loss down) for every model.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "host/core/philox.h"
+#include "host/models/model.h"
+#include "host/ops/loss.h"
+#include "testing.h"
+
+using namespace rf;
+
+namespace {
+struct Expected {
+  const char* config;
+  int input;
+  int64_t learnable, seeded, state, macs, pool_reads;
+};
+// MODELS.md, "Exact figures to reproduce" (batch 1).
+const Expected kTable[] = {
+    {"resnet18", 32, 11173962, 0, 9600, 555422720, 0},
+    {"nl-resnet18:cnl=dw", 32, 1107786, 30528, 9600, 57844736, 29577984},
+    {"nl-resnet18:cnl=512", 32, 1294154, 73728, 9600, 126456832, 29577984},
+    {"nl-resnet18:cnl=768", 32, 1539914, 131328, 9600, 170779648, 29577984},
+    {"resnet18:classes=1000,stem=large", 224, 11689512, 0, 9600, 1814073344, 1806336},
+};
+
+Tensor random_tensor(const Shape& s, uint32_t seed, float scale = 1.f) {
+  Tensor t = Tensor::empty(s);
+  auto v = rf::testing::random_vec<float>(size_t(t.numel()), seed, -scale, scale);
+  std::copy(v.begin(), v.end(), t.f32());
+  return t;
+}
+}  // namespace
+
+TEST(Accounting, MatchesModelsMdExactly) {
+  for (const Expected& e : kTable) {
+    SCOPED_TRACE(e.config);
+    Model m(ModelConfig::parse(e.config));
+    ModelTotals t = m.totals(Shape{1, 3, e.input, e.input});
+    EXPECT_EQ(t.learnable, e.learnable);
+    EXPECT_EQ(t.seeded, e.seeded);
+    EXPECT_EQ(t.state, e.state);
+    EXPECT_EQ(t.macs, e.macs);
+    EXPECT_EQ(t.pool_reads, e.pool_reads);
+  }
+}
+
+TEST(Accounting, AgreesWithTheParameterTensors) {
+  // The accounting rows and the tensors the model actually holds must agree.
+  for (const Expected& e : kTable) {
+    SCOPED_TRACE(e.config);
+    Model m(ModelConfig::parse(e.config));
+    int64_t n[3] = {0, 0, 0};
+    for (Param* p : m.params()) n[int(p->kind)] += p->value.numel();
+    ModelTotals t = m.totals(Shape{1, 3, e.input, e.input});
+    EXPECT_EQ(n[int(ParamKind::learnable)], t.learnable);
+    EXPECT_EQ(n[int(ParamKind::seeded)], t.seeded);
+    EXPECT_EQ(n[int(ParamKind::state)], t.state);
+  }
+}
+
+TEST(Accounting, ScalesWithBatchAndInput) {
+  Model m(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  ModelTotals t1 = m.totals(Shape{1, 3, 32, 32}), t8 = m.totals(Shape{8, 3, 32, 32});
+  EXPECT_EQ(t8.macs, 8 * t1.macs);
+  EXPECT_EQ(t8.pool_reads, 8 * t1.pool_reads);
+  EXPECT_EQ(t8.learnable, t1.learnable);
+  ModelTotals t64 = m.totals(Shape{1, 3, 64, 64});
+  EXPECT_GT(t64.macs, 3 * t1.macs);
+  EXPECT_THROW(m.totals(Shape{1, 4, 32, 32}), rf::Error);
+}
+
+TEST(Models, ForwardShapesAllConfigs) {
+  for (const char* text : {"resnet18", "nl-resnet18:cnl=dw", "nl-resnet18:cnl=512", "nl-resnet18:cnl=768",
+                           "nl-resnet18:cnl=dw,shuffle=off,gpw=2,classes=3", "nl-resnet18:stem=large,classes=5"}) {
+    SCOPED_TRACE(text);
+    Model m(ModelConfig::parse(text));
+    int in = m.config().stem == "large" ? 64 : 16;
+    Tensor x = random_tensor(Shape{2, 3, in, in}, 1);
+    Tensor y = m.forward(x, false);
+    EXPECT_EQ(y.shape(), (Shape{2, m.config().classes}));
+    EXPECT_EQ(y.shape(), m.out_shape(x.shape()));
+    for (int64_t i = 0; i < y.numel(); ++i) ASSERT_TRUE(std::isfinite(y.f32()[i]));
+  }
+  Model m(ModelConfig::parse("resnet18"));
+  EXPECT_THROW(m.forward(Tensor::zeros(Shape{2, 1, 16, 16}), false), rf::Error);
+}
+
+TEST(Models, SeededWeightsFollowTheSeedRule) {
+  Model a(ModelConfig::parse("nl-resnet18:cnl=dw,seed=42"));
+  ASSERT_EQ(a.nl_modules().size(), 16u);
+  for (size_t i = 0; i < a.nl_modules().size(); ++i) {
+    NLModule* m = a.nl_modules()[i];
+    EXPECT_EQ(m->seeded_spec().seed, 42u + i);
+    // Weight j of the module is std * seeded_normal(seed, j), bit for bit.
+    const float* w = m->seeded_weight.value.f32();
+    float s = m->seeded_spec().weight_std();
+    for (int64_t j = 0; j < m->seeded_weight.value.numel(); j += 97)
+      ASSERT_EQ(w[j], s * seeded_normal(42 + i, uint64_t(j))) << m->name() << " weight " << j;
+  }
+  // Overwrite, regenerate: the same bits come back.
+  NLModule* m0 = a.nl_modules()[3];
+  Tensor before = m0->seeded_weight.value.clone();
+  m0->seeded_weight.value.fill(0.f);
+  a.regenerate_seeded();
+  EXPECT_EQ(0, std::memcmp(before.f32(), m0->seeded_weight.value.f32(), before.nbytes()));
+  // Group counts of MODELS.md: g = gcd(C_in, C_nl).
+  Model b(ModelConfig::parse("nl-resnet18:cnl=768"));
+  EXPECT_EQ(b.nl_modules().back()->seeded_spec().groups, 256);  // gcd(512, 768)
+  EXPECT_EQ(b.nl_modules().front()->seeded_spec().groups, 64);
+}
+
+// d/dt L(x + t v) by central differences against <dL/dx, v>, for an NL module with odd sizes and stride 2.
+TEST(Models, NLModuleBackwardMatchesDirectionalDerivative) {
+  for (int stride : {1, 2}) {
+    for (int cnl : {10, 20}) {
+      SCOPED_TRACE(fmt::format("NLModule(C_in=10, C_out=8, s={}, C_nl={}, gpw=2)", stride, cnl));
+      NLModule m("nl", 10, 8, stride, cnl, 2, true, 5, 6);
+      Tensor x = random_tensor(Shape{2, 10, 7, 9}, 3);
+      Tensor g = random_tensor(m.out_shape(x.shape()), 4);
+      Tensor v = random_tensor(x.shape(), 5);
+      auto loss = [&](float t) {
+        Tensor xt = x.clone();
+        for (int64_t i = 0; i < xt.numel(); ++i) xt.f32()[i] += t * v.f32()[i];
+        Tensor y = m.forward(xt, false);
+        double s = 0;
+        for (int64_t i = 0; i < y.numel(); ++i) s += double(y.f32()[i]) * g.f32()[i];
+        return s;
+      };
+      m.forward(x, true);
+      Tensor dx = m.backward(g);
+      double analytic = 0;
+      for (int64_t i = 0; i < dx.numel(); ++i) analytic += double(dx.f32()[i]) * v.f32()[i];
+      const float eps = 1e-3f;
+      double numeric = (loss(eps) - loss(-eps)) / (2 * eps);
+      EXPECT_NEAR(numeric, analytic, 2e-2 * (1 + std::fabs(analytic)));
+      // The pointwise conv's weight gradient, the same way.
+      Param& w = m.pointwise().weight;
+      Tensor gw = w.grad.clone(), w0 = w.value.clone();
+      Tensor vw = random_tensor(w.value.shape(), 6);
+      auto loss_w = [&](float t) {
+        for (int64_t i = 0; i < w.value.numel(); ++i) w.value.f32()[i] = w0.f32()[i] + t * vw.f32()[i];
+        return loss(0.f);
+      };
+      double an_w = 0;
+      for (int64_t i = 0; i < gw.numel(); ++i) an_w += double(gw.f32()[i]) * vw.f32()[i];
+      double num_w = (loss_w(eps) - loss_w(-eps)) / (2 * eps);
+      loss_w(0.f);
+      EXPECT_NEAR(num_w, an_w, 2e-2 * (1 + std::fabs(an_w)));
+    }
+  }
+}
+
+// A few SGD steps on one small batch must drive the loss down, for every model; seeded weights never move.
+TEST(Models, OverfitOneBatch) {
+  for (const char* text : {"resnet18", "nl-resnet18:cnl=dw", "nl-resnet18:cnl=512", "nl-resnet18:cnl=768"}) {
+    SCOPED_TRACE(text);
+    Model m(ModelConfig::parse(text));
+    const int N = 8, C = 10;
+    Tensor x = random_tensor(Shape{N, 3, 16, 16}, 11);
+    std::vector<int32_t> labels(N);
+    for (int i = 0; i < N; ++i) labels[size_t(i)] = (i * 7) % C;
+    std::vector<Tensor> seeded_before;
+    for (Param* p : m.params(ParamKind::seeded)) seeded_before.push_back(p->value.clone());
+    SGD opt(m.params(), 0.9f, 5e-4f);
+    Tensor probs = Tensor::empty(Shape{N, C}), dlogits = Tensor::empty(Shape{N, C});
+    double first = 0, last = 0;
+    for (int step = 0; step < 12; ++step) {
+      Tensor logits = m.forward(x, true);
+      double loss = softmax_cross_entropy_forward_cpu(N, C, logits.f32(), labels.data(), probs.f32());
+      softmax_cross_entropy_backward_cpu(N, C, probs.f32(), labels.data(), dlogits.f32());
+      m.backward(dlogits);
+      opt.step(0.05f, 5.f);
+      if (step == 0) first = loss;
+      last = loss;
+    }
+    EXPECT_LT(last, 0.5 * first) << "loss " << first << " -> " << last;
+    auto seeded = m.params(ParamKind::seeded);
+    for (size_t i = 0; i < seeded.size(); ++i)
+      ASSERT_EQ(0, std::memcmp(seeded_before[i].f32(), seeded[i]->value.f32(), seeded_before[i].nbytes()));
+  }
+}

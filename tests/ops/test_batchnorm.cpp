@@ -1,0 +1,266 @@
+// Batch norm: fast vs reference over a shape sweep (train forward, eval forward, backward), finite-difference
+// gradients of the double reference, hand cases for the running stats and eval mode, normalised train output,
+// numerical robustness with a large per-channel offset, and shape validation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "host/core/check.h"
+#include "host/ops/batchnorm.h"
+#include "testing.h"
+
+using namespace rf;
+using rf::testing::all_close;
+using rf::testing::random_vec;
+
+namespace {
+
+std::vector<BatchNormShape> sweep() {
+  std::vector<BatchNormShape> out;
+  for (int N : {1, 2, 3, 8})
+    for (int C : {1, 3, 16, 64})
+      for (int HW : {1, 7, 64, 1024}) {
+        BatchNormShape s;
+        s.N = N, s.C = C, s.HW = HW;
+        out.push_back(s);
+      }
+  return out;
+}
+
+size_t numel(const BatchNormShape& s) { return size_t(s.N) * s.C * s.HW; }
+
+// Inputs for one case; x has a non-zero mean so that the mean subtraction matters.
+struct Inputs {
+  std::vector<float> x, gamma, beta, rm, rv;
+  Inputs(const BatchNormShape& s, uint32_t seed, double offset = 0.5)
+      : x(random_vec<float>(numel(s), seed, offset - 1, offset + 1)),
+        gamma(random_vec<float>(s.C, seed + 1, 0.5, 1.5)),
+        beta(random_vec<float>(s.C, seed + 2)),
+        rm(random_vec<float>(s.C, seed + 3)),
+        rv(random_vec<float>(s.C, seed + 4, 0.5, 2.0)) {}
+};
+
+}  // namespace
+
+TEST(BatchNorm, TrainForwardFastMatchesRef) {
+  for (const auto& s : sweep()) {
+    if (s.N * s.HW == 1) continue;  // refused in train mode, tested below
+    SCOPED_TRACE(s.str());
+    Inputs in(s, 11 + s.N * 7 + s.C * 13 + s.HW);
+    const size_t n = numel(s);
+    std::vector<float> y_ref(n), y(n), mean_ref(s.C), mean(s.C), invstd_ref(s.C), invstd(s.C);
+    std::vector<float> rm_ref = in.rm, rv_ref = in.rv, rm = in.rm, rv = in.rv;
+    batchnorm_forward_train_ref(s, in.x.data(), in.gamma.data(), in.beta.data(), y_ref.data(), mean_ref.data(),
+                                invstd_ref.data(), rm_ref.data(), rv_ref.data());
+    batchnorm_forward_train_cpu(s, in.x.data(), in.gamma.data(), in.beta.data(), y.data(), mean.data(),
+                                invstd.data(), rm.data(), rv.data());
+    EXPECT_TRUE(all_close(y, y_ref, 1e-4, 1e-4, "y"));
+    EXPECT_TRUE(all_close(mean, mean_ref, 1e-6, 1e-5, "save_mean"));
+    EXPECT_TRUE(all_close(invstd, invstd_ref, 1e-6, 1e-5, "save_invstd"));
+    EXPECT_TRUE(all_close(rm, rm_ref, 1e-6, 1e-5, "running_mean"));
+    EXPECT_TRUE(all_close(rv, rv_ref, 1e-6, 1e-5, "running_var"));
+  }
+}
+
+// E[x^2] - E[x]^2 in float loses every digit of a variance of 1/3 next to a mean of 1000 (x^2 ~ 1e6, float
+// ulp there ~ 0.06); the fast path must still agree with the double-accumulating reference.
+TEST(BatchNorm, TrainForwardLargeOffsetStaysAccurate) {
+  for (int HW : {7, 1024}) {
+    BatchNormShape s;
+    s.N = 8, s.C = 3, s.HW = HW;
+    SCOPED_TRACE(s.str() + " offset 1000");
+    Inputs in(s, 5, 1000.0);
+    const size_t n = numel(s);
+    std::vector<float> y_ref(n), y(n), mean_ref(s.C), mean(s.C), invstd_ref(s.C), invstd(s.C);
+    batchnorm_forward_train_ref<float>(s, in.x.data(), in.gamma.data(), in.beta.data(), y_ref.data(),
+                                       mean_ref.data(), invstd_ref.data(), nullptr, nullptr);
+    batchnorm_forward_train_cpu(s, in.x.data(), in.gamma.data(), in.beta.data(), y.data(), mean.data(),
+                                invstd.data(), nullptr, nullptr);
+    EXPECT_TRUE(all_close(invstd, invstd_ref, 0, 1e-4, "save_invstd"));
+    EXPECT_TRUE(all_close(mean, mean_ref, 0, 1e-6, "save_mean"));
+    // float x near 1000 has an ulp of 6e-5: (x - mean) carries ~6e-5 absolute error, times invstd ~ 2
+    EXPECT_TRUE(all_close(y, y_ref, 3e-4, 1e-4, "y"));
+  }
+}
+
+TEST(BatchNorm, EvalForwardFastMatchesRef) {
+  for (const auto& s : sweep()) {
+    SCOPED_TRACE(s.str());
+    Inputs in(s, 101 + s.N * 7 + s.C * 13 + s.HW);
+    const size_t n = numel(s);
+    std::vector<float> y_ref(n), y(n);
+    batchnorm_forward_eval_ref(s, in.x.data(), in.gamma.data(), in.beta.data(), in.rm.data(), in.rv.data(),
+                               y_ref.data());
+    batchnorm_forward_eval_cpu(s, in.x.data(), in.gamma.data(), in.beta.data(), in.rm.data(), in.rv.data(),
+                               y.data());
+    EXPECT_TRUE(all_close(y, y_ref, 1e-5, 1e-5, "y"));
+  }
+}
+
+TEST(BatchNorm, BackwardFastMatchesRef) {
+  for (const auto& s : sweep()) {
+    if (s.N * s.HW == 1) continue;
+    SCOPED_TRACE(s.str());
+    const uint32_t seed = 201 + s.N * 7 + s.C * 13 + s.HW;
+    Inputs in(s, seed);
+    const size_t n = numel(s);
+    std::vector<float> y(n), mean(s.C), invstd(s.C);
+    batchnorm_forward_train_ref<float>(s, in.x.data(), in.gamma.data(), in.beta.data(), y.data(), mean.data(),
+                                       invstd.data(), nullptr, nullptr);
+    const auto dy = random_vec<float>(n, seed + 9);
+    std::vector<float> dx_ref(n), dx(n), dg_ref(s.C), dg(s.C), db_ref(s.C), db(s.C);
+    batchnorm_backward_ref(s, in.x.data(), dy.data(), in.gamma.data(), mean.data(), invstd.data(), dx_ref.data(),
+                           dg_ref.data(), db_ref.data());
+    batchnorm_backward_cpu(s, in.x.data(), dy.data(), in.gamma.data(), mean.data(), invstd.data(), dx.data(),
+                           dg.data(), db.data());
+    EXPECT_TRUE(all_close(dx, dx_ref, 1e-4, 1e-4, "dx"));
+    EXPECT_TRUE(all_close(dg, dg_ref, 1e-4, 1e-4, "dgamma"));
+    EXPECT_TRUE(all_close(db, db_ref, 1e-4, 1e-4, "dbeta"));
+  }
+}
+
+TEST(BatchNorm, ReferenceGradientsMatchFiniteDifferences) {
+  for (auto [N, C, HW] : {std::tuple{2, 3, 5}, std::tuple{1, 2, 7}, std::tuple{4, 1, 1}, std::tuple{3, 2, 2}}) {
+    BatchNormShape s;
+    s.N = N, s.C = C, s.HW = HW;
+    SCOPED_TRACE(s.str());
+    const size_t n = numel(s);
+    const auto x = random_vec<double>(n, 1, -1, 2), gamma = random_vec<double>(C, 2, 0.5, 1.5),
+               beta = random_vec<double>(C, 3), g = random_vec<double>(n, 4);
+    // loss = sum y * g for a fixed random g, so d loss / d y = g
+    auto loss = [&](const std::vector<double>& xx, const std::vector<double>& gg, const std::vector<double>& bb) {
+      std::vector<double> y(n), m(C), is(C);
+      batchnorm_forward_train_ref<double>(s, xx.data(), gg.data(), bb.data(), y.data(), m.data(), is.data(),
+                                          nullptr, nullptr);
+      return rf::testing::dot(y, g);
+    };
+    std::vector<double> y(n), m(C), is(C), dx(n), dgamma(C), dbeta(C);
+    batchnorm_forward_train_ref<double>(s, x.data(), gamma.data(), beta.data(), y.data(), m.data(), is.data(),
+                                        nullptr, nullptr);
+    batchnorm_backward_ref(s, x.data(), g.data(), gamma.data(), m.data(), is.data(), dx.data(), dgamma.data(),
+                           dbeta.data());
+    EXPECT_TRUE(rf::testing::check_grad([&](const std::vector<double>& v) { return loss(v, gamma, beta); }, x, dx,
+                                        "dx"));
+    EXPECT_TRUE(rf::testing::check_grad([&](const std::vector<double>& v) { return loss(x, v, beta); }, gamma,
+                                        dgamma, "dgamma"));
+    EXPECT_TRUE(rf::testing::check_grad([&](const std::vector<double>& v) { return loss(x, gamma, v); }, beta, dbeta,
+                                        "dbeta"));
+  }
+}
+
+// One channel, x = {1, 2 | 3, 6} (N=2, HW=2): mean 3, biased var 14/4 = 3.5, unbiased var 14/3.
+// running_mean 0.5 -> 0.9 * 0.5 + 0.1 * 3 = 0.75; running_var 2 -> 0.9 * 2 + 0.1 * 14/3 = 2.2666...
+TEST(BatchNorm, RunningStatsHandCase) {
+  BatchNormShape s;
+  s.N = 2, s.C = 1, s.HW = 2, s.momentum = 0.1f;
+  const std::vector<float> x = {1, 2, 3, 6}, gamma = {2}, beta = {0.5f};
+  const double invstd = 1.0 / std::sqrt(3.5 + 1e-5);
+  const std::vector<double> y_hand = {-2 * invstd * 2 + 0.5, -1 * invstd * 2 + 0.5, 0.5, 3 * invstd * 2 + 0.5};
+  for (bool fast : {false, true}) {
+    SCOPED_TRACE(fast ? "fast" : "ref");
+    std::vector<float> y(4), mean(1), is(1), rm = {0.5f}, rv = {2.f};
+    if (fast)
+      batchnorm_forward_train_cpu(s, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), is.data(),
+                                  rm.data(), rv.data());
+    else
+      batchnorm_forward_train_ref(s, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), is.data(),
+                                  rm.data(), rv.data());
+    EXPECT_NEAR(mean[0], 3.0, 1e-6);
+    EXPECT_NEAR(is[0], invstd, 1e-6);
+    EXPECT_NEAR(rm[0], 0.75, 1e-6);
+    EXPECT_NEAR(rv[0], 0.9 * 2 + 0.1 * 14.0 / 3.0, 1e-6);
+    EXPECT_TRUE(all_close(y, y_hand, 1e-6, 1e-6, "y"));
+  }
+}
+
+// Eval mode normalises with the running stats, not the batch's: hand formula per element, two channels.
+TEST(BatchNorm, EvalUsesRunningStats) {
+  BatchNormShape s;
+  s.N = 2, s.C = 2, s.HW = 3;
+  const auto x = random_vec<float>(12, 7, -1, 3);
+  const std::vector<float> gamma = {2.f, 0.5f}, beta = {0.5f, -0.25f}, rm = {1.f, -1.f}, rv = {4.f, 0.25f};
+  std::vector<double> y_hand(12);
+  for (int n = 0; n < 2; ++n)
+    for (int c = 0; c < 2; ++c)
+      for (int i = 0; i < 3; ++i) {
+        const int j = (n * 2 + c) * 3 + i;
+        y_hand[j] = (double(x[j]) - rm[c]) / std::sqrt(double(rv[c]) + 1e-5) * gamma[c] + beta[c];
+      }
+  std::vector<float> y_ref(12), y(12), y_train(12), m(2), is(2);
+  batchnorm_forward_eval_ref(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), y_ref.data());
+  batchnorm_forward_eval_cpu(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), y.data());
+  EXPECT_TRUE(all_close(y_ref, y_hand, 1e-6, 1e-6, "ref"));
+  EXPECT_TRUE(all_close(y, y_hand, 1e-6, 1e-6, "fast"));
+  // and train mode on the same input gives something else (batch stats)
+  batchnorm_forward_train_ref<float>(s, x.data(), gamma.data(), beta.data(), y_train.data(), m.data(), is.data(),
+                                     nullptr, nullptr);
+  EXPECT_FALSE(all_close(y_train, y_hand, 1e-3, 1e-3, "train vs eval"));
+}
+
+// With gamma = 1, beta = 0 each channel of the train output has mean 0 and biased variance var / (var + eps).
+TEST(BatchNorm, TrainOutputIsNormalisedPerChannel) {
+  BatchNormShape s;
+  s.N = 3, s.C = 4, s.HW = 50;
+  const int M = s.N * s.HW;
+  auto x = random_vec<float>(numel(s), 3);
+  for (int n = 0; n < s.N; ++n)  // a different offset and scale per channel
+    for (int c = 0; c < s.C; ++c)
+      for (int i = 0; i < s.HW; ++i) {
+        float& v = x[(n * s.C + c) * s.HW + i];
+        v = 5.f * c + (c + 1) * v;
+      }
+  const std::vector<float> gamma(s.C, 1.f), beta(s.C, 0.f);
+  for (bool fast : {false, true}) {
+    SCOPED_TRACE(fast ? "fast" : "ref");
+    std::vector<float> y(numel(s)), m(s.C), is(s.C);
+    (fast ? batchnorm_forward_train_cpu : batchnorm_forward_train_ref<float>)(
+        s, x.data(), gamma.data(), beta.data(), y.data(), m.data(), is.data(), nullptr, nullptr);
+    for (int c = 0; c < s.C; ++c) {
+      double sum = 0, sq = 0;
+      for (int n = 0; n < s.N; ++n)
+        for (int i = 0; i < s.HW; ++i) sum += y[(n * s.C + c) * s.HW + i];
+      const double mean = sum / M;
+      for (int n = 0; n < s.N; ++n)
+        for (int i = 0; i < s.HW; ++i) sq += std::pow(y[(n * s.C + c) * s.HW + i] - mean, 2);
+      EXPECT_NEAR(mean, 0.0, 1e-5) << "channel " << c;
+      EXPECT_NEAR(sq / M, 1.0, 1e-3) << "channel " << c;
+      EXPECT_NEAR(m[c], 5.0 * c, 0.2 * (c + 1)) << "channel " << c;  // the offset was found
+    }
+  }
+}
+
+TEST(BatchNorm, BadShapesThrow) {
+  std::vector<float> buf(64, 1.f), out(64);
+  auto make = [](int N, int C, int HW, float eps = 1e-5f, float momentum = 0.1f) {
+    BatchNormShape s;
+    s.N = N, s.C = C, s.HW = HW, s.eps = eps, s.momentum = momentum;
+    return s;
+  };
+  const float* p = buf.data();
+  float* o = out.data();
+  for (const auto& s : {make(2, 0, 4), make(0, 2, 4), make(2, 2, 0), make(-1, 2, 4), make(2, 2, 4, 0.f),
+                        make(2, 2, 4, -1e-5f), make(2, 2, 4, NAN), make(2, 2, 4, 1e-5f, 1.5f),
+                        make(2, 2, 4, 1e-5f, -0.1f)}) {
+    SCOPED_TRACE(s.str());
+    EXPECT_THROW(check_batchnorm_shape(s), rf::Error);
+    EXPECT_THROW(batchnorm_forward_train_ref(s, p, p, p, o, o, o, o, o), rf::Error);
+    EXPECT_THROW(batchnorm_forward_train_cpu(s, p, p, p, o, o, o, o, o), rf::Error);
+    EXPECT_THROW(batchnorm_forward_eval_ref(s, p, p, p, p, p, o), rf::Error);
+    EXPECT_THROW(batchnorm_forward_eval_cpu(s, p, p, p, p, p, o), rf::Error);
+    EXPECT_THROW(batchnorm_backward_ref(s, p, p, p, p, p, o, o, o), rf::Error);
+    EXPECT_THROW(batchnorm_backward_cpu(s, p, p, p, p, p, o, o, o), rf::Error);
+  }
+  // One value per channel in train mode: no unbiased variance; PyTorch refuses too. Eval mode is fine.
+  const auto one = make(1, 4, 1);
+  EXPECT_THROW(batchnorm_forward_train_cpu(one, p, p, p, o, o, o, o, o), rf::Error);
+  try {
+    batchnorm_forward_train_ref(one, p, p, p, o, o, o, o, o);
+    ADD_FAILURE() << "N*HW == 1 in train mode did not throw";
+  } catch (const rf::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("N*HW = 1"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(batchnorm_forward_eval_cpu(one, p, p, p, p, p, o));
+}

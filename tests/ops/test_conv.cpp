@@ -1,0 +1,338 @@
+// Tests of conv2d: every CPU algorithm (direct kernel, oneDNN plain, oneDNN blocked) and the dispatching
+// entry points against the reference over a sweep of shapes (odd sizes, k 1/3/5, stride 1/2, pad 0-2, groups
+// 1/2/4/depthwise, bias, y written into a channel slice of a bigger tensor); the double reference against
+// finite differences; bad shapes throw.
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "host/core/check.h"
+#include "host/ops/conv.h"
+#include "testing.h"
+
+namespace rf {
+namespace {
+
+using ::rf::testing::all_close;
+using ::rf::testing::cast_vec;
+using ::rf::testing::check_grad;
+using ::rf::testing::dot;
+using ::rf::testing::random_vec;
+
+// A sweep case: the shape, bias or not, and where y sits inside a bigger (N, K + extra, OH, OW) tensor.
+struct Case {
+  Conv2dShape s;
+  bool bias = false;
+  int y_channel_offset = 0;  // y starts this many channels into the bigger tensor (0 with y_nstride 0)
+  std::string str() const {
+    return s.str() + (bias ? "+bias" : "") + (s.y_nstride ? fmt::format("@c{}", y_channel_offset) : "");
+  }
+};
+
+Case make_case(int N, int C, int H, int W, int K, int k, int stride, int pad, int groups, bool bias, int extra) {
+  Case c;
+  c.s.N = N, c.s.C = C, c.s.H = H, c.s.W = W, c.s.K = K, c.s.k = k, c.s.stride = stride, c.s.pad = pad;
+  c.s.groups = groups, c.bias = bias;
+  if (extra > 0) {
+    c.s.y_nstride = int64_t(K + extra) * c.s.OH() * c.s.OW();
+    c.y_channel_offset = extra / 2 + 1 <= extra ? extra / 2 + 1 : 0;
+  }
+  return c;
+}
+
+std::vector<Case> sweep() {
+  std::vector<Case> cases;
+  // Hand-picked: the model layer classes, small.
+  cases.push_back(make_case(2, 6, 9, 9, 6, 3, 1, 1, 6, false, 0));       // depthwise
+  cases.push_back(make_case(3, 8, 8, 7, 8, 3, 2, 1, 8, false, 5));       // depthwise, stride 2, slice
+  cases.push_back(make_case(2, 4, 10, 10, 48, 3, 1, 1, 4, false, 12));   // 1 -> 12 per group (C=64, C_nl=768)
+  cases.push_back(make_case(2, 8, 6, 6, 12, 3, 2, 1, 4, false, 0));      // 2 -> 3 per group (C=512, C_nl=768)
+  cases.push_back(make_case(2, 3, 11, 11, 16, 3, 1, 1, 1, false, 0));    // the stem
+  cases.push_back(make_case(2, 16, 9, 9, 32, 3, 2, 1, 1, false, 0));     // dense, stride 2
+  cases.push_back(make_case(2, 32, 5, 5, 16, 3, 1, 1, 1, false, 0));     // dense
+  cases.push_back(make_case(2, 16, 9, 9, 32, 1, 2, 0, 1, false, 0));     // 1x1 shortcut
+  cases.push_back(make_case(2, 48, 6, 6, 16, 1, 1, 0, 4, true, 32));     // NL module's grouped 1x1 with bias
+  cases.push_back(make_case(1, 64, 4, 4, 32, 1, 1, 0, 4, true, 0));
+  // Pseudo-random over the grid (fixed seed: the same cases every run).
+  std::mt19937 gen(20240611);
+  auto pick = [&](std::initializer_list<int> v) { return *(v.begin() + gen() % v.size()); };
+  while (cases.size() < 110) {
+    const int N = pick({1, 2, 3}), C = pick({1, 2, 3, 4, 5, 8, 12}), K = pick({1, 2, 3, 4, 6, 8, 12});
+    const int H = pick({1, 2, 4, 5, 7, 8, 11}), W = pick({1, 3, 4, 6, 7, 9});
+    const int k = pick({1, 3, 5}), stride = pick({1, 2}), pad = pick({0, 1, 2});
+    int groups = pick({1, 2, 4, -1});
+    if (groups == -1) groups = C;  // depthwise (with K = C) or channel multiplier (K = m * C)
+    const int Kc = groups == C && gen() % 2 ? C * pick({1, 2}) : K;
+    if (C % groups || Kc % groups || H + 2 * pad < k || W + 2 * pad < k) continue;
+    cases.push_back(make_case(N, C, H, W, Kc, k, stride, pad, groups, gen() % 2 == 0, gen() % 2 ? 3 : 0));
+  }
+  return cases;
+}
+
+// y-shaped buffers: the whole bigger tensor, filled with a sentinel outside the slice the conv owns.
+struct YBuf {
+  std::vector<float> all;
+  int64_t offset = 0;  // floats from all.data() to y
+  float* y() { return all.data() + offset; }
+  const float* y() const { return all.data() + offset; }
+};
+constexpr float kSentinel = 1234.5f;
+
+YBuf make_y(const Case& c, bool random, uint32_t seed) {
+  const Conv2dShape& s = c.s;
+  YBuf b;
+  const int64_t plane = int64_t(s.OH()) * s.OW(), ys = s.y_batch_stride();
+  b.offset = int64_t(c.y_channel_offset) * plane;
+  b.all.assign(size_t(s.N * ys + b.offset), kSentinel);
+  if (random) {
+    auto r = random_vec<float>(size_t(s.K) * plane, seed);
+    for (int n = 0; n < s.N; ++n)
+      for (int64_t i = 0; i < s.K * plane; ++i) b.all[b.offset + n * ys + i] = r[(i * 7 + n) % r.size()];
+  }
+  return b;
+}
+
+// The elements of the bigger tensor the conv does not own kept the sentinel.
+::testing::AssertionResult untouched(const Case& c, const YBuf& b) {
+  const Conv2dShape& s = c.s;
+  const int64_t owned = int64_t(s.K) * s.OH() * s.OW(), ys = s.y_batch_stride();
+  for (int64_t i = 0; i < int64_t(b.all.size()); ++i) {
+    const int64_t r = i - b.offset;
+    const bool mine = r >= 0 && r % ys < owned && r / ys < s.N;
+    if (!mine && b.all[i] != kSentinel)
+      return ::testing::AssertionFailure() << "element " << i << " outside y's slice was written";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+std::vector<float> slice_of(const Case& c, const YBuf& b) {  // y's owned elements, dense
+  const Conv2dShape& s = c.s;
+  const int64_t owned = int64_t(s.K) * s.OH() * s.OW(), ys = s.y_batch_stride();
+  std::vector<float> r;
+  for (int n = 0; n < s.N; ++n) r.insert(r.end(), b.y() + n * ys, b.y() + n * ys + owned);
+  return r;
+}
+
+// Float rounding bound for sums of `terms` products of values in [-1, 1].
+double atol_for(int64_t terms) { return 2e-6 * double(terms) + 1e-6; }
+
+const ConvAlgo kAlgos[] = {ConvAlgo::direct, ConvAlgo::dnnl_plain, ConvAlgo::dnnl_blocked};
+
+TEST(Conv2d, ForwardAllAlgorithmsMatchReference) {
+  int checked = 0;
+  for (const Case& c : sweep()) {
+    SCOPED_TRACE(c.str());
+    const Conv2dShape& s = c.s;
+    auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 1);
+    auto w = random_vec<float>(size_t(s.weight_numel()), 2);
+    auto b = random_vec<float>(size_t(s.K), 3);
+    const float* bp = c.bias ? b.data() : nullptr;
+    for (bool relu : {false, true}) {
+      YBuf ref = make_y(c, false, 0);
+      (relu ? conv2d_forward_relu_ref<float> : conv2d_forward_ref<float>)(s, x.data(), w.data(), bp, ref.y());
+      ASSERT_TRUE(untouched(c, ref));
+      const double atol = atol_for(int64_t(s.C / s.groups) * s.k * s.k);
+      for (ConvAlgo a : kAlgos) {
+        SCOPED_TRACE(std::string(conv_algo_name(a)) + (relu ? " relu" : ""));
+        YBuf got = make_y(c, false, 0);
+        conv2d_forward_cpu_with(a, s, x.data(), w.data(), bp, got.y(), relu);
+        EXPECT_TRUE(all_close(slice_of(c, got), slice_of(c, ref), atol, 1e-5, "y"));
+        EXPECT_TRUE(untouched(c, got));
+        ++checked;
+      }
+      YBuf got = make_y(c, false, 0);
+      (relu ? conv2d_forward_relu_cpu : conv2d_forward_cpu)(s, x.data(), w.data(), bp, got.y());
+      EXPECT_TRUE(all_close(slice_of(c, got), slice_of(c, ref), atol, 1e-5, "y (dispatched)"));
+      EXPECT_TRUE(untouched(c, got));
+    }
+  }
+  EXPECT_GT(checked, 600);
+}
+
+TEST(Conv2d, BackwardDataAllAlgorithmsMatchReference) {
+  for (const Case& c : sweep()) {
+    SCOPED_TRACE(c.str());
+    const Conv2dShape& s = c.s;
+    auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 4);
+    auto w = random_vec<float>(size_t(s.weight_numel()), 5);
+    YBuf dy = make_y(c, true, 6);
+    YBuf y = make_y(c, false, 0);  // a ReLU output, for the masked variant
+    conv2d_forward_relu_ref<float>(s, x.data(), w.data(), nullptr, y.y());
+    const size_t nx = size_t(s.N) * s.C * s.H * s.W;
+    std::vector<float> ref(nx), ref_relu(nx);
+    conv2d_backward_data_ref<float>(s, dy.y(), w.data(), ref.data());
+    conv2d_backward_data_relu_ref<float>(s, y.y(), dy.y(), w.data(), ref_relu.data());
+    const double atol = atol_for(int64_t(s.K / s.groups) * s.k * s.k);
+    for (ConvAlgo a : kAlgos) {
+      SCOPED_TRACE(conv_algo_name(a));
+      std::vector<float> got(nx, kSentinel), got_relu(nx, kSentinel);
+      conv2d_backward_data_cpu_with(a, s, dy.y(), w.data(), got.data());
+      EXPECT_TRUE(all_close(got, ref, atol, 1e-5, "dx"));
+      conv2d_backward_data_cpu_with(a, s, dy.y(), w.data(), got_relu.data(), y.y());
+      EXPECT_TRUE(all_close(got_relu, ref_relu, atol, 1e-5, "dx (relu-masked)"));
+    }
+    std::vector<float> got(nx, kSentinel);
+    conv2d_backward_data_cpu(s, dy.y(), w.data(), got.data());
+    EXPECT_TRUE(all_close(got, ref, atol, 1e-5, "dx (dispatched)"));
+    conv2d_backward_data_relu_cpu(s, y.y(), dy.y(), w.data(), got.data());
+    EXPECT_TRUE(all_close(got, ref_relu, atol, 1e-5, "dx relu (dispatched)"));
+  }
+}
+
+TEST(Conv2d, BackwardWeightAllAlgorithmsMatchReference) {
+  for (const Case& c : sweep()) {
+    SCOPED_TRACE(c.str());
+    const Conv2dShape& s = c.s;
+    auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 7);
+    YBuf dy = make_y(c, true, 8);
+    const size_t nw = size_t(s.weight_numel());
+    std::vector<float> ref(nw), ref_b(size_t(s.K));
+    conv2d_backward_weight_ref<float>(s, x.data(), dy.y(), ref.data(), c.bias ? ref_b.data() : nullptr);
+    const double atol = atol_for(int64_t(s.N) * s.OH() * s.OW());
+    for (ConvAlgo a : kAlgos) {
+      SCOPED_TRACE(conv_algo_name(a));
+      std::vector<float> got(nw, kSentinel), got_b(size_t(s.K), kSentinel);
+      conv2d_backward_weight_cpu_with(a, s, x.data(), dy.y(), got.data(), c.bias ? got_b.data() : nullptr);
+      EXPECT_TRUE(all_close(got, ref, atol, 1e-5, "dw"));
+      if (c.bias) {
+        EXPECT_TRUE(all_close(got_b, ref_b, atol, 1e-5, "db"));
+      } else {
+        EXPECT_TRUE(std::all_of(got_b.begin(), got_b.end(), [](float v) { return v == kSentinel; }));
+      }
+    }
+    std::vector<float> got(nw, kSentinel), got_b(size_t(s.K), kSentinel);
+    conv2d_backward_weight_cpu(s, x.data(), dy.y(), got.data(), c.bias ? got_b.data() : nullptr);
+    EXPECT_TRUE(all_close(got, ref, atol, 1e-5, "dw (dispatched)"));
+    if (c.bias) {
+      EXPECT_TRUE(all_close(got_b, ref_b, atol, 1e-5, "db (dispatched)"));
+    }
+  }
+}
+
+// Finite differences of the double reference: loss = sum(y * g) for a fixed random g.
+void grad_check(const Case& c, bool relu) {
+  SCOPED_TRACE(c.str() + (relu ? " relu" : ""));
+  const Conv2dShape& s = c.s;
+  const int64_t ys = s.y_batch_stride(), ny = s.N * ys;
+  auto x = random_vec<double>(size_t(s.N) * s.C * s.H * s.W, 11);
+  auto w = random_vec<double>(size_t(s.weight_numel()), 12);
+  auto b = random_vec<double>(size_t(s.K), 13);
+  auto g = random_vec<double>(size_t(ny), 14);
+  auto fwd = relu ? conv2d_forward_relu_ref<double> : conv2d_forward_ref<double>;
+  auto loss = [&](const std::vector<double>& xx, const std::vector<double>& ww, const std::vector<double>& bb) {
+    std::vector<double> y(size_t(ny), 0.0);
+    fwd(s, xx.data(), ww.data(), c.bias ? bb.data() : nullptr, y.data());
+    return dot(y, g);
+  };
+  std::vector<double> y(size_t(ny), 0.0);
+  fwd(s, x.data(), w.data(), c.bias ? b.data() : nullptr, y.data());
+  std::vector<double> gm = g;  // d loss / d y, through the ReLU
+  if (relu)
+    for (size_t i = 0; i < gm.size(); ++i) gm[i] = y[i] > 0 ? g[i] : 0.0;
+  std::vector<double> dx(x.size()), dw(w.size()), db(b.size());
+  if (relu) conv2d_backward_data_relu_ref<double>(s, y.data(), g.data(), w.data(), dx.data());
+  else conv2d_backward_data_ref<double>(s, g.data(), w.data(), dx.data());
+  conv2d_backward_weight_ref<double>(s, x.data(), gm.data(), dw.data(), db.data());
+  EXPECT_TRUE(check_grad([&](const std::vector<double>& v) { return loss(v, w, b); }, x, dx, "dx"));
+  EXPECT_TRUE(check_grad([&](const std::vector<double>& v) { return loss(x, v, b); }, w, dw, "dw"));
+  if (c.bias) {
+    EXPECT_TRUE(check_grad([&](const std::vector<double>& v) { return loss(x, w, v); }, b, db, "db"));
+  }
+}
+
+TEST(Conv2d, ReferenceGradientsMatchFiniteDifferences) {
+  for (bool relu : {false, true}) {
+    grad_check(make_case(2, 4, 5, 6, 6, 3, 2, 1, 2, true, 0), relu);
+    grad_check(make_case(1, 3, 7, 5, 3, 5, 1, 2, 3, true, 2), relu);  // depthwise 5x5, y in a slice
+    grad_check(make_case(2, 4, 5, 5, 8, 1, 2, 0, 1, true, 0), relu);  // 1x1 stride 2
+    grad_check(make_case(1, 2, 4, 4, 6, 3, 1, 0, 2, false, 0), relu);
+  }
+}
+
+TEST(Conv2d, DirectKernelIsDeterministicAndFnVariantMatches) {
+  const Case c = make_case(3, 8, 9, 9, 24, 3, 2, 1, 4, true, 0);
+  const Conv2dShape& s = c.s;
+  auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 21);
+  auto w = random_vec<float>(size_t(s.weight_numel()), 22);
+  auto b = random_vec<float>(size_t(s.K), 23);
+  const size_t ny = size_t(s.N) * s.K * s.OH() * s.OW();
+  std::vector<float> y1(ny), y2(ny);
+  conv2d_forward_cpu_with(ConvAlgo::direct, s, x.data(), w.data(), b.data(), y1.data(), true);
+  const int64_t wg = s.weight_numel() / s.groups;
+  int calls = 0;
+  conv2d_forward_direct_cpu_fn(
+      s, x.data(),
+      [&](int g, float* wout) {
+#pragma omp atomic
+        ++calls;
+        std::copy(w.data() + g * wg, w.data() + (g + 1) * wg, wout);
+      },
+      b.data(), y2.data(), true);
+  EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), ny * sizeof(float)));
+  EXPECT_GE(calls, s.groups);
+  EXPECT_LE(calls, s.groups * s.N);
+  std::vector<float> dw1(w.size()), dw2(w.size()), db1(b.size()), db2(b.size());
+  conv2d_backward_weight_cpu_with(ConvAlgo::direct, s, x.data(), y1.data(), dw1.data(), db1.data());
+  conv2d_backward_weight_cpu_with(ConvAlgo::direct, s, x.data(), y1.data(), dw2.data(), db2.data());
+  EXPECT_EQ(0, std::memcmp(dw1.data(), dw2.data(), dw1.size() * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(db1.data(), db2.data(), db1.size() * sizeof(float)));
+}
+
+TEST(Conv2d, DispatchPicksTheMeasuredAlgorithm) {
+  auto shape = [](int C, int H, int K, int k, int stride, int groups) {
+    return make_case(64, C, H, H, K, k, stride, k / 2, groups, false, 0).s;
+  };
+  EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(64, 32, 64, 3, 1, 64), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(512, 4, 768, 3, 1, 256), ConvPass::backward_data));
+  EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(64, 32, 64, 3, 1, 1), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(192, 32, 64, 1, 1, 4), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(64, 32, 128, 1, 2, 1), ConvPass::backward_weight));
+  // oneDNN found a jit kernel (its "ref:" loops would be 10-100x slower), and the name says which.
+  const std::string name = conv2d_cpu_impl_name(shape(64, 8, 64, 3, 1, 1), ConvPass::forward);
+  EXPECT_EQ(0u, name.find("dnnl_blocked:")) << name;
+  EXPECT_EQ(std::string::npos, name.find("ref")) << name;
+  EXPECT_EQ("direct", conv2d_cpu_impl_name(shape(64, 8, 64, 3, 1, 64), ConvPass::forward));
+}
+
+void expect_error(const Conv2dShape& s, const std::string& needle) {
+  SCOPED_TRACE(s.str());
+  std::vector<float> buf(4096, 1.f);
+  try {
+    conv2d_forward_cpu(s, buf.data(), buf.data(), nullptr, buf.data());
+    ADD_FAILURE() << "no rf::Error thrown, expected one about " << needle;
+  } catch (const rf::Error& e) {
+    EXPECT_NE(std::string::npos, std::string(e.what()).find(needle)) << e.what();
+  }
+  EXPECT_THROW(s.validate(), rf::Error);
+  EXPECT_THROW(conv2d_backward_data_cpu(s, buf.data(), buf.data(), buf.data()), rf::Error);
+  EXPECT_THROW(conv2d_backward_weight_cpu(s, buf.data(), buf.data(), buf.data(), nullptr), rf::Error);
+  EXPECT_THROW(conv2d_forward_ref<float>(s, buf.data(), buf.data(), nullptr, buf.data()), rf::Error);
+}
+
+TEST(Conv2d, BadShapesThrow) {
+  const Conv2dShape ok = make_case(1, 4, 5, 5, 4, 3, 1, 1, 2, false, 0).s;
+  EXPECT_NO_THROW(ok.validate());
+  Conv2dShape s = ok;
+  s.groups = 3;
+  expect_error(s, "multiple of groups");
+  s = ok, s.K = 5;
+  expect_error(s, "K=5 is not a multiple");
+  s = ok, s.N = 0;
+  expect_error(s, "sizes must be >= 1");
+  s = ok, s.k = 0;
+  expect_error(s, "k=0");
+  s = ok, s.stride = 0;
+  expect_error(s, "stride=0");
+  s = ok, s.pad = -1;
+  expect_error(s, "pad=-1");
+  s = ok, s.groups = 0;
+  expect_error(s, "groups=0");
+  s = ok, s.k = 9;
+  expect_error(s, "larger than the padded input");
+  s = ok, s.y_nstride = 10;
+  expect_error(s, "y_nstride=10");
+  EXPECT_EQ("conv2d(N=1,C=4,H=5,W=5,K=4,k=3,s=1,p=1,g=2)", ok.str());
+}
+
+}  // namespace
+}  // namespace rf
