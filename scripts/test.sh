@@ -14,4 +14,6 @@ else
   echo "test: no GPU here, running ctest -LE gpu"
 fi
 cd "$BUILD"
+# Tests run two at a time on small machines: idle OpenMP threads sleep instead of spinning on shared cores.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ctest "${LABELS[@]}" --output-on-failure -j "$(nproc)" --timeout 600

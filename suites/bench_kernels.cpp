@@ -21,7 +21,7 @@ using namespace rf;
 namespace {
 
 std::vector<float> rnd(int64_t n, uint64_t seed) {
-  std::vector<float> v(size_t(n));
+  std::vector<float> v(static_cast<size_t>(n));
   seeded_normal_fill(seed, 1.f, n, v.data());
   return v;
 }
@@ -77,7 +77,7 @@ void BM_seeded_conv(benchmark::State& state, SeededConvSpec spec, int N, int H, 
 
 void BM_max_pool(benchmark::State& state, Pool2dShape s, bool fast) {
   auto x = rnd(int64_t(s.N) * s.C * s.H * s.W, 1);
-  std::vector<float> y(size_t(int64_t(s.N) * s.C * s.OH() * s.OW()));
+  std::vector<float> y(static_cast<size_t>(int64_t(s.N) * s.C * s.OH() * s.OW()));
   for (auto _ : state) {
     if (fast)
       max_pool2d_forward_cpu(s, x.data(), y.data());
@@ -92,7 +92,7 @@ void BM_max_pool(benchmark::State& state, Pool2dShape s, bool fast) {
 
 void BM_mixed_avg_pool(benchmark::State& state, MixedPoolShape s, bool fast) {
   auto x = rnd(int64_t(s.N) * s.C * s.H * s.W, 1);
-  std::vector<float> y(size_t(int64_t(s.N) * s.C * s.OH() * s.OW()));
+  std::vector<float> y(static_cast<size_t>(int64_t(s.N) * s.C * s.OH() * s.OW()));
   for (auto _ : state) {
     if (fast)
       mixed_avg_pool_forward_cpu(s, x.data(), y.data());
@@ -108,7 +108,7 @@ void BM_mixed_avg_pool(benchmark::State& state, MixedPoolShape s, bool fast) {
 void BM_batchnorm_train(benchmark::State& state, BatchNormShape s, bool fast) {
   int64_t n = int64_t(s.N) * s.C * s.HW;
   auto x = rnd(n, 1), g = rnd(s.C, 2), b = rnd(s.C, 3);
-  std::vector<float> y(size_t(n)), mean(size_t(s.C)), invstd(size_t(s.C)), rm(size_t(s.C), 0.f), rv(size_t(s.C), 1.f);
+  std::vector<float> y(static_cast<size_t>(n)), mean(size_t(s.C)), invstd(size_t(s.C)), rm(size_t(s.C), 0.f), rv(size_t(s.C), 1.f);
   for (auto _ : state) {
     if (fast)
       batchnorm_forward_train_cpu(s, x.data(), g.data(), b.data(), y.data(), mean.data(), invstd.data(), rm.data(),
@@ -123,7 +123,7 @@ void BM_batchnorm_train(benchmark::State& state, BatchNormShape s, bool fast) {
 }
 
 void BM_philox_normal(benchmark::State& state, int64_t n) {
-  std::vector<float> out(size_t(n));
+  std::vector<float> out(static_cast<size_t>(n));
   for (auto _ : state) {
     seeded_normal_fill(1234, 1.f, n, out.data());
     benchmark::ClobberMemory();

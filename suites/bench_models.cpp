@@ -43,7 +43,7 @@ void BM_train_step(benchmark::State& state, std::string config, int N, int S) {
   Model m(ModelConfig::parse(config));
   const int C = m.config().classes;
   Tensor x = bench_input(N, S);
-  std::vector<int32_t> labels(size_t(N));
+  std::vector<int32_t> labels(static_cast<size_t>(N));
   for (int i = 0; i < N; ++i) labels[size_t(i)] = i % C;
   SGD opt(m.params(), 0.9f, 5e-4f);
   Tensor probs = Tensor::empty(Shape{N, C}), dlogits = Tensor::empty(Shape{N, C});

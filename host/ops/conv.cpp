@@ -234,60 +234,144 @@ inline vf vfma(vf a, vf b, vf c) {
 }
 inline float vhsum(vf a) { return (a.e[0] + a.e[1]) + (a.e[2] + a.e[3]); }
 #endif
+// Row moves of the phase-plane copies (short rows: a libc memcpy call or a scalar stride-2 loop per row
+// cost more than the convolution of a 4x4 to 32x32 plane itself).
+// dst[j] = src[j], j < n
+inline void copy_row(float* dst, const float* src, int n) {
+#if defined(__AVX512F__)
+  int j = 0;
+  for (; j + 16 <= n; j += 16) _mm512_storeu_ps(dst + j, _mm512_loadu_ps(src + j));
+  for (; j + 4 <= n; j += 4) _mm_storeu_ps(dst + j, _mm_loadu_ps(src + j));
+  for (; j < n; ++j) dst[j] = src[j];
+#else
+  std::memcpy(dst, src, sizeof(float) * n);
+#endif
+}
+// even[m] = src[2m], odd[m] = src[2m + 1] for 2m (+1) < n
+inline void deinterleave_row(float* even, float* odd, const float* src, int n) {
+  int q = 0;
+#if defined(__AVX512F__)
+  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (; q < n; q += 32) {
+    const int rem = n - q;
+    const __mmask16 m0 = rem >= 16 ? __mmask16(0xffff) : __mmask16((1u << rem) - 1);
+    const __mmask16 m1 = rem >= 32 ? __mmask16(0xffff) : rem > 16 ? __mmask16((1u << (rem - 16)) - 1) : 0;
+    const __m512 v0 = _mm512_maskz_loadu_ps(m0, src + q), v1 = _mm512_maskz_loadu_ps(m1, src + q + 16);
+    const int ne = std::min(16, (rem + 1) / 2), no = std::min(16, rem / 2);
+    _mm512_mask_storeu_ps(even + q / 2, __mmask16((1u << ne) - 1), _mm512_permutex2var_ps(v0, ie, v1));
+    _mm512_mask_storeu_ps(odd + q / 2, __mmask16((1u << no) - 1), _mm512_permutex2var_ps(v0, io, v1));
+  }
+#endif
+  for (; q < n; ++q) (q % 2 ? odd : even)[q / 2] = src[q];
+}
+// dst[2m] = even[m], dst[2m + 1] = odd[m] for 2m (+1) < n
+inline void interleave_row(float* dst, const float* even, const float* odd, int n) {
+  int q = 0;
+#if defined(__AVX512F__)
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (; q < n; q += 32) {
+    const int rem = n - q;
+    const int ne = std::min(16, (rem + 1) / 2), no = std::min(16, rem / 2);
+    const __m512 e = _mm512_maskz_loadu_ps(__mmask16((1u << ne) - 1), even + q / 2);
+    const __m512 o = _mm512_maskz_loadu_ps(__mmask16((1u << no) - 1), odd + q / 2);
+    const __mmask16 m0 = rem >= 16 ? __mmask16(0xffff) : __mmask16((1u << rem) - 1);
+    const __mmask16 m1 = rem >= 32 ? __mmask16(0xffff) : rem > 16 ? __mmask16((1u << (rem - 16)) - 1) : 0;
+    _mm512_mask_storeu_ps(dst + q, m0, _mm512_permutex2var_ps(e, lo, o));
+    _mm512_mask_storeu_ps(dst + q + 16, m1, _mm512_permutex2var_ps(e, hi, o));
+  }
+#endif
+  for (; q < n; ++q) dst[q] = (q % 2 ? odd : even)[q / 2];
+}
+
 constexpr int kBlk = 2 * kV;  // pixels per inner iteration: two vector accumulators per output channel
 
 inline int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 
+// Below ~100K MACs (tens of microseconds on one core) waking the other threads costs more than it saves,
+// and on an oversubscribed machine a descheduled thread stalls the whole region.
+inline bool parallel_worth(const Conv2dShape& s) { return s.macs() >= (int64_t(1) << 17); }
+
+// Geometry of the phase planes. A stack of ns samples shares each plane (sample j at offset j*pp), so that
+// tiny planes (4x4 at stage 4: 144 MACs each) are computed in one long run instead of paying the per-plane
+// overhead ns times; outputs of one sample never read another sample's pixels (OH + e <= Hq).
 struct Geom {
   int Cg, Kg, k, s, p, H, W, OH, OW;
-  int Hq, Wq;          // phase plane rows and row pitch
-  int64_t plane;       // floats per phase plane, slack for the shifted windows and the rounded length included
-  int64_t L;           // forward/backward-weight output length OH*Wq, rounded up to kBlk
-  int64_t Lq;          // backward-data output length Hq*Wq, rounded up to kBlk
-  int64_t M0;          // largest tap shift (kh/s)*Wq + kw/s: the dy planes' zero margin in front
-  int64_t dyq;         // floats per dy plane: margin, OH rows of Wq, zeros up to the longest read
+  int Hq, Wq;     // phase plane rows and row pitch, per sample
+  int ns;         // samples stacked per plane
+  int64_t pp;     // floats per sample in a plane: Hq*Wq
+  int64_t L;      // longest computed run, ns*pp rounded up to kBlk
+  int64_t M0;     // largest tap shift (kh/s)*Wq + kw/s: the dy planes' zero margin in front
+  int64_t plane;  // floats per phase plane: L + M0 (the shifted windows), rounded
+  int64_t dyq;    // floats per dy plane: margin M0, ns samples of pp, rounded
   int T() const { return Cg * k * k; }
+  int64_t run(int m) const { return round_up(m * pp, kBlk); }  // computed length for m stacked samples
 
-  explicit Geom(const Conv2dShape& sh) {
+  Geom(const Conv2dShape& sh, int ns_) : ns(ns_) {
     Cg = sh.C / sh.groups, Kg = sh.K / sh.groups, k = sh.k, s = sh.stride, p = sh.pad, H = sh.H, W = sh.W;
     OH = sh.OH(), OW = sh.OW();
-    const int e = (k - 1) / s;  // largest whole-plane shift of a tap
+    const int e = (k - 1) / s;  // largest whole-row shift of a tap
     Hq = std::max((H + 2 * p + s - 1) / s, OH + e);
     Wq = std::max((W + 2 * p + s - 1) / s, OW + e);  // >= OW + e: the shifted dy windows wrap into zeros
-    L = round_up(int64_t(OH) * Wq, kBlk);
-    Lq = round_up(int64_t(Hq) * Wq, kBlk);
+    pp = int64_t(Hq) * Wq;
+    L = run(ns);
     M0 = int64_t(e) * Wq + e;
-    plane = round_up(std::max<int64_t>(int64_t(Hq) * Wq, L + M0), kV);
-    dyq = round_up(M0 + std::max(L, Lq), kV);
+    plane = round_up(L + M0, kV);
+    dyq = round_up(M0 + L, kV);
+  }
+};
+
+// Work items are (block of consecutive groups, block of samples), processed as stacks of ns samples. Per
+// sample an item reads its groups' channels as one contiguous run of up to 32 KB (one 4 KB plane at a time
+// defeats the hardware prefetcher, which stops at page ends), and it fetches the weights once.
+struct Blocking {
+  int ns;                // samples per stack: stacked runs of >= ~512 floats
+  int gb, ngb, nb, nnb;  // groups per block and blocks of groups; samples per block and blocks of samples
+  int64_t items() const { return int64_t(ngb) * nnb; }
+  explicit Blocking(const Conv2dShape& s) {
+    const Geom g1(s, 1);
+    const int64_t want = 8 * int64_t(omp_get_max_threads());  // items, for load balance
+    // At most 8: the stacked samples sit N*C*H*W*4 bytes apart, often a multiple of 4 KB, i.e. in one L1
+    // set; more than its 8 ways thrash (measured: 8 best, 64 25% slower, 1 40% slower at 4x4).
+    ns = int(std::clamp<int64_t>((512 + g1.pp - 1) / g1.pp, 1, std::min(8, s.N)));
+    const int64_t group_bytes = int64_t(sizeof(float)) * g1.Cg * s.H * s.W;
+    gb = int(std::clamp<int64_t>(32768 / group_bytes, 1, s.groups));
+    ngb = (s.groups + gb - 1) / gb;
+    nnb = int(std::clamp<int64_t>((want + ngb - 1) / ngb, 1, (s.N + ns - 1) / ns));
+    if (int64_t(ngb) * nnb < want) {  // few sample blocks: split the groups finer
+      ngb = int(std::min<int64_t>(s.groups, (want + nnb - 1) / nnb));
+      gb = (s.groups + ngb - 1) / ngb;
+      ngb = (s.groups + gb - 1) / gb;
+    }
+    nb = (s.N + nnb - 1) / nnb;
+    nnb = (s.N + nb - 1) / nb;
+    ns = std::min(ns, nb);
+  }
+  // item -> groups [g0, g1) x samples [n0, n1)
+  void range(int64_t it, int G, int N, int& g0, int& g1, int& n0, int& n1) const {
+    g0 = int(it / nnb) * gb, g1 = std::min(G, g0 + gb);
+    n0 = int(it % nnb) * nb, n1 = std::min(N, n0 + nb);
   }
 };
 
 // Phase planes of one sample's group of Cg input channels x (Cg, H, W): P[(c*s + a)*s + b][i*Wq + j] =
-// x[c][i*s + a - p][j*s + b - p], zero outside. Only the positions that hold pixels are written: P is
-// zeroed once per call and thread, and the padding positions are the same for every sample.
-void fill_phase_planes(const Geom& g, const float* x, float* P) {
+// x[c][i*s + a - p][j*s + b - p], zero outside; sample j of the stack at P + j*pp. Only the
+// positions that hold pixels are written: the planes are zeroed once per call and thread, and the padding
+// positions are the same for every sample.
+// m samples at once (x advancing by xs, P by pp): the setup costs as much as a 4x4 plane's copy.
+void fill_phase_planes(const Geom& g, const float* x, int64_t xs, int m, float* P) {
   const int s = g.s, p = g.p;
-  // Column phase b takes pixels q = q0[b], q0[b] + s, ... to columns j0[b], j0[b] + 1, ...
-  // (divisions hoisted out of the row loop: an idiv per row cost more than the copy itself)
-  constexpr int kMaxS = 8;
-  int q0[kMaxS], j0[kMaxS], cnt[kMaxS];
-  const int sb = std::min(s, kMaxS);
-  for (int b = 0; b < sb; ++b) {
-    q0[b] = ((b - p) % s + s) % s, j0[b] = (q0[b] + p) / s, cnt[b] = (g.W - q0[b] + s - 1) / s;
-  }
-  for (int c = 0; c < g.Cg; ++c) {
+  for (int jc = 0, c = 0; jc < m * g.Cg; ++jc, x += g.H * g.W) {  // (sample, channel) pairs
+    if (jc && ++c == g.Cg) c = 0, x += xs - int64_t(g.Cg) * g.H * g.W, P += g.pp;
     int a = p % s, i = p / s;  // row phase and phase-plane row of input row r, stepped along
     for (int r = 0; r < g.H; ++r) {
-      const float* xr = x + (int64_t(c) * g.H + r) * g.W;
+      const float* xr = x + int64_t(r) * g.W;
       float* row0 = P + int64_t((c * s + a) * s) * g.plane + int64_t(i) * g.Wq;
       if (s == 1) {
-        std::memcpy(row0 + p, xr, sizeof(float) * g.W);
-      } else if (s == 2) {
-        for (int b = 0; b < 2; ++b) {  // constant stride: vectorised with permutes
-          float* dst = row0 + b * g.plane + j0[b];
-          const float* src = xr + q0[b];
-          for (int j = 0; j < cnt[b]; ++j) dst[j] = src[2 * j];
-        }
+        copy_row(row0 + p, xr, g.W);
+      } else if (s == 2) {  // even pixels q = 2m go to phase p % 2, column m + p/2; odd ones to the other
+        deinterleave_row(row0 + (p % 2) * g.plane + p / 2, row0 + ((p + 1) % 2) * g.plane + (p + 1) / 2, xr, g.W);
       } else {
         for (int b = 0; b < s; ++b) {
           const int qb = ((b - p) % s + s) % s;
@@ -300,27 +384,28 @@ void fill_phase_planes(const Geom& g, const float* x, float* P) {
   }
 }
 
-// dy plane of one output channel: zero margin M0, then OH rows of pitch Wq (columns >= OW zero), zeros after;
-// masked by [y > 0] when y is given (the fused ReLU). Like P, D is zeroed once: only pixels are written.
+// One sample's dy plane of one output channel at D (its place in the stack, after the margin M0): OH rows
+// of pitch Wq, masked by [y > 0] when y is given (the fused ReLU). Columns >= OW and rows >= OH stay zero.
 void fill_dy_plane(const Geom& g, const float* dy, const float* y, float* D) {
-  float* d = D + g.M0;
   for (int oh = 0; oh < g.OH; ++oh) {
     const float* src = dy + int64_t(oh) * g.OW;
-    float* row = d + int64_t(oh) * g.Wq;
+    float* row = D + int64_t(oh) * g.Wq;
     if (y) {
       const float* yr = y + int64_t(oh) * g.OW;
       for (int ow = 0; ow < g.OW; ++ow) row[ow] = yr[ow] > 0 ? src[ow] : 0.f;
     } else {
-      std::memcpy(row, src, sizeof(float) * g.OW);
+      copy_row(row, src, g.OW);
     }
   }
 }
 
-// dst[oh][ow] = [relu](src[oh*Wq + ow] + bias): the dropped columns stay behind.
-void store_plane(const Geom& g, const float* src, float bias, bool relu, float* dst) {
-  for (int oh = 0; oh < g.OH; ++oh) {
-    const float* sr = src + int64_t(oh) * g.Wq;
-    float* dr = dst + int64_t(oh) * g.OW;
+// dst[oh][ow] = [relu](src[oh*Wq + ow] + bias) for m stacked samples (src advancing by pp, dst by ys):
+// the dropped columns stay behind.
+void store_planes(const Geom& g, const float* src, int m, float bias, bool relu, float* dst, int64_t ys) {
+  for (int jr = 0, j = 0, oh = 0; jr < m * g.OH; ++jr, ++oh) {  // (sample, row) pairs
+    if (oh == g.OH) oh = 0, ++j;
+    const float* sr = src + j * g.pp + int64_t(oh) * g.Wq;
+    float* dr = dst + j * ys + int64_t(oh) * g.OW;
     if (relu) {
       for (int ow = 0; ow < g.OW; ++ow) dr[ow] = std::max(sr[ow] + bias, 0.f);
     } else {
@@ -358,148 +443,6 @@ void shifted_sum(int T, const float* wt, const float* wt2, const int64_t* off, c
   }
 }
 
-// Work items are (block of consecutive groups, block of samples). Per sample an item reads its groups'
-// channels as one contiguous run of >= 32 KB (one 4 KB plane at a time defeats the hardware prefetcher, which
-// stops at page ends: measured 2x slower), and the block of samples shares one fetch of the weights.
-struct Blocking {
-  int gb, ngb, nb, nnb;  // groups per block and blocks of groups; samples per block and blocks of samples
-  int64_t items() const { return int64_t(ngb) * nnb; }
-  explicit Blocking(const Conv2dShape& s) {
-    const int64_t group_bytes = int64_t(sizeof(float)) * (s.C / s.groups) * s.H * s.W;
-    gb = int(std::clamp<int64_t>(32768 / group_bytes, 1, s.groups));
-    ngb = (s.groups + gb - 1) / gb;
-    const int64_t want = 8 * int64_t(omp_get_max_threads());  // items, for load balance
-    nnb = int(std::clamp<int64_t>((want + ngb - 1) / ngb, 1, s.N));
-    nb = (s.N + nnb - 1) / nnb;
-    nnb = (s.N + nb - 1) / nb;
-  }
-  // item -> [g0, g1) x [n0, n1)
-  void range(int64_t it, int G, int N, int& g0, int& g1, int& n0, int& n1) const {
-    g0 = int(it / nnb) * gb, g1 = std::min(G, g0 + gb);
-    n0 = int(it % nnb) * nb, n1 = std::min(N, n0 + nb);
-  }
-};
-
-// Prefetch the input planes of the next (sample, group) of the item while this one is computed.
-inline void prefetch_next(const Conv2dShape& s, int g0, int g1, int n, int n1, int gi, const float* x) {
-  int nn = n, ng = gi + 1;
-  if (ng == g1) ng = g0, ++nn;
-  if (nn >= n1) return;
-  const int64_t len = int64_t(s.C / s.groups) * s.H * s.W;
-  const char* p = reinterpret_cast<const char*>(x + (int64_t(nn) * s.C + int64_t(ng) * (s.C / s.groups)) * s.H * s.W);
-  for (int64_t i = 0; i < len * int64_t(sizeof(float)); i += 64) __builtin_prefetch(p + i);
-}
-
-// Offsets of the forward taps t = (c*k + kh)*k + kw in the phase planes.
-std::vector<int64_t> forward_taps(const Geom& g) {
-  std::vector<int64_t> off(g.T());
-  for (int c = 0; c < g.Cg; ++c)
-    for (int kh = 0; kh < g.k; ++kh)
-      for (int kw = 0; kw < g.k; ++kw)
-        off[(c * g.k + kh) * g.k + kw] =
-            int64_t((c * g.s + kh % g.s) * g.s + kw % g.s) * g.plane + int64_t(kh / g.s) * g.Wq + kw / g.s;
-  return off;
-}
-
-template <class GetW>  // GetW(g, float* buf) -> pointer to group g's weights (Kg, Cg, k, k), maybe buf
-void direct_forward(const Conv2dShape& s, const float* x, GetW get_w, const float* b, float* y, bool relu) {
-  const Geom g(s);
-  const Blocking bl(s);
-  const int T = g.T();
-  const int64_t ys = s.y_batch_stride(), wg_n = int64_t(g.Kg) * T;
-#pragma omp parallel
-  {
-    std::vector<float> P(int64_t(g.Cg) * g.s * g.s * g.plane), out(2 * g.L), wbuf(bl.gb * wg_n);
-    std::vector<const float*> wg(bl.gb);
-    const std::vector<int64_t> off = forward_taps(g);
-#pragma omp for schedule(dynamic)
-    for (int64_t it = 0; it < bl.items(); ++it) {
-      int g0, g1, n0, n1;
-      bl.range(it, s.groups, s.N, g0, g1, n0, n1);
-      for (int gi = g0; gi < g1; ++gi) wg[gi - g0] = get_w(gi, wbuf.data() + (gi - g0) * wg_n);
-      for (int n = n0; n < n1; ++n)
-        for (int gi = g0; gi < g1; ++gi) {
-          const float* xg = x + (int64_t(n) * s.C + int64_t(gi) * g.Cg) * s.H * s.W;
-          prefetch_next(s, g0, g1, n, n1, gi, x);
-          fill_phase_planes(g, xg, P.data());
-          for (int o = 0; o < g.Kg; o += 2) {
-            const bool two = o + 1 < g.Kg;
-            const float* w1 = wg[gi - g0] + int64_t(o) * T;
-            shifted_sum(T, w1, two ? w1 + T : nullptr, off.data(), P.data(), g.L, out.data(), out.data() + g.L);
-            for (int u = 0; u < (two ? 2 : 1); ++u) {
-              const int ko = gi * g.Kg + o + u;
-              store_plane(g, out.data() + u * g.L, b ? b[ko] : 0.f, relu,
-                          y + n * ys + int64_t(ko) * g.OH * g.OW);
-            }
-          }
-        }
-    }
-  }
-}
-
-void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
-  const Geom g(s);
-  const Blocking bl(s);
-  const int k = g.k, S = g.s;
-  const int64_t ys = s.y_batch_stride();
-  const int max_taps = g.Kg * ((k + S - 1) / S) * ((k + S - 1) / S);
-#pragma omp parallel
-  {
-    std::vector<float> D(int64_t(g.Kg) * g.dyq), out(int64_t(S) * S * g.Lq), wt(max_taps);
-    std::vector<int64_t> off(max_taps);
-#pragma omp for schedule(dynamic)
-    for (int64_t it = 0; it < bl.items(); ++it) {
-      int g0, g1, n0, n1;
-      bl.range(it, s.groups, s.N, g0, g1, n0, n1);
-      for (int n = n0; n < n1; ++n)
-        for (int gi = g0; gi < g1; ++gi) {
-          for (int o = 0; o < g.Kg; ++o) {
-            const int64_t yo = n * ys + int64_t(gi * g.Kg + o) * g.OH * g.OW;
-            fill_dy_plane(g, dy + yo, relu_y ? relu_y + yo : nullptr, D.data() + o * g.dyq);
-          }
-          for (int c = 0; c < g.Cg; ++c) {
-            // Padded input pixel (i*S + a, j*S + b) collects taps kh = a (mod S), kw = b (mod S) from dy pixel
-            // (i - kh/S, j - kw/S): a window shifted back by (kh/S)*Wq + kw/S.
-            for (int a = 0; a < S; ++a)
-              for (int bb = 0; bb < S; ++bb) {
-                int T = 0;
-                for (int o = 0; o < g.Kg; ++o)
-                  for (int kh = a; kh < k; kh += S)
-                    for (int kw = bb; kw < k; kw += S) {
-                      wt[T] = w[((int64_t(gi * g.Kg + o) * g.Cg + c) * k + kh) * k + kw];
-                      off[T++] = o * g.dyq + g.M0 - (int64_t(kh / S) * g.Wq + kw / S);
-                    }
-                shifted_sum(T, wt.data(), nullptr, off.data(), D.data(), g.Lq, out.data() + (a * S + bb) * g.Lq,
-                            nullptr);
-              }
-            float* dst = dx + (int64_t(n) * s.C + int64_t(gi) * g.Cg + c) * s.H * s.W;
-            int a = g.p % S, i = g.p / S;  // inverse of fill_phase_planes
-            for (int ih = 0; ih < s.H; ++ih) {
-              const float* row0 = out.data() + int64_t(a) * S * g.Lq + int64_t(i) * g.Wq;
-              float* dr = dst + int64_t(ih) * s.W;
-              if (S == 1) {
-                std::memcpy(dr, row0 + g.p, sizeof(float) * s.W);
-              } else {
-                for (int bb = 0; bb < S; ++bb) {
-                  const int q0 = ((bb - g.p) % S + S) % S;
-                  const float* row = row0 + bb * g.Lq + (q0 + g.p) / S;
-                  float* d = dr + q0;
-                  const int cnt = (s.W - q0 + S - 1) / S;
-                  if (S == 2) {
-                    for (int j = 0; j < cnt; ++j) d[2 * j] = row[j];
-                  } else {
-                    for (int j = 0; j < cnt; ++j) d[j * S] = row[j];
-                  }
-                }
-              }
-              if (++a == S) a = 0, ++i;
-            }
-          }
-        }
-    }
-  }
-}
-
 // acc[t] += sum_f d[f] * base[off[t] + f] for NT taps at once: one load of dy feeds NT FMAs.
 template <int NT>
 void tap_dots(const float* d, const float* base, const int64_t* off, int64_t len, float* acc) {
@@ -526,15 +469,130 @@ void tap_dots_n(int nt, const float* d, const float* base, const int64_t* off, i
   }
 }
 
-void direct_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db) {
-  const Geom g(s);
+// Offsets of the forward taps t = (c*k + kh)*k + kw in the phase planes.
+std::vector<int64_t> forward_taps(const Geom& g) {
+  std::vector<int64_t> off(g.T());
+  for (int c = 0; c < g.Cg; ++c)
+    for (int kh = 0; kh < g.k; ++kh)
+      for (int kw = 0; kw < g.k; ++kw)
+        off[(c * g.k + kh) * g.k + kw] =
+            int64_t((c * g.s + kh % g.s) * g.s + kw % g.s) * g.plane + int64_t(kh / g.s) * g.Wq + kw / g.s;
+  return off;
+}
+
+template <class GetW>  // GetW(g, float* buf) -> pointer to group g's weights (Kg, Cg, k, k), maybe buf
+void direct_forward(const Conv2dShape& s, const float* x, GetW get_w, const float* b, float* y, bool relu) {
   const Blocking bl(s);
+  const Geom g(s, bl.ns);
   const int T = g.T();
-  const int64_t ys = s.y_batch_stride(), wn = s.weight_numel();
+  const int64_t ys = s.y_batch_stride(), wg_n = int64_t(g.Kg) * T, xs = int64_t(s.C) * s.H * s.W;
+#pragma omp parallel if (parallel_worth(s))
+  {
+    std::vector<float> P(int64_t(g.Cg) * g.s * g.s * g.plane), out(2 * g.L), wbuf(bl.gb * wg_n);
+    std::vector<const float*> wg(bl.gb);
+    const std::vector<int64_t> off = forward_taps(g);
+#pragma omp for schedule(dynamic)
+    for (int64_t it = 0; it < bl.items(); ++it) {
+      int g0, g1, n0, n1;
+      bl.range(it, s.groups, s.N, g0, g1, n0, n1);
+      for (int gi = g0; gi < g1; ++gi) wg[gi - g0] = get_w(gi, wbuf.data() + (gi - g0) * wg_n);
+      for (int n = n0; n < n1; n += g.ns) {
+        const int m = std::min(g.ns, n1 - n);
+        for (int gi = g0; gi < g1; ++gi) {
+          const float* xg = x + n * xs + int64_t(gi) * g.Cg * s.H * s.W;
+          fill_phase_planes(g, xg, xs, m, P.data());
+          for (int o = 0; o < g.Kg; o += 2) {
+            const bool two = o + 1 < g.Kg;
+            const float* w1 = wg[gi - g0] + int64_t(o) * T;
+            shifted_sum(T, w1, two ? w1 + T : nullptr, off.data(), P.data(), g.run(m), out.data(),
+                        out.data() + g.L);
+            for (int u = 0; u < (two ? 2 : 1); ++u) {
+              const int ko = gi * g.Kg + o + u;
+              store_planes(g, out.data() + u * g.L, m, b ? b[ko] : 0.f, relu, y + n * ys + int64_t(ko) * g.OH * g.OW,
+                           ys);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// dx = conv^T(dy): padded input pixel (i*s + a, j*s + b) collects the taps kh = a, kw = b (mod s) from dy
+// pixel (i - kh/s, j - kw/s), i.e. a dy window shifted back by (kh/s)*Wq + kw/s; one phase plane of dx at
+// a time, then interleaved back into NCHW.
+void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
+  const Blocking bl(s);
+  const Geom g(s, bl.ns);
+  const int k = g.k, S = g.s;
+  const int64_t ys = s.y_batch_stride(), xs = int64_t(s.C) * s.H * s.W, oplane = int64_t(g.OH) * g.OW;
+  const int max_taps = g.Kg * ((k + S - 1) / S) * ((k + S - 1) / S);
+#pragma omp parallel if (parallel_worth(s))
+  {
+    std::vector<float> D(int64_t(g.Kg) * g.dyq), out(int64_t(S) * S * g.L), wt(max_taps);
+    std::vector<int64_t> off(max_taps);
+#pragma omp for schedule(dynamic)
+    for (int64_t it = 0; it < bl.items(); ++it) {
+      int g0, g1, n0, n1;
+      bl.range(it, s.groups, s.N, g0, g1, n0, n1);
+      for (int n = n0; n < n1; n += g.ns) {
+        const int m = std::min(g.ns, n1 - n);  // samples past m in the stack only feed dropped outputs
+        for (int gi = g0; gi < g1; ++gi) {
+          for (int o = 0; o < g.Kg; ++o)
+            for (int j = 0; j < m; ++j) {
+              const int64_t yo = (n + j) * ys + int64_t(gi * g.Kg + o) * oplane;
+              fill_dy_plane(g, dy + yo, relu_y ? relu_y + yo : nullptr, D.data() + o * g.dyq + g.M0 + j * g.pp);
+            }
+          for (int c = 0; c < g.Cg; ++c) {
+            for (int a = 0; a < S; ++a)
+              for (int bb = 0; bb < S; ++bb) {
+                int T = 0;
+                for (int o = 0; o < g.Kg; ++o)
+                  for (int kh = a; kh < k; kh += S)
+                    for (int kw = bb; kw < k; kw += S) {
+                      wt[T] = w[((int64_t(gi * g.Kg + o) * g.Cg + c) * k + kh) * k + kw];
+                      off[T++] = o * g.dyq + g.M0 - (int64_t(kh / S) * g.Wq + kw / S);
+                    }
+                shifted_sum(T, wt.data(), nullptr, off.data(), D.data(), g.run(m),
+                            out.data() + (a * S + bb) * g.L, nullptr);
+              }
+            for (int j = 0; j < m; ++j) {
+              float* dst = dx + (n + j) * xs + (int64_t(gi) * g.Cg + c) * s.H * s.W;
+              int a = g.p % S, i = g.p / S;  // the inverse of fill_phase_planes
+              for (int ih = 0; ih < s.H; ++ih) {
+                const float* row0 = out.data() + int64_t(a) * S * g.L + j * g.pp + int64_t(i) * g.Wq;
+                float* dr = dst + int64_t(ih) * s.W;
+                if (S == 1) {
+                  copy_row(dr, row0 + g.p, s.W);
+                } else if (S == 2) {
+                  interleave_row(dr, row0 + (g.p % 2) * g.L + g.p / 2,
+                                 row0 + ((g.p + 1) % 2) * g.L + (g.p + 1) / 2, s.W);
+                } else {
+                  for (int bb = 0; bb < S; ++bb) {
+                    const int q0 = ((bb - g.p) % S + S) % S;
+                    const float* row = row0 + bb * g.L + (q0 + g.p) / S;
+                    for (int q = q0, jj = 0; q < s.W; q += S, ++jj) dr[q] = row[jj];
+                  }
+                }
+                if (++a == S) a = 0, ++i;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void direct_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db) {
+  const Blocking bl(s);
+  const Geom g(s, bl.ns);
+  const int T = g.T();
+  const int64_t ys = s.y_batch_stride(), wn = s.weight_numel(), xs = int64_t(s.C) * s.H * s.W;
   const int nthr = omp_get_max_threads();
   // Per-thread partial sums (static schedule), added in thread order afterwards: the same bits on every run.
   std::vector<float> part(int64_t(nthr) * (wn + s.K), 0.f);
-#pragma omp parallel num_threads(nthr)
+#pragma omp parallel num_threads(nthr) if (parallel_worth(s))
   {
     float* my = part.data() + int64_t(omp_get_thread_num()) * (wn + s.K);
     std::vector<float> P(int64_t(g.Cg) * g.s * g.s * g.plane), D(g.dyq);
@@ -543,21 +601,182 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
     for (int64_t it = 0; it < bl.items(); ++it) {
       int g0, g1, n0, n1;
       bl.range(it, s.groups, s.N, g0, g1, n0, n1);
-      for (int n = n0; n < n1; ++n)
+      for (int n = n0; n < n1; n += g.ns) {
+        const int m = std::min(g.ns, n1 - n);
+        // The dot products run over all of the m samples' dy (zero off the pixels): a short last stack
+        // must not see dy left behind by the previous one.
+        if (m < g.ns) std::fill(D.begin() + g.M0 + m * g.pp, D.end(), 0.f);
         for (int gi = g0; gi < g1; ++gi) {
-          fill_phase_planes(g, x + (int64_t(n) * s.C + int64_t(gi) * g.Cg) * s.H * s.W, P.data());
+          const float* xg = x + n * xs + int64_t(gi) * g.Cg * s.H * s.W;
+          fill_phase_planes(g, xg, xs, m, P.data());
           for (int o = 0; o < g.Kg; ++o) {
             const int ko = gi * g.Kg + o;
-            fill_dy_plane(g, dy + n * ys + int64_t(ko) * g.OH * g.OW, nullptr, D.data());
-            const float* d = D.data() + g.M0;  // zero past OH*Wq and in the dropped columns
+            for (int j = 0; j < m; ++j)
+              fill_dy_plane(g, dy + (n + j) * ys + int64_t(ko) * g.OH * g.OW, nullptr, D.data() + g.M0 + j * g.pp);
+            const float* d = D.data() + g.M0;
+            const int64_t len = round_up(m * g.pp, kV);
             for (int t0 = 0; t0 < T; t0 += 9)
-              tap_dots_n(std::min(9, T - t0), d, P.data(), off.data() + t0, g.L, my + int64_t(ko) * T + t0);
+              tap_dots_n(std::min(9, T - t0), d, P.data(), off.data() + t0, len, my + int64_t(ko) * T + t0);
             if (db) {
               float sum = 0;
-              for (int64_t f = 0; f < int64_t(g.OH) * g.Wq; ++f) sum += d[f];
+              for (int64_t f = 0; f < m * g.pp; ++f) sum += d[f];
               my[wn + ko] += sum;
             }
           }
+        }
+      }
+    }
+  }
+  std::memset(dw, 0, sizeof(float) * wn);
+  if (db) std::memset(db, 0, sizeof(float) * s.K);
+  for (int t = 0; t < nthr; ++t) {
+    const float* p = part.data() + int64_t(t) * (wn + s.K);
+    for (int64_t i = 0; i < wn; ++i) dw[i] += p[i];
+    if (db)
+      for (int i = 0; i < s.K; ++i) db[i] += p[wn + i];
+  }
+}
+
+// ================================ 1x1 convs as one small GEMM per (sample, group) ========================
+//
+// A 1x1 stride-1 conv is y_g[n] (Kg x HW) = w_g (Kg x Cg) * x_g[n] (Cg x HW) in plain NCHW, no im2col. We
+// loop over (sample, group) in our OpenMP region and call oneDNN's sgemm in it (sequential there): the
+// NL modules' grouped 1x1 convs (Kg = 16..128, Cg = 48..384, HW = 16..1024) are too small per group for
+// oneDNN's conv-level parallelisation, which left 2 cores at 10-30 GMAC/s on the 32x32 layers.
+
+bool gemm_applies(const Conv2dShape& s) { return s.k == 1 && s.stride == 1 && s.pad == 0; }
+
+void sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+           int64_t ldb, float beta, float* C, int64_t ldc) {
+  const dnnl_status_t st = dnnl_sgemm(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
+  RF_CHECK(st == dnnl_success, "oneDNN sgemm({}x{}x{}) failed with status {}", M, N, K, int(st));
+}
+
+void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
+  const int Cg = s.C / s.groups, Kg = s.K / s.groups;
+  const int64_t HW = int64_t(s.H) * s.W, xs = s.C * HW, ys = s.y_batch_stride(), items = int64_t(s.N) * s.groups;
+#pragma omp parallel for if (parallel_worth(s)) schedule(dynamic)
+  for (int64_t it = 0; it < items; ++it) {
+    const int n = int(it / s.groups), g = int(it % s.groups);
+    float* yg = y + n * ys + int64_t(g) * Kg * HW;
+    sgemm('N', 'N', Kg, HW, Cg, w + int64_t(g) * Kg * Cg, Cg, x + n * xs + int64_t(g) * Cg * HW, HW, 0.f, yg, HW);
+    if (b || relu)
+      for (int o = 0; o < Kg; ++o) {
+        const float bias = b ? b[g * Kg + o] : 0.f;
+        float* row = yg + o * HW;
+        if (relu) {
+          for (int64_t i = 0; i < HW; ++i) row[i] = std::max(row[i] + bias, 0.f);
+        } else {
+          for (int64_t i = 0; i < HW; ++i) row[i] += bias;
+        }
+      }
+  }
+}
+
+void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
+  const int Cg = s.C / s.groups, Kg = s.K / s.groups;
+  const int64_t HW = int64_t(s.H) * s.W, xs = s.C * HW, ys = s.y_batch_stride(), items = int64_t(s.N) * s.groups;
+#pragma omp parallel if (parallel_worth(s))
+  {
+    std::vector<float> masked(relu_y ? Kg * HW : 0);
+#pragma omp for schedule(dynamic)
+    for (int64_t it = 0; it < items; ++it) {
+      const int n = int(it / s.groups), g = int(it % s.groups);
+      const int64_t yo = n * ys + int64_t(g) * Kg * HW;
+      const float* d = dy + yo;
+      if (relu_y) {
+        for (int64_t i = 0; i < Kg * HW; ++i) masked[i] = relu_y[yo + i] > 0 ? d[i] : 0.f;
+        d = masked.data();
+      }
+      sgemm('T', 'N', Cg, HW, Kg, w + int64_t(g) * Kg * Cg, Cg, d, HW, 0.f, dx + n * xs + int64_t(g) * Cg * HW, HW);
+    }
+  }
+}
+
+// D[m][n] += sum_p A[m][p] * B[n][p] (m < MR, n < NR, p < P): a block of the weight gradient as dot
+// products along the pixels, MR*NR accumulators in registers (4 x 6: 24 of AVX-512's 32), MR + NR loads
+// per MR*NR FMAs. sgemm('N', 'T') took 5-19 GMAC/s per core on these shapes (K = HW long, M, N small).
+template <int MR, int NR>
+void dots_block(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t P, float* D, int64_t ldd) {
+  vf acc[MR][NR];
+  for (int m = 0; m < MR; ++m)
+    for (int n = 0; n < NR; ++n) acc[m][n] = vzero();
+  int64_t p = 0;
+  for (; p + kV <= P; p += kV) {
+    vf a[MR];
+    for (int m = 0; m < MR; ++m) a[m] = vload(A + m * lda + p);
+    for (int n = 0; n < NR; ++n) {
+      const vf b = vload(B + n * ldb + p);
+      for (int m = 0; m < MR; ++m) acc[m][n] = vfma(a[m], b, acc[m][n]);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int n = 0; n < NR; ++n) {
+      float t = vhsum(acc[m][n]);
+      for (int64_t q = p; q < P; ++q) t += A[m * lda + q] * B[n * ldb + q];
+      D[m * ldd + n] += t;
+    }
+}
+
+template <int MR>
+void dots_row(int N, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t P, float* D, int64_t ldd) {
+  int n = 0;
+  for (; n + 6 <= N; n += 6) dots_block<MR, 6>(A, lda, B + n * ldb, ldb, P, D + n, ldd);
+  switch (N - n) {
+    case 1: return dots_block<MR, 1>(A, lda, B + n * ldb, ldb, P, D + n, ldd);
+    case 2: return dots_block<MR, 2>(A, lda, B + n * ldb, ldb, P, D + n, ldd);
+    case 3: return dots_block<MR, 3>(A, lda, B + n * ldb, ldb, P, D + n, ldd);
+    case 4: return dots_block<MR, 4>(A, lda, B + n * ldb, ldb, P, D + n, ldd);
+    case 5: return dots_block<MR, 5>(A, lda, B + n * ldb, ldb, P, D + n, ldd);
+    default: return;
+  }
+}
+
+// D (M x N, row stride ldd) += A (M x P) * B (N x P)^T
+void dots(int M, int N, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t P, float* D, int64_t ldd) {
+  int m = 0;
+  for (; m + 4 <= M; m += 4) dots_row<4>(N, A + m * lda, lda, B, ldb, P, D + m * ldd, ldd);
+  switch (M - m) {
+    case 1: return dots_row<1>(N, A + m * lda, lda, B, ldb, P, D + m * ldd, ldd);
+    case 2: return dots_row<2>(N, A + m * lda, lda, B, ldb, P, D + m * ldd, ldd);
+    case 3: return dots_row<3>(N, A + m * lda, lda, B, ldb, P, D + m * ldd, ldd);
+    default: return;
+  }
+}
+
+void gemm1x1_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db) {
+  const int Cg = s.C / s.groups, Kg = s.K / s.groups;
+  const int64_t HW = int64_t(s.H) * s.W, xs = s.C * HW, ys = s.y_batch_stride(), items = int64_t(s.N) * s.groups;
+  const int64_t wn = s.weight_numel();
+  const int nthr = omp_get_max_threads();
+  // Per-thread partial sums (static schedule), added in thread order afterwards: the same bits on every run.
+  std::vector<float> part(int64_t(nthr) * (wn + s.K), 0.f);
+  // Rows of HW = 1024 floats lie 4 KB apart: the 10 rows a dots_block streams would share one L1 set (8
+  // ways). Copies with a pitch of HW rounded up to the vector width, plus 16, spread them over the sets (and
+  // zero-pad the tail). Below 32x32 the horizontal sums dominate and sgemm is as fast or faster.
+  const bool own = HW >= 1024;
+  const int64_t pitch = round_up(HW, kV) + 16;
+#pragma omp parallel num_threads(nthr) if (parallel_worth(s))
+  {
+    float* my = part.data() + int64_t(omp_get_thread_num()) * (wn + s.K);
+    std::vector<float> pa(own ? Kg * pitch : 0, 0.f), pb(own ? Cg * pitch : 0, 0.f);
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < items; ++it) {  // group-major: a thread keeps adding into the same slice
+      const int g = int(it / s.N), n = int(it % s.N);
+      const float* d = dy + n * ys + int64_t(g) * Kg * HW;
+      const float* xg = x + n * xs + int64_t(g) * Cg * HW;
+      if (own) {
+        for (int o = 0; o < Kg; ++o) copy_row(pa.data() + o * pitch, d + o * HW, int(HW));
+        for (int c = 0; c < Cg; ++c) copy_row(pb.data() + c * pitch, xg + c * HW, int(HW));
+        dots(Kg, Cg, pa.data(), pitch, pb.data(), pitch, round_up(HW, kV), my + int64_t(g) * Kg * Cg, Cg);
+      } else {
+        sgemm('N', 'T', Kg, Cg, HW, d, HW, xg, HW, 1.f, my + int64_t(g) * Kg * Cg, Cg);
+      }
+      if (db)
+        for (int o = 0; o < Kg; ++o) {
+          float sum = 0;
+          for (int64_t i = 0; i < HW; ++i) sum += d[o * HW + i];
+          my[wn + g * Kg + o] += sum;
         }
     }
   }
@@ -777,8 +996,6 @@ void run_dnnl(const DnnlConv& conv, const std::vector<void*>& ptrs) {
   strm.wait();
 }
 
-bool is_dnnl(ConvAlgo a) { return a == ConvAlgo::dnnl_plain || a == ConvAlgo::dnnl_blocked; }
-
 }  // namespace
 
 // ================================ dispatch ===============================================================
@@ -788,26 +1005,38 @@ const char* conv_algo_name(ConvAlgo a) {
     case ConvAlgo::direct: return "direct";
     case ConvAlgo::dnnl_plain: return "dnnl_plain";
     case ConvAlgo::dnnl_blocked: return "dnnl_blocked";
+    case ConvAlgo::gemm_1x1: return "gemm_1x1";
   }
   return "?";
 }
 
 ConvAlgo conv2d_cpu_algo(const Conv2dShape& s, ConvPass pass) {
   s.validate();
-  const int Cg = s.C / s.groups, Kg = s.K / s.groups;
-  if (s.groups > 1 && Cg <= 4) return ConvAlgo::direct;
-  if (s.k == 1) return ConvAlgo::dnnl_plain;
+  const int Cg = s.C / s.groups, Kg = s.K / s.groups, HW = s.H * s.W;
+  const bool blockable = Cg % 16 == 0 && Kg % 16 == 0;  // oneDNN's blocked kernels want whole 16-blocks
+  if (s.groups > 1 && Cg <= 4) {
+    // Depthwise at <= 16x16: oneDNN's jit_dw on nChw16c beats the direct kernel even paying the reorders
+    // (forward 2-7x at 4x4 to 16x16); its weight gradient only wins at 4x4.
+    if (Cg == 1 && Kg == 1 && s.C % 16 == 0 && (pass == ConvPass::backward_weight ? HW <= 16 : HW <= 256))
+      return ConvAlgo::dnnl_blocked;
+    return ConvAlgo::direct;
+  }
+  if (s.k == 1 && s.stride == 1 && s.pad == 0) {
+    if (HW <= 16 && blockable && pass != ConvPass::backward_weight) return ConvAlgo::dnnl_blocked;
+    return ConvAlgo::gemm_1x1;
+  }
+  if (s.k == 1) return HW <= 64 && blockable ? ConvAlgo::dnnl_blocked : ConvAlgo::dnnl_plain;  // shortcuts
   if (s.groups == 1) {
     if (pass == ConvPass::forward && s.C < 8) return ConvAlgo::dnnl_plain;  // the stem: gemm beats the blocked
     return ConvAlgo::dnnl_blocked;
   }
-  return Cg % 16 == 0 && Kg % 16 == 0 ? ConvAlgo::dnnl_blocked : ConvAlgo::dnnl_plain;
+  return blockable ? ConvAlgo::dnnl_blocked : ConvAlgo::dnnl_plain;
 }
 
 std::string conv2d_cpu_impl_name(const Conv2dShape& s, ConvPass pass) {
   s.validate();
   const ConvAlgo a = conv2d_cpu_algo(s, pass);
-  if (!is_dnnl(a)) return conv_algo_name(a);
+  if (a == ConvAlgo::direct || (a == ConvAlgo::gemm_1x1 && gemm_applies(s))) return conv_algo_name(a);
   return std::string(conv_algo_name(a)) + ":" +
          get_dnnl(s, pass, a == ConvAlgo::dnnl_blocked, false, false)->impl;
 }
@@ -820,6 +1049,7 @@ void conv2d_forward_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* x, c
     direct_forward(s, x, [&](int g, float*) { return w + g * wg; }, b, y, relu);
     return;
   }
+  if (a == ConvAlgo::gemm_1x1 && gemm_applies(s)) return gemm1x1_forward(s, x, w, b, y, relu);
   auto conv = get_dnnl(s, ConvPass::forward, a == ConvAlgo::dnnl_blocked, b != nullptr, relu);
   std::vector<void*> ptrs{const_cast<float*>(x), const_cast<float*>(w), y};
   if (b) ptrs.push_back(const_cast<float*>(b));
@@ -830,12 +1060,13 @@ void conv2d_backward_data_cpu_with(ConvAlgo a, const Conv2dShape& s, const float
                                    const float* relu_y) {
   s.validate();
   if (a == ConvAlgo::direct) return direct_backward_data(s, dy, w, dx, relu_y);
+  if (a == ConvAlgo::gemm_1x1 && gemm_applies(s)) return gemm1x1_backward_data(s, dy, w, dx, relu_y);
   Conv2dShape sd = s;
   if (relu_y) {  // mask dy into a dense temporary, then the plain backward
     sd.y_nstride = 0;
     const int64_t m = int64_t(s.K) * s.OH() * s.OW(), ys = s.y_batch_stride();
     float* t = static_cast<float*>(scratch(5).get(sizeof(float) * m * s.N));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (parallel_worth(s)) schedule(static)
     for (int n = 0; n < s.N; ++n)
       for (int64_t i = 0; i < m; ++i) t[n * m + i] = relu_y[n * ys + i] > 0 ? dy[n * ys + i] : 0.f;
     dy = t;
@@ -848,6 +1079,7 @@ void conv2d_backward_weight_cpu_with(ConvAlgo a, const Conv2dShape& s, const flo
                                      float* dw, float* db) {
   s.validate();
   if (a == ConvAlgo::direct) return direct_backward_weight(s, x, dy, dw, db);
+  if (a == ConvAlgo::gemm_1x1 && gemm_applies(s)) return gemm1x1_backward_weight(s, x, dy, dw, db);
   auto conv = get_dnnl(s, ConvPass::backward_weight, a == ConvAlgo::dnnl_blocked, db != nullptr, false);
   std::vector<void*> ptrs{const_cast<float*>(x), const_cast<float*>(dy), dw};
   if (db) ptrs.push_back(db);

@@ -57,6 +57,8 @@ enum class ConvAlgo {
   direct,        // our OpenMP + SIMD kernel: depthwise and few-channels-per-group convs (the seeded convs)
   dnnl_plain,    // oneDNN on the plain NCHW tensors (it picks im2col + jit sgemm)
   dnnl_blocked,  // oneDNN on its blocked layouts (nChw16c), with reorders in and out on every call
+  gemm_1x1,      // 1x1 stride-1 convs: our OpenMP loop over (sample, group), one oneDNN sgemm each;
+                 // other shapes run dnnl_plain
 };
 ConvAlgo conv2d_cpu_algo(const Conv2dShape& s, ConvPass pass);
 const char* conv_algo_name(ConvAlgo a);

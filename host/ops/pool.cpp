@@ -3,24 +3,25 @@
 // Checked by tests/ops/test_pool.cpp: fast vs reference over a shape sweep (exact for max pool),
 // reference gradients vs finite differences in double, strided output slices, bad shapes.
 //
-// Fast path, per (n, c) plane, OpenMP over planes (no two threads touch the same plane):
-// - max pool: separable. Row pass: max over k columns for each needed output column (vectorised on
-//   the interior, clamped on the borders, padding never read); column pass: max over the clamped
-//   rows. Max is exact and ties keep the first (strict >), so the value and the argmax (row-major first
-//   maximum) equal the reference's bit for bit. Backward reuses the same passes carrying the column
-//   index, then scatters dy: O(k) per output instead of O(k^2).
-// - average / mixed pool: separable box sums on the zero-padded plane. Row pass: k adds per needed
-//   (row, output column), vectorised over output columns (k/16 vector adds per output with AVX-512).
-//   Column pass: for k > 2s+1 the van Herk / Gil-Werman block trick: prefix and suffix sums inside
-//   blocks of k rows, then each window = suffix[a] + prefix[a+k-1], 1 add per output and never a
-//   subtraction (no cancellation, unlike running sums or summed-area tables); for small k a direct
-//   k-term sum. Only the output rows/columns the stride needs are computed.
+// Fast path, per (n, c) plane, OpenMP over planes (no two threads touch the same plane), inner loops on
+// 16-float vector chunks of output columns:
+// - max pool: separable. Row pass: max over the k taps of the row between -inf pads; column pass: max
+//   over the window's rows. Max is exact and strict > keeps the first maximum, so values and argmax
+//   (row-major first maximum) equal the reference's bit for bit. Backward carries the flat argmax
+//   through both passes, then every input gathers the dy of the windows it wins, in the reference's
+//   order: dx is bit-identical too, and no two lanes ever write the same dx. O(k) per output forward.
+// - average / mixed pool: separable box sums on the zero-padded plane. Row pass: k taps per (row,
+//   output column), as vector adds (k/16 vector adds per output). Column pass: for k > 2s+1 the
+//   van Herk / Gil-Werman block trick: prefix and suffix sums inside blocks of k rows, each window =
+//   suffix[a] + prefix[a+k-1]: O(1) per output and never a subtraction (no cancellation, unlike
+//   running sums or summed-area tables); for small k a direct k-term sum. At stride s only the needed
+//   output rows are summed (the row pass at s = 2 sums all columns, then keeps the even ones).
 //   Error bound: every output is a sum of the same window values as the reference, in a tree of depth
-//   <= 2k-2, so |fast - exact| <= ((2k+2) u mean|x_window| + 2u |y|) with u = 2^-24 (the +4 covers
-//   the 1/k^2 rounding, the product and the "- x"); the reference's sequential k^2-term sum has the
-//   larger bound (k^2 u mean|x_window|). The test checks the fast bound element by element.
-//   Backward is the adjoint: at stride 1 a box sum of dy with pad k-1-p (so the same kernel), at
-//   stride > 1 a scatter of each dy row/column into its k input rows/columns (k/s adds per input).
+//   <= 2k-2, so |fast - exact| <= (2k+2) u mean|x_window| + 2u |y| with u = 2^-24 (the extra terms
+//   cover the 1/k^2 rounding, the product and the "- x"); the reference's sequential k^2-term sum has
+//   the larger bound k^2 u mean|x_window|. The test checks the fast bound element by element.
+//   Backward is the adjoint: the box with pad k-1-p applied to dy (dilated by s at stride s > 1), so
+//   the same kernel and the same bound.
 #include "host/ops/pool.h"
 
 #include <algorithm>
@@ -238,136 +239,201 @@ RF_POOL_INSTANTIATE(float)
 RF_POOL_INSTANTIATE(double)
 #undef RF_POOL_INSTANTIATE
 
-// ---- fast path: max pool -------------------------------------------------------------------------
+// ---- fast path: shared -----------------------------------------------------------------------------
 
 namespace {
 
-// Output columns [lo, hi) whose window [ow*s - pad, ow*s - pad + k) lies inside [0, W).
-struct Interior {
-  int lo, hi;
-};
-Interior interior(int W, int OW, int k, int stride, int pad) {
-  const int lo = std::min(OW, (pad + stride - 1) / stride);
-  const int hi = W - k + pad >= 0 ? std::min(OW, (W - k + pad) / stride + 1) : 0;
-  return {lo, std::max(lo, hi)};
-}
-
-// Row pass of the max pool: hv[ow] = max over the window's columns of one input row, hi[ow] = the
-// column of its first maximum (only when WithIdx). S = the stride as a compile-time constant (0: s).
-template <int S, bool WithIdx>
-void max_row(const float* __restrict xr, int W, int OW, int k, int s_rt, int pad, Interior in, float* __restrict hv,
-             int* __restrict hi) {
-  const int s = S > 0 ? S : s_rt;
-  auto border = [&](int ow) {
-    const int c0 = std::max(0, ow * s - pad), c1 = std::min(W, ow * s - pad + k);
-    float best = xr[c0];
-    int arg = c0;
-    for (int c = c0 + 1; c < c1; ++c)
-      if (xr[c] > best) best = xr[c], arg = c;
-    hv[ow] = best;
-    if (WithIdx) hi[ow] = arg;
-  };
-  for (int ow = 0; ow < in.lo; ++ow) border(ow);
-  for (int ow = in.lo; ow < in.hi; ++ow) {
-    hv[ow] = xr[ow * s - pad];
-    if (WithIdx) hi[ow] = ow * s - pad;
-  }
-  for (int kw = 1; kw < k; ++kw)
-    for (int ow = in.lo; ow < in.hi; ++ow) {  // vectorised: compare + blend, strict > keeps the first
-      const float v = xr[ow * s - pad + kw];
-      const bool gt = v > hv[ow];
-      hv[ow] = gt ? v : hv[ow];
-      if (WithIdx) hi[ow] = gt ? ow * s - pad + kw : hi[ow];
-    }
-  for (int ow = in.hi; ow < OW; ++ow) border(ow);
-}
-
-template <bool WithIdx>
-void max_rows(const float* xp, const Pool2dShape& s, int rows, float* hv, int* hi) {
-  const int OW = s.OW();
-  const Interior in = interior(s.W, OW, s.k, s.stride, s.pad);
-  for (int ih = 0; ih < rows; ++ih) {
-    const float* xr = xp + int64_t(ih) * s.W;
-    float* v = hv + int64_t(ih) * OW;
-    int* i = WithIdx ? hi + int64_t(ih) * OW : nullptr;
-    if (s.stride == 1)
-      max_row<1, WithIdx>(xr, s.W, OW, s.k, 1, s.pad, in, v, i);
-    else if (s.stride == 2)
-      max_row<2, WithIdx>(xr, s.W, OW, s.k, 2, s.pad, in, v, i);
-    else
-      max_row<0, WithIdx>(xr, s.W, OW, s.k, s.stride, s.pad, in, v, i);
-  }
-}
-
-// Input rows any window reads: rows past the last window are never needed.
-int rows_needed(int H, int OH, int k, int stride, int pad) { return std::min(H, (OH - 1) * stride - pad + k); }
+// The kernels run on chunks of kLanes output columns held in GCC/Clang vector types: one AVX-512
+// register (two AVX2 ones), so running sums and maxima stay in registers instead of going through
+// memory once per kernel tap. (Left to itself GCC 12 turned such chunk loops into scalar per-lane code.)
+constexpr int kLanes = 16;
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+typedef int32_t LanesI __attribute__((vector_size(kLanes * sizeof(int32_t))));
+int round_up_lanes(int n) { return (n + kLanes - 1) / kLanes * kLanes; }
+#define RF_LOAD(v, p) std::memcpy(&(v), (p), sizeof(v))  // unaligned; macros keep vectors off the ABI
+#define RF_STORE(p, v) std::memcpy((p), &(v), sizeof(v))
 
 // Below ~64k element operations a call takes ~10 us on one core, about what waking a team costs.
 bool worth_threads(int64_t planes, int64_t work_per_plane) { return planes > 1 && planes * work_per_plane > (1 << 16); }
 
 }  // namespace
 
+// ---- fast path: max pool -------------------------------------------------------------------------
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Per-plane max pool in two separable passes, both at full (stride-1) column resolution j = ow*s:
+// row pass hv[r][j] = max over kw of rowpad[r][j + kw] (rowpad = the row between `pad` -inf columns),
+// then the column pass over the clamped rows of each output row. Strict > in tap order keeps the first
+// maximum, so values are bit-identical to the reference and, with WithIdx, hi[r][j] = flat index
+// r*W + column of the first maximum of the row window (the first valid column when all are -inf, as
+// in the reference).
+// At stride s > 1 the passes compute s times the columns needed and keep every s-th (one k=3 pass is
+// cheaper than reshuffling the row).
+struct MaxPlane {
+  int H = 0, W = 0, k = 0, s = 1, pad = 0, OH = 0, OW = 0, rows = 0, Wl = 0;
+  std::vector<float> rowpad, hv, col;
+  std::vector<int32_t> hi;
+
+  void setup(const Pool2dShape& sh, bool with_idx) {
+    H = sh.H, W = sh.W, k = sh.k, s = sh.stride, pad = sh.pad, OH = sh.OH(), OW = sh.OW();
+    rows = std::min(H, (OH - 1) * s - pad + k);  // rows past the last window are never read
+    Wl = round_up_lanes((OW - 1) * s + 1);
+    rowpad.assign(2 * (size_t(Wl) + k), kNegInf);
+    hv.resize(size_t(rows) * Wl);
+    col.resize(Wl);
+    if (with_idx) hi.resize(size_t(rows) * Wl);
+  }
+
+  template <bool WithIdx>
+  void row_pass(const float* xp) {
+    const int ncopy = std::min(W, Wl + k - 1 - pad);  // columns any window reads
+    LanesI iota;
+    for (int j = 0; j < kLanes; ++j) iota[j] = j;
+    // Two row buffers alternate: row r+1 is copied before row r is read, so the copy's stores have
+    // drained by the time the (differently aligned) vector loads read them.
+    const size_t len = size_t(Wl) + k;
+    std::memcpy(rowpad.data() + pad, xp, sizeof(float) * ncopy);
+    for (int r = 0; r < rows; ++r) {
+      const float* rp = rowpad.data() + (r & 1) * len;
+      if (r + 1 < rows)
+        std::memcpy(rowpad.data() + ((r + 1) & 1) * len + pad, xp + int64_t(r + 1) * W, sizeof(float) * ncopy);
+      for (int n0 = 0; n0 < Wl; n0 += kLanes) {
+        Lanes acc, v;
+        RF_LOAD(acc, rp + n0);
+        // Flat index r*W + column; starts at the first valid column of each window.
+        LanesI c = iota + (n0 - pad), arg = (c < 0 ? 0 : c) + r * W;
+        c += r * W;
+        for (int kw = 1; kw < k; ++kw) {
+          RF_LOAD(v, rp + n0 + kw);
+          const LanesI gt = v > acc;
+          acc = gt ? v : acc;
+          if (WithIdx) arg = gt ? c + kw : arg;
+        }
+        RF_STORE(hv.data() + int64_t(r) * Wl + n0, acc);
+        if (WithIdx) RF_STORE(hi.data() + int64_t(r) * Wl + n0, arg);
+      }
+    }
+  }
+
+  // Column pass for output row oh: col[j] = max over its rows; with WithIdx, at[j] = flat index
+  // (r*W + column) of the first maximum in row-major order.
+  template <bool WithIdx>
+  void col_pass(int oh, int32_t* at) {
+    const int r0 = std::max(0, oh * s - pad), r1 = std::min(H, oh * s - pad + k);
+    for (int n0 = 0; n0 < Wl; n0 += kLanes) {
+      Lanes acc, v;
+      LanesI arg, a;
+      RF_LOAD(acc, hv.data() + int64_t(r0) * Wl + n0);
+      if (WithIdx) RF_LOAD(arg, hi.data() + int64_t(r0) * Wl + n0);
+      for (int r = r0 + 1; r < r1; ++r) {
+        RF_LOAD(v, hv.data() + int64_t(r) * Wl + n0);
+        const LanesI gt = v > acc;
+        acc = gt ? v : acc;
+        if (WithIdx) {
+          RF_LOAD(a, hi.data() + int64_t(r) * Wl + n0);
+          arg = gt ? a : arg;
+        }
+      }
+      RF_STORE(col.data() + n0, acc);
+      if (WithIdx) RF_STORE(at + n0, arg);
+    }
+  }
+};
+
+}  // namespace
+
 void max_pool2d_forward_cpu(const Pool2dShape& s, const float* x, float* y) {
   s.validate();
-  const int OH = s.OH(), OW = s.OW(), rows = rows_needed(s.H, OH, s.k, s.stride, s.pad);
-  const int64_t planes = int64_t(s.N) * s.C, ybs = s.y_batch_stride();
-  const int64_t work_per_plane = (int64_t(rows) + OH) * OW * s.k;  // row pass + column pass
+  const int OH = s.OH(), OW = s.OW();
+  const int64_t planes = int64_t(s.N) * s.C, ybs = s.y_batch_stride(), HW = int64_t(s.H) * s.W;
+  const int64_t work_per_plane = (HW + int64_t(OH) * OW) * s.k;  // row pass + column pass
 #pragma omp parallel if (worth_threads(planes, work_per_plane))
   {
-    std::vector<float> hv(size_t(rows) * OW);
+    MaxPlane mp;
+    mp.setup(s, false);
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < planes; ++p) {
       const int64_t n = p / s.C, c = p % s.C;
-      const float* xp = x + p * s.H * s.W;
       float* yp = y + n * ybs + c * OH * OW;
-      max_rows<false>(xp, s, rows, hv.data(), nullptr);
-      for (int oh = 0; oh < OH; ++oh) {  // column pass over the clamped rows, vectorised over ow
-        const int r0 = std::max(0, oh * s.stride - s.pad), r1 = std::min(s.H, oh * s.stride - s.pad + s.k);
+      mp.row_pass<false>(x + p * HW);
+      for (int oh = 0; oh < OH; ++oh) {
+        mp.col_pass<false>(oh, nullptr);
         float* yr = yp + int64_t(oh) * OW;
-        const float* h0 = hv.data() + int64_t(r0) * OW;
-        for (int ow = 0; ow < OW; ++ow) yr[ow] = h0[ow];
-        for (int r = r0 + 1; r < r1; ++r) {
-          const float* hr = hv.data() + int64_t(r) * OW;
-          for (int ow = 0; ow < OW; ++ow) yr[ow] = hr[ow] > yr[ow] ? hr[ow] : yr[ow];
-        }
+        if (s.stride == 1)
+          std::memcpy(yr, mp.col.data(), sizeof(float) * OW);
+        else
+          for (int ow = 0; ow < OW; ++ow) yr[ow] = mp.col[int64_t(ow) * s.stride];
       }
     }
   }
 }
 
+// Backward as a gather, so that no two lanes ever write the same dx: each output's target (the flat
+// index of its first maximum) and dy are laid out on the dilated output grid (column j = ow*s), then
+// every input pixel sums the dy of the windows covering it whose target it is, visiting them in the
+// reference's (oh, ow) order: the same additions in the same order, so dx is bit-identical to the
+// reference. k^2/s compare-and-adds per input, vectorised over input columns; the scatter it replaces
+// (dx[target] += dy) ran at ~7 cycles per output, serialised through memory where windows share a max.
 void max_pool2d_backward_cpu(const Pool2dShape& s, const float* x, const float* dy, float* dx) {
   s.validate();
-  const int OH = s.OH(), OW = s.OW(), rows = rows_needed(s.H, OH, s.k, s.stride, s.pad);
+  const int OH = s.OH(), OW = s.OW(), k = s.k, st = s.stride, pad = s.pad;
   const int64_t planes = int64_t(s.N) * s.C, ybs = s.y_batch_stride(), HW = int64_t(s.H) * s.W;
-  const int64_t work_per_plane = (int64_t(rows) + OH) * OW * s.k;
+  const int64_t work_per_plane = (HW + int64_t(OH) * OW) * k + HW * k * k / st;
+  // Input column c is covered by the dilated output columns j in [c + pad - k + 1, c + pad]; stored at
+  // jj = j + off with off = k - 1 - pad >= 0, so input chunk c0 reads entries [c0, c0 + kLanes + k - 1).
+  const int off = k - 1 - pad, Wc = round_up_lanes(s.W), Lt = std::max(Wc + k - 1, round_up_lanes(OW) + off);
 #pragma omp parallel if (worth_threads(planes, work_per_plane))
   {
-    std::vector<float> hv(size_t(rows) * OW), best(OW);
-    std::vector<int> hi(size_t(rows) * OW), best_r(OW);
+    MaxPlane mp;
+    mp.setup(s, true);
+    // Rows of Lt >= Wl + off entries: the column pass may store a whole chunk past the last output.
+    std::vector<int32_t> at(mp.Wl), target(size_t(OH) * Lt, -1);  // -1: no output at this column
+    std::vector<float> g(size_t(OH) * Lt, 0.f);
+    LanesI iota;
+    for (int j = 0; j < kLanes; ++j) iota[j] = j;
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < planes; ++p) {
       const int64_t n = p / s.C, c = p % s.C;
-      const float* xp = x + p * HW;
       const float* dyp = dy + n * ybs + c * OH * OW;
       float* dxp = dx + p * HW;
-      std::memset(dxp, 0, sizeof(float) * HW);
-      max_rows<true>(xp, s, rows, hv.data(), hi.data());
+      mp.row_pass<true>(x + p * HW);
       for (int oh = 0; oh < OH; ++oh) {
-        const int r0 = std::max(0, oh * s.stride - s.pad), r1 = std::min(s.H, oh * s.stride - s.pad + s.k);
-        const float* h0 = hv.data() + int64_t(r0) * OW;
-        for (int ow = 0; ow < OW; ++ow) best[ow] = h0[ow], best_r[ow] = r0;
-        for (int r = r0 + 1; r < r1; ++r) {
-          const float* hr = hv.data() + int64_t(r) * OW;
-          for (int ow = 0; ow < OW; ++ow) {
-            const bool gt = hr[ow] > best[ow];  // strict: the earliest row keeps a tie
-            best[ow] = gt ? hr[ow] : best[ow];
-            best_r[ow] = gt ? r : best_r[ow];
-          }
+        int32_t* tr = target.data() + int64_t(oh) * Lt + off;
+        float* gr = g.data() + int64_t(oh) * Lt + off;
+        if (st == 1) {  // the column pass writes the targets in place
+          mp.col_pass<true>(oh, tr);
+          for (int j = OW; j < mp.Wl; ++j) tr[j] = -1;  // lanes past the last output
+          std::memcpy(gr, dyp + int64_t(oh) * OW, sizeof(float) * OW);
+        } else {
+          mp.col_pass<true>(oh, at.data());
+          for (int ow = 0; ow < OW; ++ow) tr[ow * st] = at[ow * st], gr[ow * st] = dyp[int64_t(oh) * OW + ow];
         }
-        // Scatter: windows overlap, so this stays serial within the plane.
-        for (int ow = 0; ow < OW; ++ow) {
-          const int r = best_r[ow];
-          dxp[int64_t(r) * s.W + hi[int64_t(r) * OW + ow]] += dyp[oh * OW + ow];
+      }
+      for (int r = 0; r < s.H; ++r) {
+        // Output rows whose windows cover input row r: oh*st - pad <= r <= oh*st - pad + k - 1.
+        const int lo = r + pad - k + 1, oh0 = std::max(0, lo <= 0 ? 0 : (lo + st - 1) / st);
+        const int oh1 = std::min(OH - 1, (r + pad) / st);
+        for (int c0 = 0; c0 < Wc; c0 += kLanes) {
+          const LanesI me = iota + int32_t(r * s.W + c0);
+          Lanes acc = {}, gv;
+          LanesI tv;
+          for (int oh = oh0; oh <= oh1; ++oh)
+            for (int t = 0; t < k; ++t) {  // ascending output column
+              RF_LOAD(tv, target.data() + int64_t(oh) * Lt + c0 + t);
+              RF_LOAD(gv, g.data() + int64_t(oh) * Lt + c0 + t);
+              acc = tv == me ? acc + gv : acc;
+            }
+          float* d = dxp + int64_t(r) * s.W + c0;
+          if (c0 + kLanes <= s.W) {
+            RF_STORE(d, acc);
+          } else {
+            float tmp[kLanes];
+            RF_STORE(tmp, acc);
+            for (int j = 0; j < s.W - c0; ++j) d[j] = tmp[j];
+          }
         }
       }
     }
@@ -378,57 +444,101 @@ void max_pool2d_backward_cpu(const Pool2dShape& s, const float* x, const float* 
 
 namespace {
 
-// Box sums run on chunks of kLanes output columns held in a GCC/Clang vector type: one AVX-512
-// register (two AVX2 ones), so running sums stay in registers instead of going through memory once per
-// kernel tap. (Left to itself GCC 12 interchanged the chunk loops into scalar per-lane sums.)
-constexpr int kLanes = 16;
-typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
-int round_up_lanes(int n) { return (n + kLanes - 1) / kLanes * kLanes; }
-#define RF_LOAD(v, p) std::memcpy(&(v), (p), sizeof(Lanes))  // unaligned; macros keep Lanes off the ABI
-#define RF_STORE(p, v) std::memcpy((p), &(v), sizeof(Lanes))
+// Sum of taps kw < k of the chunk starting at ph + n0, tap kw at offset tap[kw]. Four partial sums
+// (taps kw = j mod 4) then (a0 + a1) + (a2 + a3): a chain of ~k/4 + 2 dependent adds instead of k-1,
+// and a summation tree of depth <= k-1.
+inline void sum_taps(const float* ph, const int* tap, int k, float* out) {
+  Lanes acc, v;
+  RF_LOAD(acc, ph + tap[0]);
+  if (k <= 4) {
+    for (int kw = 1; kw < k; ++kw) RF_LOAD(v, ph + tap[kw]), acc += v;
+  } else {
+    Lanes a1, a2, a3;
+    RF_LOAD(a1, ph + tap[1]);
+    RF_LOAD(a2, ph + tap[2]);
+    RF_LOAD(a3, ph + tap[3]);
+    int kw = 4;
+    for (; kw + 3 < k; kw += 4) {
+      RF_LOAD(v, ph + tap[kw]), acc += v;
+      RF_LOAD(v, ph + tap[kw + 1]), a1 += v;
+      RF_LOAD(v, ph + tap[kw + 2]), a2 += v;
+      RF_LOAD(v, ph + tap[kw + 3]), a3 += v;
+    }
+    if (kw < k) RF_LOAD(v, ph + tap[kw]), acc += v;
+    if (kw + 1 < k) RF_LOAD(v, ph + tap[kw + 1]), a1 += v;
+    if (kw + 2 < k) RF_LOAD(v, ph + tap[kw + 2]), a2 += v;
+    acc = (acc + a1) + (a2 + a3);
+  }
+  RF_STORE(out, acc);
+}
 
-struct BoxScratch {
-  std::vector<float> row, phases, R, Sfx;
+// Horizontal pass of the box sums: out[n] = sum_{kw < k} rowpad[n*s + kw] for n < Wl (a multiple of
+// kLanes), rowpad = one src row with `pad` zeros in front and zeros after. Error <= (k-1) u sum|row|.
+// - s = 1: taps are contiguous vector loads from rowpad.
+// - s = 2: the same sums at every column j of two chunks (2 kLanes columns), then the even lanes kept:
+//   twice the adds of the exact stride-2 sums, but no per-row reshuffle (which measured slower).
+// - s > 2: rowpad split into s phases ph_f[t] = rowpad[t*s + f], so that tap kw reads
+//   ph_{kw%s}[n + kw/s] with contiguous loads.
+// Two buffers alternate: a row is filled one step before it is summed, so its stores have left the
+// store buffer by the time the (differently aligned) vector loads read them.
+struct RowPass {
+  int k = 0, s = 1, pad = 0, ncopy = 0, Wl = 0, plen = 0;
+  std::vector<float> buf[2];
+  std::vector<int> tap;
+
+  // ncopy: columns of the src row any window reads.
+  void setup(int k_, int s_, int pad_, int ncopy_, int Wl_) {
+    k = k_, s = s_, pad = pad_, ncopy = ncopy_, Wl = Wl_;
+    tap.resize(k);
+    if (s <= 2) {
+      plen = s * Wl + k;  // one phase: rowpad itself, read up to column s*Wl - 1 + k - 1
+      for (int kw = 0; kw < k; ++kw) tap[kw] = kw;
+    } else {
+      plen = Wl + (k - 1) / s + 1;  // covers n + kw/s for n < Wl, kw < k
+      for (int kw = 0; kw < k; ++kw) tap[kw] = (kw % s) * plen + kw / s;
+    }
+    for (auto& b : buf) b.assign(size_t(s <= 2 ? 1 : s) * plen, 0.f);  // never-written entries stay zero
+  }
+
+  void fill(const float* src_row, int slot) {
+    float* ph = buf[slot].data();
+    if (s <= 2) {
+      std::memcpy(ph + pad, src_row, sizeof(float) * ncopy);
+      return;
+    }
+    for (int f = 0; f < s; ++f) {
+      // Phase f, entry t holds src column t*s + f - pad, for the columns in [0, ncopy).
+      const int t0 = pad >= f ? (pad - f + s - 1) / s : 0;
+      const int last = ncopy - 1 + pad - f;
+      if (last < 0) continue;
+      float* dst = ph + int64_t(f) * plen;
+      for (int t = t0; t <= last / s; ++t) dst[t] = src_row[t * s + f - pad];
+    }
+  }
+
+  void sum(int slot, float* __restrict out) const {
+    const float* ph = buf[slot].data();
+    if (s == 2) {
+      alignas(64) float full[2 * kLanes];
+      for (int n0 = 0; n0 < Wl; n0 += kLanes) {
+        sum_taps(ph + 2 * n0, tap.data(), k, full);
+        sum_taps(ph + 2 * n0 + kLanes, tap.data(), k, full + kLanes);
+        Lanes lo, hi;
+        RF_LOAD(lo, full);
+        RF_LOAD(hi, full + kLanes);
+        Lanes even = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        RF_STORE(out + n0, even);
+      }
+      return;
+    }
+    for (int n0 = 0; n0 < Wl; n0 += kLanes) sum_taps(ph + n0, tap.data(), k, out + n0);
+  }
 };
 
-// out[n] = sum_{kw < k} row[n*s + kw] for n < Wl (a multiple of kLanes); row is zero-padded to
-// (Wl-1)*s + k. At stride s > 1 the row is first split into s phases (ph_f[i] = row[i*s + f]) so that
-// tap kw reads ph_{kw%s}[n + kw/s]: contiguous loads for any stride. Summed in kw order: k-1 adds,
-// error <= (k-1) u sum|row|.
-// ph[f*plen + t] = row[t*s + f] for t*s + f < Wp. S: the stride as a constant (0: s_rt), so that GCC
-// turns the stride-2 loads into vector permutes.
-template <int S>
-void deinterleave(const float* __restrict row, int Wp, int s_rt, int plen, float* __restrict ph) {
-  const int s = S > 0 ? S : s_rt;
-  for (int f = 0; f < s; ++f) {
-    const int count = (Wp - f + s - 1) / s;
-    float* dst = ph + size_t(f) * plen;
-    for (int t = 0; t < count; ++t) dst[t] = row[t * s + f];
-  }
-}
-
-int phase_len(int Wl, int k, int s) { return Wl + (k - 1) / s + 1; }  // covers n + kw/s, n < Wl, kw < k
-void box_row(const float* row, int Wl, int k, int s, std::vector<float>& phases, float* out) {
-  const float* ph = row;
-  const int plen = phase_len(Wl, k, s);
-  if (s > 1) {  // phases was zero-filled by the caller, entries past the row's end stay zero
-    const int Wp = (Wl - 1) * s + k;
-    if (s == 2)
-      deinterleave<2>(row, Wp, 2, plen, phases.data());
-    else
-      deinterleave<0>(row, Wp, s, plen, phases.data());
-    ph = phases.data();
-  }
-  for (int n0 = 0; n0 < Wl; n0 += kLanes) {
-    Lanes acc, v;
-    RF_LOAD(acc, ph + n0);
-    for (int kw = 1; kw < k; ++kw) {
-      RF_LOAD(v, ph + (s > 1 ? int64_t(kw % s) * plen + kw / s : kw) + n0);
-      acc += v;
-    }
-    RF_STORE(out + n0, acc);
-  }
-}
+struct BoxScratch {
+  RowPass rows;
+  std::vector<float> R, Sfx, P;
+};
 
 // d[j] = scale * V[j] - (sub ? sb[j] : 0) for the len <= kLanes valid columns of a chunk.
 inline void finish_chunk(const float* V, float scale, const float* sb, float* d, int len) {
@@ -453,21 +563,19 @@ inline void finish_chunk(const float* V, float scale, const float* sb, float* d,
 void box_sum_plane(const float* src, int Hs, int Ws, int k, int s, int pad, int Ho, int Wo, float scale,
                    const float* sub, float* dst, BoxScratch& sc) {
   // Padded rows the windows cover: index r' = r + pad, r' in [0, Hp). Columns: Wl >= Wo lanes computed
-  // (the extra ones read zeros and are never stored), from a zero-padded row of Wp columns.
-  const int Hp = (Ho - 1) * s + k, Wl = round_up_lanes(Wo), Wp = (Wl - 1) * s + k;
-  sc.row.assign(Wp, 0.f);
-  if (s > 1) sc.phases.assign(size_t(s) * phase_len(Wl, k, s), 0.f);
+  // (the extra ones read zeros and are never stored).
+  const int Hp = (Ho - 1) * s + k, Wl = round_up_lanes(Wo);
+  sc.rows.setup(k, s, pad, std::max(0, std::min(Ws, (Wo - 1) * s + k - pad)), Wl);
   sc.R.resize(size_t(Hp) * Wl);
-  const int ncopy = std::max(0, std::min(Ws, (Wo - 1) * s + k - pad));  // columns of src any window reads
-  for (int rp = 0; rp < Hp; ++rp) {
-    float* Rr = sc.R.data() + int64_t(rp) * Wl;
-    const int r = rp - pad;
-    if (r < 0 || r >= Hs) {
-      std::fill(Rr, Rr + Wl, 0.f);
-      continue;
-    }
-    std::memcpy(sc.row.data() + pad, src + int64_t(r) * Ws, sizeof(float) * ncopy);  // borders stay 0
-    box_row(sc.row.data(), Wl, k, s, sc.phases, Rr);
+  // Padded row r' reads src row r' - pad; rows outside src sum to zero.
+  const int r_lo = std::min(Hp, pad), r_hi = std::max(r_lo, std::min(Hp, Hs + pad));
+  std::fill(sc.R.begin(), sc.R.begin() + int64_t(r_lo) * Wl, 0.f);
+  std::fill(sc.R.begin() + int64_t(r_hi) * Wl, sc.R.end(), 0.f);
+  if (r_lo < r_hi) sc.rows.fill(src + int64_t(r_lo - pad) * Ws, 0);
+  for (int rp = r_lo; rp < r_hi; ++rp) {
+    const int slot = (rp - r_lo) & 1;
+    if (rp + 1 < r_hi) sc.rows.fill(src + int64_t(rp + 1 - pad) * Ws, slot ^ 1);
+    sc.rows.sum(slot, sc.R.data() + int64_t(rp) * Wl);
   }
 
   float* R = sc.R.data();
@@ -491,38 +599,40 @@ void box_sum_plane(const float* src, int Hs, int Ws, int k, int s, int pad, int 
     return;
   }
 
-  // van Herk / Gil-Werman: rows split into blocks of k; Sfx = suffix sums inside each block, R becomes
-  // prefix sums P inside each block. A window [a, a+k-1] spans at most two blocks:
+  // van Herk / Gil-Werman: rows split into blocks of k; Sfx = suffix sums and P = prefix sums inside
+  // each block. A window [a, a+k-1] spans at most two blocks:
   // sum = Sfx[a] + P[a+k-1] (or P[a+k-1] alone when a starts a block). No subtraction anywhere.
   sc.Sfx.resize(size_t(Hp) * Wl);
+  sc.P.resize(size_t(Hp) * Wl);
   float* Sfx = sc.Sfx.data();
+  float* P = sc.P.data();
   for (int n0 = 0; n0 < Wl; n0 += kLanes) {
     const int len = std::min(kLanes, Wo - n0);
     for (int b = 0; b < Hp; b += k) {
+      // Suffix (downwards from e-1) and prefix (upwards from b) chains interleaved: independent adds.
       const int e = std::min(Hp, b + k);
-      Lanes acc, v;
-      RF_LOAD(acc, R + int64_t(e - 1) * Wl + n0);
-      RF_STORE(Sfx + int64_t(e - 1) * Wl + n0, acc);
-      for (int r = e - 2; r >= b; --r) {
-        RF_LOAD(v, R + int64_t(r) * Wl + n0);
-        acc += v;
-        RF_STORE(Sfx + int64_t(r) * Wl + n0, acc);
-      }
-      RF_LOAD(acc, R + int64_t(b) * Wl + n0);
-      for (int r = b + 1; r < e; ++r) {
-        RF_LOAD(v, R + int64_t(r) * Wl + n0);
-        acc += v;
-        RF_STORE(R + int64_t(r) * Wl + n0, acc);
+      Lanes sa, pa, v;
+      RF_LOAD(sa, R + int64_t(e - 1) * Wl + n0);
+      RF_STORE(Sfx + int64_t(e - 1) * Wl + n0, sa);
+      RF_LOAD(pa, R + int64_t(b) * Wl + n0);
+      RF_STORE(P + int64_t(b) * Wl + n0, pa);
+      for (int i = 1; i < e - b; ++i) {
+        RF_LOAD(v, R + int64_t(e - 1 - i) * Wl + n0);
+        sa += v;
+        RF_STORE(Sfx + int64_t(e - 1 - i) * Wl + n0, sa);
+        RF_LOAD(v, R + int64_t(b + i) * Wl + n0);
+        pa += v;
+        RF_STORE(P + int64_t(b + i) * Wl + n0, pa);
       }
     }
     for (int m = 0; m < Ho; ++m) {
       const int a = m * s;
-      const float* P = R + int64_t(a + k - 1) * Wl + n0;
+      const float* Pa = P + int64_t(a + k - 1) * Wl + n0;
       if (a % k == 0) {
-        finish_chunk(P, scale, sub ? sub + int64_t(m) * Wo + n0 : nullptr, dst + int64_t(m) * Wo + n0, len);
+        finish_chunk(Pa, scale, sub ? sub + int64_t(m) * Wo + n0 : nullptr, dst + int64_t(m) * Wo + n0, len);
       } else {
         Lanes p, q;
-        RF_LOAD(p, P);
+        RF_LOAD(p, Pa);
         RF_LOAD(q, Sfx + int64_t(a) * Wl + n0);
         q += p;
         RF_STORE(V, q);
@@ -532,48 +642,24 @@ void box_sum_plane(const float* src, int Hs, int Ws, int k, int s, int pad, int 
   }
 }
 
-// Adjoint of box_sum_plane (without sub) at stride s > 1: dst (Hs, Ws) = scale * sum of src(m, n) over
-// the windows that contain the pixel. Scatter each src row into its k padded rows, then each column.
-void box_sum_adjoint_strided(const float* src, int Ho, int Wo, int k, int s, int pad, int Hs, int Ws,
-                             float scale, float* dst, BoxScratch& sc) {
-  const int Hp = (Ho - 1) * s + k, Wp = (Wo - 1) * s + k;
-  sc.R.assign(size_t(Hp) * Wo, 0.f);
-  sc.row.resize(Wp);
-  for (int m = 0; m < Ho; ++m) {
-    const float* sr = src + int64_t(m) * Wo;
-    for (int kh = 0; kh < k; ++kh) {
-      float* G = sc.R.data() + int64_t(m * s + kh) * Wo;
-      for (int n = 0; n < Wo; ++n) G[n] += sr[n];
-    }
-  }
-  for (int r = 0; r < Hs; ++r) {
-    float* d = dst + int64_t(r) * Ws;
-    const int rp = r + pad;
-    if (rp >= Hp) {  // no window reads this row
-      std::fill(d, d + Ws, 0.f);
-      continue;
-    }
-    const float* G = sc.R.data() + int64_t(rp) * Wo;
-    float* row = sc.row.data();
-    std::fill(row, row + Wp, 0.f);
-    for (int kw = 0; kw < k; ++kw)
-      for (int n = 0; n < Wo; ++n) row[n * s + kw] += G[n];
-    const int q1 = std::min(Ws, Wp - pad);
-    for (int q = 0; q < q1; ++q) d[q] = scale * row[q + pad];
-    for (int q = std::max(0, q1); q < Ws; ++q) d[q] = 0.f;
-  }
-}
-
-// Backward of y = scale * box(x) (- x when sub_dy): dx (Hs, Ws) from dy (Ho, Wo).
+// Backward of y = scale * box(x) (- x when sub_dy): dx (Hs, Ws) from dy (Ho, Wo). The adjoint of a
+// stride-1 box with pad p is the box with pad k-1-p applied to dy. At stride s the same holds for dy
+// dilated by s (dy[m][n] placed at (m*s, n*s), zeros between): a dx value sums the dy whose windows
+// cover it. Adding the zeros costs k taps per dx element in the row pass instead of k/s (the column
+// pass is O(1) either way), and leaves the values and the error bound unchanged (x + 0 == x).
+// `dilated` is the caller's (Ho-1)*s+1 by (Wo-1)*s+1 scratch, zero off the lattice.
 void box_sum_backward_plane(const float* dy, int Ho, int Wo, int k, int s, int pad, int Hs, int Ws, float scale,
-                            bool sub_dy, float* dx, BoxScratch& sc) {
+                            bool sub_dy, float* dx, BoxScratch& sc, std::vector<float>& dilated) {
   if (s == 1) {
-    // The adjoint of a stride-1 box with pad p is the box with pad k-1-p applied to dy.
     box_sum_plane(dy, Ho, Wo, k, 1, k - 1 - pad, Hs, Ws, scale, sub_dy ? dy : nullptr, dx, sc);
-  } else {
-    box_sum_adjoint_strided(dy, Ho, Wo, k, s, pad, Hs, Ws, scale, dx, sc);
-    // sub_dy only exists at stride 1 (the mixed pool's "pooled - x").
+    return;
   }
+  // sub_dy only exists at stride 1 (the mixed pool's "pooled - x").
+  const int Hd = (Ho - 1) * s + 1, Wd = (Wo - 1) * s + 1;
+  if (dilated.size() != size_t(Hd) * Wd) dilated.assign(size_t(Hd) * Wd, 0.f);
+  for (int m = 0; m < Ho; ++m)
+    for (int n = 0; n < Wo; ++n) dilated[int64_t(m) * s * Wd + int64_t(n) * s] = dy[int64_t(m) * Wo + n];
+  box_sum_plane(dilated.data(), Hd, Wd, k, 1, k - 1 - pad, Hs, Ws, scale, nullptr, dx, sc);
 }
 
 }  // namespace
@@ -605,11 +691,12 @@ void avg_pool2d_backward_cpu(const Pool2dShape& s, const float* dy, float* dx) {
 #pragma omp parallel if (worth_threads(planes, work_per_plane))
   {
     BoxScratch sc;
+    std::vector<float> dilated;
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < planes; ++p) {
       const int64_t n = p / s.C, c = p % s.C;
       box_sum_backward_plane(dy + n * ybs + c * OH * OW, OH, OW, s.k, s.stride, s.pad, s.H, s.W, scale, false,
-                             dx + p * HW, sc);
+                             dx + p * HW, sc, dilated);
     }
   }
 }
@@ -641,12 +728,13 @@ void mixed_avg_pool_backward_cpu(const MixedPoolShape& s, const float* dy, float
 #pragma omp parallel if (worth_threads(planes, work_per_plane))
   {
     BoxScratch sc;
+    std::vector<float> dilated;
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < planes; ++p) {
       const int64_t n = p / s.C, c = p % s.C;
       const int k = MixedPoolShape::group_kernel(mixed_group_of(s, int(c)));
       box_sum_backward_plane(dy + n * ybs + c * OH * OW, OH, OW, k, s.stride, k / 2, s.H, s.W, 1.f / float(k * k),
-                             s.stride == 1, dx + p * HW, sc);
+                             s.stride == 1, dx + p * HW, sc, dilated);
     }
   }
 }

@@ -21,8 +21,8 @@ void check_shuffle(int N, int C, int HW, int G) {
 template <typename Ptr>
 int check_concat(int N, int HW, int P, const int* Cs, const Ptr* ptrs, const char* what) {
   RF_CHECK(N >= 1 && HW >= 1, "{}: sizes must be positive, got N={} HW={}", what, N, HW);
-  RF_CHECK(P >= 1 && Cs != nullptr && ptrs != nullptr, "{}: need P >= 1 parts with channel counts and pointers, got P={}",
-           what, P);
+  RF_CHECK(P >= 1 && Cs != nullptr && ptrs != nullptr,
+           "{}: need P >= 1 parts with channel counts and pointers, got P={}", what, P);
   int C = 0;
   for (int p = 0; p < P; ++p) {
     RF_CHECK(Cs[p] >= 1, "{}: part {} has {} channels, expected >= 1", what, p, Cs[p]);

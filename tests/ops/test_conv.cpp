@@ -2,6 +2,8 @@
 // entry points against the reference over a sweep of shapes (odd sizes, k 1/3/5, stride 1/2, pad 0-2, groups
 // 1/2/4/depthwise, bias, y written into a channel slice of a bigger tensor); the double reference against
 // finite differences; bad shapes throw.
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 #include <random>
@@ -53,6 +55,8 @@ std::vector<Case> sweep() {
   cases.push_back(make_case(2, 16, 9, 9, 32, 1, 2, 0, 1, false, 0));     // 1x1 shortcut
   cases.push_back(make_case(2, 48, 6, 6, 16, 1, 1, 0, 4, true, 32));     // NL module's grouped 1x1 with bias
   cases.push_back(make_case(1, 64, 4, 4, 32, 1, 1, 0, 4, true, 0));
+  cases.push_back(make_case(5, 4, 18, 18, 8, 3, 1, 1, 4, true, 0));    // direct: stacks of 2, a short last one
+  cases.push_back(make_case(5, 4, 18, 17, 4, 3, 2, 1, 4, false, 2));
   // Pseudo-random over the grid (fixed seed: the same cases every run).
   std::mt19937 gen(20240611);
   auto pick = [&](std::initializer_list<int> v) { return *(v.begin() + gen() % v.size()); };
@@ -116,7 +120,7 @@ std::vector<float> slice_of(const Case& c, const YBuf& b) {  // y's owned elemen
 // Float rounding bound for sums of `terms` products of values in [-1, 1].
 double atol_for(int64_t terms) { return 2e-6 * double(terms) + 1e-6; }
 
-const ConvAlgo kAlgos[] = {ConvAlgo::direct, ConvAlgo::dnnl_plain, ConvAlgo::dnnl_blocked};
+const ConvAlgo kAlgos[] = {ConvAlgo::direct, ConvAlgo::dnnl_plain, ConvAlgo::dnnl_blocked, ConvAlgo::gemm_1x1};
 
 TEST(Conv2d, ForwardAllAlgorithmsMatchReference) {
   int checked = 0;
@@ -278,20 +282,52 @@ TEST(Conv2d, DirectKernelIsDeterministicAndFnVariantMatches) {
   EXPECT_EQ(0, std::memcmp(db1.data(), db2.data(), db1.size() * sizeof(float)));
 }
 
+// The direct kernel's work split depends on the thread count; its forward and input gradient must not.
+TEST(Conv2d, DirectKernelIndependentOfThreadCount) {
+  const Case c = make_case(7, 16, 12, 10, 32, 3, 2, 1, 8, false, 0);
+  const Conv2dShape& s = c.s;
+  auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 61);
+  auto w = random_vec<float>(size_t(s.weight_numel()), 62);
+  auto dy = random_vec<float>(size_t(s.N) * s.K * s.OH() * s.OW(), 63);
+  const int keep = omp_get_max_threads();
+  std::vector<float> y0, dx0, dw0;
+  for (int t : {1, 2, 3, 5}) {
+    omp_set_num_threads(t);
+    std::vector<float> y(dy.size()), dx(x.size()), dw(w.size());
+    conv2d_forward_cpu_with(ConvAlgo::direct, s, x.data(), w.data(), nullptr, y.data(), false);
+    conv2d_backward_data_cpu_with(ConvAlgo::direct, s, dy.data(), w.data(), dx.data());
+    conv2d_backward_weight_cpu_with(ConvAlgo::direct, s, x.data(), dy.data(), dw.data(), nullptr);
+    if (y0.empty()) {
+      y0 = y, dx0 = dx, dw0 = dw;
+      continue;
+    }
+    EXPECT_EQ(0, std::memcmp(y.data(), y0.data(), y.size() * sizeof(float))) << t << " threads";
+    EXPECT_EQ(0, std::memcmp(dx.data(), dx0.data(), dx.size() * sizeof(float))) << t << " threads";
+    EXPECT_TRUE(all_close(dw, dw0, atol_for(int64_t(s.N) * s.OH() * s.OW()), 1e-5, "dw"));  // summation order
+  }
+  omp_set_num_threads(keep);
+}
+
 TEST(Conv2d, DispatchPicksTheMeasuredAlgorithm) {
   auto shape = [](int C, int H, int K, int k, int stride, int groups) {
     return make_case(64, C, H, H, K, k, stride, k / 2, groups, false, 0).s;
   };
   EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(64, 32, 64, 3, 1, 64), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(512, 4, 768, 3, 1, 256), ConvPass::backward_data));
+  EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(512, 4, 512, 3, 1, 512), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(64, 32, 64, 3, 1, 1), ConvPass::forward));
-  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(192, 32, 64, 1, 1, 4), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(3, 32, 64, 3, 1, 1), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(192, 32, 64, 1, 1, 4), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(192, 32, 64, 1, 1, 4), ConvPass::backward_weight));
   EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(64, 32, 128, 1, 2, 1), ConvPass::backward_weight));
   // oneDNN found a jit kernel (its "ref:" loops would be 10-100x slower), and the name says which.
   const std::string name = conv2d_cpu_impl_name(shape(64, 8, 64, 3, 1, 1), ConvPass::forward);
   EXPECT_EQ(0u, name.find("dnnl_blocked:")) << name;
   EXPECT_EQ(std::string::npos, name.find("ref")) << name;
-  EXPECT_EQ("direct", conv2d_cpu_impl_name(shape(64, 8, 64, 3, 1, 64), ConvPass::forward));
+  const std::string dw = conv2d_cpu_impl_name(shape(64, 8, 64, 3, 1, 64), ConvPass::backward_data);
+  EXPECT_EQ(std::string::npos, dw.find("ref")) << dw;
+  EXPECT_EQ("direct", conv2d_cpu_impl_name(shape(64, 32, 64, 3, 1, 64), ConvPass::forward));
+  EXPECT_EQ("gemm_1x1", conv2d_cpu_impl_name(shape(192, 32, 64, 1, 1, 4), ConvPass::forward));
 }
 
 void expect_error(const Conv2dShape& s, const std::string& needle) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -51,6 +52,18 @@ std::vector<Pool2dShape> pool_sweep() {
             ++i;
             out.push_back(s);
           }
+  // Wider planes than the task's list, so that rows span several 16-float chunks (the 224x224 models'
+  // 112- and 56-wide maps).
+  const int wide[][2] = {{33, 47}, {56, 56}, {12, 112}};
+  for (auto& hw : wide)
+    for (int k : {2, 3, 5})
+      for (int stride = 1; stride <= 3; ++stride)
+        for (int pad = 0; pad <= k / 2; ++pad) {
+          Pool2dShape s;
+          s.N = 1 + i % 2, s.C = 5 + i % 2, s.H = hw[0], s.W = hw[1], s.k = k, s.stride = stride, s.pad = pad;
+          ++i;
+          out.push_back(s);
+        }
   return out;
 }
 
@@ -66,6 +79,13 @@ std::vector<MixedPoolShape> mixed_sweep() {
           s.N = Ns[i++ % 3], s.C = C, s.H = H, s.W = W, s.stride = stride;
           out.push_back(s);
         }
+  const int wide[][2] = {{33, 47}, {56, 56}, {12, 112}};
+  for (auto& hw : wide)
+    for (int stride = 1; stride <= 3; ++stride) {
+      MixedPoolShape s;
+      s.N = 1 + stride % 2, s.C = 5 + stride, s.H = hw[0], s.W = hw[1], s.stride = stride;
+      out.push_back(s);
+    }
   return out;
 }
 
@@ -85,6 +105,15 @@ std::vector<double> abs_of(const std::vector<float>& v) {
   std::vector<double> a(v.size());
   for (size_t i = 0; i < v.size(); ++i) a[i] = std::fabs(double(v[i]));
   return a;
+}
+
+// Bit-for-bit equality (tells -0 from +0, unlike ==), naming the first difference.
+::testing::AssertionResult same_bits(const std::vector<float>& got, const std::vector<float>& ref, const char* what) {
+  if (got.size() != ref.size()) return ::testing::AssertionFailure() << what << ": sizes differ";
+  for (size_t i = 0; i < got.size(); ++i)
+    if (std::memcmp(&got[i], &ref[i], sizeof(float)) != 0)
+      return ::testing::AssertionFailure() << what << ": element " << i << " got " << got[i] << " ref " << ref[i];
+  return ::testing::AssertionSuccess();
 }
 
 // Distinct values spaced by 2/n in [-1, 1], shuffled: the max of every window is unique and a finite
@@ -107,16 +136,17 @@ TEST(MaxPool, FastEqualsReferenceBitForBit) {
     std::vector<float> y_ref(y_numel(s)), y_fast(y_numel(s), 123.f), dx_ref(x_numel(s)), dx_fast(x_numel(s), 7.f);
     rf::max_pool2d_forward_ref(s, x.data(), y_ref.data());
     rf::max_pool2d_forward_cpu(s, x.data(), y_fast.data());
-    ASSERT_TRUE(all_close(y_fast, y_ref, 0, 0, "forward"));
+    ASSERT_TRUE(same_bits(y_fast, y_ref, "forward"));
     rf::max_pool2d_backward_ref(s, x.data(), dy.data(), dx_ref.data());
     rf::max_pool2d_backward_cpu(s, x.data(), dy.data(), dx_fast.data());  // also overwrites the 7s
-    ASSERT_TRUE(all_close(dx_fast, dx_ref, 0, 0, "backward"));
+    ASSERT_TRUE(same_bits(dx_fast, dx_ref, "backward"));
     ++cases;
   }
   EXPECT_GT(cases, 500);
 }
 
-// Inputs drawn from {-1, 0, 1}: windows are full of ties, so the routing rule decides everything.
+// Inputs drawn from {-1, -0, +0, 1}: windows are full of ties, so the first-maximum rule decides both
+// the routing and which zero's sign comes out.
 TEST(MaxPool, TiesRouteLikeReference) {
   int cases = 0;
   for (const Pool2dShape& s : pool_sweep()) {
@@ -128,10 +158,13 @@ TEST(MaxPool, TiesRouteLikeReference) {
     auto x = random_vec<float>(x_numel(s), 50 + cases);
     for (auto& v : x) v = std::round(v);
     auto dy = random_vec<float>(y_numel(s), 5000 + cases);
-    std::vector<float> dx_ref(x_numel(s)), dx_fast(x_numel(s));
+    std::vector<float> y_ref(y_numel(s)), y_fast(y_numel(s)), dx_ref(x_numel(s)), dx_fast(x_numel(s));
+    rf::max_pool2d_forward_ref(s, x.data(), y_ref.data());
+    rf::max_pool2d_forward_cpu(s, x.data(), y_fast.data());
+    ASSERT_TRUE(same_bits(y_fast, y_ref, "forward with ties (-0 and +0 among them)"));
     rf::max_pool2d_backward_ref(s, x.data(), dy.data(), dx_ref.data());
     rf::max_pool2d_backward_cpu(s, x.data(), dy.data(), dx_fast.data());
-    ASSERT_TRUE(all_close(dx_fast, dx_ref, 0, 0, "backward with ties"));
+    ASSERT_TRUE(same_bits(dx_fast, dx_ref, "backward with ties"));
     ++cases;
   }
 }
@@ -158,6 +191,32 @@ TEST(MaxPool, PaddingNeverWinsAndFirstMaximumTakesTheGradient) {
   EXPECT_EQ(dx2, (std::vector<float>{0.f, 5.f, 0.f, 0.f}));
   rf::max_pool2d_backward_ref(t, x2.data(), dy2.data(), dx2.data());
   EXPECT_EQ(dx2, (std::vector<float>{0.f, 5.f, 0.f, 0.f}));
+}
+
+// Windows whose valid inputs are all -inf: the maximum is -inf and its gradient goes to the window's
+// first valid element (never to a pad), in the reference and the fast path alike.
+TEST(MaxPool, MinusInfinityWindowsRouteToFirstValidElement) {
+  for (int stride = 1; stride <= 2; ++stride) {
+    Pool2dShape s;
+    s.N = 1, s.C = 2, s.H = 5, s.W = 6, s.k = 3, s.stride = stride, s.pad = 1;
+    SCOPED_TRACE(s.str());
+    auto x = random_vec<float>(x_numel(s), 77);
+    for (int i = 0; i < 30; ++i) x[i] = -std::numeric_limits<float>::infinity();  // channel 0
+    for (int i = 30; i < 60; i += 2) x[i] = -std::numeric_limits<float>::infinity();
+    auto dy = random_vec<float>(y_numel(s), 78);
+    std::vector<float> y_ref(y_numel(s)), y_fast(y_numel(s)), dx_ref(x_numel(s)), dx_fast(x_numel(s));
+    rf::max_pool2d_forward_ref(s, x.data(), y_ref.data());
+    rf::max_pool2d_forward_cpu(s, x.data(), y_fast.data());
+    EXPECT_TRUE(same_bits(y_fast, y_ref, "forward"));
+    rf::max_pool2d_backward_ref(s, x.data(), dy.data(), dx_ref.data());
+    rf::max_pool2d_backward_cpu(s, x.data(), dy.data(), dx_fast.data());
+    EXPECT_TRUE(same_bits(dx_fast, dx_ref, "backward"));
+    // Channel 0, output (0, 0): window rows -1..1, columns -1..1; its first valid element is x(0, 0).
+    double sum00 = 0;
+    for (int i = 0; i < 30; ++i) sum00 += dx_ref[i];
+    EXPECT_NE(dx_ref[0], 0.f);
+    EXPECT_NEAR(sum00, std::accumulate(dy.begin(), dy.begin() + s.OH() * s.OW(), 0.0), 1e-5);
+  }
 }
 
 TEST(MaxPool, ReferenceGradientMatchesFiniteDifferences) {
@@ -210,7 +269,8 @@ TEST(AvgPool, FastMatchesReferenceWithinErrorBound) {
     ASSERT_TRUE(within_bound(y_fast, y_ref, bound(y_abs, y_ref, cf), "forward vs double ref"));
     ASSERT_TRUE(within_bound(y_fast, cast_vec<float, double>(y_reff), bound(y_abs, y_ref, cr), "forward vs float ref"));
     ASSERT_TRUE(within_bound(dx_fast, dx_ref, bound(dx_abs, dx_ref, cf), "backward vs double ref"));
-    ASSERT_TRUE(within_bound(dx_fast, cast_vec<float, double>(dx_reff), bound(dx_abs, dx_ref, cr), "backward vs float ref"));
+    ASSERT_TRUE(within_bound(dx_fast, cast_vec<float, double>(dx_reff), bound(dx_abs, dx_ref, cr),
+                             "backward vs float ref"));
     ++cases;
   }
 }
@@ -350,7 +410,7 @@ TEST(MixedPool, FastMatchesReferenceWithinErrorBound) {
                              "backward vs float ref"));
     ++cases;
   }
-  EXPECT_EQ(cases, 6 * 6 * 3 * 5);
+  EXPECT_EQ(cases, 6 * 6 * 3 * 5 + 9);
 }
 
 // The bound must be tight enough to notice a real mistake: one window element too many or too few.
@@ -428,7 +488,8 @@ void check_slice(Shape s, int extra_before, int extra_after, Fwd fwd, Bwd bwd, c
       }
   std::vector<float> dybig(s.N * nstride, 1e30f);
   for (int n = 0; n < s.N; ++n)
-    std::copy(dy.begin() + n * ysample, dy.begin() + (n + 1) * ysample, dybig.begin() + n * nstride + extra_before * plane);
+    std::copy(dy.begin() + n * ysample, dy.begin() + (n + 1) * ysample,
+              dybig.begin() + n * nstride + extra_before * plane);
   bwd(t, x.data(), dybig.data() + extra_before * plane, dx_slice.data());
   EXPECT_TRUE(all_close(dx_slice, dx_dense, 0, 0, "backward from a strided dy"));
 }
