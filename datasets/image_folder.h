@@ -1,0 +1,58 @@
+// Image folders: root/<split>/<class>/*.jpg|*.jpeg|*.png, classes sorted by name (byte order), files
+// sorted by name inside a class. Decoded once with libjpeg-turbo and libpng (OpenMP over files) into a
+// Dataset; grayscale, grey+alpha and RGBA become RGB (alpha dropped), 16-bit PNGs are reduced to 8 bits.
+// All images must share one size unless a resize is asked for (bilinear, align_corners = false).
+// A bad JPEG or PNG throws rf::Error naming the file (libjpeg's and libpng's fatal errors are turned into
+// exceptions with setjmp/longjmp; nothing calls exit()).
+// Checked by tests/datasets/test_image_folder.cpp (PNG exact round trip, JPEG within a tolerance,
+// grayscale/RGBA conversion, corrupted files, missing/empty folders, size mismatch, resize).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.h"
+
+namespace rf::data {
+
+// One decoded image, interleaved HWC, C = channels as stored after conversion (always 3 from decode_*).
+struct Image {
+  int H = 0, W = 0, C = 0;
+  std::vector<uint8_t> hwc;
+};
+
+Image decode_jpeg_file(const std::string& path);
+Image decode_png_file(const std::string& path);
+Image decode_jpeg_memory(const uint8_t* data, size_t size, const std::string& what);
+Image decode_png_memory(const uint8_t* data, size_t size, const std::string& what);
+// By content (JPEG FF D8 FF / PNG signature), the file name only in the error message.
+Image decode_image_file(const std::string& path);
+
+// Writers (for tests and tools). channels: JPEG 1 or 3; PNG 1 (gray), 2 (gray+alpha), 3 (RGB), 4 (RGBA).
+// Data is interleaved HWC. Written atomically (temp file + rename).
+void write_jpeg_file(const std::string& path, const uint8_t* hwc, int H, int W, int channels, int quality = 95);
+void write_png_file(const std::string& path, const uint8_t* hwc, int H, int W, int channels);
+
+// Bilinear resize of an interleaved image (align_corners = false, edge clamp, rounded to nearest).
+Image resize_bilinear(const Image& in, int H, int W);
+
+struct ImageFolderOptions {
+  int resize_h = 0, resize_w = 0;  // 0: all images must share one size (else an error naming both)
+  bool skip_non_images = true;     // false: a file without a .jpg/.jpeg/.png extension is an error
+  int threads = 0;                 // OpenMP threads for decoding; 0 = the default team
+};
+
+struct ImageFolderReport {
+  int64_t skipped_files = 0;              // non-image files skipped (hidden files included)
+  std::vector<std::string> skipped_examples;  // the first few of them
+};
+
+// Errors: missing root or split folder, a split with no class folders, an empty class folder, a bad
+// image (file named), a size mismatch (both files and sizes named).
+Dataset load_image_folder(const std::string& root, const std::string& split, const ImageFolderOptions& opt = {},
+                          ImageFolderReport* report = nullptr);
+
+// True when root/train holds at least one sub-folder.
+bool looks_like_image_folder(const std::string& root);
+
+}  // namespace rf::data
