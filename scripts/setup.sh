@@ -6,7 +6,8 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       libdnnl-dev libfmt-dev libcli11-dev nlohmann-json3-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      libjpeg62-turbo-dev libpng-dev libzstd-dev zstd python3)
+      libjpeg62-turbo-dev libpng-dev libzstd-dev zstd python3
+      clang libclang-rt-14-dev)  # clang + libFuzzer/ASan runtimes: scripts/fuzz.sh (package reader fuzzing)
 
 missing=()
 for p in "${PKGS[@]}"; do

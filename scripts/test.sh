@@ -17,3 +17,7 @@ cd "$BUILD"
 # Tests run two at a time on small machines: idle OpenMP threads sleep instead of spinning on shared cores.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ctest "${LABELS[@]}" --output-on-failure -j "$(nproc)" --timeout 600
+cd - >/dev/null
+# The package reader under libFuzzer + ASan/UBSan: a fixed number of executions on a corpus of valid packages
+# written by this build's `reframe pack`; any crash fails the run (seconds; RF_FUZZ_RUNS changes the count).
+RF_BUILD_DIR="$BUILD" bash scripts/fuzz.sh

@@ -12,4 +12,66 @@ struct ModelsOptions {
 };
 int cmd_models(const ModelsOptions& o);
 
+// Packages (host/cli/package_cmd.cpp).
+struct PackCmdOptions {
+  std::string model;          // config text: pack the freshly initialised model
+  std::string from;           // or a package (a checkpoint) to repack
+  std::string base;           // write a delta against this package
+  std::string out;
+  std::string dtype = "fp32";  // fp32 | fp16 | int8
+  int zstd = 0;                // 0: off, else the zstd level
+  bool fold_bn = false, materialize = false, json = false;
+};
+int cmd_pack(const PackCmdOptions& o);
+
+struct InspectOptions {
+  std::string path;
+  bool json = false, no_tensors = false;
+};
+int cmd_inspect(const InspectOptions& o);
+
+struct RunOptions {
+  std::string path, base, input, reference;
+  int batch = 1, reps = 20, warmup = 2, size = 0;  // size 0: 32 for the cifar stem, 224 for the large one
+  uint64_t seed = 7;
+  bool json = false;
+};
+int cmd_run(const RunOptions& o);
+
+struct ApplyOptions {
+  std::string base, delta, out;
+  int zstd = 0;
+};
+int cmd_apply(const ApplyOptions& o);
+
+struct BenchClassifyOptions {
+  std::vector<std::string> models;  // empty: resnet18 and nl-resnet18 dw/512/768
+  int seeds = 1, epochs = 3, warmup = 0, image_size = 32, latency_reps = 20;
+  uint64_t seed = 0;
+  std::string data, out, command_line;
+  int64_t synthetic_train = 4000, synthetic_test = 1000, val = -1, batch = 128;
+  float lr = 0.1f, label_smoothing = 0.f;
+  bool no_augment = false;
+  std::vector<int> throughput_batches = {64, 256};
+};
+int cmd_bench_classify(const BenchClassifyOptions& o);
+
+struct TrainCmdOptions {
+  std::string model = "nl-resnet18:cnl=dw", data, checkpoint, out, dtype = "f32";
+  int epochs = 10, warmup = 0, image_size = 32;
+  int64_t batch = 128, val = -1, synthetic_train = 4000;
+  float lr = 0.1f, label_smoothing = 0.f;
+  uint64_t seed = 0;
+  bool resume = false, no_augment = false;
+};
+int cmd_train(const TrainCmdOptions& o);
+
+struct EvalCmdOptions {
+  std::string package, data, split = "test";
+  int64_t val = -1, synthetic_train = 4000, synthetic_test = 1000;
+  int image_size = 32;
+  uint64_t seed = 0;
+};
+int cmd_eval(const EvalCmdOptions& o);
+
 }  // namespace rf

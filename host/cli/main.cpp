@@ -1,6 +1,7 @@
 // reframe: the command-line entry point. Every error is printed as one line naming what was wrong; exit 1.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <string>
 
 #include "host/cli/commands.h"
 #include "host/core/check.h"
@@ -21,6 +22,102 @@ int main(int argc, char** argv) {
   models->add_flag("--json", mo.json, "emit JSON");
   models->add_flag("--layers", mo.layers, "per-layer breakdown");
 
+  rf::PackCmdOptions po;
+  CLI::App* pack = app.add_subcommand("pack", "Write a model package (.rfpk): config, seeds, learnable tensors, BN state");
+  pack->add_option("--model,-m", po.model, "model config: pack the freshly initialised model, e.g. nl-resnet18:cnl=dw");
+  pack->add_option("--from", po.from, "package (checkpoint) to repack with other options");
+  pack->add_option("--base", po.base, "write a delta (update) against this package: only changed tensors");
+  pack->add_option("--out,-o", po.out, "output file")->required();
+  pack->add_option("--dtype", po.dtype, "storage of learnable weights: fp32, fp16 or int8 (per-output-channel scale)")
+      ->check(CLI::IsMember({"fp32", "f32", "fp16", "f16", "int8", "i8"}));
+  pack->add_option("--zstd", po.zstd, "compress the payload with zstd at this level (1..19)")->expected(0, 1)
+      ->default_str("3");
+  pack->add_flag("--fold-bn", po.fold_bn, "inference package: fold BN into the preceding conv");
+  pack->add_flag("--materialize", po.materialize, "store seeded weights as tensors too (to see what seeds save)");
+  pack->add_flag("--json", po.json, "emit JSON");
+
+  rf::InspectOptions io;
+  CLI::App* inspect = app.add_subcommand("inspect", "Verify a package and print its header, tensors and byte breakdown");
+  inspect->add_option("package", io.path, "package file")->required();
+  inspect->add_flag("--json", io.json, "emit JSON (schema reframe.package/1)");
+  inspect->add_flag("--no-tensors", io.no_tensors, "omit the tensor list");
+
+  rf::RunOptions ro;
+  CLI::App* run = app.add_subcommand("run", "Device side: read, verify, regenerate seeded weights, run inference, time it");
+  run->add_option("package", ro.path, "package file (or a delta, with --base)")->required();
+  run->add_option("--base", ro.base, "base package when PACKAGE is a delta");
+  run->add_option("--input", ro.input, "raw float32 NCHW images (3 x size x size each); default: synthetic");
+  run->add_option("--size", ro.size, "input height = width (default 32, or 224 for the large stem)")
+      ->check(CLI::Range(8, 4096));
+  run->add_option("--batch", ro.batch, "synthetic batch size")->check(CLI::Range(1, 65536));
+  run->add_option("--reps", ro.reps, "timed repetitions (the median is reported)")->check(CLI::Range(1, 100000));
+  run->add_option("--warmup", ro.warmup, "untimed repetitions first")->check(CLI::Range(0, 1000));
+  run->add_option("--seed", ro.seed, "seed of the synthetic input");
+  run->add_option("--reference", ro.reference, "also run this package and report the logit difference");
+  run->add_flag("--json", ro.json, "emit JSON (schema reframe.run/1)");
+
+  rf::ApplyOptions ao;
+  CLI::App* apply = app.add_subcommand("apply", "Rebuild a full package from a base and a delta (verified by hash)");
+  apply->add_option("base", ao.base, "base package")->required();
+  apply->add_option("delta", ao.delta, "delta package")->required();
+  apply->add_option("--out,-o", ao.out, "output file")->required();
+  apply->add_option("--zstd", ao.zstd, "compress the output payload at this level")->expected(0, 1)->default_str("3");
+
+
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+
+  rf::BenchClassifyOptions bco;
+  bco.command_line = command_line;
+  CLI::App* bench = app.add_subcommand("bench", "Run a benchmark suite end to end");
+  bench->require_subcommand(1);
+  CLI::App* classify = bench->add_subcommand("classify", "ResNet-18 vs NL-ResNet-18: train, pack, regenerate, evaluate");
+  classify->add_option("--data", bco.data, "CIFAR-10 binary dir, image-folder root or .tar.zst archive (default: synthetic)");
+  classify->add_option("--models,-m", bco.models, "model configs (default: resnet18, nl-resnet18 dw/512/768)");
+  classify->add_option("--seeds", bco.seeds, "runs per model (mean ± std)")->check(CLI::Range(1, 100));
+  classify->add_option("--seed", bco.seed, "base seed (data split, order, augmentation, init, NL seeds)");
+  classify->add_option("--epochs", bco.epochs, "epochs per run")->check(CLI::Range(1, 10000));
+  classify->add_option("--batch", bco.batch, "training batch size")->check(CLI::Range(2, 65536));
+  classify->add_option("--lr", bco.lr, "peak learning rate (cosine schedule)");
+  classify->add_option("--warmup", bco.warmup, "linear warm-up epochs");
+  classify->add_option("--label-smoothing", bco.label_smoothing, "label smoothing")->check(CLI::Range(0.0, 1.0));
+  classify->add_flag("--no-augment", bco.no_augment, "no random crop / flip");
+  classify->add_option("--val", bco.val, "validation images held out of the training set (default 10 %)");
+  classify->add_option("--synthetic-train", bco.synthetic_train, "synthetic training images")->check(CLI::Range(10, 10000000));
+  classify->add_option("--synthetic-test", bco.synthetic_test, "synthetic test images")->check(CLI::Range(10, 10000000));
+  classify->add_option("--image-size", bco.image_size, "synthetic image size")->check(CLI::Range(4, 512));
+  classify->add_option("--throughput-batches", bco.throughput_batches, "batch sizes for throughput")->check(CLI::Range(1, 65536));
+  classify->add_option("--latency-reps", bco.latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
+  classify->add_option("--out,-o", bco.out, "run directory (default results/runs/<UTC time>)");
+
+  rf::TrainCmdOptions tco;
+  CLI::App* train = app.add_subcommand("train", "Train one model (cloud side), checkpoint every epoch, optionally pack it");
+  train->add_option("--model,-m", tco.model, "model config");
+  train->add_option("--data", tco.data, "dataset path (default: synthetic)");
+  train->add_option("--epochs", tco.epochs, "epochs")->check(CLI::Range(1, 10000));
+  train->add_option("--batch", tco.batch, "batch size")->check(CLI::Range(2, 65536));
+  train->add_option("--lr", tco.lr, "peak learning rate (cosine schedule)");
+  train->add_option("--warmup", tco.warmup, "linear warm-up epochs");
+  train->add_option("--label-smoothing", tco.label_smoothing, "label smoothing")->check(CLI::Range(0.0, 1.0));
+  train->add_flag("--no-augment", tco.no_augment, "no random crop / flip");
+  train->add_option("--seed", tco.seed, "seed of the split, order and augmentation");
+  train->add_option("--val", tco.val, "validation images held out (default 10 %)");
+  train->add_option("--synthetic-train", tco.synthetic_train, "synthetic training images");
+  train->add_option("--image-size", tco.image_size, "synthetic image size");
+  train->add_option("--checkpoint", tco.checkpoint, "checkpoint file, written atomically every epoch");
+  train->add_flag("--resume", tco.resume, "continue from --checkpoint if it exists");
+  train->add_option("--out,-o", tco.out, "write the trained model's package here");
+  train->add_option("--dtype", tco.dtype, "package storage: f32, f16, int8");
+
+  rf::EvalCmdOptions eco;
+  CLI::App* eval = app.add_subcommand("eval", "Evaluate a package on a dataset split (device side)");
+  eval->add_option("package", eco.package, "model package (.rfpk)")->required();
+  eval->add_option("--data", eco.data, "dataset path (default: synthetic)");
+  eval->add_option("--split", eco.split, "test or val");
+  eval->add_option("--val", eco.val, "size of the held-out validation split (as in training)");
+  eval->add_option("--seed", eco.seed, "seed of the split (as in training)");
+  eval->add_option("--image-size", eco.image_size, "synthetic image size");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -29,6 +126,13 @@ int main(int argc, char** argv) {
   try {
     rf::set_num_threads(threads);
     if (models->parsed()) return rf::cmd_models(mo);
+    if (classify->parsed()) return rf::cmd_bench_classify(bco);
+    if (train->parsed()) return rf::cmd_train(tco);
+    if (eval->parsed()) return rf::cmd_eval(eco);
+    if (pack->parsed()) return rf::cmd_pack(po);
+    if (inspect->parsed()) return rf::cmd_inspect(io);
+    if (run->parsed()) return rf::cmd_run(ro);
+    if (apply->parsed()) return rf::cmd_apply(ao);
   } catch (const rf::Error& e) {
     std::fprintf(stderr, "reframe: error: %s\n", e.what());
     return 1;

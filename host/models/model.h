@@ -50,6 +50,9 @@ class SGD {
   SGD(std::vector<Param*> params, float momentum, float weight_decay);
   // Returns the gradient norm before clipping; clip <= 0 disables clipping.
   double step(float lr, float clip_norm = 0.f);
+  // The momentum buffers, one per learnable param in params() order (checkpoints save and restore them).
+  const std::vector<Param*>& params() const { return params_; }
+  std::vector<Tensor>& velocity() { return velocity_; }
 
  private:
   std::vector<Param*> params_;

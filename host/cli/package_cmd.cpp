@@ -1,0 +1,330 @@
+// `reframe pack`, `inspect`, `run`, `apply`: the cloud-to-device path on .rfpk packages (docs/PACKAGE.md).
+// Checked by tests/package/test_package.cpp (the library underneath) and scripts/test.sh (the fuzz corpus is
+// written with `reframe pack`).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "host/cli/commands.h"
+#include "host/core/parallel.h"
+#include "host/core/philox.h"
+#include "host/package/model_package.h"
+
+namespace rf {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+std::string thousands(uint64_t v) {
+  std::string s = std::to_string(v), out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return out;
+}
+
+std::string hex64(uint64_t v) { return fmt::format("0x{:016x}", v); }
+
+std::string flags_str(uint32_t f) {
+  std::string s;
+  auto add = [&](uint32_t bit, const char* name) {
+    if (f & bit) s += (s.empty() ? "" : ",") + std::string(name);
+  };
+  add(kPkgZstd, "zstd");
+  add(kPkgDelta, "delta");
+  add(kPkgBnFolded, "bn_folded");
+  add(kPkgMaterialized, "materialized");
+  return s.empty() ? "none" : s;
+}
+
+double max_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+// The package a command runs on: a full package, or a delta rebuilt on its base. *sent: the bytes of PATH.
+Package read_full(const std::string& path, const std::string& base, uint64_t* sent) {
+  Package p = read_package(path);
+  *sent = p.file_bytes;
+  if (base.empty()) return p;
+  Package b = read_package(base);
+  return apply_delta(b, p, base, path);
+}
+
+}  // namespace
+
+int cmd_pack(const PackCmdOptions& o) {
+  RF_CHECK(o.model.empty() != o.from.empty(), "pack: give exactly one of --model (a config) or --from (a package)");
+  RF_CHECK(!o.out.empty(), "pack: --out is required");
+  RF_CHECK(o.zstd >= 0 && o.zstd <= 19, "pack: --zstd {} (expected a level 1..19, or 0 for none)", o.zstd);
+  PackOptions po;
+  po.dtype = parse_storage_dtype(o.dtype);
+  po.zstd_level = o.zstd;
+  po.fold_bn = o.fold_bn;
+  po.materialize = o.materialize;
+  std::unique_ptr<Model> m;
+  if (!o.model.empty()) {
+    m = build_model(ModelConfig::parse(o.model));
+  } else {
+    Package src = read_package(o.from);
+    RF_CHECK(!src.has(kPkgBnFolded), "{}: is BN-folded (an inference package); repack from an unfolded one", o.from);
+    m = load_model(src, o.from);
+  }
+  Package p = pack_model(*m, po);
+  std::string kind = "package";
+  if (!o.base.empty()) {
+    Package base = read_package(o.base);
+    p = make_delta(base, p);
+    kind = "delta";
+  }
+  write_package(o.out, p, o.zstd);
+  int changed = 0;
+  for (const PackedTensor& t : p.tensors) changed += !t.from_base;
+  if (o.json) {
+    fmt::print("{}\n", nlohmann::json{{"schema", "reframe.pack/1"}, {"file", o.out}, {"kind", kind},
+                                      {"bytes", p.file_bytes}, {"config", p.config}, {"flags", flags_str(p.flags)},
+                                      {"tensors", p.tensors.size()}, {"stored_tensors", changed},
+                                      {"payload_hash", hex64(p.payload_hash)}}
+                           .dump(2));
+  } else {
+    fmt::print("{}: {} {} bytes ({}; {}, flags {}; {} of {} tensors stored)\n", o.out, kind,
+               thousands(p.file_bytes), m->config().name(), o.dtype, flags_str(p.flags), changed, p.tensors.size());
+  }
+  return 0;
+}
+
+int cmd_inspect(const InspectOptions& o) {
+  Package p = read_package(o.path);
+  ByteBreakdown b = package_breakdown(p);
+  uint64_t v_learn = 0, v_state = 0, v_seeded = 0;
+  for (const PackedTensor& t : p.tensors) {
+    const uint64_t n = uint64_t(t.numel());
+    (t.kind == TensorKind::learnable ? v_learn : t.kind == TensorKind::state ? v_state : v_seeded) += n;
+  }
+  // Seeded weights the seeds stand for (from the config's layer graph), when the config is valid.
+  int64_t seeded_by_seeds = -1;
+  std::string name = "?";
+  try {
+    ModelConfig cfg = ModelConfig::parse(p.config);
+    name = cfg.name();
+    seeded_by_seeds = seeded_values(cfg);  // from the config alone: inspect never builds the model
+  } catch (const Error&) {
+  }
+  if (o.json) {
+    nlohmann::json tj = nlohmann::json::array();
+    if (!o.no_tensors)
+      for (const PackedTensor& t : p.tensors)
+        tj.push_back({{"name", t.name}, {"kind", tensor_kind_name(t.kind)}, {"dtype", dtype_name(t.dtype)},
+                      {"shape", t.shape}, {"numel", t.numel()}, {"bytes", t.data.size()}, {"offset", t.offset},
+                      {"from_base", t.from_base}});
+    nlohmann::json j = {
+        {"schema", "reframe.package/1"},
+        {"file", o.path},
+        {"bytes", p.file_bytes},
+        {"version", p.version},
+        {"flags", flags_str(p.flags)},
+        {"config", p.config},
+        {"model", name},
+        {"seed_rule", p.seed_rule},
+        {"base_seed", p.base_seed},
+        {"seeds", p.seeds},
+        {"generator", p.generator},
+        {"distribution", p.distribution},
+        {"payload_hash", hex64(p.payload_hash)},
+        {"checksum", hex64(p.file_checksum)},
+        {"tensor_count", p.tensors.size()},
+        {"breakdown",
+         {{"header", b.header}, {"meta", b.meta}, {"seeds", b.seeds}, {"learnable", b.learnable},
+          {"state", b.state}, {"seeded", b.seeded}, {"padding", b.padding}, {"payload_raw", b.payload_raw},
+          {"payload_stored", b.payload_stored}, {"file", b.file}}},
+        {"values",
+         {{"learnable", v_learn}, {"state", v_state}, {"seeded_stored", v_seeded},
+          {"seeded_from_seeds", seeded_by_seeds}}},
+        {"tensors", tj}};
+    if (p.has(kPkgDelta)) {
+      j["base_payload_hash"] = hex64(p.base_payload_hash);
+      j["target_payload_hash"] = hex64(p.target_payload_hash);
+    }
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("{}: reframe package v{}, {} bytes, flags {}\n", o.path, p.version, thousands(p.file_bytes),
+             flags_str(p.flags));
+  fmt::print("  config        {}  ({})\n", p.config, name);
+  fmt::print("  seeds         rule {}, base {}, {} seeds: [", p.seed_rule, p.base_seed, p.seeds.size());
+  for (size_t i = 0; i < p.seeds.size(); ++i) fmt::print("{}{}", i ? " " : "", p.seeds[i]);
+  fmt::print("]\n  generator     {}\n  distribution  {}\n", p.generator, p.distribution);
+  fmt::print("  payload       {} bytes raw, {} stored, xxh64 {}; file checksum {} (verified)\n",
+             thousands(p.payload_raw), thousands(p.payload_stored), hex64(p.payload_hash), hex64(p.file_checksum));
+  if (p.has(kPkgDelta))
+    fmt::print("  delta         base payload {}, rebuilds payload {}\n", hex64(p.base_payload_hash),
+               hex64(p.target_payload_hash));
+  if (!o.no_tensors) {
+    fmt::print("  tensors ({}):\n    {:<36} {:<9} {:<5} {:<20} {:>11} {:>10}\n", p.tensors.size(), "name", "kind",
+               "dtype", "shape", "bytes", "offset");
+    for (const PackedTensor& t : p.tensors)
+      fmt::print("    {:<36} {:<9} {:<5} {:<20} {:>11} {:>10}\n", t.name, tensor_kind_name(t.kind),
+                 dtype_name(t.dtype), Shape(t.shape).str(), t.from_base ? "from base" : thousands(t.data.size()),
+                 t.offset);
+  }
+  const double total = double(b.header + b.payload_raw);
+  auto row = [&](const char* what, uint64_t v) {
+    fmt::print("    {:<10} {:>13} {:>6.2f}%\n", what, thousands(v), 100.0 * double(v) / total);
+  };
+  fmt::print("  bytes (uncompressed layout):\n");
+  row("header", b.header);
+  row("meta", b.meta);
+  row("seeds", b.seeds);
+  row("learnable", b.learnable);
+  row("state", b.state);
+  row("seeded", b.seeded);
+  row("padding", b.padding);
+  fmt::print("    {:<10} {:>13}   file {} bytes{}\n", "total", thousands(uint64_t(total)), thousands(b.file),
+             p.has(kPkgZstd) ? fmt::format(" (zstd: {:.1f}% of raw)", 100.0 * double(b.file) / total) : "");
+  fmt::print("  values: learnable {}, BN state {}, seeded stored {}, seeded from seeds {}\n", thousands(v_learn),
+             thousands(v_state), thousands(v_seeded), seeded_by_seeds < 0 ? "?" : thousands(uint64_t(seeded_by_seeds)));
+  return 0;
+}
+
+int cmd_run(const RunOptions& o) {
+  RF_CHECK(o.batch >= 1 && o.reps >= 1 && o.warmup >= 0, "run: --batch and --reps must be >= 1, --warmup >= 0");
+  const auto t_read = Clock::now();
+  uint64_t sent = 0;
+  Package p = read_full(o.path, o.base, &sent);
+  const double read_ms = ms_since(t_read);
+  double regen_s = 0;
+  const auto t_load = Clock::now();
+  std::unique_ptr<Model> m = load_model(p, o.path, &regen_s);
+  const double load_ms = ms_since(t_load);
+  const ModelConfig& cfg = m->config();
+  const int S = o.size > 0 ? o.size : (cfg.stem == "large" ? 224 : 32);
+  const int64_t per_image = int64_t(3) * S * S;
+
+  Tensor x;
+  std::string input_desc;
+  if (!o.input.empty()) {
+    std::vector<uint8_t> bytes = read_file_bytes(o.input, uint64_t(1) << 34);
+    const uint64_t image_bytes = uint64_t(per_image) * 4;
+    if (bytes.empty() || bytes.size() % image_bytes != 0)
+      RF_FAIL("{}: {} bytes, expected a non-zero multiple of {} (raw float32 NCHW images of 3x{}x{}; set --size)",
+              o.input, bytes.size(), image_bytes, S, S);
+    const int64_t N = int64_t(bytes.size() / image_bytes);
+    x = Tensor::empty(Shape{N, 3, S, S});
+    std::memcpy(x.f32(), bytes.data(), bytes.size());
+    for (int64_t i = 0; i < x.numel(); ++i)
+      if (!std::isfinite(x.f32()[i]))
+        RF_FAIL("{}: value {} (image {}) is {}, expected finite floats", o.input, i, i / per_image, x.f32()[i]);
+    input_desc = fmt::format("{} ({} images)", o.input, N);
+  } else {
+    x = Tensor::empty(Shape{o.batch, 3, S, S});
+    seeded_normal_fill(o.seed, 1.f, x.numel(), x.f32());
+    input_desc = fmt::format("synthetic N(0,1), seed {}", o.seed);
+  }
+
+  for (int i = 0; i < o.warmup; ++i) m->forward(x, false);
+  host_reset_peak();
+  std::vector<double> times;
+  Tensor logits;
+  for (int i = 0; i < o.reps; ++i) {
+    const auto t0 = Clock::now();
+    logits = m->forward(x, false);
+    times.push_back(ms_since(t0));
+  }
+  std::sort(times.begin(), times.end());
+  const double median = times.size() % 2 ? times[times.size() / 2]
+                                          : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
+  const HostMemoryStats mem = host_memory_stats();
+  const int64_t N = x.size(0), K = logits.size(1);
+  std::vector<int64_t> top1(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) {
+    const float* l = logits.f32() + n * K;
+    top1[size_t(n)] = std::max_element(l, l + K) - l;
+  }
+  double max_diff = -1, mean_diff = -1;
+  if (!o.reference.empty()) {
+    Package rp = read_package(o.reference);
+    std::unique_ptr<Model> r = load_model(rp, o.reference);
+    RF_CHECK(r->out_shape(x.shape()) == logits.shape(), "{}: reference gives logits {}, the package {}", o.reference,
+             r->out_shape(x.shape()).str(), logits.shape().str());
+    Tensor rl = r->forward(x, false);
+    max_diff = 0;
+    mean_diff = 0;
+    for (int64_t i = 0; i < rl.numel(); ++i) {
+      const double d = std::fabs(double(rl.f32()[i]) - double(logits.f32()[i]));
+      max_diff = std::max(max_diff, d);
+      mean_diff += d;
+    }
+    mean_diff /= double(rl.numel());
+  }
+  const double rss = max_rss_mib();
+  if (o.json) {
+    nlohmann::json j = {{"schema", "reframe.run/1"},
+                        {"file", o.path},
+                        {"base", o.base},
+                        {"config", p.config},
+                        {"model", cfg.name()},
+                        {"package_bytes", sent},
+                        {"rebuilt_package_bytes", o.base.empty() ? 0 : p.file_bytes},
+                        {"input", input_desc},
+                        {"batch", N},
+                        {"threads", num_threads()},
+                        {"read_verify_ms", read_ms},
+                        {"load_ms", load_ms},
+                        {"regenerate_ms", regen_s * 1e3},
+                        {"latency_ms_median", median},
+                        {"latency_ms_min", times.front()},
+                        {"reps", o.reps},
+                        {"images_per_s", double(N) / (median * 1e-3)},
+                        {"max_rss_mib", rss},
+                        {"host_tensor_peak_mib", double(mem.peak_live_bytes) / (1 << 20)},
+                        {"top1", top1}};
+    if (max_diff >= 0) {
+      j["reference"] = o.reference;
+      j["logit_max_abs_diff"] = max_diff;
+      j["logit_mean_abs_diff"] = mean_diff;
+    }
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("{}: {} ({} bytes{})\n", o.path, cfg.name(), thousands(sent),
+             o.base.empty() ? "" : fmt::format(", a delta rebuilt on {} into {} bytes", o.base,
+                                               thousands(p.file_bytes)));
+  fmt::print("  read + verify     {:9.3f} ms\n", read_ms);
+  fmt::print("  regenerate seeds  {:9.3f} ms ({} NL modules{})\n", regen_s * 1e3, m->nl_modules().size(),
+             p.has(kPkgMaterialized) ? ", materialised package: nothing to regenerate" : "");
+  fmt::print("  build + load      {:9.3f} ms (includes the regeneration)\n", load_ms);
+  fmt::print("  input             {} -> {}\n", input_desc, x.shape().str());
+  fmt::print("  latency           median {:.3f} ms, min {:.3f} ms over {} reps (batch {}, {} threads): {:.1f} "
+             "images/s\n", median, times.front(), o.reps, N, num_threads(), double(N) / (median * 1e-3));
+  fmt::print("  memory            max RSS {:.1f} MiB; host tensor peak {:.2f} MiB during inference\n", rss,
+             double(mem.peak_live_bytes) / (1 << 20));
+  fmt::print("  top-1             [");
+  for (int64_t n = 0; n < std::min<int64_t>(N, 16); ++n) fmt::print("{}{}", n ? " " : "", top1[size_t(n)]);
+  fmt::print("{}]\n", N > 16 ? " ..." : "");
+  if (max_diff >= 0)
+    fmt::print("  vs {}: logits max |diff| {:.3g}, mean |diff| {:.3g}\n", o.reference, max_diff, mean_diff);
+  return 0;
+}
+
+int cmd_apply(const ApplyOptions& o) {
+  RF_CHECK(o.zstd >= 0 && o.zstd <= 19, "apply: --zstd {} (expected a level 1..19, or 0 for none)", o.zstd);
+  Package base = read_package(o.base);
+  Package delta = read_package(o.delta);
+  Package full = apply_delta(base, delta, o.base, o.delta);
+  write_package(o.out, full, o.zstd);
+  fmt::print("{}: rebuilt {} bytes from {} + {} (payload hash {} verified)\n", o.out, thousands(full.file_bytes),
+             o.base, o.delta, hex64(full.payload_hash));
+  return 0;
+}
+
+}  // namespace rf

@@ -1,0 +1,19 @@
+// Provenance of a results file: git revision, compiler, build, CPU, threads, command line, times.
+#pragma once
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace rf {
+
+std::string utc_now_iso();
+std::string git_revision();  // "abc123…" (+"-dirty"), or "unknown" outside a git checkout
+std::string cpu_name();      // /proc/cpuinfo's model name
+// Everything above plus the command line; cuda_device is "none" until the CUDA backend is used.
+nlohmann::json provenance_json(const std::string& command_line);
+// Max resident set size of this process so far (getrusage), in bytes.
+long long max_rss_bytes();
+// Writes text atomically: temp file in the same directory, then rename.
+void write_text_atomic(const std::string& path, const std::string& text);
+
+}  // namespace rf

@@ -1,0 +1,218 @@
+// Host training loop. The data order and augmentation depend only on (seed, epoch, batch), so a run resumed
+// from a checkpoint takes exactly the batches an uninterrupted run would have taken.
+#include "host/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include "host/ops/loss.h"
+#include "host/package/model_package.h"
+
+namespace rf {
+
+float cosine_lr(float lr, int64_t step, int64_t total, int64_t warmup) {
+  if (warmup > 0 && step < warmup) return lr * float(step + 1) / float(warmup);
+  int64_t span = std::max<int64_t>(1, total - warmup);
+  double t = double(step - warmup) / double(span);
+  return float(0.5 * lr * (1.0 + std::cos(M_PI * std::min(1.0, t))));
+}
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+int64_t count_correct(const Tensor& logits, const int32_t* labels) {
+  const int N = int(logits.size(0)), C = int(logits.size(1));
+  int64_t correct = 0;
+  for (int i = 0; i < N; ++i) {
+    const float* row = logits.f32() + int64_t(i) * C;
+    int best = 0;
+    for (int c = 1; c < C; ++c)
+      if (row[c] > row[best]) best = c;
+    correct += best == labels[i];
+  }
+  return correct;
+}
+
+const char* kEpochTensor = "trainer.epochs";       // (E, 8) f32: the EpochLog rows
+const char* kMomentumPrefix = "optimizer.momentum.";
+}  // namespace
+
+EvalResult evaluate(Model& model, const data::Dataset& ds, int64_t batch) {
+  EvalResult r;
+  auto t0 = Clock::now();
+  data::LoaderOptions lo = data::LoaderOptions::eval();
+  lo.batch_size = batch;
+  data::BatchLoader loader(ds, lo);
+  loader.start_epoch(0);
+  double loss_sum = 0;
+  int64_t correct = 0;
+  const int C = model.config().classes;
+  for (data::Batch b; loader.next(b);) {
+    const int N = int(b.size());
+    Tensor logits = model.forward(b.x, false);
+    Tensor probs = Tensor::empty(Shape{N, C});
+    loss_sum += N * softmax_cross_entropy_forward_cpu(N, C, logits.f32(), b.y.data<int32_t>(), probs.f32());
+    correct += count_correct(logits, b.y.data<int32_t>());
+    r.n += N;
+  }
+  r.loss = r.n ? loss_sum / double(r.n) : 0;
+  r.acc = r.n ? double(correct) / double(r.n) : 0;
+  r.seconds = since(t0);
+  return r;
+}
+
+TrainResult train_model(Model& model, const data::Dataset& train, const data::Dataset& val, const TrainOptions& o) {
+  RF_CHECK(o.epochs >= 1, "train: epochs={} (expected >= 1)", o.epochs);
+  RF_CHECK(o.batch >= 1, "train: batch={} (expected >= 1)", o.batch);
+  RF_CHECK(train.size() > 0, "train: the training set '{}' is empty", train.name);
+  RF_CHECK(train.num_classes() <= model.config().classes, "train: dataset '{}' has {} classes, the model {}",
+           train.name, train.num_classes(), model.config().classes);
+  TrainResult result;
+  SGD opt(model.params(), o.momentum, o.weight_decay);
+  if (o.resume && !o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
+    result.epochs = load_checkpoint(o.checkpoint, model, opt);
+    result.resumed = true;
+    result.start_epoch = int(result.epochs.size());
+    RF_CHECK(result.start_epoch <= o.epochs, "{}: checkpoint has {} epochs, the run asks for {}", o.checkpoint,
+             result.start_epoch, o.epochs);
+  }
+
+  data::LoaderOptions lo = data::LoaderOptions::train(o.seed);
+  lo.batch_size = o.batch;
+  lo.augment = o.augment;
+  lo.pad = o.pad;
+  lo.drop_last = train.size() > o.batch;  // BN needs > 1 sample; a ragged last batch adds noise
+  data::BatchLoader loader(train, lo);
+  const int64_t steps_per_epoch = loader.batches_per_epoch();
+  const int64_t total = steps_per_epoch * o.epochs, warmup = steps_per_epoch * o.warmup_epochs;
+  const int C = model.config().classes;
+
+  int done_this_call = 0;
+  for (int epoch = result.start_epoch; epoch < o.epochs; ++epoch) {
+    auto t0 = Clock::now();
+    loader.start_epoch(epoch);
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    EpochLog log;
+    log.epoch = epoch + 1;
+    for (data::Batch b; loader.next(b);) {
+      const int N = int(b.size());
+      const int64_t step = int64_t(epoch) * steps_per_epoch + b.batch;
+      const float lr = cosine_lr(o.lr, step, total, warmup);
+      Tensor logits = model.forward(b.x, true);
+      Tensor probs = Tensor::empty(Shape{N, C}), dlogits = Tensor::empty(Shape{N, C});
+      const int32_t* y = b.y.data<int32_t>();
+      double loss = softmax_cross_entropy_forward_cpu(N, C, logits.f32(), y, probs.f32(), o.label_smoothing);
+      softmax_cross_entropy_backward_cpu(N, C, probs.f32(), y, dlogits.f32(), o.label_smoothing);
+      model.backward(dlogits);
+      opt.step(lr, o.clip_norm);
+      loss_sum += loss * N;
+      correct += count_correct(logits, y);
+      seen += N;
+      log.lr = lr;
+      if (o.progress && (b.batch % 10 == 9 || b.batch + 1 == steps_per_epoch)) {
+        double el = since(t0), ips = double(seen) / std::max(el, 1e-9);
+        double eta = double(steps_per_epoch - b.batch - 1) * double(o.batch) / std::max(ips, 1e-9) +
+                     double(o.epochs - epoch - 1) * double(steps_per_epoch * o.batch) / std::max(ips, 1e-9);
+        std::fprintf(stderr, "\r  %s epoch %d/%d  batch %lld/%lld  loss %.4f  acc %.3f  %.0f img/s  ETA %.0fs   ",
+                     model.config().name().c_str(), epoch + 1, o.epochs, (long long)(b.batch + 1),
+                     (long long)steps_per_epoch, loss_sum / double(seen), double(correct) / double(seen), ips, eta);
+      }
+    }
+    model.clear_cache();
+    log.seconds = since(t0);
+    log.train_loss = seen ? loss_sum / double(seen) : 0;
+    log.train_acc = seen ? double(correct) / double(seen) : 0;
+    log.images_per_s = double(seen) / std::max(log.seconds, 1e-9);
+    if (val.size() > 0) {
+      EvalResult v = evaluate(model, val);
+      log.val_loss = v.loss;
+      log.val_acc = v.acc;
+    }
+    if (o.progress)
+      std::fprintf(stderr, "\r  %s epoch %d/%d  loss %.4f  acc %.3f  val %.3f  %.0f img/s  %.1fs%20s\n",
+                   model.config().name().c_str(), epoch + 1, o.epochs, log.train_loss, log.train_acc, log.val_acc,
+                   log.images_per_s, log.seconds, "");
+    result.epochs.push_back(log);
+    if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, model, opt, result.epochs);
+    if (o.stop_after_epochs > 0 && ++done_this_call >= o.stop_after_epochs) break;
+  }
+  return result;
+}
+
+void save_checkpoint(const std::string& path, Model& model, SGD& opt, const std::vector<EpochLog>& log) {
+  PackOptions po;  // fp32, not folded: a checkpoint restores training exactly
+  Package p = pack_model(model, po);
+  for (size_t i = 0; i < opt.params().size(); ++i) {
+    PackedTensor t;
+    t.name = kMomentumPrefix + opt.params()[i]->name;
+    t.kind = TensorKind::state;
+    t.dtype = DType::f32;
+    t.shape = opt.velocity()[i].shape().vec();
+    t.data.resize(opt.velocity()[i].nbytes());
+    std::memcpy(t.data.data(), opt.velocity()[i].raw(), t.data.size());
+    p.tensors.push_back(std::move(t));
+  }
+  PackedTensor e;
+  e.name = kEpochTensor;
+  e.kind = TensorKind::state;
+  e.dtype = DType::f32;
+  e.shape = {int64_t(log.size()), 8};
+  std::vector<float> rows;
+  for (const EpochLog& l : log)
+    for (double v : {double(l.epoch), l.lr, l.train_loss, l.train_acc, l.val_loss, l.val_acc, l.seconds,
+                     l.images_per_s})
+      rows.push_back(float(v));
+  e.data.resize(rows.size() * sizeof(float));
+  if (!rows.empty()) std::memcpy(e.data.data(), rows.data(), e.data.size());
+  p.tensors.push_back(std::move(e));
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir);
+  write_package(path, p);
+}
+
+std::vector<EpochLog> load_checkpoint(const std::string& path, Model& model, SGD& opt) {
+  Package p = read_package(path);
+  std::vector<EpochLog> log;
+  std::vector<PackedTensor> model_tensors;
+  std::map<std::string, const PackedTensor*> extra;
+  for (const PackedTensor& t : p.tensors) {
+    if (t.name == kEpochTensor || t.name.rfind(kMomentumPrefix, 0) == 0)
+      extra[t.name] = &t;
+    else
+      model_tensors.push_back(t);
+  }
+  RF_CHECK(extra.count(kEpochTensor), "{}: not a training checkpoint (no tensor '{}')", path, kEpochTensor);
+  Package mp = p;
+  mp.tensors = model_tensors;
+  std::unique_ptr<Model> loaded = load_model(mp, path);
+  RF_CHECK(loaded->config() == model.config(), "{}: checkpoint of model '{}', the run trains '{}'", path,
+           loaded->config().str(), model.config().str());
+  std::vector<Param*> dst = model.params(), src = loaded->params();
+  RF_CHECK(dst.size() == src.size(), "{}: {} tensors, the model has {}", path, src.size(), dst.size());
+  for (size_t i = 0; i < dst.size(); ++i) dst[i]->value.copy_from(src[i]->value);
+  for (size_t i = 0; i < opt.params().size(); ++i) {
+    std::string name = kMomentumPrefix + opt.params()[i]->name;
+    auto it = extra.find(name);
+    RF_CHECK(it != extra.end(), "{}: missing tensor '{}'", path, name);
+    std::vector<float> v = decode_tensor(*it->second, path);
+    RF_CHECK(int64_t(v.size()) == opt.velocity()[i].numel(), "{}: tensor '{}' has {} values, expected {}", path,
+             name, v.size(), opt.velocity()[i].numel());
+    std::memcpy(opt.velocity()[i].raw(), v.data(), v.size() * sizeof(float));
+  }
+  const PackedTensor& e = *extra[kEpochTensor];
+  RF_CHECK(e.shape.size() == 2 && e.shape[1] == 8, "{}: tensor '{}' must be (epochs, 8)", path, kEpochTensor);
+  std::vector<float> rows = decode_tensor(e, path);
+  for (int64_t i = 0; i < e.shape[0]; ++i) {
+    const float* r = rows.data() + i * 8;
+    log.push_back({int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7]});
+  }
+  return log;
+}
+
+}  // namespace rf

@@ -1,0 +1,66 @@
+// Training and evaluation of a classification model on the host: SGD with momentum, weight decay on 2+-dim
+// weights only, cosine schedule with optional linear warm-up, label smoothing, gradient-norm clipping, a
+// validation split evaluated every epoch, checkpoints written atomically every epoch and --resume.
+// Checked by tests/train/test_trainer.cpp (schedule, resume equals an uninterrupted run, loss goes down).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.h"
+#include "datasets/loader.h"
+#include "host/models/model.h"
+
+namespace rf {
+
+struct TrainOptions {
+  int epochs = 10;
+  int64_t batch = 128;
+  float lr = 0.1f, momentum = 0.9f, weight_decay = 5e-4f;
+  float label_smoothing = 0.f;
+  float clip_norm = 5.f;  // <= 0: no clipping
+  int warmup_epochs = 0;
+  uint64_t seed = 0;       // data order and augmentation
+  bool augment = true;     // random crop (pad 4) + horizontal flip
+  int pad = 4;
+  std::string checkpoint;  // written atomically after every epoch when set
+  bool resume = false;     // continue from `checkpoint` if it exists
+  bool progress = true;    // a progress line per epoch on stderr
+  int stop_after_epochs = -1;  // for tests: return after this many epochs of this call (simulates a kill)
+};
+
+// Learning rate at optimizer step `step` of `total` (0-based): linear warm-up over `warmup` steps from
+// lr/warmup to lr, then cosine from lr to 0 over the remaining steps.
+float cosine_lr(float lr, int64_t step, int64_t total, int64_t warmup);
+
+struct EpochLog {
+  int epoch = 0;  // 1-based
+  double lr = 0, train_loss = 0, train_acc = 0, val_loss = 0, val_acc = 0;
+  double seconds = 0, images_per_s = 0;
+};
+
+struct EvalResult {
+  double loss = 0, acc = 0;
+  int64_t n = 0;
+  double seconds = 0;
+};
+
+// Accuracy and mean cross-entropy of `model` (eval mode) on `ds` (no augmentation).
+EvalResult evaluate(Model& model, const data::Dataset& ds, int64_t batch = 256);
+
+struct TrainResult {
+  std::vector<EpochLog> epochs;
+  bool resumed = false;
+  int start_epoch = 0;
+};
+
+// Trains `model` on `train`, evaluating on `val` after each epoch. The test set is not an argument: it is
+// touched once, by the caller, after training.
+TrainResult train_model(Model& model, const data::Dataset& train, const data::Dataset& val, const TrainOptions& o);
+
+// Checkpoint: the model's package (fp32) plus the momentum buffers and the epoch log, one .rfpk file.
+void save_checkpoint(const std::string& path, Model& model, SGD& opt, const std::vector<EpochLog>& log);
+// Loads into an existing model of the same config; returns the epoch log. Errors name the file and field.
+std::vector<EpochLog> load_checkpoint(const std::string& path, Model& model, SGD& opt);
+
+}  // namespace rf

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Builds the GPU test binaries and the CUDA kernel benchmark HERE (sm_90, portable host code) and stages what one
+# device call needs into .dev/device/ (ignored by git): bundle.tar.xz with bin/ (binaries), lib/ (the shared
+# libraries ldd finds that the GPU machine lacks: oneDNN, fmt, OpenMP, OpenCL loader), lib-fallback/ (libstdc++,
+# libgcc_s: used there only when the system has none), GIT_REV and MANIFEST. cuDNN and cuRAND are NOT carried:
+# the GPU machine has them as pip packages and scripts/device-check.sh points LD_LIBRARY_PATH at them.
+# Then prints the device tool's `carry` list and the command. See docs/DEVICE-CHECK.md.
+#
+#   scripts/device-pack.sh                 # build dir build-device, -j1
+#   BUILD_DIR=build-cuda JOBS=2 scripts/device-pack.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD_DIR=${BUILD_DIR:-build-device}
+JOBS=${JOBS:-1}
+STAGE=$ROOT/.dev/device
+LIMIT_MIB=${LIMIT_MIB:-48}  # the device call carries 64 MiB in all, the working tree included
+
+if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
+  # RF_NATIVE=OFF: the GPU machine's CPU may lack this one's instruction sets (-march=native would SIGILL there).
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DRF_NATIVE=OFF \
+    -DRF_BUILD_BENCH=OFF
+fi
+grep -q '^RF_NATIVE:BOOL=OFF' "$BUILD_DIR/CMakeCache.txt" ||
+  { echo "device-pack: $BUILD_DIR has RF_NATIVE=ON (host-specific code); reconfigure with -DRF_NATIVE=OFF" >&2; exit 1; }
+grep -Eq '^CMAKE_CUDA_ARCHITECTURES:[A-Z]+=.*90' "$BUILD_DIR/CMakeCache.txt" ||
+  { echo "device-pack: $BUILD_DIR does not build for sm_90 (CMAKE_CUDA_ARCHITECTURES)" >&2; exit 1; }
+
+targets=(bench_cuda_kernels)
+for src in tests/gpu/test_*.cpp tests/gpu/test_*.cu; do
+  [[ -e $src ]] || continue
+  name=$(basename "${src%.*}")
+  targets+=("gpu_$name")
+done
+echo "device-pack: building ${targets[*]} in $BUILD_DIR (-j$JOBS)"
+cmake --build "$BUILD_DIR" -j"$JOBS" --target "${targets[@]}"
+
+rm -rf "$STAGE"
+mkdir -p "$STAGE/tree/bin" "$STAGE/tree/lib" "$STAGE/tree/lib-fallback"
+for t in "${targets[@]}"; do cp "$BUILD_DIR/$t" "$STAGE/tree/bin/"; done
+
+# Every shared library the binaries need, except glibc's own (the GPU machine's glibc is used; the binaries need
+# GLIBC_2.34 at most), the CUDA driver, and cuDNN / cuRAND (pip packages there).
+declare -A seen=()
+for b in "$STAGE"/tree/bin/*; do
+  while read -r name _ path _; do
+    [[ -n ${path:-} && -f $path ]] || continue
+    case $name in
+      libc.so.*|libm.so.*|libdl.so.*|librt.so.*|libpthread.so.*|ld-linux*|libcuda.so.*|libcudnn*|libcurand*) ;;
+      libstdc++.so.*|libgcc_s.so.*) [[ -n ${seen[$name]:-} ]] || cp -L "$path" "$STAGE/tree/lib-fallback/$name" ;;
+      *) [[ -n ${seen[$name]:-} ]] || cp -L "$path" "$STAGE/tree/lib/$name" ;;
+    esac
+    seen[$name]=1
+  done < <(ldd "$b" | grep '=>')
+done
+
+# The kernels must carry sm_90 machine code, not only PTX for the driver to compile.
+if command -v cuobjdump >/dev/null; then
+  cuobjdump --list-elf "$STAGE/tree/bin/gpu_test_seeded_conv_gpu" | grep -q sm_90 ||
+    { echo "device-pack: no sm_90 ELF in gpu_test_seeded_conv_gpu" >&2; exit 1; }
+fi
+
+rev=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+dirty=$(git status --porcelain 2>/dev/null | grep -vc '^??' || true)
+if [[ ${dirty:-0} != 0 ]]; then rev="$rev+dirty($dirty tracked files modified)"; fi
+echo "$rev" > "$STAGE/tree/GIT_REV"
+(cd "$STAGE/tree" && find . -type f ! -name MANIFEST -exec sha256sum {} + | sort -k2 > MANIFEST)
+echo "device-pack: staged $(du -sh "$STAGE/tree" | cut -f1) uncompressed:"
+(cd "$STAGE/tree" && ls -la bin lib lib-fallback)
+
+# xz: ~60 MB of binaries and oneDNN become ~10 MB; the call's 64 MiB limit counts the carried bytes.
+tar -C "$STAGE/tree" -cJf "$STAGE/bundle.tar.xz" .
+rm -rf "$STAGE/tree"
+size=$(stat -c %s "$STAGE/bundle.tar.xz")
+echo "device-pack: $STAGE/bundle.tar.xz = $((size / 1024)) KiB"
+if (( size > LIMIT_MIB * 1024 * 1024 )); then
+  echo "device-pack: bundle larger than $LIMIT_MIB MiB: it will not travel with the working tree" >&2
+  exit 1
+fi
+cat <<EOF
+
+Device call (one call does everything; ~5-8 minutes):
+  run(command="bash scripts/device-check.sh", carry=[".dev/device"], timeout_s=600)
+Results come back under the reply's files_at: summary.json, bench_cuda_kernels.json, ctest.log, sanitizer logs.
+EOF

@@ -1,0 +1,250 @@
+// Classification suite. Every figure is measured here, in this process; ratios against ResNet-18 are taken
+// between rows of the same run.
+#include "suites/classify.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "datasets/cache.h"
+#include "datasets/synthetic.h"
+#include "host/core/philox.h"
+#include "host/package/model_package.h"
+#include "host/train/provenance.h"
+
+namespace rf {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+nlohmann::json mean_std(const std::vector<double>& v) {
+  double m = 0, s = 0;
+  for (double x : v) m += x;
+  m /= double(std::max<size_t>(1, v.size()));
+  for (double x : v) s += (x - m) * (x - m);
+  double sd = v.size() > 1 ? std::sqrt(s / double(v.size() - 1)) : 0.0;  // sample std over seeds
+  return {{"mean", m}, {"std", sd}, {"values", v}};
+}
+
+// Median seconds of `reps` eval forwards of a batch of N random images (after one warm-up).
+double time_forward(Model& m, int N, int S, int reps) {
+  Tensor x = Tensor::empty(Shape{N, 3, S, S});
+  seeded_normal_fill(99, 1.f, x.numel(), x.f32());
+  m.forward(x, false);
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    auto t0 = Clock::now();
+    Tensor y = m.forward(x, false);
+    t.push_back(since(t0));
+  }
+  return median(t);
+}
+
+struct Data {
+  data::Dataset train, val, test;
+  std::string source;
+};
+
+Data load_data(const ClassifyOptions& o) {
+  Data d;
+  data::Dataset full;
+  if (o.data.empty()) {
+    full = data::make_synthetic(o.synthetic_train, o.base_seed, 0, o.image_size, o.image_size);
+    d.test = data::make_synthetic(o.synthetic_test, o.base_seed, o.synthetic_train, o.image_size, o.image_size);
+    d.source = fmt::format("synthetic(seed={}, train={}, test={}, {}x{})", o.base_seed, o.synthetic_train,
+                           o.synthetic_test, o.image_size, o.image_size);
+  } else {
+    data::ClassificationData cd = data::load_classification(o.data);
+    full = std::move(cd.train);
+    d.test = std::move(cd.test);
+    d.source = fmt::format("{} ({})", o.data, data::layout_name(cd.layout));
+  }
+  int64_t val = o.val_count >= 0 ? o.val_count : full.size() / 10;
+  RF_CHECK(val < full.size(), "classify: validation split of {} leaves no training data (of {})", val, full.size());
+  data::TrainVal tv = data::holdout_split(full, val, o.base_seed);
+  d.train = std::move(tv.train);
+  d.val = std::move(tv.val);
+  return d;
+}
+
+}  // namespace
+
+nlohmann::json run_classify(const ClassifyOptions& o) {
+  RF_CHECK(o.seeds >= 1, "classify: --seeds {} (expected >= 1)", o.seeds);
+  RF_CHECK(!o.models.empty(), "classify: no models");
+  std::filesystem::create_directories(o.out_dir + "/packages");
+  auto t_start = Clock::now();
+  Data d = load_data(o);
+  const int S = int(d.train.H);
+  std::fprintf(stderr, "classify: %s: %lld train / %lld val / %lld test images, %dx%d, %d classes\n",
+               d.source.c_str(), (long long)d.train.size(), (long long)d.val.size(), (long long)d.test.size(), S,
+               int(d.train.W), d.train.num_classes());
+
+  nlohmann::json models = nlohmann::json::array();
+  for (const std::string& text : o.models) {
+    ModelConfig base_cfg = ModelConfig::parse(text);
+    base_cfg.classes = std::max(d.train.num_classes(), d.test.num_classes());
+    Model probe(base_cfg);
+    ModelTotals tot = probe.totals(Shape{1, 3, S, S});
+    nlohmann::json runs = nlohmann::json::array();
+    std::vector<double> val_acc, test_acc, test_acc_f16, test_acc_i8, epoch_s, regen_s;
+    nlohmann::json bytes;
+    std::unique_ptr<Model> device_model;
+    int64_t train_peak = 0;
+    for (int s = 0; s < o.seeds; ++s) {
+      ModelConfig cfg = base_cfg;
+      if (cfg.is_nl()) cfg.seed = o.base_seed + 1000 * uint64_t(s);  // NL modules' seeds: base + 1000 s + i
+      cfg.init_seed = o.base_seed + uint64_t(s) + 1;
+      Model model(cfg);
+      TrainOptions to = o.train;
+      to.seed = o.base_seed + uint64_t(s);
+      host_reset_peak();
+      std::fprintf(stderr, "classify: %s seed %d/%d: training %d epochs\n", cfg.name().c_str(), s + 1, o.seeds,
+                   to.epochs);
+      TrainResult tr = train_model(model, d.train, d.val, to);
+      train_peak = std::max<int64_t>(train_peak, int64_t(host_memory_stats().peak_live_bytes));
+      model.clear_cache();
+
+      // Cloud side: pack. Device side: read back, verify, regenerate, evaluate on the test split (once each).
+      nlohmann::json pk;
+      for (const char* dt : {"f32", "f16", "i8"}) {
+        PackOptions po;
+        po.dtype = parse_storage_dtype(dt);
+        Package p = pack_model(model, po);
+        std::string path = fmt::format("{}/packages/{}-s{}-{}.rfpk", o.out_dir, cfg.name(), s, dt);
+        write_package(path, p);
+        double regen = 0;
+        std::unique_ptr<Model> dev = load_model(read_package(path), path, &regen);
+        EvalResult te = evaluate(*dev, d.test);
+        pk[dt] = {{"path", path}, {"bytes", std::filesystem::file_size(path)}, {"test_acc", te.acc},
+                  {"test_loss", te.loss}, {"regen_seconds", regen}};
+        if (std::string(dt) == "f32") {
+          test_acc.push_back(te.acc);
+          regen_s.push_back(regen);
+          device_model = std::move(dev);
+        } else if (std::string(dt) == "f16") {
+          test_acc_f16.push_back(te.acc);
+        } else {
+          test_acc_i8.push_back(te.acc);
+        }
+      }
+      bytes = {{"f32", pk["f32"]["bytes"]}, {"f16", pk["f16"]["bytes"]}, {"i8", pk["i8"]["bytes"]}};
+      double ep = 0;
+      for (const EpochLog& l : tr.epochs) ep += l.seconds;
+      epoch_s.push_back(ep / double(std::max<size_t>(1, tr.epochs.size())));
+      val_acc.push_back(tr.epochs.empty() ? 0.0 : tr.epochs.back().val_acc);
+      nlohmann::json log = nlohmann::json::array();
+      for (const EpochLog& l : tr.epochs)
+        log.push_back({{"epoch", l.epoch}, {"lr", l.lr}, {"train_loss", l.train_loss}, {"train_acc", l.train_acc},
+                       {"val_loss", l.val_loss}, {"val_acc", l.val_acc}, {"seconds", l.seconds},
+                       {"images_per_s", l.images_per_s}});
+      runs.push_back({{"seed", s}, {"config", cfg.str()}, {"epochs", log}, {"val_acc_last_epoch", val_acc.back()},
+                      {"packages", pk}, {"test_evaluations_per_package", 1}});
+      std::fprintf(stderr, "classify: %s seed %d: val %.4f (last epoch), test %.4f (fp32 package), int8 %.4f\n",
+                   cfg.name().c_str(), s + 1, val_acc.back(), test_acc.back(), test_acc_i8.back());
+    }
+
+    // Device-side timings on the regenerated fp32 model of the last seed.
+    host_reset_peak();
+    double lat = time_forward(*device_model, 1, S, o.latency_reps);
+    nlohmann::json thr;
+    for (int B : o.throughput_batches) thr[std::to_string(B)] = double(B) / time_forward(*device_model, B, S, o.throughput_reps);
+    int64_t eval_peak = int64_t(host_memory_stats().peak_live_bytes);
+    int64_t resident = (tot.learnable + tot.seeded + tot.state) * int64_t(sizeof(float));
+    models.push_back({{"model", base_cfg.name()},
+                      {"config", base_cfg.str()},
+                      {"learnable_params", tot.learnable},
+                      {"seeded_weights", tot.seeded},
+                      {"bn_state", tot.state},
+                      {"macs", tot.macs},
+                      {"pool_window_reads", tot.pool_reads},
+                      {"package_bytes", bytes},
+                      {"device_storage_bytes", bytes["f32"]},
+                      {"resident_weight_bytes", resident},
+                      {"peak_memory_bytes", {{"train_tensors", train_peak}, {"inference_tensors", eval_peak}}},
+                      {"train_seconds_per_epoch", mean_std(epoch_s)},
+                      {"regen_seconds", mean_std(regen_s)},
+                      {"latency_batch1_ms", lat * 1e3},
+                      {"throughput_images_per_s", thr},
+                      {"val_acc", mean_std(val_acc)},
+                      {"test_acc", mean_std(test_acc)},
+                      {"test_acc_fp16", mean_std(test_acc_f16)},
+                      {"test_acc_int8", mean_std(test_acc_i8)},
+                      {"runs", runs}});
+  }
+
+  const TrainOptions& t = o.train;
+  nlohmann::json out = {
+      {"schema", "reframe.classify/1"},
+      {"provenance", provenance_json(o.command_line)},
+      {"dataset",
+       {{"source", d.source}, {"train", d.train.size()}, {"val", d.val.size()}, {"test", d.test.size()},
+        {"image", {3, d.train.H, d.train.W}}, {"classes", d.train.classes},
+        {"train_hash", d.train.hash_hex()}, {"val_hash", d.val.hash_hex()}, {"test_hash", d.test.hash_hex()}}},
+      {"budget",
+       {{"epochs", t.epochs}, {"batch", t.batch}, {"optimizer", "sgd"}, {"lr", t.lr}, {"momentum", t.momentum},
+        {"weight_decay", t.weight_decay}, {"schedule", "cosine"}, {"warmup_epochs", t.warmup_epochs},
+        {"label_smoothing", t.label_smoothing}, {"clip_norm", t.clip_norm}, {"augment", t.augment},
+        {"seeds", o.seeds}, {"base_seed", o.base_seed}, {"accuracy", "last epoch; test split touched once per package"}}},
+      {"models", models},
+      {"wall_seconds", since(t_start)},
+      {"max_rss_bytes", max_rss_bytes()}};
+  write_text_atomic(o.out_dir + "/classify.json", out.dump(2) + "\n");
+  return out;
+}
+
+std::string classify_table(const nlohmann::json& r) {
+  std::string s;
+  const auto& models = r["models"];
+  double base_bytes = 0, base_macs = 0, base_thr = 0;
+  for (const auto& m : models)
+    if (m["model"] == "resnet18") {
+      base_bytes = m["package_bytes"]["f32"].get<double>();
+      base_macs = m["macs"].get<double>();
+      if (!m["throughput_images_per_s"].empty()) base_thr = m["throughput_images_per_s"].begin()->get<double>();
+    }
+  std::string thr_key = models.empty() || models[0]["throughput_images_per_s"].empty()
+                            ? "-" : models[0]["throughput_images_per_s"].begin().key();
+  s += fmt::format("{:<16} {:>10} {:>12} {:>11} {:>10} {:>8} {:>9} {:>11} {:>15} {:>15} {:>9}\n", "model", "learnable",
+                   "MACs", "pkg fp32", "pkg int8", "% R18", "lat b1", "img/s b" + thr_key, "val acc", "test acc",
+                   "int8 acc");
+  for (const auto& m : models) {
+    double fp32 = m["package_bytes"]["f32"].get<double>(), i8 = m["package_bytes"]["i8"].get<double>();
+    double thr = m["throughput_images_per_s"].empty() ? 0 : m["throughput_images_per_s"].begin()->get<double>();
+    auto pm = [](const nlohmann::json& j) {
+      return fmt::format("{:.2f}±{:.2f}%", 100 * j["mean"].get<double>(), 100 * j["std"].get<double>());
+    };
+    s += fmt::format("{:<16} {:>10} {:>12} {:>11} {:>10} {:>7.1f}% {:>7.2f}ms {:>11.1f} {:>15} {:>15} {:>8.2f}%\n",
+                     m["model"].get<std::string>(), m["learnable_params"].get<int64_t>(), m["macs"].get<int64_t>(),
+                     int64_t(fp32), int64_t(i8), base_bytes > 0 ? 100 * fp32 / base_bytes : 0.0,
+                     m["latency_batch1_ms"].get<double>(), thr, pm(m["val_acc"]), pm(m["test_acc"]),
+                     100 * m["test_acc_int8"]["mean"].get<double>());
+  }
+  if (base_bytes > 0) {
+    s += "\nAgainst resnet18 in this run:";
+    for (const auto& m : models) {
+      if (m["model"] == "resnet18") continue;
+      double thr = m["throughput_images_per_s"].empty() ? 0 : m["throughput_images_per_s"].begin()->get<double>();
+      s += fmt::format("\n  {:<16} bytes {:.1f}%, int8 bytes {:.1f}%, MACs {:.1f}%, throughput {:.2f}x", m["model"].get<std::string>(),
+                       100 * m["package_bytes"]["f32"].get<double>() / base_bytes,
+                       100 * m["package_bytes"]["i8"].get<double>() / base_bytes,
+                       100 * m["macs"].get<double>() / base_macs, base_thr > 0 ? thr / base_thr : 0.0);
+    }
+    s += "\n";
+  }
+  return s;
+}
+
+}  // namespace rf

@@ -1,0 +1,35 @@
+// The classification suite (`reframe bench classify`): for each model and seed, train (cloud side), pack
+// (fp32/fp16/int8), read the package back as the device would, regenerate the seeded weights, and evaluate on
+// the test split, touched once per package after training. Writes results/<run>/classify.json (schema
+// reframe.classify/1) and prints a table. Checked by tests/train/test_classify.cpp.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "host/train/trainer.h"
+
+namespace rf {
+
+struct ClassifyOptions {
+  std::vector<std::string> models = {"resnet18", "nl-resnet18:cnl=dw", "nl-resnet18:cnl=512",
+                                     "nl-resnet18:cnl=768"};
+  int seeds = 1;
+  uint64_t base_seed = 0;
+  std::string data;          // empty: the built-in synthetic set
+  int64_t synthetic_train = 4000, synthetic_test = 1000;
+  int image_size = 32;       // synthetic images only
+  int64_t val_count = -1;    // -1: 10 % of the training set (5,000 for CIFAR-10)
+  TrainOptions train;
+  std::vector<int> throughput_batches = {64, 256};
+  int latency_reps = 20, throughput_reps = 3;
+  std::string out_dir;       // where classify.json and the packages go
+  std::string command_line;
+};
+
+nlohmann::json run_classify(const ClassifyOptions& o);
+// The terminal table of a classify.json.
+std::string classify_table(const nlohmann::json& results);
+
+}  // namespace rf

@@ -1,0 +1,143 @@
+// Trainer: the schedule, checkpoint/resume equivalence (bit for bit), learning on the synthetic set, and the
+// classify suite's honesty rules (last epoch reported, the test split evaluated once per package).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "datasets/synthetic.h"
+#include "host/train/trainer.h"
+#include "suites/classify.h"
+
+using namespace rf;
+
+namespace {
+std::string temp_dir(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("rf_test_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p.string();
+}
+}  // namespace
+
+TEST(Schedule, CosineWithWarmup) {
+  EXPECT_FLOAT_EQ(cosine_lr(0.1f, 0, 100, 0), 0.1f);
+  EXPECT_NEAR(cosine_lr(0.1f, 50, 100, 0), 0.05f, 1e-6);
+  EXPECT_NEAR(cosine_lr(0.1f, 100, 100, 0), 0.0f, 1e-7);
+  EXPECT_NEAR(cosine_lr(0.1f, 0, 100, 10), 0.01f, 1e-7);  // warm-up starts at lr / warmup
+  EXPECT_NEAR(cosine_lr(0.1f, 9, 100, 10), 0.1f, 1e-7);
+  EXPECT_NEAR(cosine_lr(0.1f, 10, 100, 10), 0.1f, 1e-7);
+  EXPECT_NEAR(cosine_lr(0.1f, 55, 100, 10), 0.05f, 1e-6);
+  for (int s = 11; s < 100; ++s) EXPECT_LE(cosine_lr(0.1f, s, 100, 10), cosine_lr(0.1f, s - 1, 100, 10));
+}
+
+TEST(Trainer, ResumedRunEqualsUninterruptedRun) {
+  data::Dataset train = data::make_synthetic(96, 3, 0, 8, 8), val = data::make_synthetic(32, 3, 96, 8, 8);
+  ModelConfig cfg = ModelConfig::parse("nl-resnet18:cnl=dw");
+  TrainOptions o;
+  o.epochs = 3;
+  o.batch = 32;
+  o.lr = 0.05f;
+  o.seed = 5;
+  o.progress = false;
+  Model a(cfg);
+  TrainResult ra = train_model(a, train, val, o);
+
+  std::string dir = temp_dir("resume");
+  o.checkpoint = dir + "/ckpt.rfpk";
+  o.resume = true;
+  o.stop_after_epochs = 1;  // "killed" after epoch 1, then after epoch 2
+  {
+    Model b(cfg);
+    TrainResult r1 = train_model(b, train, val, o);
+    EXPECT_FALSE(r1.resumed);
+    EXPECT_EQ(r1.epochs.size(), 1u);
+  }
+  {
+    Model b(cfg);
+    TrainResult r2 = train_model(b, train, val, o);
+    EXPECT_TRUE(r2.resumed);
+    EXPECT_EQ(r2.start_epoch, 1);
+  }
+  Model b(cfg);
+  o.stop_after_epochs = -1;
+  TrainResult rb = train_model(b, train, val, o);
+  EXPECT_EQ(rb.start_epoch, 2);
+  ASSERT_EQ(rb.epochs.size(), ra.epochs.size());
+  auto pa = a.params(), pb = b.params();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (size_t i = 0; i < pa.size(); ++i)
+    ASSERT_EQ(0, std::memcmp(pa[i]->value.raw(), pb[i]->value.raw(), pa[i]->value.nbytes())) << pa[i]->name;
+  EXPECT_FLOAT_EQ(float(ra.epochs.back().val_acc), float(rb.epochs.back().val_acc));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Trainer, CheckpointOfAnotherModelIsRefused) {
+  data::Dataset train = data::make_synthetic(64, 3, 0, 8, 8);
+  std::string dir = temp_dir("refuse");
+  TrainOptions o;
+  o.epochs = 1;
+  o.batch = 32;
+  o.progress = false;
+  o.checkpoint = dir + "/ckpt.rfpk";
+  Model a(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  train_model(a, train, train, o);
+  Model b(ModelConfig::parse("nl-resnet18:cnl=512"));
+  o.resume = true;
+  o.epochs = 2;
+  EXPECT_THROW(train_model(b, train, train, o), rf::Error);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Trainer, LearnsTheSyntheticSet) {
+  data::Dataset train = data::make_synthetic(640, 11, 0, 16, 16), val = data::make_synthetic(200, 11, 640, 16, 16);
+  Model m(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  TrainOptions o;
+  o.epochs = 4;
+  o.batch = 64;
+  o.lr = 0.05f;
+  o.progress = false;
+  TrainResult r = train_model(m, train, val, o);
+  EXPECT_LT(r.epochs.back().train_loss, r.epochs.front().train_loss);
+  EXPECT_GT(r.epochs.back().val_acc, 0.2) << "chance is 0.1";
+}
+
+TEST(Classify, ReportsLastEpochAndTouchesTestOncePerPackage) {
+  ClassifyOptions o;
+  o.models = {"nl-resnet18:cnl=dw", "resnet18"};
+  o.synthetic_train = 120;
+  o.synthetic_test = 40;
+  o.image_size = 8;
+  o.seeds = 2;
+  o.train.epochs = 2;
+  o.train.batch = 40;
+  o.train.progress = false;
+  o.throughput_batches = {8};
+  o.latency_reps = 2;
+  o.throughput_reps = 1;
+  o.out_dir = temp_dir("classify");
+  nlohmann::json r = run_classify(o);
+  ASSERT_TRUE(std::filesystem::exists(o.out_dir + "/classify.json"));
+  EXPECT_EQ(r["schema"], "reframe.classify/1");
+  ASSERT_EQ(r["models"].size(), 2u);
+  EXPECT_NE(r["dataset"]["val_hash"], r["dataset"]["test_hash"]);
+  EXPECT_EQ(r["dataset"]["train"].get<int>() + r["dataset"]["val"].get<int>(), 120);
+  for (const auto& m : r["models"]) {
+    ASSERT_EQ(m["runs"].size(), 2u);
+    std::vector<double> vals;
+    for (const auto& run : m["runs"]) {
+      EXPECT_EQ(run["test_evaluations_per_package"], 1);
+      // The reported validation accuracy is the last epoch's, never the best one.
+      EXPECT_EQ(run["val_acc_last_epoch"], run["epochs"].back()["val_acc"]);
+      vals.push_back(run["val_acc_last_epoch"].get<double>());
+    }
+    EXPECT_NEAR(m["val_acc"]["mean"].get<double>(), (vals[0] + vals[1]) / 2, 1e-12);
+    EXPECT_GT(m["package_bytes"]["f32"].get<int64_t>(), m["package_bytes"]["i8"].get<int64_t>());
+  }
+  double dw = r["models"][0]["package_bytes"]["f32"].get<double>();
+  double r18 = r["models"][1]["package_bytes"]["f32"].get<double>();
+  EXPECT_LT(dw / r18, 0.11);
+  EXPECT_FALSE(classify_table(r).empty());
+  std::filesystem::remove_all(o.out_dir);
+}
