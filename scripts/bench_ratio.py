@@ -14,7 +14,7 @@ def main(path):
     for b in data["benchmarks"]:
         if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
             continue
-        XX
+        m = re.match(r"BM_(forward|train_step)/([^/]+)/N=(\d+)/([0-9x]+)", b["name"])
         if not m:
             continue
         kind, model, n, size = m.group(1), m.group(2), int(m.group(3)), m.group(4)

@@ -1,14 +1,19 @@
-// conv2d on the CPU: the reference loops, our direct OpenMP + SIMD kernel, and the oneDNN paths.
-// Checked by tests/ops/test_conv.cpp (every algorithm against the reference over a sweep of shapes, the double
-// reference against finite differences); timed by .dev/conv/bench_conv.cpp (not part of the build).
+// conv2d on the CPU: the reference loops, our direct OpenMP + SIMD kernel, our 1x1 GEMM kernels, and the
+// oneDNN paths. Checked by tests/ops/test_conv.cpp (every algorithm against the reference over a sweep of
+// shapes, the double reference against finite differences).
 //
-// Which algorithm runs (conv2d_cpu_algo), measured at batch 64 on 2 threads (AVX-512 host), see the report:
-//  * few channels per group (depthwise, and the seeded convs with groups = gcd(C_in, C_nl), C/groups <= 4):
-//    our direct kernel. oneDNN has no fast plain-layout kernel for them (im2col + a 9-wide sgemm per group).
-//  * dense k x k (k > 1) with C >= 8: oneDNN on blocked layouts (jit:avx512_core), paying a reorder of the
-//    activations in and out on every call: still 1.2-2x faster than the plain-layout gemm path.
-//  * 1x1 convs (shortcuts, the NL modules' grouped 1x1) and the 3-channel stem: oneDNN on plain NCHW
-//    (im2col-free gemm:jit); the blocked 1x1 kernels lose their gain to the reorders.
+// Which algorithm runs (conv2d_cpu_algo) was measured at batch 64 on 2 threads of a Zen 4 (AVX-512) host,
+// per pass, on the ResNet-18 / NL-ResNet-18 layers at 32x32:
+//  * few channels per group (C/groups <= 4: depthwise, and the seeded convs with groups = gcd(C_in, C_nl)):
+//    the direct kernel, 2-10x oneDNN, whose plain-layout path for them is im2col + a tiny sgemm per group.
+//    Exception: depthwise at <= 16x16 goes to oneDNN's jit_dw on nChw16c (2-5x the direct kernel there even
+//    with the reorders; for the weight gradient only at 4x4).
+//  * dense k x k, k > 1: oneDNN on blocked layouts (jit:avx512_core), reordering the activations in and out
+//    on every call: still 1.2-2x its plain-layout im2col + gemm path (which the 3-channel stem keeps, but for
+//    its weight gradient).
+//  * 1x1 stride 1 (the NL modules' grouped 1x1 with bias): gemm_1x1, our loop over (sample, group) with
+//    register-blocked kernels or oneDNN's sgemm per call; up to 3x oneDNN's gemm convolution on the weight
+//    gradient at 32x32. 1x1 stride 2 (the shortcuts): oneDNN's plain gemm (blocked jit_1x1 at <= 8x8).
 #include "host/ops/conv.h"
 
 #include <omp.h>
@@ -199,6 +204,9 @@ inline vf vset1(float a) { return _mm512_set1_ps(a); }
 inline vf vload(const float* p) { return _mm512_loadu_ps(p); }
 inline void vstore(float* p, vf a) { _mm512_storeu_ps(p, a); }
 inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+inline vf vrelu(vf a) {  // not _mm512_max_ps: GCC 12 warns inside it (-Wmaybe-uninitialized)
+  return _mm512_maskz_max_ps(__mmask16(0xffff), a, _mm512_setzero_ps());
+}
 inline float vhsum(vf a) {  // not _mm512_reduce_add_ps: GCC 12 warns inside it (-Wmaybe-uninitialized)
   alignas(64) float t[16];
   _mm512_store_ps(t, a);
@@ -214,6 +222,7 @@ inline vf vset1(float a) { return _mm256_set1_ps(a); }
 inline vf vload(const float* p) { return _mm256_loadu_ps(p); }
 inline void vstore(float* p, vf a) { _mm256_storeu_ps(p, a); }
 inline vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+inline vf vrelu(vf a) { return _mm256_max_ps(a, _mm256_setzero_ps()); }
 inline float vhsum(vf a) {
   alignas(32) float t[8];
   _mm256_store_ps(t, a);
@@ -233,6 +242,10 @@ inline vf vfma(vf a, vf b, vf c) {
   return c;
 }
 inline float vhsum(vf a) { return (a.e[0] + a.e[1]) + (a.e[2] + a.e[3]); }
+inline vf vrelu(vf a) {
+  for (int i = 0; i < 4; ++i) a.e[i] = std::max(a.e[i], 0.f);
+  return a;
+}
 #endif
 // Row moves of the phase-plane copies (short rows: a libc memcpy call or a scalar stride-2 loop per row
 // cost more than the convolution of a 4x4 to 32x32 plane itself).
@@ -639,10 +652,12 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
 
 // ================================ 1x1 convs as one small GEMM per (sample, group) ========================
 //
-// A 1x1 stride-1 conv is y_g[n] (Kg x HW) = w_g (Kg x Cg) * x_g[n] (Cg x HW) in plain NCHW, no im2col. We
-// loop over (sample, group) in our OpenMP region and call oneDNN's sgemm in it (sequential there): the
-// NL modules' grouped 1x1 convs (Kg = 16..128, Cg = 48..384, HW = 16..1024) are too small per group for
-// oneDNN's conv-level parallelisation, which left 2 cores at 10-30 GMAC/s on the 32x32 layers.
+// A 1x1 stride-1 conv is y_g[n] (Kg x HW) = w_g (Kg x Cg) * x_g[n] (Cg x HW) in plain NCHW, no im2col; the
+// input gradient is w_g^T * dy_g[n], the weight gradient sum_n dy_g[n] * x_g[n]^T. We loop over (sample,
+// group) in our OpenMP region with our own register-blocked kernels (oneDNN's sgemm, sequential inside the
+// region, for the weight gradient below 32x32). The NL modules' grouped 1x1 convs (Kg = 16..128, Cg =
+// 48..384, HW = 16..1024) are small per group: oneDNN's gemm convolution reached 10-30 GMAC/s on 2 cores
+// for the weight gradient at 32x32, and its blocked 1x1 kernels lose their speed to the reorders.
 
 bool gemm_applies(const Conv2dShape& s) { return s.k == 1 && s.stride == 1 && s.pad == 0; }
 
@@ -652,6 +667,75 @@ void sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, in
   RF_CHECK(st == dnnl_success, "oneDNN sgemm({}x{}x{}) failed with status {}", M, N, K, int(st));
 }
 
+// C (MR x NV vectors of pixels) = [relu](bias + A (MR x K) * B (K x pixels, row stride ldb)), A[m][k] at
+// A[m*am + k*ak] (the weights, or their transpose for the input gradient): MR*NV accumulators; per k, NV
+// loads of B and MR broadcasts of A feed MR*NV FMAs.
+template <int MR, int NV>
+void mm_block(int K, const float* A, int64_t am, int64_t ak, const float* B, int64_t ldb, float* C, int64_t ldc,
+              const float* bias, bool relu) {
+  vf acc[MR][NV];
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < NV; ++v) acc[m][v] = bias ? vset1(bias[m]) : vzero();
+  for (int k = 0; k < K; ++k) {
+    vf bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = vload(B + k * ldb + v * kV);
+    for (int m = 0; m < MR; ++m) {
+      const vf a = vset1(A[m * am + k * ak]);
+      for (int v = 0; v < NV; ++v) acc[m][v] = vfma(a, bv[v], acc[m][v]);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < NV; ++v) vstore(C + m * ldc + v * kV, relu ? vrelu(acc[m][v]) : acc[m][v]);
+}
+
+template <int NV>
+void mm_block_n(int mr, int K, const float* A, int64_t am, int64_t ak, const float* B, int64_t ldb, float* C, int64_t ldc,
+                const float* bias, bool relu) {
+  switch (mr) {
+    case 1: return mm_block<1, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    case 2: return mm_block<2, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    case 3: return mm_block<3, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    case 4: return mm_block<4, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    case 5: return mm_block<5, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    case 6: return mm_block<6, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    case 7: return mm_block<7, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    default: return mm_block<8, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+  }
+}
+
+// C (M x P, row stride ldc) = [relu](bias + A (M x K) * B (K x P)), bias per row or null, A as above.
+// B's rows are HW floats apart (4 KB at 32x32): read in place, the K rows of a register block all fall into
+// one L1 set, and K concurrent short streams defeat the prefetcher. So a chunk of pixels of all K rows is
+// first copied row by row (long sequential runs) into a buffer whose row pitch is not a multiple of 1 KB,
+// and the register blocks read it from L1/L2. Pixel blocks outer: a block of B is reused by all row blocks.
+void mm_rows(int M, int K, int64_t P, const float* A, int64_t am, int64_t ak, const float* B, int64_t ldb, float* C,
+             int64_t ldc, const float* bias, bool relu) {
+  constexpr int MR = 8, PB = 2 * kV;
+  const int64_t chunk = std::clamp<int64_t>((65536 / std::max(K, 1)) / PB * PB, PB, round_up(P, PB));
+  const int64_t pitch = chunk + 16;
+  thread_local std::vector<float> buf;
+  buf.resize(size_t(K) * pitch);
+  for (int64_t c0 = 0; c0 < P; c0 += chunk) {
+    const int64_t cn = std::min(chunk, P - c0), full = cn / PB * PB;
+    for (int k = 0; k < K; ++k) copy_row(buf.data() + k * pitch, B + k * ldb + c0, int(full));
+    for (int64_t p = 0; p < full; p += PB)
+      for (int m = 0; m < M; m += MR)
+        mm_block_n<2>(std::min(MR, M - m), K, A + m * am, am, ak, buf.data() + p, pitch, C + m * ldc + c0 + p, ldc,
+                      bias ? bias + m : nullptr, relu);
+    int64_t p = c0 + full;  // the chunk's last pixels (fewer than 2 vectors), from B in place
+    for (; p + kV <= c0 + cn; p += kV)
+      for (int m = 0; m < M; m += MR)
+        mm_block_n<1>(std::min(MR, M - m), K, A + m * am, am, ak, B + p, ldb, C + m * ldc + p, ldc,
+                      bias ? bias + m : nullptr, relu);
+    for (; p < c0 + cn; ++p)
+      for (int m = 0; m < M; ++m) {
+        float acc = bias ? bias[m] : 0.f;
+        for (int k = 0; k < K; ++k) acc += A[m * am + k * ak] * B[k * ldb + p];
+        C[m * ldc + p] = relu ? std::max(acc, 0.f) : acc;
+      }
+  }
+}
+
 void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
   const int Cg = s.C / s.groups, Kg = s.K / s.groups;
   const int64_t HW = int64_t(s.H) * s.W, xs = s.C * HW, ys = s.y_batch_stride(), items = int64_t(s.N) * s.groups;
@@ -659,7 +743,13 @@ void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const
   for (int64_t it = 0; it < items; ++it) {
     const int n = int(it / s.groups), g = int(it % s.groups);
     float* yg = y + n * ys + int64_t(g) * Kg * HW;
-    sgemm('N', 'N', Kg, HW, Cg, w + int64_t(g) * Kg * Cg, Cg, x + n * xs + int64_t(g) * Cg * HW, HW, 0.f, yg, HW);
+    const float* wg = w + int64_t(g) * Kg * Cg;
+    const float* xg = x + n * xs + int64_t(g) * Cg * HW;
+    if (HW <= 64) {  // measured: ours 1.1-1.4x sgemm at 8x8 and 4x4, 0.8-1.1x above
+      mm_rows(Kg, Cg, HW, wg, Cg, 1, xg, HW, yg, HW, b ? b + g * Kg : nullptr, relu);
+      continue;
+    }
+    sgemm('N', 'N', Kg, HW, Cg, wg, Cg, xg, HW, 0.f, yg, HW);
     if (b || relu)
       for (int o = 0; o < Kg; ++o) {
         const float bias = b ? b[g * Kg + o] : 0.f;
@@ -688,7 +778,10 @@ void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w
         for (int64_t i = 0; i < Kg * HW; ++i) masked[i] = relu_y[yo + i] > 0 ? d[i] : 0.f;
         d = masked.data();
       }
-      sgemm('T', 'N', Cg, HW, Kg, w + int64_t(g) * Kg * Cg, Cg, d, HW, 0.f, dx + n * xs + int64_t(g) * Cg * HW, HW);
+      // dx_g (Cg x HW) = w_g^T (Cg x Kg) * dy_g (Kg x HW); ours 1.4x sgemm at 4x4, 0.6-0.8x above
+      float* dxg = dx + n * xs + int64_t(g) * Cg * HW;
+      if (HW <= 16) mm_rows(Cg, Kg, HW, w + int64_t(g) * Kg * Cg, 1, Cg, d, HW, dxg, HW, nullptr, false);
+      else sgemm('T', 'N', Cg, HW, Kg, w + int64_t(g) * Kg * Cg, Cg, d, HW, 0.f, dxg, HW);
     }
   }
 }
@@ -1022,12 +1115,13 @@ ConvAlgo conv2d_cpu_algo(const Conv2dShape& s, ConvPass pass) {
     return ConvAlgo::direct;
   }
   if (s.k == 1 && s.stride == 1 && s.pad == 0) {
-    if (HW <= 16 && blockable && pass != ConvPass::backward_weight) return ConvAlgo::dnnl_blocked;
     return ConvAlgo::gemm_1x1;
   }
   if (s.k == 1) return HW <= 64 && blockable ? ConvAlgo::dnnl_blocked : ConvAlgo::dnnl_plain;  // shortcuts
   if (s.groups == 1) {
-    if (pass == ConvPass::forward && s.C < 8) return ConvAlgo::dnnl_plain;  // the stem: gemm beats the blocked
+    // The 3-channel stem: oneDNN's blocked kernels take a plain src there, and its gemm is faster (1.3x
+    // forward, 3x input gradient), except for the weight gradient (blocked 2.7x).
+    if (pass != ConvPass::backward_weight && s.C < 8) return ConvAlgo::dnnl_plain;
     return ConvAlgo::dnnl_blocked;
   }
   return blockable ? ConvAlgo::dnnl_blocked : ConvAlgo::dnnl_plain;

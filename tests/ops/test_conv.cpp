@@ -55,6 +55,8 @@ std::vector<Case> sweep() {
   cases.push_back(make_case(2, 16, 9, 9, 32, 1, 2, 0, 1, false, 0));     // 1x1 shortcut
   cases.push_back(make_case(2, 48, 6, 6, 16, 1, 1, 0, 4, true, 32));     // NL module's grouped 1x1 with bias
   cases.push_back(make_case(1, 64, 4, 4, 32, 1, 1, 0, 4, true, 0));
+  cases.push_back(make_case(2, 8, 32, 33, 8, 1, 1, 0, 2, true, 0));    // gemm_1x1 weight gradient at >= 32x32
+  cases.push_back(make_case(1, 1040, 8, 8, 4, 1, 1, 0, 1, true, 3));   // gemm_1x1 forward: 2 pixel chunks
   cases.push_back(make_case(5, 4, 18, 18, 8, 3, 1, 1, 4, true, 0));    // direct: stacks of 2, a short last one
   cases.push_back(make_case(5, 4, 18, 17, 4, 3, 2, 1, 4, false, 2));
   // Pseudo-random over the grid (fixed seed: the same cases every run).
