@@ -6,14 +6,15 @@
 // per pass, on the ResNet-18 / NL-ResNet-18 layers at 32x32:
 //  * few channels per group (C/groups <= 4: depthwise, and the seeded convs with groups = gcd(C_in, C_nl)):
 //    the direct kernel, 2-10x oneDNN, whose plain-layout path for them is im2col + a tiny sgemm per group.
-//    Exception: depthwise at <= 16x16 goes to oneDNN's jit_dw on nChw16c (2-5x the direct kernel there even
-//    with the reorders; for the weight gradient only at 4x4).
+//    Exception: depthwise at <= 16x16 goes to oneDNN's jit_dw on nChw16c (1.5-5x the direct kernel there
+//    even with the reorders).
 //  * dense k x k, k > 1: oneDNN on blocked layouts (jit:avx512_core), reordering the activations in and out
 //    on every call: still 1.2-2x its plain-layout im2col + gemm path (which the 3-channel stem keeps, but for
 //    its weight gradient).
-//  * 1x1 stride 1 (the NL modules' grouped 1x1 with bias): gemm_1x1, our loop over (sample, group) with
-//    register-blocked kernels or oneDNN's sgemm per call; up to 3x oneDNN's gemm convolution on the weight
-//    gradient at 32x32. 1x1 stride 2 (the shortcuts): oneDNN's plain gemm (blocked jit_1x1 at <= 8x8).
+//  * 1x1 stride 1 (the NL modules' grouped 1x1 with bias): at 32x32 and 4x4 gemm_1x1, our loop over
+//    (sample, group) with register-blocked kernels or oneDNN's sgemm per call (3x oneDNN's gemm convolution
+//    on the weight gradient at 32x32); in between oneDNN's plain gemm convolution. 1x1 stride 2 (the
+//    shortcuts): oneDNN's plain gemm (blocked jit_1x1 at <= 8x8).
 #include "host/ops/conv.h"
 
 #include <omp.h>
@@ -689,8 +690,8 @@ void mm_block(int K, const float* A, int64_t am, int64_t ak, const float* B, int
 }
 
 template <int NV>
-void mm_block_n(int mr, int K, const float* A, int64_t am, int64_t ak, const float* B, int64_t ldb, float* C, int64_t ldc,
-                const float* bias, bool relu) {
+void mm_block_n(int mr, int K, const float* A, int64_t am, int64_t ak, const float* B, int64_t ldb, float* C,
+                int64_t ldc, const float* bias, bool relu) {
   switch (mr) {
     case 1: return mm_block<1, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
     case 2: return mm_block<2, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
@@ -1109,13 +1110,14 @@ ConvAlgo conv2d_cpu_algo(const Conv2dShape& s, ConvPass pass) {
   const bool blockable = Cg % 16 == 0 && Kg % 16 == 0;  // oneDNN's blocked kernels want whole 16-blocks
   if (s.groups > 1 && Cg <= 4) {
     // Depthwise at <= 16x16: oneDNN's jit_dw on nChw16c beats the direct kernel even paying the reorders
-    // (forward 2-7x at 4x4 to 16x16); its weight gradient only wins at 4x4.
-    if (Cg == 1 && Kg == 1 && s.C % 16 == 0 && (pass == ConvPass::backward_weight ? HW <= 16 : HW <= 256))
-      return ConvAlgo::dnnl_blocked;
+    // (1.5-5x at 4x4 to 16x16, all passes but one: 0.9x for the 16x16 stride-1 weight gradient).
+    if (Cg == 1 && Kg == 1 && s.C % 16 == 0 && HW <= 256) return ConvAlgo::dnnl_blocked;
     return ConvAlgo::direct;
   }
   if (s.k == 1 && s.stride == 1 && s.pad == 0) {
-    return ConvAlgo::gemm_1x1;
+    // Ours at 32x32 (weight gradient 2.6-3.5x, the rest 1.0-1.15x) and at 4x4 (1.05-1.4x); oneDNN's gemm
+    // convolution is 2-7% faster in between.
+    return HW >= 1024 || HW <= 16 ? ConvAlgo::gemm_1x1 : ConvAlgo::dnnl_plain;
   }
   if (s.k == 1) return HW <= 64 && blockable ? ConvAlgo::dnnl_blocked : ConvAlgo::dnnl_plain;  // shortcuts
   if (s.groups == 1) {

@@ -321,6 +321,9 @@ TEST(Conv2d, DispatchPicksTheMeasuredAlgorithm) {
   EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(3, 32, 64, 3, 1, 1), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(192, 32, 64, 1, 1, 4), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(192, 32, 64, 1, 1, 4), ConvPass::backward_weight));
+  EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(768, 4, 512, 1, 1, 4), ConvPass::backward_data));
+  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(384, 16, 128, 1, 1, 4), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(256, 8, 256, 3, 2, 256), ConvPass::backward_weight));
   EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(64, 32, 128, 1, 2, 1), ConvPass::backward_weight));
   // oneDNN found a jit kernel (its "ref:" loops would be 10-100x slower), and the name says which.
   const std::string name = conv2d_cpu_impl_name(shape(64, 8, 64, 3, 1, 1), ConvPass::forward);

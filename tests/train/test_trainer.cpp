@@ -91,11 +91,11 @@ TEST(Trainer, CheckpointOfAnotherModelIsRefused) {
 }
 
 TEST(Trainer, LearnsTheSyntheticSet) {
-  data::Dataset train = data::make_synthetic(640, 11, 0, 16, 16), val = data::make_synthetic(200, 11, 640, 16, 16);
+  data::Dataset train = data::make_synthetic(1000, 11, 0, 24, 24), val = data::make_synthetic(200, 11, 1000, 24, 24);
   Model m(ModelConfig::parse("nl-resnet18:cnl=dw"));
   TrainOptions o;
   o.epochs = 4;
-  o.batch = 64;
+  o.batch = 50;
   o.lr = 0.05f;
   o.progress = false;
   TrainResult r = train_model(m, train, val, o);
