@@ -253,7 +253,7 @@ Shape NLModule::out_shape(const Shape& in) const {
   return Shape{in[0], C_out_, (in[2] - 1) / stride_ + 1, (in[3] - 1) / stride_ + 1};
 }
 
-Tensor NLModule::forward(const Tensor& x, bool train) {
+Tensor NLModule::forward_pre_shuffle(const Tensor& x, bool train) {
   check_nchw(x, C_in_, name_ + " input");
   const int N = int(x.size(0)), H = int(x.size(2)), W = int(x.size(3));
   const int OH = (H - 1) / stride_ + 1, OW = (W - 1) / stride_ + 1;
@@ -271,11 +271,18 @@ Tensor NLModule::forward(const Tensor& x, bool train) {
     x_ = x;
     cat_ = cat;
   }
+  return z;
+}
+
+Tensor NLModule::forward(const Tensor& x, bool train) {
+  Tensor z = forward_pre_shuffle(x, train);
   if (!shuffle_) return z;
   Tensor y = Tensor::empty(z.shape());
-  channel_shuffle_forward_cpu(N, C_out_, int(plane), gpw_, z.f32(), y.f32());
+  channel_shuffle_forward_cpu(int(z.size(0)), C_out_, int(z.size(2) * z.size(3)), gpw_, z.f32(), y.f32());
   return y;
 }
+
+Tensor NLModule::forward_unshuffled(const Tensor& x) { return forward_pre_shuffle(x, false); }
 
 Tensor NLModule::backward(const Tensor& dy) {
   RF_CHECK(x_.defined(), "{}: backward without a training forward", name_);
@@ -342,7 +349,42 @@ BasicBlock::BasicBlock(std::string name, ModulePtr conv1, ModulePtr conv2, int C
 
 Shape BasicBlock::out_shape(const Shape& in) const { return conv2_->out_shape(conv1_->out_shape(in)); }
 
+namespace {
+bool g_eval_fusion = true;
+}
+void set_eval_fusion(bool on) { g_eval_fusion = on; }
+bool eval_fusion() { return g_eval_fusion; }
+
+Tensor BasicBlock::forward_eval_fused(const Tensor& x) {
+  // The conv slot's output before its BN (for an NL module: before the shuffle, which the epilogue applies).
+  auto pre_bn = [](Module& conv, const Tensor& in, int& groups) {
+    if (auto* nl = dynamic_cast<NLModule*>(&conv)) {
+      groups = nl->shuffle_groups();
+      return nl->forward_unshuffled(in);
+    }
+    groups = 1;
+    return conv.forward(in, false);
+  };
+  auto epilogue = [](const Tensor& z, int groups, BatchNorm2d& bn, const Tensor* res, bool relu) {
+    Tensor y = Tensor::empty(z.shape());
+    BatchNormShape s{int(z.size(0)), int(z.size(1)), int(z.size(2) * z.size(3))};
+    batchnorm_eval_epilogue_cpu(s, z.f32(), groups, bn.gamma.value.f32(), bn.beta.value.f32(),
+                                bn.running_mean.value.f32(), bn.running_var.value.f32(),
+                                res ? res->f32() : nullptr, relu, y.f32());
+    return y;
+  };
+  int g1 = 1, g2 = 1;  // set by pre_bn: sequenced before the epilogue calls that read them
+  Tensor z1 = pre_bn(*conv1_, x, g1);
+  Tensor a = epilogue(z1, g1, bn1_, nullptr, true);
+  z1 = Tensor();
+  Tensor z2 = pre_bn(*conv2_, a, g2);
+  Tensor sc = sc_conv_ ? sc_bn_->forward(sc_conv_->forward(x, false), false) : x;
+  RF_CHECK(sc.shape() == z2.shape(), "{}: shortcut {} vs main path {}", name_, sc.shape().str(), z2.shape().str());
+  return epilogue(z2, g2, bn2_, &sc, true);
+}
+
 Tensor BasicBlock::forward(const Tensor& x, bool train) {
+  if (!train && g_eval_fusion) return forward_eval_fused(x);
   Tensor a = relu1_.forward(bn1_.forward(conv1_->forward(x, train), train), train);
   Tensor b = bn2_.forward(conv2_->forward(a, train), train);
   Tensor sc = sc_conv_ ? sc_bn_->forward(sc_conv_->forward(x, train), train) : x;

@@ -133,6 +133,10 @@ class NLModule : public Module {
   void account(const Shape& in, std::vector<LayerCost>& rows) const override;
   void clear_cache() override { x_ = cat_ = Tensor(); pw_.clear_cache(); }
   const SeededConvSpec& seeded_spec() const { return spec_; }
+  // Eval only: the pointwise conv's output before the channel shuffle, and the shuffle's group count (1 when
+  // off), so that BasicBlock can fuse shuffle + BN + ReLU into one pass.
+  Tensor forward_unshuffled(const Tensor& x);
+  int shuffle_groups() const { return shuffle_ ? gpw_ : 1; }
   // Regenerates the seeded weights from the seed (what the device does after reading a package).
   void regenerate();
   Param seeded_weight;  // kind seeded: materialised from (seed, index), never trained
@@ -144,6 +148,7 @@ class NLModule : public Module {
   SeededConvSpec spec_;
   Conv2d pw_;
   Tensor x_, cat_;
+  Tensor forward_pre_shuffle(const Tensor& x, bool train);
   int Ccat() const { return C_nl_ + 2 * C_in_; }
 };
 
@@ -160,6 +165,8 @@ class BasicBlock : public Module {
   void clear_cache() override;
 
  private:
+  // Inference: each conv slot's BN (and the NL module's shuffle, the ReLU, the residual add) in one pass.
+  Tensor forward_eval_fused(const Tensor& x);
   ModulePtr conv1_, conv2_;
   BatchNorm2d bn1_, bn2_;
   ReLU relu1_;
@@ -201,6 +208,11 @@ class Sequential : public Module {
  private:
   std::vector<ModulePtr> mods_;
 };
+
+// Eval-mode fusion of BasicBlock epilogues (on by default). Off gives the op-by-op sequence, which the fused
+// path equals bit for bit (tests/models/test_models.cpp); benchmarks can switch it to measure the gain.
+void set_eval_fusion(bool on);
+bool eval_fusion();
 
 // Fills t with std * N(0,1) from (seed, index): used for the learnable initialisation too.
 void init_normal(Tensor& t, uint64_t seed, float std);

@@ -37,4 +37,13 @@ void batchnorm_backward_cpu(const BatchNormShape& s, const float* x, const float
                             const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
                             float* dbeta);
 
+// Eval-mode epilogue of a conv, fused into one pass (inference only):
+//   y[n, o] = act((z[n, c] - mean[o]) * scale[o] + beta[o] (+ res[n, o])),  scale = gamma / sqrt(var + eps)
+// where o = c when shuffle_groups <= 1, else o is c's position after a channel shuffle with that many groups
+// (o = (c % G) * (C / G) + c / G), res may be nullptr and act is ReLU when relu is true. Equals the unfused
+// channel_shuffle -> batchnorm_forward_eval -> add -> relu sequence of the _cpu ops bit for bit (tested).
+void batchnorm_eval_epilogue_cpu(const BatchNormShape& s, const float* z, int shuffle_groups, const float* gamma,
+                                 const float* beta, const float* running_mean, const float* running_var,
+                                 const float* res, bool relu, float* y);
+
 }  // namespace rf

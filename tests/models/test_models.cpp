@@ -183,3 +183,27 @@ TEST(Models, OverfitOneBatch) {
       ASSERT_EQ(0, std::memcmp(seeded_before[i].f32(), seeded[i]->value.f32(), seeded_before[i].nbytes()));
   }
 }
+
+// The fused inference epilogue (shuffle + BN + add + ReLU in one pass) equals the op-by-op sequence bit for bit.
+TEST(Models, FusedEvalEqualsUnfusedBitForBit) {
+  for (const char* text : {"resnet18", "nl-resnet18:cnl=dw", "nl-resnet18:cnl=768", "nl-resnet18:cnl=dw,shuffle=off"}) {
+    SCOPED_TRACE(text);
+    Model m(ModelConfig::parse(text));
+    // Non-trivial BN statistics, so the epilogue's affine part is exercised.
+    uint32_t k = 20;
+    for (Param* p : m.params()) {
+      if (p->name.find("running_var") != std::string::npos) {
+        Tensor r = random_tensor(p->value.shape(), k++, 1.f);
+        for (int64_t i = 0; i < r.numel(); ++i) p->value.f32()[i] = 0.5f + std::fabs(r.f32()[i]);
+      } else if (p->name.find("running_mean") != std::string::npos || p->name.find("bn") != std::string::npos) {
+        p->value.copy_from(random_tensor(p->value.shape(), k++, 0.5f));
+      }
+    }
+    Tensor x = random_tensor(Shape{3, 3, 16, 16}, 2);
+    set_eval_fusion(false);
+    Tensor ref = m.forward(x, false);
+    set_eval_fusion(true);
+    Tensor got = m.forward(x, false);
+    ASSERT_EQ(0, std::memcmp(ref.f32(), got.f32(), ref.nbytes()));
+  }
+}
