@@ -1,3 +1,4 @@
+
 // conv2d on the CPU: the reference loops, our direct OpenMP + SIMD kernel, our 1x1 GEMM kernels, and the
 // oneDNN paths. Checked by tests/ops/test_conv.cpp (every algorithm against the reference over a sweep of
 // shapes, the double reference against finite differences).
@@ -1117,7 +1118,9 @@ ConvAlgo conv2d_cpu_algo(const Conv2dShape& s, ConvPass pass) {
   if (s.k == 1 && s.stride == 1 && s.pad == 0) {
     // Ours at 32x32 (weight gradient 2.6-3.5x, the rest 1.0-1.15x) and at 4x4 (1.05-1.4x); oneDNN's gemm
     // convolution is 2-7% faster in between.
-    return HW >= 1024 || HW <= 16 ? ConvAlgo::gemm_1x1 : ConvAlgo::dnnl_plain;
+    // Only where measured: planes that are whole 16-lane chunks (4x4, 32x32, ...). At 3x3, 6x6, 12x12 or 24x24
+    // our kernel's ragged tails made the whole 24x24 network 2.4x slower than oneDNN's gemm.
+    return (HW >= 1024 || HW == 16) && HW % 16 == 0 ? ConvAlgo::gemm_1x1 : ConvAlgo::dnnl_plain;
   }
   if (s.k == 1) return HW <= 64 && blockable ? ConvAlgo::dnnl_blocked : ConvAlgo::dnnl_plain;  // shortcuts
   if (s.groups == 1) {
