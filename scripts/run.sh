@@ -19,6 +19,6 @@ if [ $# -gt 0 ]; then
   "$BUILD/reframe" bench classify --out "$OUTDIR" "$@"
 else
   "$BUILD/reframe" bench classify --out "$OUTDIR" \
-    --synthetic-train 1500 --synthetic-test 500 --image-size 32 --epochs 3 --batch 64 --lr 0.05 \
+    --synthetic-train 1300 --synthetic-test 500 --image-size 32 --epochs 3 --batch 64 --lr 0.05 \
     --throughput-batches 64 256 --latency-reps 10
 fi
