@@ -4,6 +4,8 @@
 // Names: BM_<op>/<impl>/<shape>, impl = ref | cpu, so a ratio is two rows of one run.
 #include <benchmark/benchmark.h>
 
+#include "suites/bench_main.h"
+
 #include <cstring>
 #include <numeric>
 #include <string>
@@ -184,19 +186,4 @@ void register_all(bool smoke) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  bool smoke = false;
-  std::vector<char*> args;
-  for (int i = 0; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--smoke") == 0)
-      smoke = true;
-    else
-      args.push_back(argv[i]);
-  }
-  int n = int(args.size());
-  benchmark::Initialize(&n, args.data());
-  register_all(smoke);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return rf::run_benchmark_main(argc, argv, register_all); }
