@@ -263,9 +263,9 @@ Tensor NLModule::forward_pre_shuffle(const Tensor& x, bool train) {
   float* c = cat.f32();
   seeded_conv_forward_cpu(spec_, N, H, W, x.f32(), seeded_weight.value.f32(), c, ns);
   Pool2dShape mp{N, C_in_, H, W, 3, stride_, 1, ns};
-  max_pool2d_forward_cpu(mp, x.f32(), c + C_nl_ * plane);
   MixedPoolShape mx{N, C_in_, H, W, stride_, ns};
-  mixed_avg_pool_forward_cpu(mx, x.f32(), c + (C_nl_ + C_in_) * plane);
+  // Both pools in one pass over x (bit-identical to max_pool2d_forward_cpu + mixed_avg_pool_forward_cpu).
+  nl_pools_forward_cpu(mp, mx, x.f32(), c + C_nl_ * plane, c + (C_nl_ + C_in_) * plane);
   Tensor z = pw_.forward(cat, train);
   if (train) {
     x_ = x;

@@ -253,6 +253,18 @@ int round_up_lanes(int n) { return (n + kLanes - 1) / kLanes * kLanes; }
 #define RF_LOAD(v, p) std::memcpy(&(v), (p), sizeof(v))  // unaligned; macros keep vectors off the ABI
 #define RF_STORE(p, v) std::memcpy((p), &(v), sizeof(v))
 
+// Copies n floats in kLanes chunks inline: the row copies here are 8-64 floats, where a libc memmove
+// call (size unknown at compile time) cost more than the copy itself (memmove was ~10% of an NL forward).
+inline void copy_row(float* __restrict dst, const float* __restrict src, int n) {
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    Lanes v;
+    RF_LOAD(v, src + i);
+    RF_STORE(dst + i, v);
+  }
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
 // Below ~64k element operations a call takes ~10 us on one core, about what waking a team costs.
 bool worth_threads(int64_t planes, int64_t work_per_plane) { return planes > 1 && planes * work_per_plane > (1 << 16); }
 
@@ -295,11 +307,11 @@ struct MaxPlane {
     // Two row buffers alternate: row r+1 is copied before row r is read, so the copy's stores have
     // drained by the time the (differently aligned) vector loads read them.
     const size_t len = size_t(Wl) + k;
-    std::memcpy(rowpad.data() + pad, xp, sizeof(float) * ncopy);
+    copy_row(rowpad.data() + pad, xp, ncopy);
     for (int r = 0; r < rows; ++r) {
       const float* rp = rowpad.data() + (r & 1) * len;
       if (r + 1 < rows)
-        std::memcpy(rowpad.data() + ((r + 1) & 1) * len + pad, xp + int64_t(r + 1) * W, sizeof(float) * ncopy);
+        copy_row(rowpad.data() + ((r + 1) & 1) * len + pad, xp + int64_t(r + 1) * W, ncopy);
       for (int n0 = 0; n0 < Wl; n0 += kLanes) {
         Lanes acc, v;
         RF_LOAD(acc, rp + n0);
@@ -321,7 +333,7 @@ struct MaxPlane {
   // Column pass for output row oh: col[j] = max over its rows; with WithIdx, at[j] = flat index
   // (r*W + column) of the first maximum in row-major order.
   template <bool WithIdx>
-  void col_pass(int oh, int32_t* at) {
+  void col_pass(int oh, int32_t* at, float* out = nullptr) {  // out: where col goes (default col)
     const int r0 = std::max(0, oh * s - pad), r1 = std::min(H, oh * s - pad + k);
     for (int n0 = 0; n0 < Wl; n0 += kLanes) {
       Lanes acc, v;
@@ -337,7 +349,7 @@ struct MaxPlane {
           arg = gt ? a : arg;
         }
       }
-      RF_STORE(col.data() + n0, acc);
+      RF_STORE((out ? out : col.data()) + n0, acc);
       if (WithIdx) RF_STORE(at + n0, arg);
     }
   }
@@ -360,10 +372,15 @@ void max_pool2d_forward_cpu(const Pool2dShape& s, const float* x, float* y) {
       float* yp = y + n * ybs + c * OH * OW;
       mp.row_pass<false>(x + p * HW);
       for (int oh = 0; oh < OH; ++oh) {
-        mp.col_pass<false>(oh, nullptr);
         float* yr = yp + int64_t(oh) * OW;
+        // Stride 1 with whole chunks: the column pass stores straight into the output row.
+        if (s.stride == 1 && OW % kLanes == 0) {
+          mp.col_pass<false>(oh, nullptr, yr);
+          continue;
+        }
+        mp.col_pass<false>(oh, nullptr);
         if (s.stride == 1)
-          std::memcpy(yr, mp.col.data(), sizeof(float) * OW);
+          copy_row(yr, mp.col.data(), OW);
         else
           for (int ow = 0; ow < OW; ++ow) yr[ow] = mp.col[int64_t(ow) * s.stride];
       }
@@ -488,6 +505,9 @@ struct RowPass {
 
   // ncopy: columns of the src row any window reads.
   void setup(int k_, int s_, int pad_, int ncopy_, int Wl_) {
+    // Same geometry as the last plane: fill() writes the same entries, the rest are still zero, so the
+    // buffers can be reused as they are (re-zeroing them per plane showed up at ~3% of an NL forward).
+    if (k == k_ && s == s_ && pad == pad_ && ncopy == ncopy_ && Wl == Wl_ && !tap.empty()) return;
     k = k_, s = s_, pad = pad_, ncopy = ncopy_, Wl = Wl_;
     tap.resize(k);
     if (s <= 2) {
@@ -503,7 +523,7 @@ struct RowPass {
   void fill(const float* src_row, int slot) {
     float* ph = buf[slot].data();
     if (s <= 2) {
-      std::memcpy(ph + pad, src_row, sizeof(float) * ncopy);
+      copy_row(ph + pad, src_row, ncopy);
       return;
     }
     for (int f = 0; f < s; ++f) {
@@ -709,13 +729,62 @@ void mixed_avg_pool_forward_cpu(const MixedPoolShape& s, const float* x, float* 
 #pragma omp parallel if (worth_threads(planes, work_per_plane))
   {
     BoxScratch sc;
+    // Planes in channel-major order (q = c*N + n): a thread's run of planes then changes kernel size a
+    // handful of times instead of at every group boundary of every sample, so the row-pass buffers are
+    // set up ~5 times per call rather than 5N times.
 #pragma omp for schedule(static)
-    for (int64_t p = 0; p < planes; ++p) {
-      const int64_t n = p / s.C, c = p % s.C;
+    for (int64_t q = 0; q < planes; ++q) {
+      const int64_t c = q / s.N, n = q % s.N, p = n * s.C + c;
       const int k = MixedPoolShape::group_kernel(mixed_group_of(s, int(c)));
       const float* xp = x + p * HW;
       box_sum_plane(xp, s.H, s.W, k, s.stride, k / 2, OH, OW, 1.f / float(k * k), s.stride == 1 ? xp : nullptr,
                     y + n * ybs + c * OH * OW, sc);
+    }
+  }
+}
+
+// Both pooling branches of an NL module in one parallel region: per (n, c) plane the max pool and the
+// mixed average pool run back to back on the same input plane, which the second reads from L1 (a 32x32
+// plane is 4 KB), and one team wake-up serves both. The per-plane kernels are the ones above, so the
+// outputs equal those of the two separate calls bit for bit (checked by the pool tests).
+void nl_pools_forward_cpu(const Pool2dShape& mp, const MixedPoolShape& mx, const float* x, float* ymax,
+                          float* ymix) {
+  mp.validate();
+  mx.validate();
+  RF_CHECK(mp.N == mx.N && mp.C == mx.C && mp.H == mx.H && mp.W == mx.W && mp.stride == mx.stride,
+           "nl_pools_forward: the two pools must see the same input and stride, got {} and {}", mp.str(), mx.str());
+  const int OH = mp.OH(), OW = mp.OW(), MH = mx.OH(), MW = mx.OW();
+  const int64_t planes = int64_t(mp.N) * mp.C, HW = int64_t(mp.H) * mp.W;
+  const int64_t ybs = mp.y_batch_stride(), zbs = mx.y_batch_stride();
+  const int64_t work_per_plane = (HW + int64_t(OH) * OW) * (mp.k + 10);
+#pragma omp parallel if (worth_threads(planes, work_per_plane))
+  {
+    MaxPlane mpl;
+    mpl.setup(mp, false);
+    BoxScratch sc;
+    // Channel-major plane order, as in mixed_avg_pool_forward_cpu: few kernel-size changes per thread.
+#pragma omp for schedule(static)
+    for (int64_t q = 0; q < planes; ++q) {
+      const int64_t c = q / mp.N, n = q % mp.N, p = n * mp.C + c;
+      const float* xp = x + p * HW;
+      float* yp = ymax + n * ybs + c * OH * OW;
+      mpl.row_pass<false>(xp);
+      for (int oh = 0; oh < OH; ++oh) {
+        float* yr = yp + int64_t(oh) * OW;
+        // Stride 1 with whole chunks: the column pass stores straight into the output row.
+        if (mp.stride == 1 && OW % kLanes == 0) {
+          mpl.col_pass<false>(oh, nullptr, yr);
+          continue;
+        }
+        mpl.col_pass<false>(oh, nullptr);
+        if (mp.stride == 1)
+          copy_row(yr, mpl.col.data(), OW);
+        else
+          for (int ow = 0; ow < OW; ++ow) yr[ow] = mpl.col[int64_t(ow) * mp.stride];
+      }
+      const int k = MixedPoolShape::group_kernel(mixed_group_of(mx, int(c)));
+      box_sum_plane(xp, mx.H, mx.W, k, mx.stride, k / 2, MH, MW, 1.f / float(k * k), mx.stride == 1 ? xp : nullptr,
+                    ymix + n * zbs + c * MH * MW, sc);
     }
   }
 }

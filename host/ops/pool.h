@@ -55,4 +55,10 @@ template <typename T> void mixed_avg_pool_backward_ref(const MixedPoolShape& s, 
 void mixed_avg_pool_forward_cpu(const MixedPoolShape& s, const float* x, float* y);
 void mixed_avg_pool_backward_cpu(const MixedPoolShape& s, const float* dy, float* dx);
 
+// Eval fast path of an NL module's two pooling branches: max_pool2d_forward_cpu(mp, x, ymax) and
+// mixed_avg_pool_forward_cpu(mx, x, ymix) in one pass over x (same N, C, H, W, stride). Bit-identical to
+// the two separate calls.
+void nl_pools_forward_cpu(const Pool2dShape& mp, const MixedPoolShape& mx, const float* x, float* ymax,
+                          float* ymix);
+
 }  // namespace rf

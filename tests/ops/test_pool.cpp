@@ -534,6 +534,46 @@ TEST(PoolSlices, ForwardWritesOnlyItsSliceAndBackwardReadsIt) {
   }
 }
 
+// ---- fused NL pools ------------------------------------------------------------------------------
+
+// nl_pools_forward_cpu must equal the two separate fast calls bit for bit, write only its slices of a
+// concat buffer (batch stride larger than one sample), and reject mismatched shapes.
+TEST(NLPools, FusedEqualsSeparateCallsBitForBit) {
+  struct Case { int N, C, H, W, stride; };
+  for (const Case& k : {Case{1, 5, 1, 1, 1}, Case{2, 13, 9, 8, 1}, Case{3, 13, 9, 8, 2}, Case{4, 64, 32, 32, 1},
+                        Case{2, 64, 16, 16, 2}, Case{2, 13, 16, 32, 1}, Case{3, 7, 17, 5, 2}, Case{2, 21, 8, 8, 1}}) {
+    Pool2dShape mp;
+    mp.N = k.N, mp.C = k.C, mp.H = k.H, mp.W = k.W, mp.k = 3, mp.stride = k.stride, mp.pad = 1;
+    MixedPoolShape mx;
+    mx.N = k.N, mx.C = k.C, mx.H = k.H, mx.W = k.W, mx.stride = k.stride;
+    SCOPED_TRACE(mp.str() + " " + mx.str());
+    const int64_t plane = int64_t(mp.OH()) * mp.OW(), lead = 3 * plane, ns = lead + 2 * int64_t(k.C) * plane + 5;
+    mp.y_nstride = mx.y_nstride = ns;
+    auto x = random_vec<float>(size_t(k.N) * k.C * k.H * k.W, 1000 + k.C + k.H);
+    std::vector<float> sep(size_t(k.N) * ns, 7.f), fused(sep.size(), 7.f);
+    rf::max_pool2d_forward_cpu(mp, x.data(), sep.data() + lead);
+    rf::mixed_avg_pool_forward_cpu(mx, x.data(), sep.data() + lead + int64_t(k.C) * plane);
+    rf::nl_pools_forward_cpu(mp, mx, x.data(), fused.data() + lead, fused.data() + lead + int64_t(k.C) * plane);
+    EXPECT_EQ(0, std::memcmp(sep.data(), fused.data(), sizeof(float) * sep.size()));
+    // The max branch also against the reference (the sweep above has no rows of whole 16-float chunks,
+    // where the fast column pass stores straight into the output).
+    std::vector<float> ref(sep.size(), 7.f);
+    rf::max_pool2d_forward_ref(mp, x.data(), ref.data() + lead);
+    for (int n = 0; n < k.N; ++n)
+      EXPECT_EQ(0, std::memcmp(ref.data() + n * ns + lead, fused.data() + n * ns + lead,
+                               sizeof(float) * size_t(k.C) * plane));
+    int64_t untouched = 0;
+    for (float v : fused) untouched += v == 7.f;
+    EXPECT_EQ(untouched, int64_t(k.N) * (ns - 2 * int64_t(k.C) * plane));
+  }
+  Pool2dShape mp;
+  mp.N = 2, mp.C = 10, mp.H = 8, mp.W = 8;
+  MixedPoolShape mx;
+  mx.N = 2, mx.C = 10, mx.H = 8, mx.W = 9;
+  std::vector<float> x(2 * 10 * 8 * 9), y(2 * 10 * 8 * 9 * 2);
+  EXPECT_THROW(rf::nl_pools_forward_cpu(mp, mx, x.data(), y.data(), y.data()), rf::Error);
+}
+
 // ---- bad shapes ----------------------------------------------------------------------------------
 
 TEST(PoolShapes, BadShapesThrow) {
