@@ -264,3 +264,31 @@ TEST(BatchNorm, BadShapesThrow) {
   }
   EXPECT_NO_THROW(batchnorm_forward_eval_cpu(one, p, p, p, p, p, o));
 }
+
+// The fused inference epilogue against the reference chain (shuffle -> eval BN -> add -> ReLU) on random inputs.
+TEST(BatchNormEpilogue, MatchesReferenceChain) {
+  for (int G : {1, 4})
+    for (bool res : {false, true})
+      for (bool relu : {false, true}) {
+        const int N = 2, C = 8, HW = 9;
+        SCOPED_TRACE(::testing::Message() << "epilogue(N=2,C=8,HW=9,G=" << G << ",res=" << res << ",relu=" << relu << ")");
+        rf::BatchNormShape s{N, C, HW};
+        auto z = rf::testing::random_vec<float>(N * C * HW, 1), r = rf::testing::random_vec<float>(N * C * HW, 2);
+        auto g = rf::testing::random_vec<float>(C, 3), b = rf::testing::random_vec<float>(C, 4);
+        auto m = rf::testing::random_vec<float>(C, 5), v = rf::testing::random_vec<float>(C, 6, 0.5, 2.0);
+        std::vector<float> zs(z.size()), ref(z.size()), got(z.size());
+        for (int n = 0; n < N; ++n)
+          for (int c = 0; c < C; ++c) {
+            const int o = G > 1 ? (c % G) * (C / G) + c / G : c;
+            for (int i = 0; i < HW; ++i) zs[(n * C + o) * HW + i] = z[(n * C + c) * HW + i];
+          }
+        rf::batchnorm_forward_eval_ref<float>(s, zs.data(), g.data(), b.data(), m.data(), v.data(), ref.data());
+        for (size_t i = 0; i < ref.size(); ++i) {
+          if (res) ref[i] += r[i];
+          if (relu) ref[i] = ref[i] > 0.f ? ref[i] : 0.f;
+        }
+        rf::batchnorm_eval_epilogue_cpu(s, z.data(), G, g.data(), b.data(), m.data(), v.data(),
+                                        res ? r.data() : nullptr, relu, got.data());
+        EXPECT_TRUE(rf::testing::all_close(got, ref, 1e-5, 1e-5, "epilogue"));
+      }
+}
