@@ -7,6 +7,7 @@ PKGS=(build-essential cmake ninja-build pkg-config
       libdnnl-dev libfmt-dev libcli11-dev nlohmann-json3-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       libjpeg62-turbo-dev libpng-dev libzstd-dev zstd python3
+      libtinyxml2-dev python3-matplotlib python3-numpy  # VOC XML; scripts/report.py plots
       clang libclang-rt-14-dev)  # clang + libFuzzer/ASan runtimes: scripts/fuzz.sh (package reader fuzzing)
 
 missing=()

@@ -1,5 +1,9 @@
-// The shared main of the Google Benchmark binaries: strips our own --smoke flag (tiny shapes, for the CTest
-// smoke test), registers the benchmarks, runs them.
+// The shared main of the Google Benchmark binaries: strips our own size flags, registers the benchmarks,
+// runs them.
+//   --smoke  tiny shapes (the CTest smoke tests: every benchmark runs once, quickly)
+//   --gate   the shapes of the CI gate (scripts/ci-gate.sh): small enough for a few repetitions in CI,
+//            large enough that a fast path's speedup over its reference is measured, not its overhead
+//   (none)   the full shapes of the issue (batch 64, 32x32, ResNet-18's layers)
 #pragma once
 #include <benchmark/benchmark.h>
 
@@ -8,18 +12,23 @@
 
 namespace rf {
 
-inline int run_benchmark_main(int argc, char** argv, void (*register_all)(bool smoke)) {
-  bool smoke = false;
+enum class BenchMode { full, smoke, gate };
+
+inline int run_benchmark_main(int argc, char** argv, void (*register_all)(BenchMode mode)) {
+  BenchMode mode = BenchMode::full;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--smoke") == 0)
-      smoke = true;
+      mode = BenchMode::smoke;
+    else if (std::strcmp(argv[i], "--gate") == 0)
+      mode = BenchMode::gate;
     else
       args.push_back(argv[i]);
   }
   int n = int(args.size());
   benchmark::Initialize(&n, args.data());
-  register_all(smoke);
+  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 2;
+  register_all(mode);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

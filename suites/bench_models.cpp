@@ -1,6 +1,6 @@
 // bench_models: model-level timing with Google Benchmark. Forward (eval) and a training step (forward +
 // loss + backward + SGD) per model and batch size; reports images/s and MAC/s as counters.
-//   bench_models [--smoke] [google benchmark flags]
+//   bench_models [--smoke | --gate] [google benchmark flags]
 // --smoke registers tiny shapes only (the CTest smoke test). Ratios between models come from the JSON
 // (scripts/bench_ratio.py), measured in the same process.
 #include <benchmark/benchmark.h>
@@ -65,26 +65,28 @@ void BM_train_step(benchmark::State& state, std::string config, int N, int S) {
 
 const char* kModels[] = {"resnet18", "nl-resnet18:cnl=dw", "nl-resnet18:cnl=512", "nl-resnet18:cnl=768"};
 
-void register_all(bool smoke) {
+void register_all(BenchMode mode) {
   for (const char* cfg : kModels) {
     std::string name = ModelConfig::parse(cfg).name();
-    if (smoke) {
-      benchmark::RegisterBenchmark(("BM_forward/" + name + "/N=2/16x16").c_str(), BM_forward, cfg, 2, 16)
-          ->Unit(benchmark::kMillisecond);
-      benchmark::RegisterBenchmark(("BM_train_step/" + name + "/N=2/16x16").c_str(), BM_train_step, cfg, 2, 16)
-          ->Unit(benchmark::kMillisecond);
-      continue;
+    auto add = [&](const char* what, auto fn, int N, int S) {
+      std::string full = std::string(what) + "/" + name + "/N=" + std::to_string(N) + "/" + std::to_string(S) + "x" +
+                         std::to_string(S);
+      benchmark::RegisterBenchmark(full.c_str(), fn, cfg, N, S)->Unit(benchmark::kMillisecond)->UseRealTime();
+    };
+    switch (mode) {
+      case BenchMode::smoke:
+        add("BM_forward", BM_forward, 2, 16);
+        add("BM_train_step", BM_train_step, 2, 16);
+        break;
+      case BenchMode::gate:  // the CI gate's ratios: each model over ResNet-18 at one batch
+        add("BM_forward", BM_forward, 8, 32);
+        add("BM_train_step", BM_train_step, 4, 32);
+        break;
+      case BenchMode::full:
+        for (int N : {1, 8, 64, 256}) add("BM_forward", BM_forward, N, 32);
+        for (int N : {1, 8, 64, 256}) add("BM_train_step", BM_train_step, N, 32);
+        break;
     }
-    for (int N : {1, 8, 64, 256})
-      benchmark::RegisterBenchmark(("BM_forward/" + name + "/N=" + std::to_string(N) + "/32x32").c_str(), BM_forward,
-                                   cfg, N, 32)
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
-    for (int N : {8, 64})
-      benchmark::RegisterBenchmark(("BM_train_step/" + name + "/N=" + std::to_string(N) + "/32x32").c_str(),
-                                   BM_train_step, cfg, N, 32)
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
   }
 }
 

@@ -75,3 +75,21 @@ struct EvalCmdOptions {
 int cmd_eval(const EvalCmdOptions& o);
 
 }  // namespace rf
+
+namespace rf {
+
+struct GateCmdOptions {
+  std::string baseline, write_baseline, markdown_out;
+  std::vector<std::string> current;
+  double tolerance = 0, z = 3, metric_floor = 0.005, ratio_floor = 0.25;
+  bool all = false;
+};
+int cmd_gate(const GateCmdOptions& o);
+
+struct ReportCmdOptions {
+  std::vector<std::string> inputs;
+  std::string out;  // default: <first input's folder>/report
+};
+int cmd_report(const ReportCmdOptions& o);
+
+}  // namespace rf

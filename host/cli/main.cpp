@@ -118,6 +118,30 @@ int main(int argc, char** argv) {
   eval->add_option("--seed", eco.seed, "seed of the split (as in training)");
   eval->add_option("--image-size", eco.image_size, "synthetic image size");
 
+  rf::GateCmdOptions gco;
+  CLI::App* gate = app.add_subcommand(
+      "gate", "Compare a run with a baseline: exact counts, seed-noise margins on accuracy, same-run timing ratios; "
+              "exit status = number of regressions");
+  gate->add_option("--baseline,-b", gco.baseline, "baseline (results/baselines/<name>.json, or raw results)");
+  gate->add_option("--current,-c", gco.current, "this run: results folders or files (suite JSON, Google Benchmark JSON)")
+      ->required();
+  gate->add_option("--write-baseline", gco.write_baseline, "write the current figures as a baseline file and exit 0");
+  gate->add_option("--tolerance", gco.tolerance, "exact figures: allowed relative difference")->check(CLI::Range(0.0, 1.0));
+  gate->add_option("--z", gco.z, "accuracy and ratios: allowed drop in standard deviations of the difference")
+      ->check(CLI::Range(0.0, 100.0));
+  gate->add_option("--metric-floor", gco.metric_floor, "accuracy: smallest drop that can fail (absolute, 0..1)")
+      ->check(CLI::Range(0.0, 1.0));
+  gate->add_option("--ratio-floor", gco.ratio_floor, "timing ratios: smallest relative drop that can fail")
+      ->check(CLI::Range(0.0, 1.0));
+  gate->add_option("--markdown", gco.markdown_out, "also write the Markdown table to this file");
+  gate->add_flag("--all", gco.all, "list every figure, not only those that changed");
+
+  rf::ReportCmdOptions rco;
+  CLI::App* report = app.add_subcommand("report", "Results (suite JSON, models --json --layers, Google Benchmark JSON) "
+                                                  "into CSV, PNG/SVG plots and a Markdown/HTML summary");
+  report->add_option("inputs", rco.inputs, "results folders or files")->required();
+  report->add_option("--out,-o", rco.out, "output folder (default: <first input folder>/report)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -133,6 +157,8 @@ int main(int argc, char** argv) {
     if (inspect->parsed()) return rf::cmd_inspect(io);
     if (run->parsed()) return rf::cmd_run(ro);
     if (apply->parsed()) return rf::cmd_apply(ao);
+    if (gate->parsed()) return rf::cmd_gate(gco);
+    if (report->parsed()) return rf::cmd_report(rco);
   } catch (const rf::Error& e) {
     std::fprintf(stderr, "reframe: error: %s\n", e.what());
     return 1;

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The CI performance gate: a short CPU benchmark set and a tiny classification run, compared by
+# `reframe gate` with the committed CPU baseline (results/baselines/ci-cpu.json). Run by .ci/run after the tests.
+#   scripts/ci-gate.sh                    measure, gate; exit status = number of regressions
+#   scripts/ci-gate.sh --write-baseline   measure and (re)write results/baselines/ci-cpu.json (commit it)
+# What is gated and with which margins: suites/gate.h. Timings are ratios of twins measured in one process
+# with interleaved repetitions (never absolute times); accuracy is gated against the seeds' and the test
+# set's noise; counts and package bytes exactly. Takes about 2-3 minutes on 2 cores; expects a build
+# (scripts/build.sh; RF_BUILD_DIR selects the build folder).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${RF_BUILD_DIR:-build}
+BASELINE=results/baselines/ci-cpu.json
+OUT=${RF_GATE_OUT:-results/runs/ci-gate-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=passive
+
+REPS=(--benchmark_repetitions=5 --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=false)
+echo "== ci-gate: kernels (fast path over reference, regenerated over materialised seeded weights)"
+"$BUILD/bench_kernels" --gate "${REPS[@]}" --benchmark_min_time=0.05 \
+  --benchmark_filter='BM_(conv2d|seeded_conv|max_pool|avg_pool|mixed_avg_pool|batchnorm_train)/' \
+  --benchmark_out="$OUT/bench_kernels.json" --benchmark_out_format=json > "$OUT/bench_kernels.txt"
+echo "== ci-gate: models (each NL model over ResNet-18, forward and training step)"
+"$BUILD/bench_models" --gate "${REPS[@]}" --benchmark_min_time=0.1 \
+  --benchmark_out="$OUT/bench_models.json" --benchmark_out_format=json > "$OUT/bench_models.txt"
+echo "== ci-gate: classification (2 models x 2 seeds, synthetic 16x16)"
+"$BUILD/reframe" bench classify --out "$OUT/classify" -m resnet18 nl-resnet18:cnl=dw --seeds 2 \
+  --synthetic-train 1000 --synthetic-test 400 --image-size 16 --epochs 3 --batch 32 --lr 0.05 \
+  --throughput-batches 16 --latency-reps 3 > "$OUT/classify.txt"
+INPUTS=("$OUT/bench_kernels.json" "$OUT/bench_models.json" "$OUT/classify/classify.json")
+if [ "${1:-}" = "--write-baseline" ]; then
+  "$BUILD/reframe" gate --write-baseline "$BASELINE" --current "${INPUTS[@]}"
+  exit 0
+fi
+set +e
+"$BUILD/reframe" gate --baseline "$BASELINE" --current "${INPUTS[@]}" --markdown "$OUT/gate.md"
+rc=$?
+set -e
+echo "ci-gate: $rc regression(s); table in $OUT/gate.md"
+exit $rc
