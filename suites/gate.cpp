@@ -194,7 +194,7 @@ void extract_benchmarks(const json& j, const std::string& src, std::vector<Figur
       auto den = dit->second;
       std::sort(den.begin(), den.end());
       for (auto& [impl, times] : impls) {
-        if (impl == d) continue;
+        if (impl == d || impl == "ref") continue;  // a reference is a denominator only
         auto num = times;
         std::sort(num.begin(), num.end());
         Figure f;

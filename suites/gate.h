@@ -15,7 +15,9 @@
 //              better. Each repetition gives one ratio; the run's figure is their median and its spread the
 //              robust relative deviation s = 1.4826 * MAD / median. A drop larger than
 //              max(z * sqrt(s_b^2 / n_b + s_c^2 / n_c), floor) relative to the baseline is a regression
-//              (z = 3, floor = 0.25: these VMs are shared; a 2x slowdown is always caught).
+//              (z = 3, floor = 0.4: on these shared VMs the same ratio drifted by up to 36 % between two
+//              runs minutes apart, far beyond the 1-5 % spread inside a run; a 2x slowdown (-50 %) is always
+//              caught).
 //
 // Figures come from the files of a run: suite results (classify.json, detect.json, segment.json) and Google
 // Benchmark JSON (run with --benchmark_repetitions=R and --benchmark_enable_random_interleaving=true so
@@ -48,7 +50,7 @@ struct Options {
   double tolerance = 0;        // exact: allowed relative difference
   double z = 3;                // metric and ratio: standard deviations of the difference allowed
   double metric_floor = 0.005;  // metric: smallest drop that can fail (absolute)
-  double ratio_floor = 0.25;   // ratio: smallest relative drop that can fail
+  double ratio_floor = 0.4;   // ratio: smallest relative drop that can fail
 };
 
 enum class Status { ok, improved, changed, regressed, missing, added };

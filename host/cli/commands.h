@@ -81,7 +81,7 @@ namespace rf {
 struct GateCmdOptions {
   std::string baseline, write_baseline, markdown_out;
   std::vector<std::string> current;
-  double tolerance = 0, z = 3, metric_floor = 0.005, ratio_floor = 0.25;
+  double tolerance = 0, z = 3, metric_floor = 0.005, ratio_floor = 0.4;
   bool all = false;
 };
 int cmd_gate(const GateCmdOptions& o);
