@@ -92,4 +92,7 @@ struct ReportCmdOptions {
 };
 int cmd_report(const ReportCmdOptions& o);
 
+struct DenseOptions;  // suites/dense.h
+int cmd_bench_dense(DenseOptions o);
+
 }  // namespace rf

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "host/cli/commands.h"
+#include "suites/dense.h"
 #include "host/core/check.h"
 #include "host/core/parallel.h"
 
@@ -90,6 +91,42 @@ int main(int argc, char** argv) {
   classify->add_option("--latency-reps", bco.latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
   classify->add_option("--out,-o", bco.out, "run directory (default results/runs/<UTC time>)");
 
+  // bench detect / bench segment share one option set (suites/dense.h), bound once per subcommand.
+  rf::DenseOptions dense_opts[2];
+  CLI::App* dense_apps[2];
+  const char* dense_tasks[2] = {"detect", "segment"};
+  for (int t = 0; t < 2; ++t) {
+    rf::DenseOptions& d = dense_opts[t];
+    d.task = dense_tasks[t];
+    d.command_line = command_line;
+    CLI::App* a = bench->add_subcommand(
+        d.task, t == 0 ? "Detection (centre-point head): train, pack, regenerate, evaluate mAP; pictures"
+                       : "Segmentation (stride-8 merge + 1x1 classifier): train, pack, regenerate, evaluate mIoU; pictures");
+    dense_apps[t] = a;
+    a->add_option("--data", d.data, t == 0 ? "Pascal VOC root (e.g. BCCD) or its .tar.zst (default: synthetic scenes)"
+                                           : "CamVid root or its .tar.zst (default: synthetic scenes)");
+    a->add_option("--models,-m", d.models, "backbone configs (default: resnet18, nl-resnet18:cnl=dw)");
+    a->add_option("--seeds", d.seeds, "runs per model (mean ± std)")->check(CLI::Range(1, 100));
+    a->add_option("--seed", d.base_seed, "base seed (data, order, augmentation, init, NL seeds)");
+    a->add_option("--epochs", d.epochs, "epochs per run")->check(CLI::Range(1, 10000));
+    a->add_option("--batch", d.batch, "training batch size")->check(CLI::Range(2, 4096));
+    a->add_option("--lr", d.lr, "peak learning rate (warm-up 1 epoch, then cosine)");
+    a->add_option("--warmup", d.warmup_epochs, "linear warm-up epochs")->check(CLI::Range(0, 1000));
+    a->add_flag("--no-augment", [&d](int64_t) { d.augment = false; }, "no random scale / crop / flip");
+    a->add_option("--input-h", d.input_h, "network input height (multiple of 32)")->check(CLI::Range(32, 4096));
+    a->add_option("--input-w", d.input_w, "network input width (multiple of 32)")->check(CLI::Range(32, 4096));
+    a->add_option("--neck", d.neck, "channels of the stride-8 merge")->check(CLI::Range(8, 1024));
+    a->add_flag("--head-nl", d.head_nl, "NL modules for the 3x3 convs of the merge and head (NL backbones)");
+    a->add_option("--synthetic-train", d.synthetic_train, "synthetic training scenes")->check(CLI::Range(2, 1000000));
+    a->add_option("--synthetic-val", d.synthetic_val, "synthetic validation scenes")->check(CLI::Range(1, 1000000));
+    a->add_option("--synthetic-test", d.synthetic_test, "synthetic test scenes")->check(CLI::Range(1, 1000000));
+    a->add_option("--synthetic-size", d.synthetic_size, "synthetic scene size")->check(CLI::Range(32, 4096));
+    a->add_option("--pictures", d.pictures, "test images drawn (predictions side by side)")->check(CLI::Range(0, 1000));
+    a->add_option("--throughput-batches", d.throughput_batches, "batch sizes for throughput")->check(CLI::Range(1, 4096));
+    a->add_option("--latency-reps", d.latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
+    a->add_option("--out,-o", d.out_dir, "run directory (default results/runs/<UTC time>)");
+  }
+
   rf::TrainCmdOptions tco;
   CLI::App* train = app.add_subcommand("train", "Train one model (cloud side), checkpoint every epoch, optionally pack it");
   train->add_option("--model,-m", tco.model, "model config");
@@ -151,6 +188,8 @@ int main(int argc, char** argv) {
     rf::set_num_threads(threads);
     if (models->parsed()) return rf::cmd_models(mo);
     if (classify->parsed()) return rf::cmd_bench_classify(bco);
+    for (int t = 0; t < 2; ++t)
+      if (dense_apps[t]->parsed()) return rf::cmd_bench_dense(dense_opts[t]);
     if (train->parsed()) return rf::cmd_train(tco);
     if (eval->parsed()) return rf::cmd_eval(eco);
     if (pack->parsed()) return rf::cmd_pack(po);

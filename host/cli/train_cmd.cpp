@@ -7,6 +7,7 @@
 #include "datasets/cache.h"
 #include "datasets/synthetic.h"
 #include "host/cli/commands.h"
+#include "suites/dense.h"
 #include "host/package/model_package.h"
 #include "host/train/provenance.h"
 #include "suites/classify.h"
@@ -52,6 +53,15 @@ int cmd_bench_classify(const BenchClassifyOptions& bo) {
               o.train.epochs, (long long)o.train.batch, o.train.lr,
               o.train.augment ? "crop+flip" : "no augmentation", o.seeds);
   std::printf("results: %s/classify.json  (%.0f s)\n", o.out_dir.c_str(), r["wall_seconds"].get<double>());
+  return 0;
+}
+
+int cmd_bench_dense(DenseOptions o) {
+  if (o.out_dir.empty()) o.out_dir = default_run_dir();
+  nlohmann::json r = run_dense(o);
+  std::printf("\n%s", dense_table(r).c_str());
+  for (const auto& p : r["pictures"]) std::printf("picture: %s\n", p.get<std::string>().c_str());
+  std::printf("results: %s/%s.json  (%.0f s)\n", o.out_dir.c_str(), o.task.c_str(), r["wall_seconds"].get<double>());
   return 0;
 }
 

@@ -61,9 +61,16 @@ ModelConfig ModelConfig::parse(const std::string& text) {
         c.seed_rule = value;
       } else if (key == "init_seed") {
         c.init_seed = uint64_t(parse_int(text, key, value));
+      } else if (key == "task") {
+        c.task = value;
+      } else if (key == "neck") {
+        c.neck = int(parse_int(text, key, value));
+      } else if (key == "head_nl") {
+        if (value != "on" && value != "off") RF_FAIL("model config '{}': head_nl={} (expected on or off)", text, value);
+        c.head_nl = value == "on";
       } else {
         RF_FAIL("model config '{}': unknown key '{}' (expected cnl, gpw, shuffle, classes, stem, seed, seed_rule, "
-                "init_seed)", text, key);
+                "init_seed, task, neck, head_nl)", text, key);
       }
     }
   }
@@ -82,6 +89,15 @@ void ModelConfig::validate() const {
   RF_CHECK(seed_rule == "base+i", "model config: seed_rule '{}' (expected base+i)", seed_rule);
   if (is_nl() && cnl > 0)
     RF_CHECK((cnl + 2 * 64) % gpw == 0, "model config: cnl={} gives a concat width not divisible by gpw={}", cnl, gpw);
+  RF_CHECK(task == "classify" || task == "detect" || task == "segment",
+           "model config: task '{}' (expected classify, detect or segment)", task);
+  RF_CHECK(neck >= 8 && neck <= 1024 && neck % 8 == 0, "model config: neck={} (expected a multiple of 8 in 8..1024)",
+           neck);
+  if (is_dense() && head_nl) {
+    RF_CHECK(is_nl(), "model config: head_nl=on needs the nl-resnet18 architecture (its seeds and NL options)");
+    RF_CHECK(neck % gpw == 0 && (nl_width(neck) + 2 * neck) % gpw == 0,
+             "model config: neck={} with cnl={} gives NL widths not divisible by gpw={}", neck, cnl, gpw);
+  }
 }
 
 std::string ModelConfig::str() const {
@@ -94,6 +110,8 @@ std::string ModelConfig::str() const {
     s += ":";
   }
   s += "classes=" + std::to_string(classes) + ",stem=" + stem + ",init_seed=" + std::to_string(init_seed);
+  // Classification configs keep their old text (packages written before the dense tasks still match).
+  if (is_dense()) s += ",task=" + task + ",neck=" + std::to_string(neck) + ",head_nl=" + (head_nl ? "on" : "off");
   return s;
 }
 

@@ -17,10 +17,17 @@ struct ModelConfig {
   uint64_t seed = 0;              // base seed of the NL modules' seeded convs
   std::string seed_rule = "base+i";  // module i (network order) gets seed base + i
   uint64_t init_seed = 1;         // seed of the learnable parameters' initialisation
+  // Task head (host/models/dense.h): "classify" (global pool + linear), "detect" (centre-point head) or
+  // "segment" (per-pixel classifier), the last two on a stride-8 merge of stages 2-4 `neck` channels wide;
+  // head_nl swaps the merge's and the head's 3x3 convs for NL modules. Dense tasks use the large stem.
+  std::string task = "classify";
+  int neck = 64;
+  bool head_nl = false;
 
   bool is_nl() const { return arch == "nl-resnet18"; }
+  bool is_dense() const { return task != "classify"; }
   // Parses "arch[:key=value,...]"; keys: cnl (dw|N), gpw, shuffle (on|off), classes, stem (cifar|large),
-  // seed, seed_rule, init_seed. Throws rf::Error naming the bad key or value and what was expected.
+  // seed, seed_rule, init_seed, task (classify|detect|segment), neck, head_nl (on|off). Throws rf::Error naming the bad key or value and what was expected.
   static ModelConfig parse(const std::string& text);
   std::string str() const;   // canonical text form, parse(str()) == *this
   std::string name() const;  // short display name: "resnet18", "nl-resnet18-dw", "nl-resnet18-512"

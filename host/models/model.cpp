@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "host/core/philox.h"
+#include "host/models/dense.h"
 
 namespace rf {
 
@@ -47,6 +48,7 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg), net_(cfg.name()) {
 
   const int widths[4] = {64, 128, 256, 512};
   int C = 64;
+  ModulePtr stages[4];
   for (int stage = 0; stage < 4; ++stage) {
     auto layer = std::make_unique<Sequential>("layer" + std::to_string(stage + 1));
     for (int b = 0; b < 2; ++b) {
@@ -58,9 +60,32 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg), net_(cfg.name()) {
       layer->add(std::make_unique<BasicBlock>(name, std::move(c1), std::move(c2), C, out, stride, init_seed()));
       C = out;
     }
-    net_.add(std::move(layer));
+    stages[stage] = std::move(layer);
   }
-  net_.add(std::make_unique<Head>("head", 512, cfg_.classes, init_seed()));
+  if (!cfg_.is_dense()) {
+    for (ModulePtr& s : stages) net_.add(std::move(s));
+    net_.add(std::make_unique<Head>("head", 512, cfg_.classes, init_seed()));
+    return;
+  }
+  // Dense tasks: stage 1 in the Sequential, stages 2-4 + merge + head in the trunk. The 3x3 slots of the
+  // merge and the detection head are learnable convs, or NL modules (after the backbone's, in network order)
+  // with head_nl.
+  net_.add(std::move(stages[0]));
+  const int D = cfg_.neck;
+  auto head_slot = [&](const std::string& name, bool bias) -> ModulePtr {
+    if (!cfg_.head_nl) return std::make_unique<Conv2d>(name, D, D, 3, 1, 1, 1, bias, init_seed());
+    auto m = std::make_unique<NLModule>(name, D, D, 1, cfg_.nl_width(D), cfg_.gpw, cfg_.shuffle,
+                                        cfg_.module_seed(nl_index++), init_seed());
+    nl_modules_.push_back(m.get());
+    return m;
+  };
+  const bool detect = cfg_.task == "detect";
+  ModulePtr smooth = head_slot(cfg_.head_nl ? "neck.nl" : "neck.conv", false);
+  ModulePtr head_conv = detect ? head_slot(cfg_.head_nl ? "head.nl" : "head.conv", true) : nullptr;
+  net_.add(std::make_unique<DenseTrunk>("trunk", std::move(stages[1]), std::move(stages[2]), std::move(stages[3]),
+                                        std::move(smooth), std::move(head_conv),
+                                        detect ? DenseTrunk::Task::detect : DenseTrunk::Task::segment, cfg_.classes,
+                                        D, init_seed));
 }
 
 std::vector<Param*> Model::params() {

@@ -122,6 +122,10 @@ std::vector<NlSlot> nl_slots(const ModelConfig& cfg) {
       out.push_back({block + ".nl2", widths[s], widths[s]});
       C = widths[s];
     }
+  if (cfg.is_dense() && cfg.head_nl) {  // model.cpp: after the backbone, the merge's then the head's
+    out.push_back({"neck.nl", cfg.neck, cfg.neck});
+    if (cfg.task == "detect") out.push_back({"head.nl", cfg.neck, cfg.neck});
+  }
   return out;
 }
 
@@ -139,7 +143,13 @@ void check_config_fits(const ModelConfig& cfg, const Package& p, const std::stri
       RF_FAIL("{}: tensor '{}' field 'shape' is {}, expected {} for config '{}'", what, name, Shape(t->shape).str(),
               Shape(shape).str(), p.config);
   };
-  expect("head.fc.weight", {cfg.classes, 512});
+  if (cfg.task == "classify") {
+    expect("head.fc.weight", {cfg.classes, 512});
+  } else {
+    const int64_t D = cfg.neck;
+    expect(cfg.task == "detect" ? "head.heat.weight" : "head.cls.weight", {cfg.classes, D, 1, 1});
+    expect("neck.lat4.weight", {D, 512, 1, 1});
+  }
   for (const NlSlot& m : nl_slots(cfg))
     expect(m.name + ".pw.weight", {m.C_out, (cfg.nl_width(m.C_in) + 2 * m.C_in) / cfg.gpw, 1, 1});
   const int64_t seeded = seeded_values(cfg);
