@@ -391,8 +391,8 @@ void write_pictures(const DenseOptions& o, const Data& d, bool detect,
         for (int x = 0; x < big.W; ++x) o2[size_t(y) * big.W + x] = lab[size_t(y / up) * img.W + x / up];
       return o2;
     };
-    if (detect) {
-      panels.push_back(data::draw_detections(big, {}, scale_boxes(gt), d.classes));
+    if (detect) {  // ground truth drawn solid with its class name (score -1: no score printed)
+      panels.push_back(data::draw_detections(big, scale_boxes(gt), {}, d.classes));
     } else {
       std::vector<uint8_t> l = labels_up(b.labels);
       panels.push_back(data::overlay_mask(big, l.data(), d.void_label));

@@ -92,6 +92,7 @@ DenseTrunk::DenseTrunk(std::string name, ModulePtr layer2, ModulePtr layer3, Mod
     for (Conv2d* c : {heat_.get(), size_.get(), offset_.get()}) init_normal(c->weight.value, init_seed(), 1e-2f);
   } else {
     cls_ = std::make_unique<Conv2d>("head.cls", neck, classes, 1, 1, 0, 1, true, init_seed());
+    init_normal(cls_->weight.value, init_seed(), 1e-2f);  // start at uniform class scores (loss ln C)
   }
 }
 
