@@ -1,11 +1,16 @@
 // bench_kernels: every CPU op, reference against fast path, on the shapes of ResNet-18 / NL-ResNet-18 at 32x32.
 // Counters: MAC/s for convs, window reads/s for pools, bytes/s for memory-bound ops, normals/s for Philox.
 //   bench_kernels [--smoke | --gate] [google benchmark flags]
+// On the GPU (suites/cuda/gpu_benchmarks.h, CUDA events, manual time): seeded conv regenerated in shared memory
+// vs materialised vs cuDNN, Philox ours vs cuRAND, pools, the fused NL module vs its unfused launches.
 // Names: BM_<op>/<impl>/<shape>, impl = ref | cpu (| materialized | regen for the seeded conv), so a ratio is
 // two rows of one run (reframe gate pairs each impl with its ref).
 #include <benchmark/benchmark.h>
 
 #include "suites/bench_main.h"
+#ifdef RF_HAVE_CUDA
+#include "suites/cuda/gpu_benchmarks.h"  // the GPU half: registered only when a device is visible
+#endif
 
 #include <fmt/format.h>
 
@@ -315,6 +320,9 @@ void register_all(BenchMode mode) {
   benchmark::RegisterBenchmark("BM_philox_normal/cpu", BM_philox_normal, int64_t(smoke ? 4096 : 1 << 22))
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
+#ifdef RF_HAVE_CUDA
+  register_gpu_benchmarks(mode);
+#endif
 }
 
 }  // namespace

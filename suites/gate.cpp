@@ -163,7 +163,7 @@ double to_seconds(double t, const std::string& unit) {
 }
 
 // The denominators of benchmark ratios, by the implementation (second name part) they carry.
-const char* kDenominators[] = {"ref", "resnet18", "materialized", "cudnn"};
+const char* kDenominators[] = {"ref", "resnet18", "materialized", "cudnn", "curand", "unfused"};
 
 void extract_benchmarks(const json& j, const std::string& src, std::vector<Figure>& out) {
   const json& list = need(j, "benchmarks", src);
