@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -24,6 +25,8 @@
 #include "host/core/philox.h"
 #include "host/core/tensor.h"
 #include "host/ops/batchnorm.h"
+#include "host/ops/dense_loss.h"
+#include "host/ops/upsample.h"
 #include "host/ops/conv.h"
 #include "host/ops/pool.h"
 #include "host/ops/elementwise.h"
@@ -279,6 +282,42 @@ Conv2dShape conv(int N, int C, int H, int K, int k, int stride, int pad, int gro
   return s;
 }
 
+// The detection/segmentation heads' ops: bilinear upsampling (x2 in the merge, x8 to the input), the
+// per-pixel cross-entropy and the centre-point focal loss.
+void register_dense(int N, int S) {
+  {
+    UpsampleShape u{N, 64, S / 2, S / 2, S, S};
+    auto b = buffers({u.x_numel(), u.y_numel()});
+    float *x = b->f[0].data(), *y = b->f[1].data();
+    reg_pair("upsample_bilinear", u.str(), b, [=] { upsample_bilinear_forward_ref<float>(u, x, y); },
+             [=] { upsample_bilinear_forward_cpu(u, x, y); }, 4.0 * double(u.x_numel() + u.y_numel()));
+    reg_pair("upsample_bilinear_backward", u.str(), b, [=] { upsample_bilinear_backward_ref<float>(u, y, x); },
+             [=] { upsample_bilinear_backward_cpu(u, y, x); }, 4.0 * double(u.x_numel() + u.y_numel()));
+  }
+  {
+    const int C = 12, H = 4 * S, W = 4 * S;
+    const int64_t n = int64_t(N) * C * H * W;
+    auto b = buffers({n, n});
+    auto labels = std::make_shared<std::vector<uint8_t>>(size_t(int64_t(N) * H * W));
+    for (size_t i = 0; i < labels->size(); ++i) (*labels)[i] = uint8_t(i % 13 == 0 ? 11 : i % 11);
+    float *x = b->f[0].data(), *d = b->f[1].data();
+    const uint8_t* l = labels->data();
+    std::string shape = fmt::format("N={},C={},H={},W={}", N, C, H, W);
+    reg_pair("pixel_cross_entropy", shape, b, [=, keep = labels] { pixel_cross_entropy_ref<float>(N, C, H, W, x, l, 11, d); },
+             [=, keep = labels] { pixel_cross_entropy_cpu(N, C, H, W, x, l, 11, d); }, 8.0 * double(n));
+  }
+  {
+    const int K = 3, H = S / 2, W = S / 2;
+    const int64_t n = int64_t(N) * K * H * W;
+    auto b = buffers({n, n, n});
+    for (float& t : b->f[1]) t = t > 1.5f ? 1.f : std::min(0.99f, std::fabs(t) * 0.3f);  // some exact peaks
+    float *x = b->f[0].data(), *t = b->f[1].data(), *d = b->f[2].data();
+    reg_pair("centernet_focal_loss", fmt::format("N={},K={},H={},W={}", N, K, H, W), b,
+             [=] { centernet_focal_loss_ref<float>(N, K, H, W, x, t, d); },
+             [=] { centernet_focal_loss_cpu(N, K, H, W, x, t, d); }, 12.0 * double(n));
+  }
+}
+
 void register_all(BenchMode mode) {
   const bool smoke = mode == BenchMode::smoke;
   const int N = smoke ? 2 : mode == BenchMode::gate ? 8 : 64;
@@ -316,6 +355,7 @@ void register_all(BenchMode mode) {
   }
   reg("batchnorm_train", BM_batchnorm_train, BatchNormShape{N, 64, S * S}, true);
   register_elementwise(N, S);
+  register_dense(N, S);
   // Philox normals: ours (the CPU's seeded_normal_fill), the same stream the GPU regenerates.
   benchmark::RegisterBenchmark("BM_philox_normal/cpu", BM_philox_normal, int64_t(smoke ? 4096 : 1 << 22))
       ->Unit(benchmark::kMillisecond)
