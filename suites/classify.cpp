@@ -15,42 +15,14 @@
 #include "host/core/philox.h"
 #include "host/package/model_package.h"
 #include "host/train/provenance.h"
+#include "suites/measure.h"
 
 namespace rf {
 
 namespace {
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-nlohmann::json mean_std(const std::vector<double>& v) {
-  double m = 0, s = 0;
-  for (double x : v) m += x;
-  m /= double(std::max<size_t>(1, v.size()));
-  for (double x : v) s += (x - m) * (x - m);
-  double sd = v.size() > 1 ? std::sqrt(s / double(v.size() - 1)) : 0.0;  // sample std over seeds
-  return {{"mean", m}, {"std", sd}, {"values", v}};
-}
-
-// Median seconds of `reps` eval forwards of a batch of N random images (after one warm-up).
-double time_forward(Model& m, int N, int S, int reps) {
-  Tensor x = Tensor::empty(Shape{N, 3, S, S});
-  seeded_normal_fill(99, 1.f, x.numel(), x.f32());
-  m.forward(x, false);
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = Clock::now();
-    Tensor y = m.forward(x, false);
-    t.push_back(since(t0));
-  }
-  return median(t);
-}
+using Clock = SuiteClock;
+double since(Clock::time_point t0) { return seconds_since(t0); }
 
 struct Data {
   data::Dataset train, val, test;
@@ -158,9 +130,9 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
 
     // Device-side timings on the regenerated fp32 model of the last seed.
     host_reset_peak();
-    double lat = time_forward(*device_model, 1, S, o.latency_reps);
+    double lat = time_forward(*device_model, 1, S, S, o.latency_reps);
     nlohmann::json thr;
-    for (int B : o.throughput_batches) thr[std::to_string(B)] = double(B) / time_forward(*device_model, B, S, o.throughput_reps);
+    for (int B : o.throughput_batches) thr[std::to_string(B)] = double(B) / time_forward(*device_model, B, S, S, o.throughput_reps);
     int64_t eval_peak = int64_t(host_memory_stats().peak_live_bytes);
     int64_t resident = (tot.learnable + tot.seeded + tot.state) * int64_t(sizeof(float));
     models.push_back({{"model", base_cfg.name()},
@@ -174,14 +146,14 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
                       {"device_storage_bytes", bytes["f32"]},
                       {"resident_weight_bytes", resident},
                       {"peak_memory_bytes", {{"train_tensors", train_peak}, {"inference_tensors", eval_peak}}},
-                      {"train_seconds_per_epoch", mean_std(epoch_s)},
-                      {"regen_seconds", mean_std(regen_s)},
+                      {"train_seconds_per_epoch", mean_std_json(epoch_s)},
+                      {"regen_seconds", mean_std_json(regen_s)},
                       {"latency_batch1_ms", lat * 1e3},
                       {"throughput_images_per_s", thr},
-                      {"val_acc", mean_std(val_acc)},
-                      {"test_acc", mean_std(test_acc)},
-                      {"test_acc_fp16", mean_std(test_acc_f16)},
-                      {"test_acc_int8", mean_std(test_acc_i8)},
+                      {"val_acc", mean_std_json(val_acc)},
+                      {"test_acc", mean_std_json(test_acc)},
+                      {"test_acc_fp16", mean_std_json(test_acc_f16)},
+                      {"test_acc_int8", mean_std_json(test_acc_i8)},
                       {"runs", runs}});
   }
 

@@ -17,11 +17,13 @@
 #include "datasets/voc.h"
 #include "host/core/philox.h"
 #include "host/eval/decode.h"
+#include "host/models/dense.h"
 #include "host/eval/seg_metrics.h"
 #include "host/ops/dense_loss.h"
 #include "host/package/model_package.h"
 #include "host/train/provenance.h"
 #include "host/train/trainer.h"
+#include "suites/measure.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -51,30 +53,11 @@ DetTargets make_det_targets(const std::vector<std::vector<data::BoxAnn>>& boxes,
   return t;
 }
 
-namespace {
-
-// Channels [c0, c0 + C) of (N, Ct, H, W) into a contiguous (N, C, H, W), and back.
-Tensor take_channels(const Tensor& t, int c0, int C) {
-  const int64_t N = t.size(0), Ct = t.size(1), HW = t.size(2) * t.size(3);
-  Tensor out = Tensor::empty(Shape{N, C, t.size(2), t.size(3)});
-  for (int64_t n = 0; n < N; ++n)
-    std::copy(t.f32() + (n * Ct + c0) * HW, t.f32() + (n * Ct + c0 + C) * HW, out.f32() + n * C * HW);
-  return out;
-}
-
-void put_channels(const Tensor& src, Tensor& dst, int c0) {
-  const int64_t N = dst.size(0), Cd = dst.size(1), C = src.size(1), HW = dst.size(2) * dst.size(3);
-  for (int64_t n = 0; n < N; ++n)
-    std::copy(src.f32() + n * C * HW, src.f32() + (n + 1) * C * HW, dst.f32() + (n * Cd + c0) * HW);
-}
-
-}  // namespace
-
 DetLoss det_loss(const Tensor& out, const DetTargets& t, float size_weight, float offset_weight, Tensor& dout) {
   const int N = int(out.size(0)), K = int(out.size(1)) - 4, Hf = int(out.size(2)), Wf = int(out.size(3));
   RF_CHECK(K >= 1 && t.heat.shape() == Shape({N, K, Hf, Wf}), "detection loss: output {} and targets {} disagree",
            out.shape().str(), t.heat.shape().str());
-  Tensor heat = take_channels(out, 0, K), size = take_channels(out, K, 2), off = take_channels(out, K + 2, 2);
+  Tensor heat = channel_slice(out, 0, K), size = channel_slice(out, K, 2), off = channel_slice(out, K + 2, 2);
   Tensor dheat = Tensor::empty(heat.shape()), dsize = Tensor::empty(size.shape()), doff = Tensor::empty(off.shape());
   DetLoss l;
   l.heat = centernet_focal_loss_cpu(N, K, Hf, Wf, heat.f32(), t.heat.f32(), dheat.f32());
@@ -97,7 +80,7 @@ double seg_loss(const Tensor& out, const uint8_t* labels, int void_label, Tensor
 }
 
 std::vector<eval::Detection> det_decode(const Tensor& out, int K, float score_threshold, int64_t first_image) {
-  Tensor heat = take_channels(out, 0, K), size = take_channels(out, K, 2), off = take_channels(out, K + 2, 2);
+  Tensor heat = channel_slice(out, 0, K), size = channel_slice(out, K, 2), off = channel_slice(out, K + 2, 2);
   eval::DecodeOptions d;
   d.score_threshold = score_threshold;
   d.stride = 8;
@@ -124,23 +107,8 @@ std::vector<int32_t> seg_argmax(const Tensor& out) {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-json mean_std(const std::vector<double>& v) {
-  double m = 0, s = 0;
-  for (double x : v) m += x;
-  m /= double(std::max<size_t>(1, v.size()));
-  for (double x : v) s += (x - m) * (x - m);
-  return {{"mean", m}, {"std", v.size() > 1 ? std::sqrt(s / double(v.size() - 1)) : 0.0}, {"values", v}};
-}
+using Clock = SuiteClock;
+double since(Clock::time_point t0) { return seconds_since(t0); }
 
 // One split of either task: the dataset held by the suite and which task it serves.
 struct Split {
@@ -284,19 +252,6 @@ TaskMetrics evaluate_split(Model& m, const Split& s, const Data& d, bool detect,
     r.loss = loss_sum / double(std::max<int64_t>(1, n));
   }
   return r;
-}
-
-double time_forward(Model& m, int N, int H, int W, int reps) {
-  Tensor x = Tensor::empty(Shape{N, 3, H, W});
-  seeded_normal_fill(99, 1.f, x.numel(), x.f32());
-  m.forward(x, false);
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = Clock::now();
-    Tensor y = m.forward(x, false);
-    t.push_back(since(t0));
-  }
-  return median(t);
 }
 
 struct DenseEpoch {
@@ -519,7 +474,7 @@ json run_dense(const DenseOptions& o) {
       std::vector<double> v;
       for (const auto& pc : per_class)
         if (std::isfinite(pc[size_t(k)])) v.push_back(pc[size_t(k)]);
-      pcl.push_back({{"class", d.classes[size_t(k)]}, {"value", v.empty() ? json(nullptr) : mean_std(v)["mean"]}});
+      pcl.push_back({{"class", d.classes[size_t(k)]}, {"value", v.empty() ? json(nullptr) : mean_std_json(v)["mean"]}});
     }
     json m = {{"model", base.name()},
               {"config", base.str()},
@@ -533,15 +488,15 @@ json run_dense(const DenseOptions& o) {
               {"device_storage_bytes", bytes["f32"]},
               {"resident_weight_bytes", (tot.learnable + tot.seeded + tot.state) * int64_t(sizeof(float))},
               {"peak_memory_bytes", {{"train_tensors", train_peak}, {"inference_tensors", eval_peak}}},
-              {"train_seconds_per_epoch", mean_std(epoch_s)},
-              {"regen_seconds", mean_std(regen_s)},
+              {"train_seconds_per_epoch", mean_std_json(epoch_s)},
+              {"regen_seconds", mean_std_json(regen_s)},
               {"latency_batch1_ms", lat * 1e3},
               {"throughput_images_per_s", thr},
-              {std::string("val_") + main_key, mean_std(val_v)},
-              {main_key, mean_std(main_v)},
-              {second_key, mean_std(second_v)},
-              {std::string(main_key) + "_fp16", mean_std(main_f16)},
-              {std::string(main_key) + "_int8", mean_std(main_i8)},
+              {std::string("val_") + main_key, mean_std_json(val_v)},
+              {main_key, mean_std_json(main_v)},
+              {second_key, mean_std_json(second_v)},
+              {std::string(main_key) + "_fp16", mean_std_json(main_f16)},
+              {std::string(main_key) + "_int8", mean_std_json(main_i8)},
               {detect ? "ap50_per_class" : "iou_per_class", pcl},
               {"runs", runs}};
     models.push_back(m);

@@ -33,20 +33,6 @@ Tensor upsample_backward(const Tensor& dy, const Shape& x_shape) {
   return dx;
 }
 
-// Channels [c0, c0 + C) of an NCHW tensor as a contiguous copy.
-Tensor channel_slice(const Tensor& t, int c0, int C) {
-  const int64_t N = t.size(0), Ct = t.size(1), HW = t.size(2) * t.size(3);
-  Tensor out = Tensor::empty(Shape{N, C, t.size(2), t.size(3)});
-  for (int64_t n = 0; n < N; ++n)
-    std::copy(t.f32() + (n * Ct + c0) * HW, t.f32() + (n * Ct + c0 + C) * HW, out.f32() + n * C * HW);
-  return out;
-}
-
-void put_channels(const Tensor& src, Tensor& dst, int c0) {
-  const int64_t N = dst.size(0), Cd = dst.size(1), C = src.size(1), HW = dst.size(2) * dst.size(3);
-  for (int64_t n = 0; n < N; ++n) std::copy(src.f32() + n * C * HW, src.f32() + (n + 1) * C * HW, dst.f32() + (n * Cd + c0) * HW);
-}
-
 void accumulate(Tensor& acc, const Tensor& add) {
   RF_CHECK(acc.shape() == add.shape(), "gradient shapes {} and {} differ", acc.shape().str(), add.shape().str());
   add_forward_cpu(acc.numel(), acc.f32(), add.f32(), acc.f32(), false);
@@ -60,6 +46,20 @@ LayerCost upsample_row(const std::string& name, const Shape& in, const Shape& ou
 }
 
 }  // namespace
+
+// Channels [c0, c0 + C) of an NCHW tensor as a contiguous copy.
+Tensor channel_slice(const Tensor& t, int c0, int C) {
+  const int64_t N = t.size(0), Ct = t.size(1), HW = t.size(2) * t.size(3);
+  Tensor out = Tensor::empty(Shape{N, C, t.size(2), t.size(3)});
+  for (int64_t n = 0; n < N; ++n)
+    std::copy(t.f32() + (n * Ct + c0) * HW, t.f32() + (n * Ct + c0 + C) * HW, out.f32() + n * C * HW);
+  return out;
+}
+
+void put_channels(const Tensor& src, Tensor& dst, int c0) {
+  const int64_t N = dst.size(0), Cd = dst.size(1), C = src.size(1), HW = dst.size(2) * dst.size(3);
+  for (int64_t n = 0; n < N; ++n) std::copy(src.f32() + n * C * HW, src.f32() + (n + 1) * C * HW, dst.f32() + (n * Cd + c0) * HW);
+}
 
 DenseTrunk::DenseTrunk(std::string name, ModulePtr layer2, ModulePtr layer3, ModulePtr layer4, ModulePtr smooth,
                        ModulePtr head_conv, Task task, int classes, int neck,

@@ -20,6 +20,11 @@
 
 namespace rf {
 
+// Channels [c0, c0 + C) of an (N, Ct, H, W) tensor as a contiguous (N, C, H, W) copy, and the inverse: src's
+// channels written into dst from channel c0 (the detection output's heat | size | offset layout).
+Tensor channel_slice(const Tensor& t, int c0, int C);
+void put_channels(const Tensor& src, Tensor& dst, int c0);
+
 class DenseTrunk : public Module {
  public:
   enum class Task { detect, segment };
