@@ -27,10 +27,10 @@ struct DenseOptions {
   int seeds = 1;
   uint64_t base_seed = 0;
   std::string data;                  // empty: synthetic scenes
-  int64_t synthetic_train = 400, synthetic_val = 64, synthetic_test = 128;
+  int64_t synthetic_train = 480, synthetic_val = 64, synthetic_test = 128;
   int synthetic_size = 128;          // rendered scene size (square)
   int input_h = 0, input_w = 0;      // network input; 0: 128x128 synthetic, 256x320 VOC, 256x352 CamVid
-  int epochs = 7;
+  int epochs = 10;
   int64_t batch = 16;
   float lr = 0.05f, momentum = 0.9f, weight_decay = 5e-4f, clip_norm = 5.f;
   int warmup_epochs = 1;
