@@ -212,7 +212,6 @@ void DenseTrunk::clear_cache() {
     m->clear_cache();
   for (Conv2d* c : {heat_.get(), size_.get(), offset_.get(), cls_.get()})
     if (c) c->clear_cache();
-  head_in_ = Tensor();
 }
 
 }  // namespace rf

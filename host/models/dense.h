@@ -54,7 +54,6 @@ class DenseTrunk : public Module {
   std::unique_ptr<Conv2d> heat_, size_, offset_;  // detect
   std::unique_ptr<Conv2d> cls_;                   // segment
   Shape in_, c2_, c3_, c4_, p2_;  // shapes of the last forward (backward needs them)
-  Tensor head_in_;                // detect: the ReLU output the three 1x1 heads read
 };
 
 }  // namespace rf
