@@ -13,7 +13,10 @@ BUILD=${RF_BUILD_DIR:-build}
 BASELINE=results/baselines/ci-cpu.json
 OUT=${RF_GATE_OUT:-results/runs/ci-gate-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=passive
+# The default (active) wait policy, as users run: NL models launch many short parallel regions, and passive
+# waiting costs them about a quarter of their throughput (measured: 301 against 389 images/s at batch 64).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+unset OMP_WAIT_POLICY
 
 REPS=(--benchmark_repetitions=5 --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=false)
 echo "== ci-gate: kernels (fast path over reference, regenerated over materialised seeded weights)"

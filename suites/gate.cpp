@@ -95,7 +95,6 @@ void extract_suite(const json& j, const std::string& task, const std::string& sr
     n_test = j["dataset"]["test"].get<int64_t>();
   const json& models = need(j, "models", src);
   RF_CHECK(models.is_array(), "{}: field 'models' must be an array", src);
-  std::map<std::string, const json*> by_name;
   for (size_t i = 0; i < models.size(); ++i) {
     const json& m = models[i];
     std::string where = fmt::format("{}: models[{}]", src, i);
@@ -103,7 +102,6 @@ void extract_suite(const json& j, const std::string& task, const std::string& sr
     RF_CHECK(name_j.is_string(), "{}: field 'model' must be a string", where);
     std::string name = name_j.get<std::string>();
     where += " (" + name + ")";
-    by_name[name] = &m;
     std::string base = task + "/" + name + "/";
     for (const char* key : {"learnable_params", "seeded_weights", "bn_state", "macs", "pool_window_reads"}) {
       if (!m.contains(key) && std::string(key) != "macs" && std::string(key) != "learnable_params") continue;
@@ -136,22 +134,9 @@ void extract_suite(const json& j, const std::string& task, const std::string& sr
       out.push_back(f);
     }
   }
-  // Throughput of each model over ResNet-18's at the same batch: one measurement each, same process.
-  auto base_it = by_name.find("resnet18");
-  if (base_it == by_name.end() || !base_it->second->contains("throughput_images_per_s")) return;
-  const json& tb = (*base_it->second)["throughput_images_per_s"];
-  for (auto& [name, m] : by_name) {
-    if (name == "resnet18" || !m->contains("throughput_images_per_s")) continue;
-    for (auto& [batch, v] : (*m)["throughput_images_per_s"].items()) {
-      if (!tb.contains(batch) || !v.is_number() || !tb[batch].is_number() || tb[batch].get<double>() <= 0) continue;
-      Figure f;
-      f.name = fmt::format("ratio/{}/throughput/{}_over_resnet18/N={}", task, name, batch);
-      f.kind = Kind::ratio, f.source = src;
-      f.value = v.get<double>() / tb[batch].get<double>();
-      f.values = {f.value};
-      out.push_back(f);
-    }
-  }
+  // Suite throughputs are single measurements taken one model after the other (no repetitions to model
+  // their noise: the same ratio read 1.87x and 1.10x in two runs): timing ratios come from the benchmark
+  // binaries' interleaved repetitions only.
 }
 
 double to_seconds(double t, const std::string& unit) {

@@ -10,8 +10,8 @@
 //              noise of a finite test set, which is what one seed has). The difference of two means has
 //              standard deviation sigma_d = sqrt(sigma_b^2 / n_b + sigma_c^2 / n_c); a drop larger than
 //              max(z * sigma_d, floor) is a regression (z = 3, floor = 0.005). Gains are reported, never failed.
-//  - ratio:    timings as ratios measured in the same process (NL model over ResNet-18 images/s at one
-//              batch; a fast path over its reference; regenerating over materialised weights), higher is
+//  - ratio:    timings as ratios measured in the same process by the benchmark binaries (NL model over
+//              ResNet-18 images/s at one batch; a fast path over its reference; regenerating over materialised weights), higher is
 //              better. Each repetition gives one ratio; the run's figure is their median and its spread the
 //              robust relative deviation s = 1.4826 * MAD / median. A drop larger than
 //              max(z * sqrt(s_b^2 / n_b + s_c^2 / n_c), floor) relative to the baseline is a regression

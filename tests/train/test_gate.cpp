@@ -96,8 +96,8 @@ TEST(Gate, ExtractsEveryKindOfFigure) {
   EXPECT_EQ(by["classify/resnet18/test_acc"].n, 3);
   EXPECT_EQ(by["classify/resnet18/test_acc"].n_test, 1000);
   EXPECT_FALSE(by.count("classify/resnet18/val_acc")) << "validation accuracy is not gated";
-  ASSERT_TRUE(by.count("ratio/classify/throughput/nl-resnet18-dw_over_resnet18/N=64"));
-  EXPECT_DOUBLE_EQ(by["ratio/classify/throughput/nl-resnet18-dw_over_resnet18/N=64"].value, 2.5);
+  EXPECT_FALSE(by.count("ratio/classify/throughput/nl-resnet18-dw_over_resnet18/N=64"))
+      << "suite throughputs are single measurements: not gated";
   // Benchmark ratios: denominators ref, resnet18, materialized; the aggregates are ignored.
   ASSERT_TRUE(by.count("ratio/BM_max_pool/cpu_over_ref/pool2d(N=8)"));
   EXPECT_NEAR(by["ratio/BM_max_pool/cpu_over_ref/pool2d(N=8)"].value, 8.0, 1e-9);
