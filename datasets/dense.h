@@ -20,11 +20,6 @@
 
 namespace rf::data {
 
-// Philox stream tags of the dense pipeline (continuing rng.h's RngTag numbering; rng.h is the place they
-// belong once it is next edited).
-constexpr uint32_t kTagDenseAugment = 5;  // a = sample index, b = epoch
-constexpr uint32_t kTagSynthDense = 6;    // a = image index, b = block of random words inside the image
-
 struct BoxAnn {
   float x0 = 0, y0 = 0, x1 = 0, y1 = 0;  // continuous pixels, x1/y1 exclusive
   int32_t cls = 0;

@@ -18,10 +18,41 @@ enum RngTag : uint32_t {
   kTagSynthetic = 2,  // a = image index, b = block of random words inside the image
   kTagSplit = 3,      // a = step / 2, b = class
   kTagSynthLabel = 4, // a = block of 10 images, b = 0
+  kTagDenseAugment = 5,  // a = sample index, b = epoch (detection / segmentation augmentation)
+  kTagSynthDense = 6,    // a = image index, b = block of random words inside the scene
 };
 
 inline Philox4 rng_words(uint64_t seed, uint64_t a, uint64_t b, uint32_t tag) {
   return philox4x32_10({uint32_t(a), uint32_t(b), tag, uint32_t(a >> 32)}, uint32_t(seed), uint32_t(seed >> 32));
+}
+
+// A stream of uniforms in [0, 1) for one image: Philox blocks (seed; index, 0, 1, 2, ..., tag), four 24-bit
+// floats per block, in order. The synthetic generators draw every random choice of an image from one.
+struct UniformStream {
+  uint64_t seed, index;
+  uint32_t tag;
+  uint64_t block = 0;
+  int k = 4;
+  Philox4 w{};
+  float next() {
+    if (k == 4) {
+      w = rng_words(seed, index, block++, tag);
+      k = 0;
+    }
+    const uint32_t v = k == 0 ? w.x : k == 1 ? w.y : k == 2 ? w.z : w.w;
+    ++k;
+    return float(v >> 8) * (1.0f / 16777216.0f);
+  }
+  float range(float lo, float hi) { return lo + (hi - lo) * next(); }
+};
+
+// A colour of luminance about L with a random tint of up to +-spread per channel (mean tint 0).
+inline void tinted_colour(UniformStream& U, float L, float spread, float out[3]) {
+  const float t0 = U.range(-spread, spread), t1 = U.range(-spread, spread), t2 = U.range(-spread, spread);
+  const float m = (t0 + t1 + t2) / 3.0f;
+  out[0] = L + t0 - m;
+  out[1] = L + t1 - m;
+  out[2] = L + t2 - m;
 }
 
 // Uniform integer in [0, bound) from 64 random bits (multiply-shift; bias < bound / 2^64, negligible).

@@ -17,22 +17,7 @@ namespace rf::data {
 
 namespace {
 
-struct Uniforms {  // a stream of uniforms in [0, 1) from Philox blocks 0, 1, 2, ...
-  uint64_t seed, index;
-  uint64_t block = 0;
-  int k = 4;
-  Philox4 w{};
-  float next() {
-    if (k == 4) {
-      w = rng_words(seed, index, block++, kTagSynthetic);
-      k = 0;
-    }
-    const uint32_t v = k == 0 ? w.x : k == 1 ? w.y : k == 2 ? w.z : w.w;
-    ++k;
-    return float(v >> 8) * (1.0f / 16777216.0f);
-  }
-  float range(float lo, float hi) { return lo + (hi - lo) * next(); }
-};
+using Uniforms = UniformStream;  // datasets/rng.h
 
 // Inside test for class c at normalised, rotated coordinates (u, v); the shape spans about [-1, 1].
 bool inside(int c, float u, float v) {
@@ -57,14 +42,7 @@ bool inside(int c, float u, float v) {
   }
 }
 
-// A colour of luminance about L with a random tint.
-void colour(Uniforms& U, float L, float out[3]) {
-  const float t0 = U.range(-60, 60), t1 = U.range(-60, 60), t2 = U.range(-60, 60);
-  const float m = (t0 + t1 + t2) / 3.0f;
-  out[0] = L + t0 - m;
-  out[1] = L + t1 - m;
-  out[2] = L + t2 - m;
-}
+void colour(Uniforms& U, float L, float out[3]) { tinted_colour(U, L, 60.f, out); }
 
 }  // namespace
 
@@ -83,7 +61,7 @@ int32_t synthetic_label(uint64_t seed, int64_t index) {
 void synthetic_image(uint64_t seed, int64_t index, int H, int W, uint8_t* out) {
   RF_CHECK(H >= 8 && W >= 8, "synthetic_image: size {}x{}, expected at least 8x8", H, W);
   const int cls = synthetic_label(seed, index);
-  Uniforms U{seed, uint64_t(index)};
+  Uniforms U{seed, uint64_t(index), kTagSynthetic};
   const float S = float(std::min(H, W));
 
   // Background: base colour, then one of flat / gradient / sine texture / checker, low amplitude.

@@ -18,30 +18,9 @@ namespace rf::data {
 
 namespace {
 
-struct Uniforms {  // uniforms in [0, 1) from Philox blocks 0, 1, 2, ...
-  uint64_t seed, index;
-  uint64_t block = 0;
-  int k = 4;
-  Philox4 w{};
-  float next() {
-    if (k == 4) {
-      w = rng_words(seed, index, block++, kTagSynthDense);
-      k = 0;
-    }
-    const uint32_t v = k == 0 ? w.x : k == 1 ? w.y : k == 2 ? w.z : w.w;
-    ++k;
-    return float(v >> 8) * (1.0f / 16777216.0f);
-  }
-  float range(float lo, float hi) { return lo + (hi - lo) * next(); }
-};
+using Uniforms = UniformStream;  // datasets/rng.h
 
-void colour(Uniforms& U, float L, float out[3]) {  // luminance about L, random tint
-  const float t0 = U.range(-50, 50), t1 = U.range(-50, 50), t2 = U.range(-50, 50);
-  const float m = (t0 + t1 + t2) / 3.0f;
-  out[0] = L + t0 - m;
-  out[1] = L + t1 - m;
-  out[2] = L + t2 - m;
-}
+void colour(Uniforms& U, float L, float out[3]) { tinted_colour(U, L, 50.f, out); }
 
 struct Obj {
   int cls;
@@ -75,7 +54,7 @@ DenseSample synthetic_dense_sample(uint64_t seed, int64_t index, int H, int W, i
            H, W);
   RF_CHECK(max_objects >= 1 && max_objects <= 32, "synthetic_dense: max_objects {}, expected 1..32", max_objects);
   RF_CHECK(index >= 0, "synthetic_dense: index {} must be >= 0", index);
-  Uniforms U{seed, uint64_t(index)};
+  Uniforms U{seed, uint64_t(index), kTagSynthDense};
   const float S = float(std::min(H, W));
 
   // Background.
