@@ -5,7 +5,8 @@
 #   scripts/ci-gate.sh --write-baseline   measure and (re)write results/baselines/ci-cpu.json (commit it)
 # What is gated and with which margins: suites/gate.h. Timings are ratios of twins measured in one process
 # with interleaved repetitions (never absolute times); accuracy is gated against the seeds' and the test
-# set's noise; counts and package bytes exactly. Takes about 2-3 minutes on 2 cores; expects a build
+# set's noise; counts and package bytes exactly. A timing ratio that regresses is measured again, and fails
+# only if it regresses in both measurements. Takes about 2-3 minutes on 2 cores; expects a build
 # (scripts/build.sh; RF_BUILD_DIR selects the build folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,13 +20,17 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 unset OMP_WAIT_POLICY
 
 REPS=(--benchmark_repetitions=5 --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=false)
-echo "== ci-gate: kernels (fast path over reference, regenerated over materialised seeded weights)"
-"$BUILD/bench_kernels" --gate "${REPS[@]}" --benchmark_min_time=0.05 \
-  --benchmark_filter='BM_(conv2d|seeded_conv|max_pool|avg_pool|mixed_avg_pool|batchnorm_train)/' \
-  --benchmark_out="$OUT/bench_kernels.json" --benchmark_out_format=json > "$OUT/bench_kernels.txt"
-echo "== ci-gate: models (each NL model over ResNet-18, forward and training step)"
-"$BUILD/bench_models" --gate "${REPS[@]}" --benchmark_min_time=0.1 \
-  --benchmark_out="$OUT/bench_models.json" --benchmark_out_format=json > "$OUT/bench_models.txt"
+benches() {  # benches DIR: the kernel and model timing sets, Google Benchmark JSON into DIR
+  mkdir -p "$1"
+  echo "== ci-gate: kernels (fast path over reference, regenerated over materialised seeded weights)"
+  "$BUILD/bench_kernels" --gate "${REPS[@]}" --benchmark_min_time=0.05 \
+    --benchmark_filter='BM_(conv2d|seeded_conv|max_pool|avg_pool|mixed_avg_pool|batchnorm_train)/' \
+    --benchmark_out="$1/bench_kernels.json" --benchmark_out_format=json > "$1/bench_kernels.txt"
+  echo "== ci-gate: models (each NL model over ResNet-18, forward and training step)"
+  "$BUILD/bench_models" --gate "${REPS[@]}" --benchmark_min_time=0.1 \
+    --benchmark_out="$1/bench_models.json" --benchmark_out_format=json > "$1/bench_models.txt"
+}
+benches "$OUT"
 echo "== ci-gate: classification (2 models x 2 seeds, synthetic 16x16)"
 "$BUILD/reframe" bench classify --out "$OUT/classify" -m resnet18 nl-resnet18:cnl=dw --seeds 2 \
   --synthetic-train 1000 --synthetic-test 400 --image-size 16 --epochs 3 --batch 32 --lr 0.05 \
@@ -39,5 +44,15 @@ set +e
 "$BUILD/reframe" gate --baseline "$BASELINE" --current "${INPUTS[@]}" --markdown "$OUT/gate.md"
 rc=$?
 set -e
+if [ "$rc" != 0 ] && grep -q '^| REGRESSED | `ratio/' "$OUT/gate.md"; then
+  # A timing ratio regressed: measure the timings again and keep only what regresses twice (suites/gate.h).
+  echo "ci-gate: a timing ratio regressed; measuring the timings again to confirm"
+  benches "$OUT/confirm"
+  set +e
+  "$BUILD/reframe" gate --baseline "$BASELINE" --current "${INPUTS[@]}" \
+    --confirm "$OUT/confirm/bench_kernels.json" "$OUT/confirm/bench_models.json" --markdown "$OUT/gate.md"
+  rc=$?
+  set -e
+fi
 echo "ci-gate: $rc regression(s); table in $OUT/gate.md"
 exit $rc

@@ -301,9 +301,26 @@ double metric_sigma(const Figure& f) {
 
 }  // namespace
 
-std::vector<Row> compare(const std::vector<Figure>& baseline, const std::vector<Figure>& current, const Options& o) {
-  std::map<std::string, const Figure*> cur;
+namespace {
+
+// ratio rule: relative drop against max(z * sigma of the difference, floor)
+void compare_ratio(const Figure& b, const Figure& c, const Options& o, Row* r) {
+  double sd = std::sqrt(b.spread * b.spread / double(b.n) + c.spread * c.spread / double(c.n));
+  r->current = c.value;
+  r->allowed = std::max(o.z * sd, o.ratio_floor);
+  double rel = b.value > 0 ? (b.value - c.value) / b.value : 0;
+  r->status = rel > r->allowed ? Status::regressed : -rel > r->allowed ? Status::improved : Status::ok;
+  r->note = fmt::format("reps {} vs {}, spread {:.1f}% vs {:.1f}%", b.n, c.n, 100 * b.spread, 100 * c.spread);
+}
+
+}  // namespace
+
+std::vector<Row> compare(const std::vector<Figure>& baseline, const std::vector<Figure>& current, const Options& o,
+                         const std::vector<Figure>* confirm) {
+  std::map<std::string, const Figure*> cur, again;
   for (const Figure& f : current) cur[f.name] = &f;
+  if (confirm)
+    for (const Figure& f : *confirm) again[f.name] = &f;
   std::set<std::string> in_base;
   std::vector<Row> rows;
   for (const Figure& b : baseline) {
@@ -340,12 +357,18 @@ std::vector<Row> compare(const std::vector<Figure>& baseline, const std::vector<
         break;
       }
       case Kind::ratio: {
-        double sd = std::sqrt(b.spread * b.spread / double(b.n) + c.spread * c.spread / double(c.n));
-        r.allowed = std::max(o.z * sd, o.ratio_floor);
-        double rel = b.value > 0 ? (b.value - c.value) / b.value : 0;
-        if (rel > r.allowed) r.status = Status::regressed;
-        else if (-rel > r.allowed) r.status = Status::improved;
-        r.note = fmt::format("reps {} vs {}, spread {:.1f}% vs {:.1f}%", b.n, c.n, 100 * b.spread, 100 * c.spread);
+        compare_ratio(b, c, o, &r);
+        auto a = again.find(b.name);
+        if (r.status == Status::regressed && a != again.end()) {
+          RF_CHECK(a->second->kind == Kind::ratio, "{}: kind {} in the confirming run, ratio in the baseline", b.name,
+                   kind_name(a->second->kind));
+          double first = r.current;
+          auto pct = [&](double v) { return b.value > 0 ? 100 * (v - b.value) / b.value : 0.0; };
+          compare_ratio(b, *a->second, o, &r);
+          r.remeasured = true;
+          r.note = fmt::format("{}; measured twice: {:+.1f} % then {:+.1f} %{}", r.note, pct(first), pct(r.current),
+                               r.status == Status::regressed ? " (both regress)" : " (the first was noise)");
+        }
         break;
       }
     }
@@ -415,14 +438,17 @@ std::string fmt_allowed(const Row& r) {
 std::string markdown(const std::vector<Row>& rows, bool all) {
   int bad = count_regressions(rows), improved = 0, added = 0;
   for (const Row& r : rows) improved += r.status == Status::improved, added += r.status == Status::added;
-  std::string s = fmt::format("## reframe gate: {} regression{} in {} figures ({} improved, {} new)\n\n", bad,
-                              bad == 1 ? "" : "s", rows.size(), improved, added);
+  int remeasured = 0;
+  for (const Row& r : rows) remeasured += r.remeasured;
+  std::string s = fmt::format("## reframe gate: {} regression{} in {} figures ({} improved, {} new{})\n\n", bad,
+                              bad == 1 ? "" : "s", rows.size(), improved, added,
+                              remeasured ? fmt::format(", {} measured twice", remeasured) : std::string());
   std::string table =
       "| status | figure | kind | baseline | current | change | allowed drop | note |\n"
       "|---|---|---|---:|---:|---:|---:|---|\n";
   int shown = 0;
   for (const Row& r : rows) {
-    if (!all && r.status == Status::ok) continue;
+    if (!all && r.status == Status::ok && !r.remeasured) continue;
     ++shown;
     table += fmt::format("| {} | `{}` | {} | {} | {} | {} | {} | {} |\n", status_name(r.status), r.name,
                          kind_name(r.kind), r.status == Status::added ? "" : fmt_value(r.kind, r.baseline),

@@ -17,7 +17,10 @@
 //              max(z * sqrt(s_b^2 / n_b + s_c^2 / n_c), floor) relative to the baseline is a regression
 //              (z = 3, floor = 0.4: on these shared VMs the same ratio drifted by up to 36 % between two
 //              runs minutes apart, far beyond the 1-5 % spread inside a run; a 2x slowdown (-50 %) is always
-//              caught).
+//              caught). A timing ratio that regresses can be measured again (`--confirm RUN...`, which
+//              scripts/ci-gate.sh does when the first gate fails): it stays a regression only if the second
+//              measurement regresses too. A real slowdown shows in both; a neighbour's burst on a shared
+//              machine rarely hits the same ratio twice.
 //
 // Figures come from the files of a run: suite results (classify.json, detect.json, segment.json) and Google
 // Benchmark JSON (run with --benchmark_repetitions=R and --benchmark_enable_random_interleaving=true so
@@ -62,6 +65,7 @@ struct Row {
   Status status = Status::ok;
   double baseline = 0, current = 0;
   double allowed = 0;   // the largest drop that passes (absolute for exact/metric, relative for ratio)
+  bool remeasured = false;  // ratio: regressed, then compared again with the confirming run (current = that one)
   std::string note;
 };
 
@@ -75,7 +79,11 @@ std::vector<Figure> load_figures(const std::vector<std::string>& paths, std::vec
 nlohmann::json to_json(const std::vector<Figure>& figs);
 std::vector<Figure> from_json(const nlohmann::json& j, const std::string& source);
 
-std::vector<Row> compare(const std::vector<Figure>& baseline, const std::vector<Figure>& current, const Options& o);
+// confirm (may be null): a second measurement of the run's timing ratios. A ratio that regresses in
+// `current` is compared again with its figure in `confirm`; if that one passes, the row is ok, its note
+// saying so (a figure absent from `confirm` keeps its first verdict). Other kinds ignore `confirm`.
+std::vector<Row> compare(const std::vector<Figure>& baseline, const std::vector<Figure>& current, const Options& o,
+                         const std::vector<Figure>* confirm = nullptr);
 int count_regressions(const std::vector<Row>& rows);  // regressed + changed (exact) + missing
 // Markdown: a summary line and a table of every row that is not ok (all rows with all = true).
 std::string markdown(const std::vector<Row>& rows, bool all);

@@ -80,7 +80,7 @@ namespace rf {
 
 struct GateCmdOptions {
   std::string baseline, write_baseline, markdown_out;
-  std::vector<std::string> current;
+  std::vector<std::string> current, confirm;
   double tolerance = 0, z = 3, metric_floor = 0.005, ratio_floor = 0.4;
   bool all = false;
 };

@@ -34,7 +34,9 @@ int cmd_gate(const GateCmdOptions& o) {
   std::vector<gate::Figure> baseline = gate::load_figures({o.baseline}, &warnings);
   gate::Options go;
   go.tolerance = o.tolerance, go.z = o.z, go.metric_floor = o.metric_floor, go.ratio_floor = o.ratio_floor;
-  std::vector<gate::Row> rows = gate::compare(baseline, current, go);
+  std::vector<gate::Figure> confirm;
+  if (!o.confirm.empty()) confirm = gate::load_figures(o.confirm, &warnings);
+  std::vector<gate::Row> rows = gate::compare(baseline, current, go, o.confirm.empty() ? nullptr : &confirm);
   std::string md = gate::markdown(rows, o.all);
   std::fputs(md.c_str(), stdout);
   if (!o.markdown_out.empty()) write_text_atomic(o.markdown_out, md);

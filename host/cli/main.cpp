@@ -162,6 +162,8 @@ int main(int argc, char** argv) {
   gate->add_option("--baseline,-b", gco.baseline, "baseline (results/baselines/<name>.json, or raw results)");
   gate->add_option("--current,-c", gco.current, "this run: results folders or files (suite JSON, Google Benchmark JSON)")
       ->required();
+  gate->add_option("--confirm", gco.confirm,
+                   "a second measurement of the timings: a ratio regresses only if it regresses in both runs");
   gate->add_option("--write-baseline", gco.write_baseline, "write the current figures as a baseline file and exit 0");
   gate->add_option("--tolerance", gco.tolerance, "exact figures: allowed relative difference")->check(CLI::Range(0.0, 1.0));
   gate->add_option("--z", gco.z, "accuracy and ratios: allowed drop in standard deviations of the difference")

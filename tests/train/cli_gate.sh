@@ -2,7 +2,7 @@
 # `reframe gate` end to end on the fixtures of tests/report (a real classify run, bench_models and
 # bench_kernels JSON): writing a baseline; the same run passes (exit 0); an injected regression in a copy of
 # the run (more package bytes, a slower kernel, lower accuracy) exits with the number of regressions and the
-# table names the row; a malformed input exits non-zero naming the file.
+# table names the row; --confirm keeps only a ratio that regresses twice; a malformed input exits non-zero naming the file.
 # Usage: cli_gate.sh REFRAME PYTHON WORKDIR
 set -euo pipefail
 RF=${1:?usage: cli_gate.sh REFRAME PYTHON WORKDIR}
@@ -45,6 +45,19 @@ inject accuracy classify.json \
 inject kernel bench_models.json \
   "[b.update(real_time=b['real_time']*3, cpu_time=b['cpu_time']*3) for b in d['benchmarks'] if b['name'].startswith('BM_forward/nl-resnet18-dw/N=8/')]" \
   1 "ratio/BM_forward/nl-resnet18-dw_over_resnet18/N=8/32x32"
+
+# --confirm: the slow kernel measured again at its old speed is noise (exit 0, row listed); measured slow
+# twice it stays a regression.
+"$RF" gate --baseline "$WORK/base.json" --current "$WORK/kernel" --confirm "$WORK/run" > "$WORK/noise.md" \
+  || fail "confirmed as noise: exit $?"
+grep -F "ratio/BM_forward/nl-resnet18-dw_over_resnet18/N=8/32x32" "$WORK/noise.md" | grep -q "the first was noise" \
+  || fail "confirmed as noise: row not listed as measured twice"
+set +e
+"$RF" gate --baseline "$WORK/base.json" --current "$WORK/kernel" --confirm "$WORK/kernel" > "$WORK/twice.md"
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "regressed twice: exit $rc, expected 1"
+grep -q "both regress" "$WORK/twice.md" || fail "regressed twice: note missing"
 
 echo '{"schema": "reframe.classify/1", "models": [{"model": "x"}]}' > "$WORK/bad.json"
 set +e

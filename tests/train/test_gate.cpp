@@ -139,6 +139,30 @@ TEST(Gate, SlowerKernelFailsNamingTheRow) {
   EXPECT_EQ(count_regressions(compare(figures(suite_doc(), bench_doc()), figures(suite_doc(), bench_doc(1.1)), Options{})), 0);
 }
 
+TEST(Gate, ARatioRegressesOnlyIfTheConfirmingMeasurementAgrees) {
+  auto base = figures(suite_doc(), bench_doc());
+  auto slow = figures(suite_doc(), bench_doc(2.0));
+  const std::string name = "ratio/BM_max_pool/cpu_over_ref/pool2d(N=8)";
+  // A burst of noise in the first measurement: the second one passes, so the row is ok but listed.
+  auto rows = compare(base, slow, Options{}, &base);
+  EXPECT_EQ(count_regressions(rows), 0) << markdown(rows, false);
+  EXPECT_EQ(row(rows, name).status, Status::ok);
+  EXPECT_TRUE(row(rows, name).remeasured);
+  EXPECT_NE(markdown(rows, false).find(name), std::string::npos);
+  EXPECT_NE(row(rows, name).note.find("the first was noise"), std::string::npos);
+  // A real slowdown shows in both: still a regression, and the current figure is the second measurement.
+  auto slower = figures(suite_doc(), bench_doc(2.5));
+  rows = compare(base, slow, Options{}, &slower);
+  ASSERT_EQ(failing(rows), std::vector<std::string>{name}) << markdown(rows, false);
+  EXPECT_NEAR(row(rows, name).current, 8.0 / 2.5, 1e-9);
+  EXPECT_NE(row(rows, name).note.find("both regress"), std::string::npos);
+  // The confirming run never touches rows that passed, nor other kinds of figure.
+  rows = compare(figures(suite_doc(-0.25), bench_doc()), figures(suite_doc(-0.25), bench_doc()), Options{}, &slow);
+  EXPECT_EQ(count_regressions(rows), 0) << markdown(rows, false);
+  rows = compare(base, figures(suite_doc(-0.25), bench_doc()), Options{}, &base);
+  EXPECT_EQ(count_regressions(rows), 2) << markdown(rows, false);
+}
+
 TEST(Gate, LowerAccuracyFailsBeyondTheSeedNoise) {
   auto base = figures(suite_doc(), bench_doc());
   // Seeds' std 0.01 and a binomial floor sqrt(.8*.2/1000) = 0.0126 -> sigma_d = 0.0126*sqrt(2/3) = 0.0103,
