@@ -166,12 +166,16 @@ class BasicBlock : public Module {
 
  private:
   // Inference: each conv slot's BN (and the NL module's shuffle, the ReLU, the residual add) in one pass.
-  Tensor forward_eval_fused(const Tensor& x);
+  // out: where the block's output goes (N * C_out * OH * OW floats), or nullptr for a new tensor.
+  Tensor forward_eval_fused(const Tensor& x, float* out);
+  // NL blocks: forward_eval_fused on blocks of eval_sample_block() samples, in parallel over blocks.
+  Tensor forward_eval_blocked(const Tensor& x);
   ModulePtr conv1_, conv2_;
   BatchNorm2d bn1_, bn2_;
   ReLU relu1_;
   std::unique_ptr<Conv2d> sc_conv_;
   std::unique_ptr<BatchNorm2d> sc_bn_;
+  bool has_nl_ = false;  // a conv slot holds an NL module (memory-bound: eval runs sample-blocked)
   Tensor out_;
 };
 
@@ -213,6 +217,10 @@ class Sequential : public Module {
 // path equals bit for bit (tests/models/test_models.cpp); benchmarks can switch it to measure the gain.
 void set_eval_fusion(bool on);
 bool eval_fusion();
+// Eval-mode NL blocks run on blocks of this many samples, one thread per block (0: off; default 2, or
+// $RF_EVAL_SAMPLE_BLOCK). Cache blocking only: the same arithmetic per sample (tests/models/test_models.cpp).
+void set_eval_sample_block(int samples);
+int eval_sample_block();
 
 // Fills t with std * N(0,1) from (seed, index): used for the learnable initialisation too.
 void init_normal(Tensor& t, uint64_t seed, float std);

@@ -1032,7 +1032,7 @@ std::shared_ptr<const DnnlConv> get_dnnl(const Conv2dShape& s, ConvPass pass, bo
   DnnlKey key;
   std::memset(&key, 0, sizeof key);  // padding bytes take part in the hash and the comparison
   key.N = s.N, key.C = s.C, key.H = s.H, key.W = s.W, key.K = s.K, key.k = s.k, key.stride = s.stride;
-  key.pad = s.pad, key.groups = s.groups, key.pass = int(pass), key.algo = blocked, key.nthr = omp_get_max_threads();
+  key.pad = s.pad, key.groups = s.groups, key.pass = int(pass), key.algo = blocked, key.nthr = omp_in_parallel() ? 1 : omp_get_max_threads();
   key.y_nstride = s.y_batch_stride(), key.bias = bias, key.relu = relu;
   static std::mutex mu;
   static std::unordered_map<DnnlKey, std::shared_ptr<const DnnlConv>, DnnlKeyHash> cache;

@@ -1,6 +1,7 @@
 // Models: the exact figures of MODELS.md from the layer graph, forward shapes, seeded weights, a module-level
 // directional-derivative check, and an overfit test (SGD on one batch drives the loss down) for every model.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -182,6 +183,31 @@ TEST(Models, OverfitOneBatch) {
     for (size_t i = 0; i < seeded.size(); ++i)
       ASSERT_EQ(0, std::memcmp(seeded_before[i].f32(), seeded[i]->value.f32(), seeded_before[i].nbytes()));
   }
+}
+
+// Sample-blocked eval (NL blocks on blocks of a few samples, one thread per block) is cache blocking only:
+// every sample's output equals the unblocked forward's bit for bit, including a ragged last block.
+TEST(Models, SampleBlockedEvalEqualsUnblockedBitForBit) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  for (const char* text : {"nl-resnet18:cnl=dw", "nl-resnet18:cnl=512,shuffle=off", "resnet18"}) {
+    SCOPED_TRACE(text);
+    Model m(ModelConfig::parse(text));
+    uint32_t k = 40;
+    for (Param* p : m.params())
+      if (p->name.find("running_mean") != std::string::npos || p->name.find("bn") != std::string::npos)
+        p->value.copy_from(random_tensor(p->value.shape(), k++, 0.5f));
+    Tensor x = random_tensor(Shape{9, 3, 32, 32}, 3);  // every conv algorithm of the 32x32 network
+    set_eval_sample_block(0);
+    Tensor ref = m.forward(x, false);
+    for (int block : {1, 4, 8}) {
+      set_eval_sample_block(block);
+      Tensor got = m.forward(x, false);
+      ASSERT_EQ(0, std::memcmp(ref.f32(), got.f32(), ref.nbytes())) << "block " << block;
+    }
+  }
+  set_eval_sample_block(2);
+  omp_set_num_threads(threads);
 }
 
 // The fused inference epilogue (shuffle + BN + add + ReLU in one pass) equals the op-by-op sequence bit for bit.
