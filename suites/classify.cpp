@@ -116,16 +116,21 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
       double ep = 0;
       for (const EpochLog& l : tr.epochs) ep += l.seconds;
       epoch_s.push_back(ep / double(std::max<size_t>(1, tr.epochs.size())));
-      val_acc.push_back(tr.epochs.empty() ? 0.0 : tr.epochs.back().val_acc);
+      // The model that is packed: after BN recalibration when it ran (then the last epoch's val is before it).
+      const bool recal = tr.bn_recalibrated > 0 && d.val.size() > 0;
+      val_acc.push_back(recal ? tr.final_val.acc : tr.epochs.empty() ? 0.0 : tr.epochs.back().val_acc);
       nlohmann::json log = nlohmann::json::array();
       for (const EpochLog& l : tr.epochs)
         log.push_back({{"epoch", l.epoch}, {"lr", l.lr}, {"train_loss", l.train_loss}, {"train_acc", l.train_acc},
                        {"val_loss", l.val_loss}, {"val_acc", l.val_acc}, {"seconds", l.seconds},
                        {"images_per_s", l.images_per_s}});
-      runs.push_back({{"seed", s}, {"config", cfg.str()}, {"epochs", log}, {"val_acc_last_epoch", val_acc.back()},
+      runs.push_back({{"seed", s}, {"config", cfg.str()}, {"epochs", log},
+                      {"val_acc_last_epoch", tr.epochs.empty() ? 0.0 : tr.epochs.back().val_acc},
+                      {"bn_recalibration_images", tr.bn_recalibrated}, {"val_acc_final", val_acc.back()},
                       {"packages", pk}, {"test_evaluations_per_package", 1}});
-      std::fprintf(stderr, "classify: %s seed %d: val %.4f (last epoch), test %.4f (fp32 package), int8 %.4f\n",
-                   cfg.name().c_str(), s + 1, val_acc.back(), test_acc.back(), test_acc_i8.back());
+      std::fprintf(stderr, "classify: %s seed %d: val %.4f (%s), test %.4f (fp32 package), int8 %.4f\n",
+                   cfg.name().c_str(), s + 1, val_acc.back(), recal ? "after BN recalibration" : "last epoch",
+                   test_acc.back(), test_acc_i8.back());
     }
 
     // Device-side timings on the regenerated fp32 model of the last seed.
@@ -169,7 +174,8 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
        {{"epochs", t.epochs}, {"batch", t.batch}, {"optimizer", "sgd"}, {"lr", t.lr}, {"momentum", t.momentum},
         {"weight_decay", t.weight_decay}, {"schedule", "cosine"}, {"warmup_epochs", t.warmup_epochs},
         {"label_smoothing", t.label_smoothing}, {"clip_norm", t.clip_norm}, {"augment", t.augment},
-        {"seeds", o.seeds}, {"base_seed", o.base_seed}, {"accuracy", "last epoch; test split touched once per package"}}},
+        {"seeds", o.seeds}, {"base_seed", o.base_seed}, {"accuracy", "last epoch's weights, BN statistics recomputed after training (bn_recalibrate training images, no augmentation; 0: off); test split touched once per package"},
+        {"bn_recalibrate", t.bn_recalibrate}}},
       {"models", models},
       {"wall_seconds", since(t_start)},
       {"max_rss_bytes", max_rss_bytes()}};

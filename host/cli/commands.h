@@ -49,7 +49,7 @@ struct BenchClassifyOptions {
   int seeds = 1, epochs = 3, warmup = 0, image_size = 32, latency_reps = 20;
   uint64_t seed = 0;
   std::string data, out, command_line;
-  int64_t synthetic_train = 4000, synthetic_test = 1000, val = -1, batch = 128;
+  int64_t synthetic_train = 4000, synthetic_test = 1000, val = -1, batch = 128, bn_recalibrate = 4096;
   float lr = 0.1f, label_smoothing = 0.f;
   bool no_augment = false;
   std::vector<int> throughput_batches = {64, 256};
@@ -59,7 +59,7 @@ int cmd_bench_classify(const BenchClassifyOptions& o);
 struct TrainCmdOptions {
   std::string model = "nl-resnet18:cnl=dw", data, checkpoint, out, dtype = "f32";
   int epochs = 10, warmup = 0, image_size = 32;
-  int64_t batch = 128, val = -1, synthetic_train = 4000;
+  int64_t batch = 128, val = -1, synthetic_train = 4000, bn_recalibrate = 4096;
   float lr = 0.1f, label_smoothing = 0.f;
   uint64_t seed = 0;
   bool resume = false, no_augment = false;

@@ -82,6 +82,9 @@ int main(int argc, char** argv) {
   classify->add_option("--lr", bco.lr, "peak learning rate (cosine schedule)");
   classify->add_option("--warmup", bco.warmup, "linear warm-up epochs");
   classify->add_option("--label-smoothing", bco.label_smoothing, "label smoothing")->check(CLI::Range(0.0, 1.0));
+  classify->add_option("--bn-recalibrate", bco.bn_recalibrate,
+                       "after training, recompute BN statistics from this many training images (0: off)")
+      ->check(CLI::NonNegativeNumber);
   classify->add_flag("--no-augment", bco.no_augment, "no random crop / flip");
   classify->add_option("--val", bco.val, "validation images held out of the training set (default 10 %)");
   classify->add_option("--synthetic-train", bco.synthetic_train, "synthetic training images")->check(CLI::Range(10, 10000000));
@@ -136,6 +139,9 @@ int main(int argc, char** argv) {
   train->add_option("--lr", tco.lr, "peak learning rate (cosine schedule)");
   train->add_option("--warmup", tco.warmup, "linear warm-up epochs");
   train->add_option("--label-smoothing", tco.label_smoothing, "label smoothing")->check(CLI::Range(0.0, 1.0));
+  train->add_option("--bn-recalibrate", tco.bn_recalibrate,
+                    "after training, recompute BN statistics from this many training images (0: off)")
+      ->check(CLI::NonNegativeNumber);
   train->add_flag("--no-augment", tco.no_augment, "no random crop / flip");
   train->add_option("--seed", tco.seed, "seed of the split, order and augmentation");
   train->add_option("--val", tco.val, "validation images held out (default 10 %)");

@@ -41,6 +41,7 @@ int cmd_bench_classify(const BenchClassifyOptions& bo) {
   o.train.lr = bo.lr;
   o.train.warmup_epochs = bo.warmup;
   o.train.label_smoothing = bo.label_smoothing;
+  o.train.bn_recalibrate = bo.bn_recalibrate;
   o.train.augment = !bo.no_augment;
   o.throughput_batches = bo.throughput_batches;
   o.latency_reps = bo.latency_reps;
@@ -49,9 +50,11 @@ int cmd_bench_classify(const BenchClassifyOptions& bo) {
   nlohmann::json r = run_classify(o);
   std::printf("\n%s\n", classify_table(r).c_str());
   std::printf("budget: %d epochs, batch %lld, SGD lr %.3g momentum 0.9 wd 5e-4 (2+-dim weights), cosine, clip 5, "
-              "%s; %d seed(s); accuracy = last epoch, test split touched once per package\n",
+              "%s; %d seed(s); accuracy = last epoch%s, test split touched once per package\n",
               o.train.epochs, (long long)o.train.batch, o.train.lr,
-              o.train.augment ? "crop+flip" : "no augmentation", o.seeds);
+              o.train.augment ? "crop+flip" : "no augmentation", o.seeds,
+              o.train.bn_recalibrate > 0 ? fmt::format(" with BN statistics recomputed from <= {} training images",
+                                                       o.train.bn_recalibrate).c_str() : "");
   std::printf("results: %s/classify.json  (%.0f s)\n", o.out_dir.c_str(), r["wall_seconds"].get<double>());
   return 0;
 }
@@ -83,6 +86,7 @@ int cmd_train(const TrainCmdOptions& t) {
   o.lr = t.lr;
   o.warmup_epochs = t.warmup;
   o.label_smoothing = t.label_smoothing;
+  o.bn_recalibrate = t.bn_recalibrate;
   o.seed = t.seed;
   o.augment = !t.no_augment;
   o.checkpoint = t.checkpoint;
@@ -98,6 +102,9 @@ int cmd_train(const TrainCmdOptions& t) {
   const EpochLog& last = r.epochs.back();
   std::printf("%s: %zu epochs, last epoch: train loss %.4f acc %.4f, val loss %.4f acc %.4f\n", cfg.name().c_str(),
               r.epochs.size(), last.train_loss, last.train_acc, last.val_loss, last.val_acc);
+  if (r.bn_recalibrated > 0 && tv.val.size() > 0)
+    std::printf("%s: BN statistics recomputed from %lld training images: val loss %.4f acc %.4f\n",
+                cfg.name().c_str(), (long long)r.bn_recalibrated, r.final_val.loss, r.final_val.acc);
   return 0;
 }
 

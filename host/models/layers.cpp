@@ -17,6 +17,10 @@
 
 namespace rf {
 
+namespace {
+float g_bn_momentum = -1.f;  // set_bn_momentum_override
+}  // namespace
+
 const char* param_kind_name(ParamKind k) {
   switch (k) {
     case ParamKind::learnable: return "learnable";
@@ -137,6 +141,7 @@ BatchNorm2d::BatchNorm2d(std::string name, int C) : Module(std::move(name)), C_(
 Tensor BatchNorm2d::forward(const Tensor& x, bool train) {
   check_nchw(x, C_, name_ + " input");
   BatchNormShape s{int(x.size(0)), C_, int(x.size(2) * x.size(3))};
+  if (g_bn_momentum >= 0) s.momentum = g_bn_momentum;
   Tensor y = Tensor::empty(x.shape());
   if (train) {
     save_mean_ = Tensor::empty(Shape{C_});
@@ -362,6 +367,7 @@ constexpr int kDefaultSampleBlock = 2;
 }  // namespace
 void set_eval_fusion(bool on) { g_eval_fusion = on; }
 bool eval_fusion() { return g_eval_fusion; }
+void set_bn_momentum_override(float m) { g_bn_momentum = m; }
 void set_eval_sample_block(int samples) { g_sample_block = std::max(0, samples); }
 int eval_sample_block() {
   if (g_sample_block < 0) {

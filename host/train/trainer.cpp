@@ -66,6 +66,32 @@ EvalResult evaluate(Model& model, const data::Dataset& ds, int64_t batch) {
   return r;
 }
 
+int64_t recalibrate_bn(Model& model, const data::Dataset& ds, int64_t max_images, int64_t batch, uint64_t seed) {
+  RF_CHECK(batch >= 2, "recalibrate_bn: batch={} (expected >= 2: BN needs two samples)", batch);
+  if (max_images < 2 || ds.size() < 2) return 0;
+  data::LoaderOptions lo = data::LoaderOptions::train(seed ^ 0x9e3779b97f4a7c15ull);
+  lo.batch_size = std::min<int64_t>(batch, std::min<int64_t>(max_images, ds.size()));
+  lo.augment = false;
+  lo.drop_last = true;
+  data::BatchLoader loader(ds, lo);
+  loader.start_epoch(0);
+  int64_t used = 0, k = 0;
+  for (data::Batch b; used + lo.batch_size <= max_images && loader.next(b); ++k) {
+    set_bn_momentum_override(1.f / float(k + 1));  // running = mean of the k+1 batch statistics so far
+    try {
+      model.forward(b.x, true);
+    } catch (...) {
+      set_bn_momentum_override(-1.f);
+      model.clear_cache();
+      throw;
+    }
+    model.clear_cache();
+    used += b.size();
+  }
+  set_bn_momentum_override(-1.f);
+  return used;
+}
+
 TrainResult train_model(Model& model, const data::Dataset& train, const data::Dataset& val, const TrainOptions& o) {
   RF_CHECK(o.epochs >= 1, "train: epochs={} (expected >= 1)", o.epochs);
   RF_CHECK(o.batch >= 1, "train: batch={} (expected >= 1)", o.batch);
@@ -141,6 +167,18 @@ TrainResult train_model(Model& model, const data::Dataset& train, const data::Da
     result.epochs.push_back(log);
     if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, model, opt, result.epochs);
     if (o.stop_after_epochs > 0 && ++done_this_call >= o.stop_after_epochs) break;
+  }
+  if (o.bn_recalibrate > 0 && int(result.epochs.size()) == o.epochs) {
+    // After the last checkpoint: a resumed run that finished recalibrates the same way (the statistics
+    // depend only on the weights and the data).
+    result.bn_recalibrated = recalibrate_bn(model, train, o.bn_recalibrate, std::min<int64_t>(o.batch, 256), o.seed);
+    if (result.bn_recalibrated > 0 && val.size() > 0) {
+      result.final_val = evaluate(model, val);
+      if (o.progress)
+        std::fprintf(stderr, "  %s BN statistics recomputed from %lld training images: val %.3f -> %.3f\n",
+                     model.config().name().c_str(), (long long)result.bn_recalibrated,
+                     result.epochs.back().val_acc, result.final_val.acc);
+    }
   }
   return result;
 }

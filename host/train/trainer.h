@@ -27,6 +27,9 @@ struct TrainOptions {
   bool resume = false;     // continue from `checkpoint` if it exists
   bool progress = true;    // a progress line per epoch on stderr
   int stop_after_epochs = -1;  // for tests: return after this many epochs of this call (simulates a kill)
+  // After the last epoch, recompute every BN layer's running statistics as the plain average of batch
+  // statistics over up to this many training images, without augmentation (0: keep the running averages).
+  int64_t bn_recalibrate = 4096;
 };
 
 // Learning rate at optimizer step `step` of `total` (0-based): linear warm-up over `warmup` steps from
@@ -52,7 +55,20 @@ struct TrainResult {
   std::vector<EpochLog> epochs;
   bool resumed = false;
   int start_epoch = 0;
+  // BN recalibration after the last epoch (TrainOptions::bn_recalibrate): images used (0: not done) and
+  // the validation figures after it (the epochs' val figures are from before).
+  int64_t bn_recalibrated = 0;
+  EvalResult final_val;
 };
+
+// BN running statistics recomputed from the model's current weights: train-mode forward passes over up to
+// max_images images of `ds` (shuffled with `seed`, no augmentation, batches of `batch`), each BN layer's
+// running mean and variance set to the average of its batch statistics. Why: the running averages taken
+// during training lag the weights (at lr 0.05 they move fast) and see augmented inputs (the pad-4 crop's
+// zero border raises the input variance by ~30 %); on short runs that gap put NL-ResNet-18 512/768 at
+// chance in eval mode while train-mode BN scored 42 %. Learnable weights are untouched. Returns the number
+// of images used (0 when the set is too small for a batch of 2).
+int64_t recalibrate_bn(Model& model, const data::Dataset& ds, int64_t max_images, int64_t batch, uint64_t seed);
 
 // Trains `model` on `train`, evaluating on `val` after each epoch. The test set is not an argument: it is
 // touched once, by the caller, after training.
