@@ -257,6 +257,8 @@ TaskMetrics evaluate_split(Model& m, const Split& s, const Data& d, bool detect,
 struct DenseEpoch {
   int epoch = 0;
   double lr = 0, loss = 0, seconds = 0, images_per_s = 0, val_main = 0;
+  int64_t bn_recalibrated = 0;            // last epoch only: images of the BN recalibration (0: none)
+  double val_before_recalibration = 0;    // last epoch only: val_main before it
 };
 
 std::vector<DenseEpoch> train(Model& model, const Data& d, bool detect, const DenseOptions& o, uint64_t seed) {
@@ -306,6 +308,39 @@ std::vector<DenseEpoch> train(Model& model, const Data& d, bool detect, const De
                  model.config().name().c_str(), e + 1, o.epochs, l.loss, detect ? "mAP@0.5" : "mIoU", l.val_main,
                  l.images_per_s, l.seconds);
     log.push_back(l);
+  }
+  if (o.bn_recalibrate > 0 && n >= 2) {
+    // As recalibrate_bn (host/train/trainer.h) for the classification suite: running statistics = the
+    // average of batch statistics over un-augmented training images, in a seeded order. The last epoch's
+    // val_main is replaced by the figure after it (the packed model's); the epoch logged keeps both.
+    std::vector<int64_t> perm = data::epoch_permutation(n, seed ^ 0x9e3779b97f4a7c15ull, 0);
+    const int64_t bs = std::max<int64_t>(2, std::min<int64_t>(o.batch, o.bn_recalibrate));
+    int64_t used = 0, k = 0;
+    const data::DenseAugment plain = eval_augment(d);
+    for (int64_t b0 = 0; b0 + bs <= n && used + bs <= o.bn_recalibrate; b0 += bs, ++k) {
+      std::vector<int64_t> idx(perm.begin() + b0, perm.begin() + b0 + bs);
+      data::DenseBatch b = make_batch(d.train, detect, idx, plain, seed, 0);
+      set_bn_momentum_override(1.f / float(k + 1));
+      try {
+        model.forward(batch_tensor(b), true);
+      } catch (...) {
+        set_bn_momentum_override(-1.f);
+        throw;
+      }
+      model.clear_cache();
+      used += bs;
+    }
+    set_bn_momentum_override(-1.f);
+    if (used > 0 && !log.empty()) {
+      const double before = log.back().val_main;
+      log.back().val_before_recalibration = before;
+      log.back().val_main = evaluate_split(model, d.val, d, detect, o.score_threshold).main;
+      log.back().bn_recalibrated = used;
+      model.clear_cache();
+      std::fprintf(stderr, "  %s BN statistics recomputed from %lld training images: val %s %.4f -> %.4f\n",
+                   model.config().name().c_str(), (long long)used, detect ? "mAP@0.5" : "mIoU", before,
+                   log.back().val_main);
+    }
   }
   return log;
 }
@@ -451,8 +486,13 @@ json run_dense(const DenseOptions& o) {
       json epochs = json::array();
       for (const DenseEpoch& l : log) {
         ep += l.seconds;
-        epochs.push_back({{"epoch", l.epoch}, {"lr", l.lr}, {"train_loss", l.loss}, {"seconds", l.seconds},
-                          {"images_per_s", l.images_per_s}, {std::string("val_") + main_key, l.val_main}});
+        json e = {{"epoch", l.epoch}, {"lr", l.lr}, {"train_loss", l.loss}, {"seconds", l.seconds},
+                  {"images_per_s", l.images_per_s}, {std::string("val_") + main_key, l.val_main}};
+        if (l.bn_recalibrated > 0) {
+          e["bn_recalibration_images"] = l.bn_recalibrated;
+          e[std::string("val_") + main_key + "_before_bn_recalibration"] = l.val_before_recalibration;
+        }
+        epochs.push_back(e);
       }
       epoch_s.push_back(ep / double(std::max<size_t>(1, log.size())));
       val_v.push_back(log.empty() ? 0.0 : log.back().val_main);
@@ -526,7 +566,7 @@ json run_dense(const DenseOptions& o) {
       {"budget",
        {{"epochs", o.epochs}, {"batch", o.batch}, {"optimizer", "sgd"}, {"lr", o.lr}, {"momentum", o.momentum},
         {"weight_decay", o.weight_decay}, {"schedule", "cosine"}, {"warmup_epochs", o.warmup_epochs},
-        {"clip_norm", o.clip_norm}, {"augment", o.augment}, {"seeds", o.seeds}, {"base_seed", o.base_seed},
+        {"clip_norm", o.clip_norm}, {"augment", o.augment}, {"bn_recalibrate", o.bn_recalibrate}, {"seeds", o.seeds}, {"base_seed", o.base_seed},
         {"neck", o.neck}, {"head_nl", o.head_nl},
         {"loss", detect ? fmt::format("focal + {} L1(size) + {} L1(offset)", o.size_weight, o.offset_weight)
                         : std::string("pixel cross-entropy, void ignored")},

@@ -35,6 +35,8 @@ struct DenseOptions {
   float lr = 0.05f, momentum = 0.9f, weight_decay = 5e-4f, clip_norm = 5.f;
   int warmup_epochs = 1;
   bool augment = true;               // random scale 0.75-1.25, crop, flip (boxes and masks follow)
+  int64_t bn_recalibrate = 4096;     // BN statistics recomputed after training from <= this many training
+                                     // images without augmentation (host/train/trainer.h; 0: off)
   int neck = 64;
   bool head_nl = false;              // NL modules in the merge and head (NL backbones only)
   float size_weight = 0.1f, offset_weight = 1.f;  // detection loss: focal + w_s L1(size) + w_o L1(offset)

@@ -116,6 +116,9 @@ int main(int argc, char** argv) {
     a->add_option("--lr", d.lr, "peak learning rate (warm-up 1 epoch, then cosine)");
     a->add_option("--warmup", d.warmup_epochs, "linear warm-up epochs")->check(CLI::Range(0, 1000));
     a->add_flag("--no-augment", [&d](int64_t) { d.augment = false; }, "no random scale / crop / flip");
+    a->add_option("--bn-recalibrate", d.bn_recalibrate,
+                  "after training, recompute BN statistics from this many training images (0: off)")
+        ->check(CLI::NonNegativeNumber);
     a->add_option("--input-h", d.input_h, "network input height (multiple of 32)")->check(CLI::Range(32, 4096));
     a->add_option("--input-w", d.input_w, "network input width (multiple of 32)")->check(CLI::Range(32, 4096));
     a->add_option("--neck", d.neck, "channels of the stride-8 merge")->check(CLI::Range(8, 1024));

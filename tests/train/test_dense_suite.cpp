@@ -175,6 +175,8 @@ TEST(DenseSuite, TinyEndToEndRunOfBothSuites) {
       EXPECT_GE(v, 0.0);
       EXPECT_LE(v, 1.0);
       for (const char* dt : {"f32", "f16", "i8"}) EXPECT_TRUE(fs::exists(m["runs"][0]["packages"][dt]["path"].get<std::string>()));
+      // BN recalibrated after the last epoch on the 8 training images (two batches of 4), logged with it.
+      EXPECT_EQ(m["runs"][0]["epochs"].back()["bn_recalibration_images"].get<int64_t>(), 8);
     }
     EXPECT_LT(r["models"][1]["package_bytes"]["f32"].get<double>(), 0.2 * r["models"][0]["package_bytes"]["f32"].get<double>());
     ASSERT_EQ(r["pictures"].size(), 1u);
