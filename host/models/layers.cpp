@@ -363,7 +363,7 @@ Shape BasicBlock::out_shape(const Shape& in) const { return conv2_->out_shape(co
 namespace {
 bool g_eval_fusion = true;
 int g_sample_block = -1;  // -1: not set yet (then $RF_EVAL_SAMPLE_BLOCK, else kDefaultSampleBlock)
-constexpr int kDefaultSampleBlock = 2;
+constexpr int kDefaultSampleBlock = 1;
 }  // namespace
 void set_eval_fusion(bool on) { g_eval_fusion = on; }
 bool eval_fusion() { return g_eval_fusion; }
@@ -407,16 +407,17 @@ Tensor BasicBlock::forward_eval_fused(const Tensor& x, float* out) {
 
 // NL blocks in eval mode run on blocks of a few samples, the two threads each taking whole blocks: their ops
 // do little arithmetic per byte (the NL module's concat is 3x its input; the grouped 1x1 conv does
-// C_cat/4 MACs per element read), so at batch 64 they streamed 50 MB concat buffers through DRAM; on a
-// block of 2 samples at 32x32 a module's working set (~3 MB) stays in cache. Measured (one process,
-// forward at N=64, 32x32, 2 threads, 3 forwards per figure, steady state), NL-ResNet-18 dw img/s:
-//   block          unblocked    1     2     4     8
-//   quiet machine     520      765   781   788   689
-//   busy neighbours   470      640    -    545    -
-// The shared L3 of these VMs is sometimes contended (the second row, same binary, minutes apart), which
-// favours small blocks; 2 is the compromise. ResNet-18's compute-bound 3x3 convs lose (205 img/s
-// unblocked; 142 / 175 / 194 / 202 at 1 / 2 / 4 / 8), so its blocks stay unblocked. Every sample's
-// arithmetic is the same either way (bit-identical outputs: tests/models/test_models.cpp).
+// C_cat/4 MACs per element read), so at batch 64 they streamed 50 MB concat buffers through DRAM; one
+// sample's module working set at 32x32 (~1.5 MB) stays in L2/L3. Measured (one process, forward at N=64,
+// 32x32, 2 threads, 3 forwards per figure, steady state), NL-ResNet-18 dw img/s:
+//   block                 unblocked    1     2     4     8
+//   quiet machine            540      778   796   799   689
+//   busy L3 (neighbours)     480      630   575   540    -
+// The shared L3 of these VMs is busy for minutes at a time (the second row: same binary, same hour), which
+// favours the smallest block; 1 costs 2 % when the machine is quiet and wins 10 % when it is not.
+// ResNet-18's compute-bound 3x3 convs lose (205 img/s unblocked; 142 / 175 / 194 / 202 at 1 / 2 / 4 / 8),
+// so its blocks stay unblocked. Every sample's arithmetic is the same either way (bit-identical outputs:
+// tests/models/test_models.cpp).
 Tensor BasicBlock::forward_eval_blocked(const Tensor& x) {
   const int N = int(x.size(0)), block = eval_sample_block();
   if (!has_nl_ || block <= 0 || N <= block || omp_in_parallel() || omp_get_max_threads() < 2)

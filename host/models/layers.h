@@ -217,7 +217,7 @@ class Sequential : public Module {
 // path equals bit for bit (tests/models/test_models.cpp); benchmarks can switch it to measure the gain.
 void set_eval_fusion(bool on);
 bool eval_fusion();
-// Eval-mode NL blocks run on blocks of this many samples, one thread per block (0: off; default 2, or
+// Eval-mode NL blocks run on blocks of this many samples, one thread per block (0: off; default 1, or
 // $RF_EVAL_SAMPLE_BLOCK). Cache blocking only: the same arithmetic per sample (tests/models/test_models.cpp).
 void set_eval_sample_block(int samples);
 int eval_sample_block();

@@ -206,7 +206,7 @@ TEST(Models, SampleBlockedEvalEqualsUnblockedBitForBit) {
       ASSERT_EQ(0, std::memcmp(ref.f32(), got.f32(), ref.nbytes())) << "block " << block;
     }
   }
-  set_eval_sample_block(2);
+  set_eval_sample_block(1);
   omp_set_num_threads(threads);
 }
 
