@@ -315,22 +315,17 @@ std::vector<DenseEpoch> train(Model& model, const Data& d, bool detect, const De
     // val_main is replaced by the figure after it (the packed model's); the epoch logged keeps both.
     std::vector<int64_t> perm = data::epoch_permutation(n, seed ^ 0x9e3779b97f4a7c15ull, 0);
     const int64_t bs = std::max<int64_t>(2, std::min<int64_t>(o.batch, o.bn_recalibrate));
-    int64_t used = 0, k = 0;
     const data::DenseAugment plain = eval_augment(d);
-    for (int64_t b0 = 0; b0 + bs <= n && used + bs <= o.bn_recalibrate; b0 += bs, ++k) {
-      std::vector<int64_t> idx(perm.begin() + b0, perm.begin() + b0 + bs);
-      data::DenseBatch b = make_batch(d.train, detect, idx, plain, seed, 0);
-      set_bn_momentum_override(1.f / float(k + 1));
-      try {
-        model.forward(batch_tensor(b), true);
-      } catch (...) {
-        set_bn_momentum_override(-1.f);
-        throw;
+    int64_t used = 0;
+    {
+      BnRecalibration recal(model);
+      for (int64_t b0 = 0; b0 + bs <= n && recal.images() + bs <= o.bn_recalibrate; b0 += bs) {
+        std::vector<int64_t> idx(perm.begin() + b0, perm.begin() + b0 + bs);
+        data::DenseBatch b = make_batch(d.train, detect, idx, plain, seed, 0);
+        recal.add(batch_tensor(b));
       }
-      model.clear_cache();
-      used += bs;
+      used = recal.images();
     }
-    set_bn_momentum_override(-1.f);
     if (used > 0 && !log.empty()) {
       const double before = log.back().val_main;
       log.back().val_before_recalibration = before;

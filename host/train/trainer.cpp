@@ -75,21 +75,19 @@ int64_t recalibrate_bn(Model& model, const data::Dataset& ds, int64_t max_images
   lo.drop_last = true;
   data::BatchLoader loader(ds, lo);
   loader.start_epoch(0);
-  int64_t used = 0, k = 0;
-  for (data::Batch b; used + lo.batch_size <= max_images && loader.next(b); ++k) {
-    set_bn_momentum_override(1.f / float(k + 1));  // running = mean of the k+1 batch statistics so far
-    try {
-      model.forward(b.x, true);
-    } catch (...) {
-      set_bn_momentum_override(-1.f);
-      model.clear_cache();
-      throw;
-    }
-    model.clear_cache();
-    used += b.size();
-  }
-  set_bn_momentum_override(-1.f);
-  return used;
+  BnRecalibration recal(model);
+  for (data::Batch b; recal.images() + lo.batch_size <= max_images && loader.next(b);) recal.add(b.x);
+  return recal.images();
+}
+
+BnRecalibration::~BnRecalibration() { set_bn_momentum_override(-1.f); }
+
+void BnRecalibration::add(const Tensor& x) {
+  set_bn_momentum_override(1.f / float(batches_ + 1));  // running = mean of the batch statistics so far
+  model_.forward(x, true);
+  model_.clear_cache();
+  ++batches_;
+  images_ += x.size(0);
 }
 
 TrainResult train_model(Model& model, const data::Dataset& train, const data::Dataset& val, const TrainOptions& o) {

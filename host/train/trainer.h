@@ -70,6 +70,23 @@ struct TrainResult {
 // of images used (0 when the set is too small for a batch of 2).
 int64_t recalibrate_bn(Model& model, const data::Dataset& ds, int64_t max_images, int64_t batch, uint64_t seed);
 
+// The loop under recalibrate_bn, for any source of batches (the dense suites use it too): add(x) runs a
+// train-mode forward of batch k with BN momentum 1/(k+1); the destructor restores the normal momentum, also
+// when a forward throws.
+class BnRecalibration {
+ public:
+  explicit BnRecalibration(Model& model) : model_(model) {}
+  ~BnRecalibration();
+  BnRecalibration(const BnRecalibration&) = delete;
+  BnRecalibration& operator=(const BnRecalibration&) = delete;
+  void add(const Tensor& x);                   // x (N >= 2, 3, H, W)
+  int64_t images() const { return images_; }
+
+ private:
+  Model& model_;
+  int64_t batches_ = 0, images_ = 0;
+};
+
 // Trains `model` on `train`, evaluating on `val` after each epoch. The test set is not an argument: it is
 // touched once, by the caller, after training.
 TrainResult train_model(Model& model, const data::Dataset& train, const data::Dataset& val, const TrainOptions& o);

@@ -160,6 +160,14 @@ TEST(Trainer, BnRecalibrationAveragesBatchStatistics) {
   EXPECT_LT(gap, 0.02) << "eval after recalibrating on the whole set should match train mode on it";
   EXPECT_LT(gap, before / 4) << "training's running averages: gap " << before;
 
+  // Bad input: a batch of one (no variance) is refused; a forward that throws mid-recalibration still
+  // leaves BN at its normal momentum (checked by the momentum test below, which runs after it).
+  EXPECT_THROW(recalibrate_bn(m, train, 64, 1, 1), rf::Error);
+  {
+    BnRecalibration recal(m);
+    EXPECT_THROW(recal.add(Tensor::zeros(Shape{2, 5, 16, 16})), rf::Error);  // 5 channels: the stem wants 3
+  }
+
   // Train-mode BN after recalibration: momentum 0.1 again (running = 0.9 R + 0.1 S, S = this batch's stats).
   const auto whole = snapshot(m, true);  // S: the statistics of `all`, from the one-batch recalibration
   restore_running_stats(m, fresh);
