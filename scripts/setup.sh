@@ -3,8 +3,9 @@
 # CUDA (nvcc, cuDNN, cuRAND) is optional and not installed here: the CPU build always works.
 set -euo pipefail
 
-PKGS=(build-essential cmake ninja-build pkg-config
-      libdnnl-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+PKGS=(build-essential cmake ninja-build pkg-config git  # git: the revision in every results file
+      libdnnl-dev ocl-icd-opencl-dev opencl-c-headers  # oneDNN's CMake package calls FindOpenCL
+      libfmt-dev libcli11-dev nlohmann-json3-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       libjpeg62-turbo-dev libpng-dev libzstd-dev zstd python3
       libtinyxml2-dev python3-matplotlib python3-numpy  # VOC XML; scripts/report.py plots
