@@ -81,18 +81,17 @@ stamp "copying the cached root to $ROOT"
 cp -a "$BASE" "$ROOT"
 rm -f "$ROOT/.complete"
 rm -f "$ROOT"/etc/apt/sources.list "$ROOT"/etc/apt/sources.list.d/*
-[ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$ROOT/etc/apt/"
-for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
-  [ -f "$f" ] && cp "$f" "$ROOT/etc/apt/sources.list.d/"
+SOURCES=()
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
+  if [ -f "$f" ]; then SOURCES+=("$f"); cp "$f" "$ROOT$f"; fi
 done
 for f in /etc/apt/apt.conf.d/*; do  # proxies, snapshot date checks: whatever lets apt reach the mirror here
-  [ -f "$f" ] && [ ! -e "$ROOT/etc/apt/apt.conf.d/$(basename "$f")" ] && cp "$f" "$ROOT/etc/apt/apt.conf.d/"
+  if [ -f "$f" ] && [ ! -e "$ROOT$f" ]; then cp "$f" "$ROOT$f"; fi
 done
 # Keyrings that the copied sources name (Signed-By) and the fresh root may lack.
-grep -ho 'Signed-By: *[^ ]*\|signed-by=[^] ]*' /etc/apt/sources.list.d/* /etc/apt/sources.list 2>/dev/null |
-  sed 's/.*[:=] *//' | sort -u | while read -r k; do
-    [ -f "$k" ] && [ ! -e "$ROOT$k" ] && mkdir -p "$ROOT$(dirname "$k")" && cp "$k" "$ROOT$k"
-  done
+for k in $(sed -n 's/^Signed-By: *\([^ ]*\).*/\1/p; s/.*signed-by=\([^] ]*\).*/\1/p' "${SOURCES[@]}" | sort -u); do
+  if [ -f "$k" ] && [ ! -e "$ROOT$k" ]; then mkdir -p "$ROOT$(dirname "$k")"; cp "$k" "$ROOT$k"; fi
+done
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
 
 # The clone: only what is committed, as a user gets it; ../shared beside it, read-only as in CI.
