@@ -387,7 +387,10 @@ std::vector<Figure> load_figures(const std::vector<std::string>& paths, const Wa
     RF_CHECK(n > 0, "{}: folder yields no figure (none of its .json files gives one); {}", folder, kKnownKinds);
   std::string names;
   for (const std::string& p : paths) names += (names.empty() ? "" : ", ") + p;
-  RF_CHECK(!out.empty(), "{}: yield{} no figure; {}", names, paths.size() == 1 ? "s" : "", kKnownKinds);
+  RF_CHECK(!out.empty(),
+           "{}: yield{} no figure to gate; {} (Google Benchmark JSON must hold twins to divide, such as "
+           "BM_x/ref/... and BM_x/cpu/...)",
+           names, paths.size() == 1 ? "s" : "", kKnownKinds);
   return out;
 }
 
@@ -494,7 +497,7 @@ std::string describe(const Machine& m) {
 }
 
 std::vector<std::string> class_differences(const Machine& b, const Machine& c) {
-  if (!b.known()) return {"the baseline records no machine (machine unknown)"};
+  if (!b.known()) return {"the baseline records no machine: machine unknown"};
   std::vector<std::string> d;
   auto differ = [&](const char* what, const std::string& here, const std::string& there) {
     if (here != there) d.push_back(fmt::format("{}: {} here, {} in the baseline", what, here, there));
