@@ -704,11 +704,11 @@ std::string markdown(const std::vector<Row>& rows, bool all) {
   std::string s = fmt::format("## reframe gate: {} regression{} in {} figures compared ({} improved, {} new{}{}{})\n\n",
                               bad, bad == 1 ? "" : "s", count_compared(rows), improved, added,
                               part(missing, "missing from this run"), part(remeasured, "measured twice"),
-                              part(skipped, "timing ratios skipped"));
+                              part(skipped, skipped == 1 ? "timing ratio skipped" : "timing ratios skipped"));
   if (skipped)
-    s += fmt::format("**{} timing ratios were not compared**: {}. Exact counts and accuracy are gated; "
+    s += fmt::format("**{} timing ratio{} not compared**: {}. Exact counts and accuracy are gated; "
                      "`--force-ratios` compares the ratios anyway.\n\n",
-                     skipped, skip_note.substr(skip_note.find(": ") + 2));
+                     skipped, skipped == 1 ? " was" : "s were", skip_note.substr(skip_note.find(": ") + 2));
   std::string table =
       "| status | figure | kind | baseline | current | change | allowed drop | note |\n"
       "|---|---|---|---:|---:|---:|---:|---|\n";

@@ -68,6 +68,7 @@ int cmd_gate(const GateCmdOptions& o) {
   std::string md = gate::markdown(rows, o.all);
   std::fputs(md.c_str(), stdout);
   if (!o.markdown_out.empty()) write_text_atomic(o.markdown_out, md);
+  std::fflush(stdout);  // the table first, then what stderr says about it
   // A figure of the baseline that this run lacks is an error: named here, and each counts as a regression.
   std::string missing;
   int n_missing = 0;
