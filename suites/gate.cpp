@@ -43,8 +43,11 @@ const char* status_name(Status s) {
 
 namespace {
 
-// A JSON value as it appears in the file, cut short for messages.
+// A JSON value as it appears in the file, cut short for messages. Containers are described, not dumped: a
+// hostile file may nest them deeply or make them huge.
 std::string show(const json& v) {
+  if (v.is_object()) return v.empty() ? "{}" : fmt::format("{{...}} (an object of {} fields)", v.size());
+  if (v.is_array()) return v.empty() ? "[]" : fmt::format("[...] (an array of {} items)", v.size());
   std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }
@@ -64,7 +67,7 @@ double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  return n % 2 ? v[n / 2] : v[n / 2 - 1] + 0.5 * (v[n / 2] - v[n / 2 - 1]);  // no overflow near DBL_MAX
 }
 
 // Robust relative deviation of a sample around its median: 1.4826 * MAD / median (the 1.4826 makes MAD an
@@ -74,7 +77,7 @@ double robust_rel_spread(const std::vector<double>& v) {
   double m = median(v);
   std::vector<double> dev;
   for (double x : v) dev.push_back(std::fabs(x - m));
-  return m > 0 ? 1.4826 * median(dev) / m : 0;
+  return m > 0 ? 1.4826 * (median(dev) / m) : 0;
 }
 
 double mean_of(const std::vector<double>& v) {
