@@ -297,6 +297,8 @@ InputKind input_kind(const json& j, std::string* task) {
   return InputKind::other;
 }
 
+constexpr uintmax_t kMaxInputBytes = uintmax_t(64) << 20;
+
 const char* kKnownKinds =
     "expected suite results (schema reframe.classify/1, reframe.detect/1 or reframe.segment/1), Google Benchmark "
     "JSON (an object with 'benchmarks' and 'context') or a gate baseline (schema reframe.gate/1)";
@@ -348,8 +350,10 @@ std::vector<Figure> load_figures(const std::vector<std::string>& paths, const Wa
     RF_CHECK(!ec && fs::exists(st), "{}: no such file or folder", p);
     if (fs::is_directory(st)) {
       std::vector<std::string> found;
-      for (auto it = fs::directory_iterator(p, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
-        if (it->path().extension() == ".json" && fs::is_regular_file(it->path())) found.push_back(it->path().string());
+      for (auto it = fs::directory_iterator(p, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        std::error_code ec2;
+        if (it->path().extension() == ".json" && fs::is_regular_file(it->path(), ec2)) found.push_back(it->path().string());
+      }
       RF_CHECK(!ec, "{}: cannot list the folder ({})", p, ec.message());
       std::sort(found.begin(), found.end());
       RF_CHECK(!found.empty(), "{}: folder holds no .json results", p);
@@ -363,6 +367,12 @@ std::vector<Figure> load_figures(const std::vector<std::string>& paths, const Wa
   std::map<std::string, std::string> seen;  // figure -> file
   std::map<std::string, size_t> per_folder;
   for (const Input& in : files) {
+    // Results files are kilobytes to a few megabytes; a parsed JSON document takes ~10x its size in memory.
+    std::error_code ec;
+    uintmax_t bytes = fs::file_size(in.path, ec);
+    RF_CHECK(!ec, "{}: cannot read its size ({})", in.path, ec.message());
+    RF_CHECK(bytes <= kMaxInputBytes, "{}: {} bytes; the gate reads results files of at most {} MiB", in.path, bytes,
+             kMaxInputBytes >> 20);
     std::ifstream is(in.path, std::ios::binary);
     RF_CHECK(is, "{}: cannot open", in.path);
     json j;

@@ -168,7 +168,8 @@ int main(int argc, char** argv) {
   CLI::App* gate = app.add_subcommand(
       "gate", "Compare a run with a baseline: exact counts, seed-noise margins on accuracy, same-run timing ratios; "
               "exit status = number of regressions");
-  gate->add_option("--baseline,-b", gco.baseline, "baseline (results/baselines/<name>.json, or raw results)");
+  gate->add_option("--baseline,-b", gco.baseline, "baseline (results/baselines/<name>.json, or raw results, which record no machine: "
+                   "their timing ratios need --force-ratios)");
   gate->add_option("--current,-c", gco.current, "this run: results folders or files (suite JSON, Google Benchmark JSON)");
   gate->add_option("--confirm", gco.confirm,
                    "a second measurement of the timings: a ratio regresses only if it regresses in both runs");

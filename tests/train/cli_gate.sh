@@ -107,6 +107,9 @@ expect_error bl_no_benchmarks "no_benchmarks.json" "without a timing ratio" "yie
 # bench_kernels.json of the fixtures holds kernels without their references: no ratio, so nothing to gate.
 expect_error bl_no_twins "bench_kernels.json" "without a timing ratio" "yields no figure" -- --baseline "$WORK/run/bench_kernels.json" --current "$WORK/run"
 expect_error bl_not_json "not_json.json" "not valid JSON" -- --baseline "$WORK/bl/not_json.json" --current "$WORK/run"
+truncate -s 70M "$WORK/bl/huge.json"  # sparse: no disk used
+expect_error bl_huge "huge.json" "73400320 bytes" "at most 64 MiB" -- --baseline "$WORK/bl/huge.json" --current "$WORK/run"
+rm -f "$WORK/bl/huge.json"
 expect_error bl_absent "absent.json" "no such file" -- --baseline "$WORK/bl/absent.json" --current "$WORK/run"
 # A malformed field of the baseline: file, figure and field named.
 "$PY" - "$WORK/base.json" "$WORK/bl/bad_value.json" <<'PYEOF'
