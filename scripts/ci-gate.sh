@@ -3,8 +3,8 @@
 # `reframe gate` with the committed CPU baseline of this machine class. Run by .ci/run after the tests.
 #   scripts/ci-gate.sh                              measure, gate; exit status = number of regressions
 #   scripts/ci-gate.sh --write-baseline             measure and write results/baselines/ci-cpu-<class>.json
-#                                                   (and ci-cpu.json when there is none yet); commit it
-#   scripts/ci-gate.sh --write-baseline --default   the same, and (re)write the default ci-cpu.json too
+#                                                   (a baseline for this runner class); commit it
+#   scripts/ci-gate.sh --write-baseline --default   measure and (re)write the default results/baselines/ci-cpu.json
 # Machine class (`reframe gate --machine-class`, suites/gate.h): SIMD level, threads, CPU model, e.g.
 # avx512-2t-intel-xeon-platinum-8375c; the baseline also records build type, RF_NATIVE and compiler. Timing
 # ratios depend on all of these, so the gate uses results/baselines/ci-cpu-<class>.json when it exists. When it
@@ -53,10 +53,9 @@ echo "== ci-gate: classification (2 models x 2 seeds, synthetic 16x16)"
   --throughput-batches 16 --latency-reps 3 > "$OUT/classify.txt"
 INPUTS=("$OUT/bench_kernels.json" "$OUT/bench_models.json" "$OUT/classify/classify.json")
 if [ "${1:-}" = "--write-baseline" ]; then
-  "$BUILD/reframe" gate --write-baseline "$BASELINE" --current "${INPUTS[@]}"
-  if [ "${2:-}" = "--default" ] || [ ! -f "$DEFAULT" ]; then
-    "$BUILD/reframe" gate --write-baseline "$DEFAULT" --current "${INPUTS[@]}"
-  fi
+  TARGET=$BASELINE
+  [ "${2:-}" = "--default" ] && TARGET=$DEFAULT
+  "$BUILD/reframe" gate --write-baseline "$TARGET" --current "${INPUTS[@]}"
   exit 0
 fi
 if [ ! -f "$BASELINE" ]; then
