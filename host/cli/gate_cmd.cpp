@@ -1,4 +1,5 @@
-// `reframe gate` (compare a run with a committed baseline; exit status = number of regressions) and
+// `reframe gate` (compare a run with a committed baseline; exit status = number of regressions; timing ratios
+// only against a baseline of this machine class, suites/gate.h; --machine-class prints the class) and
 // `reframe report` (suite results and benchmark JSON into CSV, plots and a summary, via scripts/report.py).
 #include <fcntl.h>
 #include <spawn.h>
