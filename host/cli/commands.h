@@ -83,6 +83,8 @@ struct GateCmdOptions {
   std::vector<std::string> current, confirm;
   double tolerance = 0, z = 3, metric_floor = 0.005, ratio_floor = 0.4;
   bool all = false;
+  bool force_ratios = false;   // compare timing ratios with a baseline of another (or unknown) machine class
+  bool machine_class = false;  // print this machine's class (for baseline file names) and exit
 };
 int cmd_gate(const GateCmdOptions& o);
 

@@ -168,9 +168,9 @@ int main(int argc, char** argv) {
   CLI::App* gate = app.add_subcommand(
       "gate", "Compare a run with a baseline: exact counts, seed-noise margins on accuracy, same-run timing ratios; "
               "exit status = number of regressions");
-  gate->add_option("--baseline,-b", gco.baseline, "baseline (results/baselines/<name>.json, or raw results)");
-  gate->add_option("--current,-c", gco.current, "this run: results folders or files (suite JSON, Google Benchmark JSON)")
-      ->required();
+  gate->add_option("--baseline,-b", gco.baseline, "baseline (results/baselines/<name>.json, or raw results, which record no machine: "
+                   "their timing ratios need --force-ratios)");
+  gate->add_option("--current,-c", gco.current, "this run: results folders or files (suite JSON, Google Benchmark JSON)");
   gate->add_option("--confirm", gco.confirm,
                    "a second measurement of the timings: a ratio regresses only if it regresses in both runs");
   gate->add_option("--write-baseline", gco.write_baseline, "write the current figures as a baseline file and exit 0");
@@ -183,6 +183,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   gate->add_option("--markdown", gco.markdown_out, "also write the Markdown table to this file");
   gate->add_flag("--all", gco.all, "list every figure, not only those that changed");
+  gate->add_flag("--force-ratios", gco.force_ratios,
+                 "compare timing ratios even with a baseline of another machine class (or one that records none)");
+  gate->add_flag("--machine-class", gco.machine_class,
+                 "print this machine's class (SIMD level, threads, CPU model: baseline file names) and exit");
 
   rf::ReportCmdOptions rco;
   CLI::App* report = app.add_subcommand("report", "Results (suite JSON, models --json --layers, Google Benchmark JSON) "
