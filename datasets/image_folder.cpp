@@ -679,6 +679,15 @@ Dataset load_image_folder(const std::string& root, const std::string& split, con
       uint8_t* out = d.pixels.data() + size_t(i) * 3 * plane;
       for (size_t p = 0; p < plane; ++p)
         for (size_t c = 0; c < 3; ++c) out[c * plane + p] = img.hwc[p * 3 + c];
+    } catch (const std::bad_alloc&) {
+#pragma omp critical(rf_image_folder_error)
+      {
+        if (i < err_index) {
+          err_index = i;
+          err_msg = fmt::format("image folder: out of memory loading {} (dataset {}x{}, {} images)", files[size_t(i)],
+                                H, W, N);
+        }
+      }
     } catch (const std::exception& e) {
 #pragma omp critical(rf_image_folder_error)
       {
