@@ -191,3 +191,62 @@ TEST(DenseSuite, TinyEndToEndRunOfBothSuites) {
     fs::remove_all(o.out_dir);
   }
 }
+
+// issue 18: a detection split without objects has no ground truth: refused before training, never mAP 0.0.
+TEST(DenseSuite, DetectionSplitWithoutObjectsIsRefusedBeforeTraining) {
+  const std::string root = temp_dir("voc_no_gt");
+  fs::create_directories(root + "/JPEGImages");
+  fs::create_directories(root + "/Annotations");
+  fs::create_directories(root + "/ImageSets/Main");
+  std::vector<uint8_t> px(64 * 64 * 3, 100);
+  auto put = [&](const std::string& id, bool object) {
+    data::write_jpeg_file(root + "/JPEGImages/" + id + ".jpg", px.data(), 64, 64, 3, 90);
+    std::ofstream(root + "/Annotations/" + id + ".xml")
+        << "<annotation><size><width>64</width><height>64</height></size>"
+        << (object ? "<object><name>cell</name><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>30</xmax><ymax>30</ymax>"
+                     "</bndbox></object>"
+                   : "")
+        << "</annotation>\n";
+  };
+  for (const char* id : {"t0", "t1", "v0"}) put(id, true);
+  for (const char* id : {"x0", "x1"}) put(id, false);
+  std::ofstream(root + "/ImageSets/Main/train.txt") << "t0\nt1\n";
+  std::ofstream(root + "/ImageSets/Main/val.txt") << "v0\n";
+  std::ofstream(root + "/ImageSets/Main/test.txt") << "x0\nx1\n";
+  DenseOptions o;
+  o.task = "detect";
+  o.data = root;
+  o.input_h = o.input_w = 64;
+  o.epochs = 1, o.batch = 2, o.neck = 16, o.pictures = 0;
+  o.out_dir = temp_dir("voc_no_gt_out");
+  std::string msg;
+  try {
+    run_dense(o);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("the test split (2 images) has no objects that are not marked difficult: mAP would have no "
+                     "ground truth"),
+            std::string::npos)
+      << msg;
+  EXPECT_FALSE(fs::exists(o.out_dir + "/packages/detect-resnet18-s0-f32.rfpk"));  // nothing was trained
+  fs::remove_all(root);
+  fs::remove_all(o.out_dir);
+}
+
+TEST(DenseSuite, TableSaysNoGroundTruthForANullMetric) {
+  nlohmann::json nan_ms = {{"mean", std::nan("")}, {"std", 0.0}};
+  nlohmann::json m = {{"model", "resnet18"},  {"learnable_params", 1}, {"macs", 2},
+                      {"package_bytes", {{"f32", 100}, {"i8", 30}}}, {"latency_batch1_ms", 1.0},
+                      {"map50", nan_ms},      {"map_coco", nan_ms},    {"map50_int8", nan_ms}};
+  nlohmann::json r = {{"schema", "reframe.detect/1"},
+                      {"models", {m}},
+                      {"budget", {{"epochs", 1}, {"batch", 2}, {"lr", 0.1}, {"loss", "focal"}, {"seeds", 1}}},
+                      {"dataset", {{"input", {3, 64, 64}}}}};
+  // Through text, as a reader of the JSON file gets it: NaN is written as null.
+  const nlohmann::json back = nlohmann::json::parse(r.dump());
+  EXPECT_TRUE(back["models"][0]["map50"]["mean"].is_null());
+  const std::string t = dense_table(back);
+  EXPECT_NE(t.find("no ground truth"), std::string::npos) << t;
+  EXPECT_EQ(t.find("nan"), std::string::npos) << t;
+}
