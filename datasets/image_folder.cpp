@@ -181,13 +181,6 @@ extern "C" void rf_png_read(png_structp png, png_bytep out, png_size_t n) {
   c->pos += n;
 }
 
-// A format refusal (label mode): message kept as is, not prefixed with "bad PNG".
-[[noreturn]] void png_refuse(png_structp png, PngCtx& ctx, const std::string& msg) {
-  std::snprintf(ctx.msg, sizeof(ctx.msg), "%s", msg.c_str());
-  ctx.kind = kFailFormat;
-  png_longjmp(png, 1);
-}
-
 const char* png_color_name(int color) {
   switch (color) {
     case PNG_COLOR_TYPE_GRAY: return "grayscale";
@@ -244,18 +237,24 @@ int png_decode_raw(PngCtx& ctx, PngMode mode, std::vector<uint8_t>* out, std::ve
   const int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
   int channels = 3;
   if (mode == kPngLabel) {
+    // A refusal is not a libpng error: no longjmp (that would skip C++ destructors), just clean up and return.
+    const char* refusal = nullptr;
     if (depth == 16)
-      png_refuse(png, ctx, fmt::format("label map is 16-bit ({}); expected an 8-bit single-channel PNG "
-                                       "(grayscale or palette indices)", png_color_name(color)));
-    if (color == PNG_COLOR_TYPE_GRAY_ALPHA || color == PNG_COLOR_TYPE_RGB_ALPHA)
-      png_refuse(png, ctx, fmt::format("label map is {} (has an alpha channel); expected an 8-bit single-channel "
-                                       "PNG (grayscale or palette indices)", png_color_name(color)));
-    if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_PALETTE) {
+      refusal = "label map is 16-bit (%s); expected an 8-bit single-channel PNG (grayscale or palette indices)";
+    else if (color == PNG_COLOR_TYPE_GRAY_ALPHA || color == PNG_COLOR_TYPE_RGB_ALPHA)
+      refusal = "label map is %s (has an alpha channel); expected an 8-bit single-channel PNG (grayscale or palette "
+                "indices)";
+    else if (color != PNG_COLOR_TYPE_GRAY && color != PNG_COLOR_TYPE_PALETTE && color != PNG_COLOR_TYPE_RGB)
+      refusal = "label map has an unknown PNG colour type (%s); expected an 8-bit single-channel PNG";
+    if (refusal) {
+      std::snprintf(ctx.msg, sizeof(ctx.msg), refusal, png_color_name(color));
+      ctx.kind = kFailFormat;
+      png_destroy_read_struct(&png, &info, nullptr);
+      return 1;
+    }
+    if (color != PNG_COLOR_TYPE_RGB) {
       channels = 1;
       if (depth < 8) png_set_packing(png);  // 1/2/4-bit samples to one byte each, values unscaled
-    } else if (color != PNG_COLOR_TYPE_RGB) {
-      png_refuse(png, ctx, fmt::format("label map has PNG colour type {}; expected an 8-bit single-channel PNG",
-                                       color));
     }
     // No palette expansion, no tRNS, no gamma: the stored values are the labels.
   } else {
