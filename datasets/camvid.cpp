@@ -46,6 +46,8 @@ std::vector<CamVidPair> parse_camvid_list(const std::string& text, const std::st
     p.image = resolve_list_path(root, tok[0], list, line_no, "image path");
     p.label = resolve_list_path(root, tok[1], list, line_no, "label path");
     p.line = line_no;
+    RF_CHECK(p.image != p.label, "CamVid: {} line {}: the image and the label map are the same file {}", list, line_no,
+             tok[0]);
     const auto ii = image_line.emplace(p.image, line_no);
     RF_CHECK(ii.second, "CamVid: {} line {}: image {} is listed twice (lines {} and {}); each image once", list,
              line_no, tok[0], ii.first->second, line_no);

@@ -195,6 +195,9 @@ TEST(CamVid, DuplicatePairsAreRefused) {
   write_text(root + "/dup.txt", "img/a.png lab/a.png\nimg/b.png lab/b.png\nimg/./a.png lab/a.png\n");
   std::string m = error_of([&] { load_camvid(root, "dup"); });
   EXPECT_TRUE(contains(m, "dup.txt line 3: image img/./a.png is listed twice (lines 1 and 3)")) << m;
+  write_text(root + "/same.txt", "img/a.png img/./a.png\n");
+  m = error_of([&] { load_camvid(root, "same"); });
+  EXPECT_TRUE(contains(m, "same.txt line 1: the image and the label map are the same file img/a.png")) << m;
   write_text(root + "/dupl.txt", "img/a.png lab/a.png\nimg/b.png lab/a.png\n");
   m = error_of([&] { load_camvid(root, "dupl"); });
   EXPECT_TRUE(contains(m, "dupl.txt line 2: label map lab/a.png is listed twice")) << m;
