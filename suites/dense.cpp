@@ -198,6 +198,18 @@ Data load_data(const DenseOptions& o, bool detect) {
                "truth; give a split with annotated objects",
                d.source, name, split->size(true));
     }
+  } else {
+    // Likewise mIoU over a split whose label maps are all void.
+    for (const auto& [name, split] : {std::pair<const char*, const Split*>{"train", &d.train}, {"val", &d.val},
+                                      {"test", &d.test}}) {
+      int64_t labelled = 0;
+      for (const auto& L : split->seg.labels)
+        for (uint8_t v : L) labelled += v != d.void_label ? 1 : 0;
+      RF_CHECK(labelled > 0,
+               "{}: every label in the {} split ({} images) is void ({}): mIoU would have no ground truth; give a "
+               "split with labelled pixels",
+               d.source, name, split->size(false), d.void_label);
+    }
   }
   return d;
 }

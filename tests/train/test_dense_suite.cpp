@@ -250,3 +250,38 @@ TEST(DenseSuite, TableSaysNoGroundTruthForANullMetric) {
   EXPECT_NE(t.find("no ground truth"), std::string::npos) << t;
   EXPECT_EQ(t.find("nan"), std::string::npos) << t;
 }
+
+TEST(DenseSuite, SegmentationSplitAllVoidIsRefusedBeforeTraining) {
+  const std::string root = temp_dir("camvid_all_void");
+  fs::create_directories(root + "/img");
+  std::vector<uint8_t> px(64 * 64 * 3, 100), lab(64 * 64, 3), vd(64 * 64, 11);
+  std::string list_train, list_val, list_test;
+  for (int i = 0; i < 4; ++i) {
+    const std::string id = std::to_string(i);
+    data::write_png_file(root + "/img/" + id + ".png", px.data(), 64, 64, 3);
+    data::write_png_file(root + "/img/" + id + "_l.png", i == 3 ? vd.data() : lab.data(), 64, 64, 1);
+    std::string& l = i < 2 ? list_train : i == 2 ? list_val : list_test;
+    l += "img/" + id + ".png img/" + id + "_l.png\n";
+  }
+  std::ofstream(root + "/train.txt") << list_train;
+  std::ofstream(root + "/val.txt") << list_val;
+  std::ofstream(root + "/test.txt") << list_test;
+  fs::create_directories(root + "/train");
+  DenseOptions o;
+  o.task = "segment";
+  o.data = root;
+  o.input_h = o.input_w = 64;
+  o.epochs = 1, o.batch = 2, o.neck = 16, o.pictures = 0;
+  o.out_dir = temp_dir("camvid_all_void_out");
+  std::string msg;
+  try {
+    run_dense(o);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("every label in the test split (1 images) is void (11): mIoU would have no ground truth"),
+            std::string::npos)
+      << msg;
+  fs::remove_all(root);
+  fs::remove_all(o.out_dir);
+}
