@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 0;
   app.add_option("--threads", threads, "CPU threads (default: OMP_NUM_THREADS or all cores)");
+  app.fallthrough();  // global options (--threads, --max-image-pixels) also after the subcommand
   int64_t max_image_pixels = rf::data::kDefaultMaxImagePixels;
   app.add_option("--max-image-pixels", max_image_pixels,
                  "refuse dataset images whose header declares more pixels (default 67108864 = 8192x8192)")
