@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -162,9 +163,20 @@ ClassificationData load_classification(const std::string& path, const LoadOption
       if (ts.empty()) ts = fs::is_directory(fs::path(where) / "test") ? "test" : "val";
       out.train = load_image_folder(where, "train", opt.image_folder);
       out.test = load_image_folder(where, ts, opt.image_folder);
-      RF_CHECK(out.train.classes == out.test.classes,
-               "dataset {}: the train and {} splits have different class folders ({} vs {} classes)", where, ts,
-               out.train.classes.size(), out.test.classes.size());
+      if (out.train.classes != out.test.classes) {
+        // Name the difference: labels are indices into the sorted folder names, so any difference would
+        // silently shift every label after it.
+        std::string only_train, only_test;
+        for (const auto& c : out.train.classes)
+          if (std::find(out.test.classes.begin(), out.test.classes.end(), c) == out.test.classes.end())
+            only_train += (only_train.empty() ? "" : ", ") + c;
+        for (const auto& c : out.test.classes)
+          if (std::find(out.train.classes.begin(), out.train.classes.end(), c) == out.train.classes.end())
+            only_test += (only_test.empty() ? "" : ", ") + c;
+        RF_FAIL("dataset {}: the train and {} splits have different class folders ({} vs {} classes): only in "
+                "train: [{}]; only in {}: [{}]; both splits need the same class folders",
+                where, ts, out.train.classes.size(), out.test.classes.size(), only_train, ts, only_test);
+      }
       RF_CHECK(out.train.H == out.test.H && out.train.W == out.test.W,
                "dataset {}: train images are {}x{} but {} images are {}x{}", where, out.train.H, out.train.W, ts,
                out.test.H, out.test.W);

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <type_traits>
 
 #include "datasets/rng.h"
@@ -150,6 +151,20 @@ std::vector<int64_t> SegDataset::label_histogram() const {
   for (const auto& L : labels)
     for (uint8_t v : L) ++h[v];
   return h;
+}
+
+std::string resolve_list_path(const std::string& root, const std::string& rel, const std::string& list, int line,
+                              const char* field) {
+  RF_CHECK(!rel.empty(), "{} line {}: empty {}", list, line, field);
+  const std::filesystem::path p(rel);
+  RF_CHECK(!p.is_absolute() && !p.has_root_name() && !p.has_root_directory(),
+           "{} line {}: {} '{}' is an absolute path; expected a path relative to the dataset root {}", list, line,
+           field, rel, root);
+  const std::filesystem::path n = p.lexically_normal();
+  RF_CHECK(!n.empty() && *n.begin() != ".." && n != ".",
+           "{} line {}: {} '{}' leaves the dataset root {} (\"..\"); expected a path inside it", list, line, field,
+           rel, root);
+  return (std::filesystem::path(root) / n).string();
 }
 
 void print_warnings(const std::vector<std::string>& warnings) {

@@ -137,6 +137,13 @@ DenseBatch make_det_batch(const DetDataset& d, const std::vector<int64_t>& indic
 DenseBatch make_seg_batch(const SegDataset& d, const std::vector<int64_t>& indices, const DenseAugment& a,
                           uint64_t seed, int64_t epoch);
 
+// A relative path read from a dataset list file (CamVid pairs, VOC ids), resolved under root. Refused with an
+// rf::Error naming the list file, its line, the field and the value: an empty path, an absolute path, and a
+// path whose lexically normal form leaves root (e.g. "../x", "a/../../x"). Symbolic links are not followed
+// (the check is lexical). Returns root / rel.
+std::string resolve_list_path(const std::string& root, const std::string& rel, const std::string& list, int line,
+                              const char* field);
+
 // Prints each warning once to stderr as "warning: <text>" (the loaders call it).
 void print_warnings(const std::vector<std::string>& warnings);
 

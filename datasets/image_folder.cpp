@@ -13,6 +13,8 @@
 #include <png.h>
 
 #include <algorithm>
+#include <atomic>
+#include <new>
 #include <cctype>
 #include <csetjmp>
 #include <cstdio>
@@ -22,8 +24,10 @@
 #include <memory>
 
 #include <jpeglib.h>
+#include <jerror.h>
 
 #include "host/core/check.h"
+#include "datasets/dataset.h"
 
 namespace fs = std::filesystem;
 
@@ -31,36 +35,79 @@ namespace rf::data {
 
 namespace {
 
+std::atomic<int64_t> g_max_image_pixels{kDefaultMaxImagePixels};
+
 std::vector<uint8_t> read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   RF_CHECK(f.good(), "{}: cannot open for reading", path);
   const std::streamsize n = f.tellg();
   f.seekg(0);
-  std::vector<uint8_t> buf(size_t(std::max<std::streamsize>(n, 0)));
+  std::vector<uint8_t> buf;
+  try {
+    buf.resize(size_t(std::max<std::streamsize>(n, 0)));
+  } catch (const std::bad_alloc&) {
+    RF_FAIL("{}: out of memory reading the file ({} bytes) into memory", path, with_commas(uint64_t(n)));
+  }
   f.read(reinterpret_cast<char*>(buf.data()), n);
   RF_CHECK(f.gcount() == n, "{}: read {} of {} bytes", path, f.gcount(), n);
   return buf;
 }
 
+// How a decode failed: the message goes with a prefix that depends on the kind.
+enum FailKind { kFailCodec = 0, kFailFormat = 1, kFailTooLarge = 2, kFailOom = 3 };
+
+// Size of a decoded image in bytes (checked against the pixel limit first, so no overflow).
+std::string too_large_message(const std::string& what, const char* fmt_name, uint64_t W, uint64_t H) {
+  const int64_t lim = max_image_pixels();
+  return fmt::format("{}: the {} header declares {}x{} (WxH) = {} pixels, above the limit of {} pixels (default "
+                     "8192x8192); refused before decoding (raise the limit with --max-image-pixels)",
+                     what, fmt_name, W, H, with_commas(W * H), with_commas(uint64_t(lim)));
+}
+
+bool too_many_pixels(uint64_t W, uint64_t H) {
+  // W, H < 2^32 each, so W * H fits in 64 bits.
+  return W == 0 || H == 0 || W * H > uint64_t(max_image_pixels());
+}
+
 // ---- JPEG ----------------------------------------------------------------------------------------
+// Progressive JPEGs may hold any number of scans, each a pass over the whole image: a small file with
+// thousands of scans makes a CPU bomb. libjpeg-turbo's advice is a limit; real encoders write at most ~10.
+constexpr int kMaxJpegScans = 1000;
+
 struct JpegErr {
   jpeg_error_mgr pub;
+  jpeg_progress_mgr progress;
   std::jmp_buf jb;
-  char msg[JMSG_LENGTH_MAX];
+  char msg[JMSG_LENGTH_MAX + 64];
+  int kind = kFailCodec;
+  uint64_t W = 0, H = 0;  // declared size (for the messages)
 };
 
 extern "C" void rf_jpeg_error_exit(j_common_ptr cinfo) {
   JpegErr* e = reinterpret_cast<JpegErr*>(cinfo->err);
   (*cinfo->err->format_message)(cinfo, e->msg);
+  if (cinfo->err->msg_code == JERR_OUT_OF_MEMORY) e->kind = kFailOom;
   std::longjmp(e->jb, 1);
 }
 extern "C" void rf_jpeg_emit_message(j_common_ptr cinfo, int level) {
   if (level < 0) rf_jpeg_error_exit(cinfo);  // a warning = corrupt data: fail (see the header comment)
 }
 extern "C" void rf_jpeg_output_message(j_common_ptr) {}
+extern "C" void rf_jpeg_progress(j_common_ptr cinfo) {
+  if (!cinfo->is_decompressor) return;
+  j_decompress_ptr d = reinterpret_cast<j_decompress_ptr>(cinfo);
+  if (d->input_scan_number > kMaxJpegScans) {
+    JpegErr* e = reinterpret_cast<JpegErr*>(cinfo->err);
+    std::snprintf(e->msg, sizeof(e->msg), "more than %d progressive scans (refused: a real encoder writes ~10)",
+                  kMaxJpegScans);
+    std::longjmp(e->jb, 1);
+  }
+}
 
-// Returns 0 on success, 1 after a libjpeg error (message in err.msg). out/H/W are only written on success.
-int jpeg_decode_raw(const uint8_t* data, size_t size, JpegErr& err, std::vector<uint8_t>* out, int* H, int* W) {
+// Returns 0 on success, 1 after a failure (kind and message in err). out/H/W are only written on success.
+// header_only: stop after the header (H/W set, nothing allocated for pixels).
+int jpeg_decode_raw(const uint8_t* data, size_t size, JpegErr& err, std::vector<uint8_t>* out, int* H, int* W,
+                    bool header_only) {
   jpeg_decompress_struct cinfo;
   cinfo.err = jpeg_std_error(&err.pub);
   err.pub.error_exit = rf_jpeg_error_exit;
@@ -71,12 +118,34 @@ int jpeg_decode_raw(const uint8_t* data, size_t size, JpegErr& err, std::vector<
     return 1;
   }
   jpeg_create_decompress(&cinfo);
+  err.progress.progress_monitor = rf_jpeg_progress;
+  cinfo.progress = &err.progress;
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
+  // The header (SOF) decides the allocation: check it before libjpeg allocates anything for the pixels.
+  err.W = cinfo.image_width;
+  err.H = cinfo.image_height;
+  if (too_many_pixels(err.W, err.H)) {
+    err.kind = kFailTooLarge;
+    jpeg_destroy_decompress(&cinfo);
+    return 1;
+  }
+  if (header_only) {
+    jpeg_destroy_decompress(&cinfo);
+    *H = int(err.H);
+    *W = int(err.W);
+    return 0;
+  }
   cinfo.out_color_space = JCS_RGB;  // grayscale and YCbCr -> RGB in libjpeg; CMYK is refused (an error)
   jpeg_start_decompress(&cinfo);
   const int w = int(cinfo.output_width), h = int(cinfo.output_height);
-  out->resize(size_t(w) * size_t(h) * 3);
+  try {
+    out->resize(size_t(w) * size_t(h) * 3);
+  } catch (const std::bad_alloc&) {
+    err.kind = kFailOom;
+    jpeg_destroy_decompress(&cinfo);
+    return 1;
+  }
   while (cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW row = out->data() + size_t(cinfo.output_scanline) * size_t(w) * 3;
     jpeg_read_scanlines(&cinfo, &row, 1);
@@ -89,10 +158,14 @@ int jpeg_decode_raw(const uint8_t* data, size_t size, JpegErr& err, std::vector<
 }
 
 // ---- PNG -----------------------------------------------------------------------------------------
+enum PngMode { kPngRgb, kPngLabel, kPngHeader };
+
 struct PngCtx {
   const uint8_t* data;
   size_t size, pos;
-  char msg[256];
+  char msg[320];
+  int kind = kFailCodec;
+  uint64_t W = 0, H = 0;
 };
 
 extern "C" void rf_png_error(png_structp png, png_const_charp msg) {
@@ -108,7 +181,22 @@ extern "C" void rf_png_read(png_structp png, png_bytep out, png_size_t n) {
   c->pos += n;
 }
 
-int png_decode_raw(PngCtx& ctx, std::vector<uint8_t>* out, std::vector<png_bytep>* rows, int* H, int* W) {
+const char* png_color_name(int color) {
+  switch (color) {
+    case PNG_COLOR_TYPE_GRAY: return "grayscale";
+    case PNG_COLOR_TYPE_GRAY_ALPHA: return "grayscale+alpha";
+    case PNG_COLOR_TYPE_PALETTE: return "palette";
+    case PNG_COLOR_TYPE_RGB: return "RGB";
+    case PNG_COLOR_TYPE_RGB_ALPHA: return "RGBA";
+    default: return "unknown colour type";
+  }
+}
+
+// kPngRgb: 8-bit RGB out (C = 3). kPngLabel: the stored sample values, unscaled: 1 channel for grayscale
+// (1/2/4/8-bit) and palette (the indices), 3 channels for 8-bit RGB; 16-bit and alpha refused. kPngHeader:
+// the size only. Returns 0 on success, 1 after a failure (kind and message in ctx).
+int png_decode_raw(PngCtx& ctx, PngMode mode, std::vector<uint8_t>* out, std::vector<png_bytep>* rows, int* H,
+                   int* W, int* C) {
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, rf_png_error, rf_png_warning);
   if (!png) {
     std::snprintf(ctx.msg, sizeof(ctx.msg), "png_create_read_struct failed");
@@ -125,29 +213,106 @@ int png_decode_raw(PngCtx& ctx, std::vector<uint8_t>* out, std::vector<png_bytep
     return 1;
   }
   png_set_read_fn(png, &ctx, rf_png_read);
+  // libpng's own caps (1,000,000 per side by default) are above what we allow; ancillary chunks are capped
+  // at 8 MB so a compressed text chunk cannot inflate without bound.
+  png_set_user_limits(png, 0x7fffffffu, 0x7fffffffu);
+  png_set_chunk_malloc_max(png, 8u << 20);
   png_read_info(png, info);
+  // IHDR decides the allocation: check it before anything is allocated for the pixels.
   const png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+  ctx.W = w;
+  ctx.H = h;
+  if (too_many_pixels(w, h)) {
+    ctx.kind = kFailTooLarge;
+    png_destroy_read_struct(&png, &info, nullptr);
+    return 1;
+  }
+  if (mode == kPngHeader) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    *H = int(h);
+    *W = int(w);
+    *C = 0;
+    return 0;
+  }
   const int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
-  if (depth == 16) png_set_strip_16(png);
-  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-  if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
-  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
-  png_set_strip_alpha(png);  // RGBA / grey+alpha: alpha dropped (no compositing)
+  int channels = 3;
+  if (mode == kPngLabel) {
+    // A refusal is not a libpng error: no longjmp (that would skip C++ destructors), just clean up and return.
+    const char* refusal = nullptr;
+    if (depth == 16)
+      refusal = "label map is 16-bit (%s); expected an 8-bit single-channel PNG (grayscale or palette indices)";
+    else if (color == PNG_COLOR_TYPE_GRAY_ALPHA || color == PNG_COLOR_TYPE_RGB_ALPHA)
+      refusal = "label map is %s (has an alpha channel); expected an 8-bit single-channel PNG (grayscale or palette "
+                "indices)";
+    else if (color != PNG_COLOR_TYPE_GRAY && color != PNG_COLOR_TYPE_PALETTE && color != PNG_COLOR_TYPE_RGB)
+      refusal = "label map has an unknown PNG colour type (%s); expected an 8-bit single-channel PNG";
+    if (refusal) {
+      std::snprintf(ctx.msg, sizeof(ctx.msg), refusal, png_color_name(color));
+      ctx.kind = kFailFormat;
+      png_destroy_read_struct(&png, &info, nullptr);
+      return 1;
+    }
+    if (color != PNG_COLOR_TYPE_RGB) {
+      channels = 1;
+      if (depth < 8) png_set_packing(png);  // 1/2/4-bit samples to one byte each, values unscaled
+    }
+    // No palette expansion, no tRNS, no gamma: the stored values are the labels.
+  } else {
+    if (depth == 16) png_set_strip_16(png);
+    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+    if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+    png_set_strip_alpha(png);  // RGBA / grey+alpha: alpha dropped (no compositing)
+  }
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
-  if (png_get_channels(png, info) != 3 || png_get_bit_depth(png, info) != 8)
-    png_error(png, "could not convert to 8-bit RGB");
-  if (w == 0 || h == 0 || w > 65536 || h > 65536) png_error(png, "image size out of range");
-  out->resize(size_t(w) * size_t(h) * 3);
-  rows->resize(h);
-  for (png_uint_32 y = 0; y < h; ++y) (*rows)[y] = out->data() + size_t(y) * size_t(w) * 3;
+  if (int(png_get_channels(png, info)) != channels || png_get_bit_depth(png, info) != 8 ||
+      png_get_rowbytes(png, info) != size_t(w) * size_t(channels))
+    png_error(png, "could not convert to 8-bit samples");
+  try {
+    out->resize(size_t(w) * size_t(h) * size_t(channels));
+    rows->resize(h);
+  } catch (const std::bad_alloc&) {
+    ctx.kind = kFailOom;
+    png_destroy_read_struct(&png, &info, nullptr);
+    return 1;
+  }
+  for (png_uint_32 y = 0; y < h; ++y) (*rows)[y] = out->data() + size_t(y) * size_t(w) * size_t(channels);
   png_read_image(png, rows->data());
   png_read_end(png, nullptr);
   png_destroy_read_struct(&png, &info, nullptr);
   *H = int(h);
   *W = int(w);
+  *C = channels;
   return 0;
+}
+
+void check_png_signature(const uint8_t* data, size_t size, const std::string& what) {
+  RF_CHECK(size >= 8 && png_sig_cmp(data, 0, 8) == 0,
+           "{}: not a PNG file (expected the 8-byte PNG signature at the start, file has {} bytes)", what, size);
+}
+
+// Runs png_decode_raw and turns a failure into rf::Error naming the file (and the size where it matters).
+Image png_decode_checked(const uint8_t* data, size_t size, const std::string& what, PngMode mode) {
+  check_png_signature(data, size, what);
+  Image img;
+  std::vector<png_bytep> rows;
+  PngCtx ctx{data, size, 0, {0}};
+  if (png_decode_raw(ctx, mode, &img.hwc, &rows, &img.H, &img.W, &img.C) != 0) {
+    switch (ctx.kind) {
+      case kFailTooLarge:
+        throw Error(too_large_message(what, "PNG", ctx.W, ctx.H));
+      case kFailOom:
+        RF_FAIL("{}: out of memory decoding a {}x{} (WxH) PNG ({} bytes of pixels)", what, ctx.W, ctx.H,
+                with_commas(ctx.W * ctx.H * 3));
+      case kFailFormat:
+        RF_FAIL("{}: {}", what, ctx.msg);
+      default:
+        RF_FAIL("{}: bad PNG ({} bytes): {}", what, size, ctx.msg);
+    }
+  }
+  return img;
 }
 
 std::string lower(std::string s) {
@@ -160,6 +325,21 @@ bool is_image_name(const fs::path& p) {
   return e == ".jpg" || e == ".jpeg" || e == ".png";
 }
 
+// Extensions of image formats we do not decode: such a file in a class folder is meant as data, so skipping
+// it would silently change the dataset. An error instead.
+bool is_unsupported_image_name(const fs::path& p) {
+  static const char* kExt[] = {".bmp", ".webp", ".gif",  ".tif", ".tiff", ".heic", ".heif", ".avif", ".jp2",
+                               ".j2k", ".jxl",  ".ppm",  ".pgm", ".pbm",  ".pnm",  ".pam",  ".ico",  ".jfif",
+                               ".jpe", ".apng", ".dib",  ".exr", ".hdr",  ".tga",  ".psd",  ".dng",  ".raw",
+                               ".cr2", ".nef",  ".arw",  ".svg"};
+  const std::string e = lower(p.extension().string());
+  for (const char* k : kExt)
+    if (e == k) return true;
+  return false;
+}
+
+constexpr const char* kAccepted = ".jpg, .jpeg or .png (any case)";
+
 void atomic_rename(const std::string& tmp, const std::string& path) {
   std::error_code ec;
   fs::rename(tmp, path, ec);
@@ -171,28 +351,74 @@ void atomic_rename(const std::string& tmp, const std::string& path) {
 
 }  // namespace
 
+void set_max_image_pixels(int64_t n) { g_max_image_pixels.store(n > 0 ? n : kDefaultMaxImagePixels); }
+int64_t max_image_pixels() { return g_max_image_pixels.load(); }
+
 Image decode_jpeg_memory(const uint8_t* data, size_t size, const std::string& what) {
   RF_CHECK(size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF,
            "{}: not a JPEG file (expected the bytes FF D8 FF at the start, file has {} bytes)", what, size);
   Image img;
   JpegErr err;
   err.msg[0] = 0;
-  if (jpeg_decode_raw(data, size, err, &img.hwc, &img.H, &img.W) != 0)
+  if (jpeg_decode_raw(data, size, err, &img.hwc, &img.H, &img.W, false) != 0) {
+    if (err.kind == kFailTooLarge) throw Error(too_large_message(what, "JPEG", err.W, err.H));
+    if (err.kind == kFailOom)
+      RF_FAIL("{}: out of memory decoding a {}x{} (WxH) JPEG ({} bytes of pixels){}{}", what, err.W, err.H,
+              with_commas(err.W * err.H * 3), err.msg[0] ? ": " : "", err.msg);
     RF_FAIL("{}: bad JPEG ({} bytes): {}", what, size, err.msg);
+  }
   img.C = 3;
   return img;
 }
 
 Image decode_png_memory(const uint8_t* data, size_t size, const std::string& what) {
-  RF_CHECK(size >= 8 && png_sig_cmp(data, 0, 8) == 0,
-           "{}: not a PNG file (expected the 8-byte PNG signature at the start, file has {} bytes)", what, size);
-  Image img;
-  std::vector<png_bytep> rows;
-  PngCtx ctx{data, size, 0, {0}};
-  if (png_decode_raw(ctx, &img.hwc, &rows, &img.H, &img.W) != 0)
-    RF_FAIL("{}: bad PNG ({} bytes): {}", what, size, ctx.msg);
-  img.C = 3;
+  return png_decode_checked(data, size, what, kPngRgb);
+}
+
+Image decode_label_png_memory(const uint8_t* data, size_t size, const std::string& what) {
+  Image img = png_decode_checked(data, size, what, kPngLabel);
+  if (img.C == 3) {  // 8-bit RGB: a label map only when the three channels agree everywhere
+    const size_t n = size_t(img.H) * size_t(img.W);
+    for (size_t p = 0; p < n; ++p) {
+      const uint8_t* px = img.hwc.data() + p * 3;
+      if (px[0] != px[1] || px[0] != px[2])
+        RF_FAIL("{}: label map is an RGB PNG whose channels differ at pixel (x={}, y={}): {}, {}, {} (a colour-coded "
+                "map?); expected an 8-bit single-channel PNG (grayscale or palette indices)",
+                what, p % size_t(img.W), p / size_t(img.W), int(px[0]), int(px[1]), int(px[2]));
+      img.hwc[p] = px[0];
+    }
+    img.hwc.resize(n);
+    img.hwc.shrink_to_fit();
+    img.C = 1;
+  }
   return img;
+}
+
+ImageHeader read_image_header_memory(const uint8_t* data, size_t size, const std::string& what) {
+  ImageHeader h;
+  if (size >= 8 && png_sig_cmp(data, 0, 8) == 0) {
+    std::vector<uint8_t> none;
+    std::vector<png_bytep> rows;
+    PngCtx ctx{data, size, 0, {0}};
+    int C = 0;
+    if (png_decode_raw(ctx, kPngHeader, &none, &rows, &h.H, &h.W, &C) != 0) {
+      if (ctx.kind == kFailTooLarge) throw Error(too_large_message(what, "PNG", ctx.W, ctx.H));
+      RF_FAIL("{}: bad PNG ({} bytes): {}", what, size, ctx.msg);
+    }
+    h.format = "PNG";
+    return h;
+  }
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
+    JpegErr err;
+    err.msg[0] = 0;
+    if (jpeg_decode_raw(data, size, err, nullptr, &h.H, &h.W, true) != 0) {
+      if (err.kind == kFailTooLarge) throw Error(too_large_message(what, "JPEG", err.W, err.H));
+      RF_FAIL("{}: bad JPEG ({} bytes): {}", what, size, err.msg);
+    }
+    h.format = "JPEG";
+    return h;
+  }
+  RF_FAIL("{}: neither a JPEG (FF D8 FF ...) nor a PNG (89 50 4E 47 ...) file ({} bytes)", what, size);
 }
 
 Image decode_jpeg_file(const std::string& path) {
@@ -203,11 +429,18 @@ Image decode_png_file(const std::string& path) {
   const auto buf = read_file(path);
   return decode_png_memory(buf.data(), buf.size(), path);
 }
+Image decode_label_png_file(const std::string& path) {
+  const auto buf = read_file(path);
+  return decode_label_png_memory(buf.data(), buf.size(), path);
+}
+Image decode_image_memory(const uint8_t* data, size_t size, const std::string& what) {
+  if (size >= 8 && png_sig_cmp(data, 0, 8) == 0) return decode_png_memory(data, size, what);
+  if (size >= 2 && data[0] == 0xFF && data[1] == 0xD8) return decode_jpeg_memory(data, size, what);
+  RF_FAIL("{}: neither a JPEG (FF D8 FF ...) nor a PNG (89 50 4E 47 ...) file ({} bytes)", what, size);
+}
 Image decode_image_file(const std::string& path) {
   const auto buf = read_file(path);
-  if (buf.size() >= 8 && png_sig_cmp(buf.data(), 0, 8) == 0) return decode_png_memory(buf.data(), buf.size(), path);
-  if (buf.size() >= 2 && buf[0] == 0xFF && buf[1] == 0xD8) return decode_jpeg_memory(buf.data(), buf.size(), path);
-  RF_FAIL("{}: neither a JPEG (FF D8 FF ...) nor a PNG (89 50 4E 47 ...) file ({} bytes)", path, buf.size());
+  return decode_image_memory(buf.data(), buf.size(), path);
 }
 
 void write_jpeg_file(const std::string& path, const uint8_t* hwc, int H, int W, int channels, int quality) {
@@ -330,32 +563,60 @@ Dataset load_image_folder(const std::string& root, const std::string& split, con
   RF_CHECK((opt.resize_h > 0) == (opt.resize_w > 0), "image folder: resize {}x{}: give both sides or neither",
            opt.resize_h, opt.resize_w);
 
+  ImageFolderReport rep;
+  auto skip = [&](const fs::path& p, bool folder) {
+    ++rep.skipped_files;
+    if (rep.skipped_examples.size() < 5) rep.skipped_examples.push_back(p.string() + (folder ? "/" : ""));
+  };
+  // A file that is not one of ours: an error for image-like extensions (and in strict mode), else skipped
+  // and counted for the warning below.
+  auto other_file = [&](const fs::path& p, const std::string& where) {
+    const std::string n = p.filename().string();
+    const bool hidden = !n.empty() && n[0] == '.';
+    if (!hidden && is_unsupported_image_name(p))
+      RF_FAIL("image folder: {} has an image extension this loader cannot decode ({}); accepted: {}. Convert it "
+              "or move it out of the dataset",
+              p.string(), p.extension().string(), kAccepted);
+    RF_CHECK(opt.skip_non_images, "image folder: {} is not an image (expected {}{})", p.string(), kAccepted, where);
+    skip(p, false);
+  };
+
   std::vector<std::string> classes;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string n = e.path().filename().string();
-    if (e.is_directory() && !n.empty() && n[0] != '.') classes.push_back(n);
+    if (e.is_directory() && !n.empty() && n[0] != '.')
+      classes.push_back(n);
+    else if (e.is_directory())
+      skip(e.path(), true);
+    else if (!n.empty() && n[0] != '.' && is_image_name(e.path()))
+      RF_FAIL("image folder: {} lies directly in the split folder {}; images belong in a class folder "
+              "({}/<class>/{})", e.path().string(), dir.string(), dir.string(), n);
+    else
+      other_file(e.path(), ", in a class folder");
   }
   std::sort(classes.begin(), classes.end());
   RF_CHECK(!classes.empty(), "image folder: {} has no class folders (expected {}/<class>/*.jpg|png)", dir.string(),
            dir.string());
+  RF_CHECK(classes.size() >= 2,
+           "image folder: {} has one class folder ({}); classification needs at least 2 classes (a single class "
+           "trains to 100 % and measures nothing)",
+           dir.string(), classes[0]);
 
-  ImageFolderReport rep;
   std::vector<std::string> files;
   std::vector<int32_t> labels;
   for (size_t k = 0; k < classes.size(); ++k) {
     const fs::path cdir = dir / classes[k];
     std::vector<std::string> mine;
     for (const auto& e : fs::directory_iterator(cdir)) {
-      if (e.is_directory()) continue;  // nested folders are not part of the layout
-      const std::string n = e.path().filename().string();
-      if (!n.empty() && n[0] != '.' && is_image_name(e.path())) {
-        mine.push_back(e.path().string());
-      } else {
-        RF_CHECK(opt.skip_non_images, "image folder: {} is not an image (expected .jpg, .jpeg or .png)",
-                 e.path().string());
-        ++rep.skipped_files;
-        if (rep.skipped_examples.size() < 5) rep.skipped_examples.push_back(e.path().string());
+      if (e.is_directory()) {  // nested folders are not part of the layout: counted in the warning
+        skip(e.path(), true);
+        continue;
       }
+      const std::string n = e.path().filename().string();
+      if (!n.empty() && n[0] != '.' && is_image_name(e.path()))
+        mine.push_back(e.path().string());
+      else
+        other_file(e.path(), "");
     }
     RF_CHECK(!mine.empty(), "image folder: class folder {} holds no .jpg/.jpeg/.png images", cdir.string());
     std::sort(mine.begin(), mine.end());
@@ -363,6 +624,15 @@ Dataset load_image_folder(const std::string& root, const std::string& split, con
       files.push_back(std::move(m));
       labels.push_back(int32_t(k));
     }
+  }
+  if (rep.skipped_files > 0) {
+    std::string ex;
+    for (const auto& e : rep.skipped_examples) ex += (ex.empty() ? "" : ", ") + e;
+    rep.warning = fmt::format("image folder {}: skipped {} file(s)/folder(s) that are not {} images in class "
+                              "folders (e.g. {}){}",
+                              dir.string(), rep.skipped_files, kAccepted, ex,
+                              rep.skipped_files > int64_t(rep.skipped_examples.size()) ? ", ..." : "");
+    std::fprintf(stderr, "warning: %s\n", rep.warning.c_str());
   }
 
   const int64_t N = int64_t(files.size());
@@ -380,7 +650,12 @@ Dataset load_image_folder(const std::string& root, const std::string& split, con
   d.W = W;
   d.classes = classes;
   d.labels = labels;
-  d.pixels.resize(size_t(N) * 3 * size_t(H) * size_t(W));
+  try {
+    d.pixels.resize(size_t(N) * 3 * size_t(H) * size_t(W));
+  } catch (const std::bad_alloc&) {
+    RF_FAIL("image folder {}: out of memory allocating {} images of {}x{} (HxW, 3 channels) = {} bytes", dir.string(),
+            N, H, W, with_commas(uint64_t(N) * 3 * uint64_t(H) * uint64_t(W)));
+  }
 
   // OpenMP over files; an exception may not leave the parallel region, so each thread keeps the error of
   // the lowest-numbered file it saw and the lowest one overall is rethrown (deterministic message).
@@ -403,6 +678,15 @@ Dataset load_image_folder(const std::string& root, const std::string& split, con
       uint8_t* out = d.pixels.data() + size_t(i) * 3 * plane;
       for (size_t p = 0; p < plane; ++p)
         for (size_t c = 0; c < 3; ++c) out[c * plane + p] = img.hwc[p * 3 + c];
+    } catch (const std::bad_alloc&) {
+#pragma omp critical(rf_image_folder_error)
+      {
+        if (i < err_index) {
+          err_index = i;
+          err_msg = fmt::format("image folder: out of memory loading {} (dataset {}x{}, {} images)", files[size_t(i)],
+                                H, W, N);
+        }
+      }
     } catch (const std::exception& e) {
 #pragma omp critical(rf_image_folder_error)
       {

@@ -3,9 +3,21 @@
 // Dataset; grayscale, grey+alpha and RGBA become RGB (alpha dropped), 16-bit PNGs are reduced to 8 bits.
 // All images must share one size unless a resize is asked for (bilinear, align_corners = false).
 // A bad JPEG or PNG throws rf::Error naming the file (libjpeg's and libpng's fatal errors are turned into
-// exceptions with setjmp/longjmp; nothing calls exit()).
+// exceptions with setjmp/longjmp; nothing calls exit(); libjpeg's warnings, e.g. "premature end of data",
+// are errors too).
+// Pixel limit: the header (PNG IHDR, JPEG SOF) is read first and an image declaring more than
+// max_image_pixels() pixels (default 8192x8192 = 67,108,864; `reframe --max-image-pixels N` raises it) is
+// refused before anything is allocated for it, naming the file and the declared size. Running out of memory
+// while decoding is an rf::Error naming the file and the size, never a bare std::bad_alloc.
+// Label maps (decode_label_png_*): read exactly as stored, never converted: 8-bit (or 1/2/4-bit) grayscale
+// values, palette indices (not the palette's colours), or 8-bit RGB whose three channels agree everywhere;
+// 16-bit and alpha PNGs are refused, naming the file.
+// Folder contents: a file with an image-like extension we cannot read (.bmp .webp .gif .tif ...) is an
+// error naming it and the accepted extensions; other files (.txt, hidden files, sub-folders) are skipped with
+// one printed warning giving the count and examples. A split needs at least 2 class folders.
 // Checked by tests/datasets/test_image_folder.cpp (PNG exact round trip, JPEG within a tolerance,
-// grayscale/RGBA conversion, corrupted files, missing/empty folders, size mismatch, resize).
+// grayscale/RGBA conversion, corrupted files, missing/empty folders, size mismatch, resize, pixel limit,
+// label maps, skipped files, one class).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -21,12 +33,29 @@ struct Image {
   std::vector<uint8_t> hwc;
 };
 
+// Pixel limit for every decoder (header checked first). n <= 0 restores the default.
+constexpr int64_t kDefaultMaxImagePixels = int64_t(8192) * 8192;
+void set_max_image_pixels(int64_t n);
+int64_t max_image_pixels();
+
 Image decode_jpeg_file(const std::string& path);
 Image decode_png_file(const std::string& path);
 Image decode_jpeg_memory(const uint8_t* data, size_t size, const std::string& what);
 Image decode_png_memory(const uint8_t* data, size_t size, const std::string& what);
 // By content (JPEG FF D8 FF / PNG signature), the file name only in the error message.
 Image decode_image_file(const std::string& path);
+Image decode_image_memory(const uint8_t* data, size_t size, const std::string& what);
+
+// A label map (C = 1, values as stored; see the header comment). `what` names the file in errors.
+Image decode_label_png_file(const std::string& path);
+Image decode_label_png_memory(const uint8_t* data, size_t size, const std::string& what);
+
+// The declared size only (no pixel allocation); refuses images above the pixel limit like the decoders.
+struct ImageHeader {
+  int H = 0, W = 0;
+  const char* format = "";  // "PNG" or "JPEG"
+};
+ImageHeader read_image_header_memory(const uint8_t* data, size_t size, const std::string& what);
 
 // Writers (for tests and tools). channels: JPEG 1 or 3; PNG 1 (gray), 2 (gray+alpha), 3 (RGB), 4 (RGBA).
 // Data is interleaved HWC. Written atomically (temp file + rename).
@@ -38,17 +67,20 @@ Image resize_bilinear(const Image& in, int H, int W);
 
 struct ImageFolderOptions {
   int resize_h = 0, resize_w = 0;  // 0: all images must share one size (else an error naming both)
-  bool skip_non_images = true;     // false: a file without a .jpg/.jpeg/.png extension is an error
+  bool skip_non_images = true;     // false: any file without a .jpg/.jpeg/.png extension is an error
+                                   // (an image-like extension such as .bmp/.webp is an error either way)
   int threads = 0;                 // OpenMP threads for decoding; 0 = the default team
 };
 
 struct ImageFolderReport {
-  int64_t skipped_files = 0;              // non-image files skipped (hidden files included)
+  int64_t skipped_files = 0;              // non-image files and sub-folders skipped (hidden files included)
   std::vector<std::string> skipped_examples;  // the first few of them
+  std::string warning;                    // the warning printed to stderr about them ("" when none)
 };
 
-// Errors: missing root or split folder, a split with no class folders, an empty class folder, a bad
-// image (file named), a size mismatch (both files and sizes named).
+// Errors: missing root or split folder, a split with fewer than 2 class folders, an empty class folder, a
+// file with an unsupported image extension, a bad image (file named), a size mismatch (both files and sizes
+// named).
 Dataset load_image_folder(const std::string& root, const std::string& split, const ImageFolderOptions& opt = {},
                           ImageFolderReport* report = nullptr);
 

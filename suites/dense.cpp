@@ -17,6 +17,7 @@
 #include "datasets/voc.h"
 #include "host/core/philox.h"
 #include "host/eval/decode.h"
+#include "host/eval/det_metrics.h"
 #include "host/models/dense.h"
 #include "host/eval/seg_metrics.h"
 #include "host/ops/dense_loss.h"
@@ -184,6 +185,32 @@ Data load_data(const DenseOptions& o, bool detect) {
   RF_CHECK(d.in_h % 32 == 0 && d.in_w % 32 == 0 && d.in_h >= 32 && d.in_w >= 32,
            "{}: --input {}x{}: height and width must be multiples of 32", detect ? "detect" : "segment", d.in_h, d.in_w);
   RF_CHECK(d.train.size(detect) > 0 && d.test.size(detect) > 0, "{}: empty train or test split", d.source);
+  if (detect) {
+    // mAP over a split without (non-difficult) objects has no ground truth to measure: refuse before training
+    // rather than report a number (it would read as 0.0 = the detector found nothing).
+    for (const auto& [name, split] : {std::pair<const char*, const Split*>{"train", &d.train}, {"val", &d.val},
+                                      {"test", &d.test}}) {
+      int64_t objects = 0;
+      for (const auto& bl : split->det.boxes)
+        for (const data::BoxAnn& b : bl) objects += b.difficult ? 0 : 1;
+      RF_CHECK(objects > 0,
+               "{}: the {} split ({} images) has no objects that are not marked difficult: mAP would have no ground "
+               "truth; give a split with annotated objects",
+               d.source, name, split->size(true));
+    }
+  } else {
+    // Likewise mIoU over a split whose label maps are all void.
+    for (const auto& [name, split] : {std::pair<const char*, const Split*>{"train", &d.train}, {"val", &d.val},
+                                      {"test", &d.test}}) {
+      int64_t labelled = 0;
+      for (const auto& L : split->seg.labels)
+        for (uint8_t v : L) labelled += v != d.void_label ? 1 : 0;
+      RF_CHECK(labelled > 0,
+               "{}: every label in the {} split ({} images) is void ({}): mIoU would have no ground truth; give a "
+               "split with labelled pixels",
+               d.source, name, split->size(false), d.void_label);
+    }
+  }
   return d;
 }
 
@@ -242,8 +269,8 @@ TaskMetrics evaluate_split(Model& m, const Split& s, const Data& d, bool detect,
   TaskMetrics r;
   if (detect) {
     eval::DetMetrics dm = eval::evaluate_detections(dets, gts, K);
-    r.main = std::isfinite(dm.map50) ? dm.map50 : 0.0;
-    r.second = std::isfinite(dm.map_coco) ? dm.map_coco : 0.0;
+    r.main = dm.map50;  // NaN when the split has no ground truth: JSON null, "no ground truth" in text
+    r.second = dm.map_coco;
     r.per_class = dm.ap50;
   } else {
     r.main = cm.miou();
@@ -304,9 +331,9 @@ std::vector<DenseEpoch> train(Model& model, const Data& d, bool detect, const De
     l.images_per_s = double(n) / l.seconds;
     l.val_main = evaluate_split(model, d.val, d, detect, o.score_threshold).main;
     model.clear_cache();
-    std::fprintf(stderr, "\r  %s epoch %d/%d  loss %.4f  val %s %.4f  %.1f img/s  %.1fs          \n",
-                 model.config().name().c_str(), e + 1, o.epochs, l.loss, detect ? "mAP@0.5" : "mIoU", l.val_main,
-                 l.images_per_s, l.seconds);
+    std::fprintf(stderr, "\r  %s epoch %d/%d  loss %.4f  val %s %s  %.1f img/s  %.1fs          \n",
+                 model.config().name().c_str(), e + 1, o.epochs, l.loss, detect ? "mAP@0.5" : "mIoU",
+                 eval::format_metric(l.val_main).c_str(), l.images_per_s, l.seconds);
     log.push_back(l);
   }
   if (o.bn_recalibrate > 0 && n >= 2) {
@@ -493,9 +520,9 @@ json run_dense(const DenseOptions& o) {
       val_v.push_back(log.empty() ? 0.0 : log.back().val_main);
       runs.push_back({{"seed", s}, {"config", cfg.str()}, {"epochs", epochs}, {"packages", pk},
                       {"test_evaluations_per_package", 1}});
-      std::fprintf(stderr, "%s: %s seed %d: test %s %.4f (fp32 package), %s %.4f, int8 %s %.4f\n", o.task.c_str(),
-                   cfg.name().c_str(), s + 1, main_key, main_v.back(), second_key, second_v.back(), main_key,
-                   main_i8.back());
+      std::fprintf(stderr, "%s: %s seed %d: test %s %s (fp32 package), %s %s, int8 %s %s\n", o.task.c_str(),
+                   cfg.name().c_str(), s + 1, main_key, eval::format_metric(main_v.back()).c_str(), second_key,
+                   eval::format_metric(second_v.back()).c_str(), main_key, eval::format_metric(main_i8.back()).c_str());
     }
     host_reset_peak();
     double lat = time_forward(*device_model, 1, d.in_h, d.in_w, o.latency_reps);
@@ -588,16 +615,21 @@ std::string dense_table(const json& r) {
   double base_bytes = 0, base_macs = 0;
   for (const auto& m : r["models"])
     if (m["model"] == "resnet18") base_bytes = m["package_bytes"]["f32"].get<double>(), base_macs = m["macs"].get<double>();
+  // NaN is written as null: a metric without ground truth.
   auto pm = [](const json& j) {
+    if (!j["mean"].is_number() || !j["std"].is_number()) return std::string("no ground truth");
     return fmt::format("{:.2f}±{:.2f}%", 100 * j["mean"].get<double>(), 100 * j["std"].get<double>());
+  };
+  auto pct = [](const json& j) {
+    return j.is_number() ? fmt::format("{:.2f}%", 100 * j.get<double>()) : std::string("no ground truth");
   };
   for (const auto& m : r["models"]) {
     double fp32 = m["package_bytes"]["f32"].get<double>();
-    s += fmt::format("{:<16} {:>10} {:>14} {:>11} {:>10} {:>7.1f}% {:>7.2f}ms {:>14} {:>14} {:>8.2f}%\n",
+    s += fmt::format("{:<16} {:>10} {:>14} {:>11} {:>10} {:>7.1f}% {:>7.2f}ms {:>14} {:>14} {:>9}\n",
                      m["model"].get<std::string>(), m["learnable_params"].get<int64_t>(), m["macs"].get<int64_t>(),
                      int64_t(fp32), m["package_bytes"]["i8"].get<int64_t>(),
                      base_bytes > 0 ? 100 * fp32 / base_bytes : 0.0, m["latency_batch1_ms"].get<double>(), pm(m[mk]),
-                     pm(m[sk]), 100 * m[std::string(mk) + "_int8"]["mean"].get<double>());
+                     pm(m[sk]), pct(m[std::string(mk) + "_int8"]["mean"]));
   }
   if (base_bytes > 0) {
     s += "\nAgainst resnet18 in this run:";

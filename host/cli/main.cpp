@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <string>
 
+#include "datasets/image_folder.h"
 #include "host/cli/commands.h"
 #include "suites/dense.h"
 #include "host/core/check.h"
@@ -13,6 +14,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 0;
   app.add_option("--threads", threads, "CPU threads (default: OMP_NUM_THREADS or all cores)");
+  app.fallthrough();  // global options (--threads, --max-image-pixels) also after the subcommand
+  int64_t max_image_pixels = rf::data::kDefaultMaxImagePixels;
+  app.add_option("--max-image-pixels", max_image_pixels,
+                 "refuse dataset images whose header declares more pixels (default 67108864 = 8192x8192)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
 
   rf::ModelsOptions mo;
   CLI::App* models = app.add_subcommand("models", "Parameter, seed, state, MAC and pooling accounting of the models");
@@ -201,6 +207,7 @@ int main(int argc, char** argv) {
   }
   try {
     rf::set_num_threads(threads);
+    rf::data::set_max_image_pixels(max_image_pixels);
     if (models->parsed()) return rf::cmd_models(mo);
     if (classify->parsed()) return rf::cmd_bench_classify(bco);
     for (int t = 0; t < 2; ++t)

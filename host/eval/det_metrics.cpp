@@ -80,6 +80,17 @@ double mean_defined(const std::vector<double>& v) {
 
 float box_iou(const Box& a, const Box& b) { return float(iou_d(a, b)); }
 
+bool DetMetrics::has_ground_truth() const {
+  for (int64_t n : gt_count)
+    if (n > 0) return true;
+  return false;
+}
+
+std::string format_metric(double v, int decimals) {
+  if (std::isnan(v)) return "no ground truth";
+  return fmt::format("{:.{}f}", v, decimals);
+}
+
 double coco_iou_threshold(int i) {
   RF_CHECK(i >= 0 && i < kCocoThresholds, "coco_iou_threshold: index {}, expected in [0, {})", i,
            kCocoThresholds);

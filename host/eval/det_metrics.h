@@ -19,11 +19,14 @@
 //   (COCO's maxDets=100): the decoder's top_k plays that role. No area ranges.
 // - Recall denominator = number of non-difficult GT of the class (gt_count). A class without non-difficult
 //   GT has AP NaN and is left out of the means; a class with GT but no detections has AP 0. With no class
-//   having GT, the means are NaN.
+//   having GT ("no ground truth": e.g. a test split without objects), the means are NaN, never 0: an mAP of
+//   0.0 would claim the detector found nothing that was there. has_ground_truth() says which case it is;
+//   format_metric() prints NaN as "no ground truth", and JSON writers emit null (nlohmann::json does for NaN).
 // - Inputs are validated: class outside [0, num_classes), NaN score, image < 0 or a non-finite box
 //   coordinate -> rf::Error naming the array, the index and the value.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace rf::eval {
@@ -58,7 +61,11 @@ struct DetMetrics {
   std::vector<double> ap_at;             // mAP at each IoU threshold .50, .55, ..., .95 (10 values)
   std::vector<int64_t> gt_count;         // non-difficult GT per class (the recall denominator)
   std::vector<int64_t> det_count;        // detections per class
+  bool has_ground_truth() const;          // some class has a non-difficult GT (else map50/map_coco are NaN)
 };
+
+// "no ground truth" for NaN (a mean over no class), else the value with `decimals` decimals.
+std::string format_metric(double v, int decimals = 4);
 
 DetMetrics evaluate_detections(const std::vector<Detection>& dets, const std::vector<GroundTruth>& gts,
                                int num_classes);

@@ -108,9 +108,13 @@ TEST(Cache, DetectsLayoutsAndLoads) {
   EXPECT_EQ(cb.test.labels[0], 3);
 
   // Class folders that differ between splits.
-  std::filesystem::remove_all(t / "src/mini/test/dog");
+  std::filesystem::rename(t / "src/mini/test/dog", t / "src/mini/test/dgo");  // a typo in one split
   std::string msg = error_of([&] { load_classification(t / "src", o); });
   EXPECT_TRUE(contains(msg, "different class folders")) << msg;
+  EXPECT_TRUE(contains(msg, "only in train: [dog]; only in test: [dgo]")) << msg;
+  std::filesystem::remove_all(t / "src/mini/test/dgo");  // one class left in test
+  msg = error_of([&] { load_classification(t / "src", o); });
+  EXPECT_TRUE(contains(msg, "has one class folder (cat); classification needs at least 2 classes")) << msg;
   msg = error_of([&] { load_classification(t / "src/mini/train", o); });
   EXPECT_TRUE(contains(msg, "layout not recognised")) << msg;
   msg = error_of([&] { load_classification(t / "nothing", o); });

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <png.h>
+
 #include "datasets/cache.h"
 #include "datasets/camvid.h"
 #include "ds_testing.h"
@@ -109,7 +111,7 @@ TEST(CamVid, BadListLinesAndMissingFiles) {
   EXPECT_TRUE(contains(m, "1 field(s)"));
   write_text(root + "/s3.txt", "img/a.png lab/a.png extra\n");
   EXPECT_TRUE(contains(error_of([&] { load_camvid(root, "s3"); }), "s3.txt line 1"));
-  write_text(root + "/m.txt", "img/a.png lab/a.png\nimg/zz.png lab/a.png\n");
+  write_text(root + "/m.txt", "img/a.png lab/a.png\nimg/zz.png lab/zz.png\n");
   m = error_of([&] { load_camvid(root, "m"); });
   EXPECT_TRUE(contains(m, "missing image file"));
   EXPECT_TRUE(contains(m, "zz.png"));
@@ -120,7 +122,7 @@ TEST(CamVid, BadListLinesAndMissingFiles) {
   rgb[5] = 2;
   write_png_file(root + "/lab/c.png", rgb.data(), 7, 9, 3);
   write_text(root + "/c.txt", "img/a.png lab/c.png\n");
-  EXPECT_TRUE(contains(error_of([&] { load_camvid(root, "c"); }), "channels that differ at pixel (x=1, y=0)"));
+  EXPECT_TRUE(contains(error_of([&] { load_camvid(root, "c"); }), "channels differ at pixel (x=1, y=0)"));
   std::vector<uint8_t> g(9 * 7, 1);
   write_jpeg_file(root + "/lab/d.jpg", g.data(), 7, 9, 1, 95);
   write_text(root + "/d.txt", "img/a.png lab/d.jpg\n");
@@ -164,4 +166,116 @@ TEST(CamVid, RealArchive) {
   std::printf("CamVid: test split (233 pairs) loaded in %.2f s, train (367) in %.2f s; void %.1f %%\n", t_test,
               t_train, 100.0 * double(h[11]) / double(total));
   EXPECT_LT(t_test, 30.0);
+}
+
+// ---- issue 18: list escapes, duplicates, label formats, pixel limit --------------------------------------
+TEST(CamVid, ListPathsMustStayInsideTheRoot) {
+  TempDir tmp;
+  const std::string root = tmp / "cv";
+  write_pair(root, "a", 9, 7);
+  write_text(root + "/abs.txt", "/etc/passwd lab/a.png\n");
+  std::string m = error_of([&] { load_camvid(root, "abs"); });
+  EXPECT_TRUE(contains(m, "abs.txt line 1: image path '/etc/passwd' is an absolute path")) << m;
+  write_text(root + "/up.txt", "img/a.png\tlab/a.png\nimg/a.png ../../outside/l.png\n");
+  m = error_of([&] { load_camvid(root, "up"); });
+  EXPECT_TRUE(contains(m, "up.txt line 2: label path '../../outside/l.png' leaves the dataset root")) << m;
+  write_text(root + "/up2.txt", "img/../../a.png lab/a.png\n");
+  m = error_of([&] { load_camvid(root, "up2"); });
+  EXPECT_TRUE(contains(m, "up2.txt line 1: image path 'img/../../a.png' leaves the dataset root")) << m;
+  // Inside after normalisation is fine.
+  write_text(root + "/ok.txt", "img/../img/a.png ./lab/a.png\n");
+  EXPECT_EQ(load_camvid(root, "ok").size(), 1);
+}
+
+TEST(CamVid, DuplicatePairsAreRefused) {
+  TempDir tmp;
+  const std::string root = tmp / "cv";
+  write_pair(root, "a", 9, 7);
+  write_pair(root, "b", 9, 7);
+  write_text(root + "/dup.txt", "img/a.png lab/a.png\nimg/b.png lab/b.png\nimg/./a.png lab/a.png\n");
+  std::string m = error_of([&] { load_camvid(root, "dup"); });
+  EXPECT_TRUE(contains(m, "dup.txt line 3: image img/./a.png is listed twice (lines 1 and 3)")) << m;
+  write_text(root + "/same.txt", "img/a.png img/./a.png\n");
+  m = error_of([&] { load_camvid(root, "same"); });
+  EXPECT_TRUE(contains(m, "same.txt line 1: the image and the label map are the same file img/a.png")) << m;
+  write_text(root + "/dupl.txt", "img/a.png lab/a.png\nimg/b.png lab/a.png\n");
+  m = error_of([&] { load_camvid(root, "dupl"); });
+  EXPECT_TRUE(contains(m, "dupl.txt line 2: label map lab/a.png is listed twice")) << m;
+}
+
+TEST(CamVid, SixteenBitLabelMapIsRefusedNotStripped) {
+  TempDir tmp;
+  const std::string root = tmp / "cv";
+  write_pair(root, "a", 4, 3);
+  // The same labels (0..11) stored in 16 bits: the old reader kept the high byte (all 0, mIoU 1.0).
+  FILE* f = std::fopen((root + "/lab/a16.png").c_str(), "wb");
+  ASSERT_TRUE(f);
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  png_init_io(png, f);
+  png_set_IHDR(png, info, 4, 3, 16, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  for (int y = 0; y < 3; ++y) {
+    uint8_t row[8];
+    for (int x = 0; x < 4; ++x) row[2 * x] = 0, row[2 * x + 1] = uint8_t((x + 2 * y) % 12);
+    png_write_row(png, row);
+  }
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  std::fclose(f);
+  write_text(root + "/s.txt", "img/a.png lab/a16.png\n");
+  const std::string m = error_of([&] { load_camvid(root, "s"); });
+  EXPECT_TRUE(contains(m, "lab/a16.png: label map is 16-bit (grayscale); expected an 8-bit single-channel PNG")) << m;
+}
+
+TEST(CamVid, PaletteLabelMapReadsTheIndices) {
+  TempDir tmp;
+  const std::string root = tmp / "cv";
+  write_pair(root, "a", 4, 3);
+  FILE* f = std::fopen((root + "/lab/p.png").c_str(), "wb");
+  ASSERT_TRUE(f);
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  png_init_io(png, f);
+  png_set_IHDR(png, info, 4, 3, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  std::vector<png_color> pal;
+  for (int i = 0; i < 12; ++i) pal.push_back({uint8_t(128 + i), uint8_t(64 + 3 * i), uint8_t(250 - i)});
+  png_set_PLTE(png, info, pal.data(), 12);
+  png_write_info(png, info);
+  std::vector<uint8_t> want;
+  for (int y = 0; y < 3; ++y) {
+    uint8_t row[4];
+    for (int x = 0; x < 4; ++x) row[x] = uint8_t((3 * x + y) % 12), want.push_back(row[x]);
+    png_write_row(png, row);
+  }
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  std::fclose(f);
+  write_text(root + "/s.txt", "img/a.png lab/p.png\n");
+  const SegDataset d = load_camvid(root, "s");
+  EXPECT_EQ(d.labels[0], want);
+  // In memory, through the entry point the fuzz target uses.
+  const auto bytes = rf::testing::read_bytes(root + "/lab/p.png");
+  int H = 0, W = 0;
+  EXPECT_EQ(read_camvid_label(bytes.data(), bytes.size(), "p.png", 11, 11, &H, &W), want);
+  EXPECT_EQ(H, 3);
+  EXPECT_EQ(W, 4);
+  const std::string m = error_of([&] { read_camvid_label(bytes.data(), bytes.size(), "p.png", 5, 255, &H, &W); });
+  EXPECT_TRUE(contains(m, "label map p.png has value")) << m;
+  EXPECT_TRUE(contains(m, "expected 0..4 or void 255")) << m;
+}
+
+TEST(CamVid, ImageAboveThePixelLimitIsRefused) {
+  TempDir tmp;
+  const std::string root = tmp / "cv";
+  write_pair(root, "a", 40, 30);
+  write_text(root + "/s.txt", "img/a.png lab/a.png\n");
+  set_max_image_pixels(1000);
+  const std::string m = error_of([&] { load_camvid(root, "s"); });
+  set_max_image_pixels(0);
+  EXPECT_TRUE(contains(m, "img/a.png: the PNG header declares 40x30 (WxH) = 1,200 pixels, above the limit of 1,000"))
+      << m;
+  EXPECT_EQ(load_camvid(root, "s").size(), 1);
 }

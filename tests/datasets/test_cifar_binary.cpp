@@ -116,3 +116,48 @@ TEST(CifarBinary, BadMetaFile) {
   const std::string msg = error_of([&] { load_cifar_binary(t.path.string(), "test"); });
   EXPECT_TRUE(contains(msg, "batches.meta.txt: 3 class names, expected 10")) << msg;
 }
+
+// ---- issue 18: the in-memory reader, the record cap, labels in the last record, duplicate names ----------
+TEST(CifarBinary, MemoryReaderChecksLikeTheFileReader) {
+  std::vector<uint8_t> recs(2 * 3073, 7);
+  recs[0] = 9;
+  recs[3073] = 0;
+  Dataset d;
+  read_cifar_batch_memory(recs.data(), recs.size(), "mem.bin", d);
+  EXPECT_EQ(d.N, 2);
+  EXPECT_EQ(d.labels, (std::vector<int32_t>{9, 0}));
+  recs[3073] = 255;
+  std::string msg = error_of([&] { read_cifar_batch_memory(recs.data(), recs.size(), "mem.bin", d); });
+  EXPECT_TRUE(contains(msg, "mem.bin: record 1 (byte offset 3,073): label 255 is out of range, expected 0..9")) << msg;
+  EXPECT_EQ(d.N, 2);  // unchanged after the error
+  EXPECT_EQ(d.pixels.size(), 2u * 3072);
+  msg = error_of([&] { read_cifar_batch_memory(recs.data(), 3072, "short.bin", d); });
+  EXPECT_TRUE(contains(msg, "short.bin: 3,072 bytes is not a whole number of 3073-byte records")) << msg;
+  msg = error_of([&] { read_cifar_batch_memory(recs.data(), 0, "empty.bin", d); });
+  EXPECT_TRUE(contains(msg, "empty.bin: empty file")) << msg;
+}
+
+TEST(CifarBinary, TooManyRecordsIsRefusedBeforeAllocating) {
+  TempDir t;
+  // A sparse file of 1,000,001 records (3 GB on paper, nothing on disk): refused from its size alone.
+  const std::string f = t / "big/test_batch.bin";
+  std::filesystem::create_directories(t / "big");
+  { std::ofstream(f, std::ios::binary).put(0); }
+  std::filesystem::resize_file(f, uint64_t(kMaxCifarRecordsPerFile + 1) * 3073);
+  Dataset d;
+  const std::string msg = error_of([&] { read_cifar_batch_file(f, d); });
+  EXPECT_TRUE(contains(msg, "test_batch.bin: 3,073,003,073 bytes = 1,000,001 records, above the limit of 1,000,000"))
+      << msg;
+  EXPECT_EQ(d.N, 0);
+}
+
+TEST(CifarBinary, DuplicateMetaNames) {
+  TempDir t;
+  std::vector<uint8_t> rec(3073, 1);
+  write_bytes(t / "d/test_batch.bin", rec);
+  std::string names;
+  for (int i = 0; i < 10; ++i) names += (i == 3 ? std::string("c0") : "c" + std::to_string(i)) + "\n";
+  write_bytes(t / "d/batches.meta.txt", std::vector<uint8_t>(names.begin(), names.end()));
+  const std::string msg = error_of([&] { load_cifar_binary(t / "d", "test"); });
+  EXPECT_TRUE(contains(msg, "batches.meta.txt: a class name is listed twice")) << msg;
+}

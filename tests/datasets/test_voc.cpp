@@ -114,10 +114,10 @@ TEST(Voc, ParsesBoxesClassesAndDifficult) {
   EXPECT_NE(e.content_hash(), d.content_hash());
 }
 
-TEST(Voc, ZeroSizeBoxIsDroppedWithWarning) {
+TEST(Voc, ZeroSizeBoxIsDroppedWithWarningInvertedIsAnError) {
   TempDir tmp;
   VocTree t(tmp / "voc");
-  t.basic({{"cat", "5", "5", "10", "10"}, {"cat", "12", "9", "12", "9"}, {"dog", "3", "8", "9", "7"}});
+  t.basic({{"cat", "5", "5", "10", "10"}, {"cat", "12", "9", "12", "9"}, {"dog", "3", "8", "3", "9"}});
   const DetDataset d = load_voc(t.root, "s");
   ASSERT_EQ(d.boxes[0].size(), 1u);
   ASSERT_EQ(d.warnings.size(), 2u);
@@ -125,24 +125,127 @@ TEST(Voc, ZeroSizeBoxIsDroppedWithWarning) {
   EXPECT_TRUE(contains(d.warnings[0], "zero-size"));
   EXPECT_TRUE(contains(d.warnings[0], "xmin=12 ymin=9 xmax=12 ymax=9"));
   EXPECT_TRUE(contains(d.warnings[1], "object 2 (dog)"));
+  // xmin > xmax / ymin > ymax: an error naming file, object, fields and values.
+  t.basic({{"cat", "5", "5", "10", "10"}, {"dog", "3", "8", "9", "7"}});
+  std::string m = error_of([&] { load_voc(t.root, "s"); });
+  EXPECT_TRUE(contains(m, "a.xml: object 1 (dog) <bndbox> <ymin> is 8 but <ymax> is 7: an inverted box")) << m;
+  t.basic({{"cat", "11", "5", "10", "10"}});
+  m = error_of([&] { load_voc(t.root, "s"); });
+  EXPECT_TRUE(contains(m, "<xmin> is 11 but <xmax> is 10")) << m;
 }
 
-TEST(Voc, OutsideBoxesAreClippedOrDropped) {
+TEST(Voc, BoxOutsideTheImageIsAnErrorZeroCornerIsClipped) {
   TempDir tmp;
   VocTree t(tmp / "voc");
-  t.basic({{"cat", "0", "-3", "50", "20"}, {"cat", "41", "2", "60", "9"}, {"cat", "2", "2", "8", "8"}});
+  t.basic({{"cat", "0", "0", "40", "20"}, {"cat", "2", "2", "8", "8"}});
   const DetDataset d = load_voc(t.root, "s");
   ASSERT_EQ(d.boxes[0].size(), 2u);
   EXPECT_FLOAT_EQ(d.boxes[0][0].x0, 0);
   EXPECT_FLOAT_EQ(d.boxes[0][0].y0, 0);
   EXPECT_FLOAT_EQ(d.boxes[0][0].x1, 40);
   EXPECT_FLOAT_EQ(d.boxes[0][0].y1, 20);
-  ASSERT_EQ(d.warnings.size(), 2u);
+  ASSERT_EQ(d.warnings.size(), 1u);
   EXPECT_TRUE(contains(d.warnings[0], "clipped"));
-  EXPECT_TRUE(contains(d.warnings[0], "40x30"));
-  EXPECT_TRUE(contains(d.warnings[1], "entirely outside"));
-  EXPECT_TRUE(contains(d.warnings[1], "xmin=41"));
   EXPECT_NO_THROW(d.validate());
+  t.basic({{"cat", "41", "2", "60", "9"}});
+  std::string m = error_of([&] { load_voc(t.root, "s"); });
+  EXPECT_TRUE(contains(m, "a.xml: object 0 (cat) <bndbox> xmin=41 ymin=2 xmax=60 ymax=9 lies outside the 40x30")) << m;
+  EXPECT_TRUE(contains(m, "xmax > 40")) << m;
+  t.basic({{"cat", "1", "2", "40", "31"}});
+  m = error_of([&] { load_voc(t.root, "s"); });
+  EXPECT_TRUE(contains(m, "ymax > 30")) << m;
+}
+
+TEST(Voc, NumbersMustBePlainDecimals) {
+  TempDir tmp;
+  VocTree t(tmp / "voc");
+  for (const char* bad : {"0x40", "1e2", "-3", "12abc", "inf", "nan", "+4", "1 2", "4.", ".5", "0x1p3", "9999999999"}) {
+    t.basic({{"cat", "1", "2", bad, "9"}});
+    const std::string m = error_of([&] { load_voc(t.root, "s"); });
+    EXPECT_TRUE(contains(m, "a.xml: object 0 (cat) <bndbox> <xmax> is '" + std::string(bad) + "', expected a number"))
+        << bad << ": " << m;
+  }
+  // Leading/trailing whitespace around the number is XML layout, not part of it.
+  t.basic({{"cat", " 1", "2\n", "7.5", "009"}});
+  const DetDataset d = load_voc(t.root, "s");
+  EXPECT_FLOAT_EQ(d.boxes[0][0].x1, 7.5f);
+  EXPECT_FLOAT_EQ(d.boxes[0][0].y1, 9.f);
+  // <size> and <difficult> are integers.
+  t.image("a", 40, 30);
+  t.ann("a", "<annotation><size><width>40.0</width><height>30</height></size></annotation>");
+  std::string m = error_of([&] { load_voc(t.root, "s", {"cat"}); });
+  EXPECT_TRUE(contains(m, "a.xml: <size> <width> is '40.0', expected a number: a non-negative integer")) << m;
+  t.basic({{"cat", "1", "2", "5", "9", "1e0"}});
+  m = error_of([&] { load_voc(t.root, "s"); });
+  EXPECT_TRUE(contains(m, "<difficult> is '1e0'")) << m;
+}
+
+TEST(Voc, DuplicateAndEscapingIdsAreRefused) {
+  TempDir tmp;
+  VocTree t(tmp / "voc");
+  t.basic({{"cat", "1", "1", "5", "5"}});
+  t.split("d", {"a", "a"});
+  std::string m = error_of([&] { load_voc(t.root, "d"); });
+  EXPECT_TRUE(contains(m, "d.txt line 2: image id 'a' is listed twice (lines 1 and 2)")) << m;
+  t.split("e", {"a", "../../../etc/passwd"});
+  m = error_of([&] { load_voc(t.root, "e"); });
+  EXPECT_TRUE(contains(m, "e.txt line 2: image id '../../../etc/passwd.xml' leaves the dataset root")) << m;
+  t.split("f", {"/abs/a"});
+  m = error_of([&] { load_voc(t.root, "f"); });
+  EXPECT_TRUE(contains(m, "f.txt line 1: image id '/abs/a.xml' is an absolute path")) << m;
+  // An annotation's <filename> may not leave JPEGImages/ either.
+  t.ann("b", "<annotation><filename>../../secret.jpg</filename></annotation>");
+  t.split("g", {"b"});
+  m = error_of([&] { load_voc(t.root, "g", {"cat"}); });
+  EXPECT_TRUE(contains(m, "b.xml: <filename> '../../secret.jpg' is not a path inside")) << m;
+}
+
+TEST(Voc, ClassNameTypoIsAnErrorNotANewClass) {
+  TempDir tmp;
+  VocTree t(tmp / "voc");
+  for (const char* id : {"a", "b", "c", "d"}) t.image(id, 40, 30);
+  t.ann("a", xml_of("a", 40, 30, {{"cat", "1", "1", "5", "5"}, {"dog", "1", "1", "5", "5"}}));
+  t.ann("b", xml_of("b", 40, 30, {{"cat", "1", "1", "5", "5"}, {"dgo", "1", "1", "5", "5"}}));  // the typo
+  t.ann("c", xml_of("c", 40, 30, {{"cat", "1", "1", "5", "5"}, {"dog", "1", "1", "5", "5"}}));
+  t.ann("d", xml_of("d", 40, 30, {{"dog", "2", "2", "6", "6"}, {"cat", "1", "1", "5", "5"}}));
+  t.split("train", {"a", "b"});
+  t.split("val", {"c"});
+  t.split("test", {"d"});
+  std::string m = error_of([&] { load_voc(t.root, "train"); });
+  EXPECT_TRUE(contains(m, "class 'dgo' occurs only in the train split (1 object(s), first in")) << m;
+  EXPECT_TRUE(contains(m, "b.xml object 1")) << m;
+  EXPECT_TRUE(contains(m, "whose classes are [cat, dog]")) << m;
+  EXPECT_TRUE(contains(m, "classes.txt")) << m;
+  // The typo in val or test: named against the train list.
+  t.ann("b", xml_of("b", 40, 30, {{"cat", "1", "1", "5", "5"}}));
+  t.ann("d", xml_of("d", 40, 30, {{"Dog", "2", "2", "6", "6"}}));
+  m = error_of([&] { load_voc(t.root, "train"); });
+  EXPECT_TRUE(contains(m, "class names 'Dog' and 'dog' differ only in case")) << m;
+  t.ann("d", xml_of("d", 40, 30, {{"dog", "2", "2", "6", "6"}}));
+  const DetDataset train = load_voc(t.root, "train");
+  EXPECT_EQ(train.classes, (std::vector<std::string>{"cat", "dog"}));
+  t.ann("c", xml_of("c", 40, 30, {{"cta", "1", "1", "5", "5"}}));
+  m = error_of([&] { load_voc(t.root, "val", train.classes); });
+  EXPECT_TRUE(contains(m, "c.xml: object 0 has class name 'cta', expected one of [cat, dog]")) << m;
+  // classes.txt is authoritative: a class found in one split only is then fine, a name not in it is not.
+  write_text(t.root + "/classes.txt", "# the classes\ncat\ndog\ncta\n");
+  EXPECT_EQ(load_voc(t.root, "train").classes, (std::vector<std::string>{"cat", "dog", "cta"}));
+  write_text(t.root + "/classes.txt", "cat\ndog\n");
+  m = error_of([&] { load_voc(t.root, "val"); });
+  EXPECT_TRUE(contains(m, "'cta', expected one of [cat, dog]")) << m;
+  EXPECT_TRUE(contains(m, "classes.txt")) << m;
+}
+
+TEST(Voc, AnnotationParserFromMemory) {
+  const std::string x = xml_of("a", 40, 30, {{"cat", "1", "2", "10.5", "12", "1"}});
+  const VocAnnotation a = parse_voc_annotation(x.data(), x.size(), "mem.xml");
+  EXPECT_EQ(a.size_w, 40);
+  EXPECT_EQ(a.filename, "a.jpg");
+  ASSERT_EQ(a.objects.size(), 1u);
+  EXPECT_DOUBLE_EQ(a.objects[0].c[2], 10.5);
+  EXPECT_TRUE(a.objects[0].difficult);
+  EXPECT_TRUE(contains(error_of([&] { parse_voc_annotation(x.data(), x.size() / 2, "half.xml"); }), "half.xml: "));
+  EXPECT_EQ(parse_voc_list("a\n\nb 1\n", "l.txt", "/r"), (std::vector<std::string>{"a", "b"}));
 }
 
 TEST(Voc, UnknownClassNamesFileNameAndList) {
@@ -153,7 +256,7 @@ TEST(Voc, UnknownClassNamesFileNameAndList) {
   EXPECT_TRUE(contains(m, "a.xml"));
   EXPECT_TRUE(contains(m, "'zebra'"));
   EXPECT_TRUE(contains(m, "[cat, dog]"));
-  EXPECT_NO_THROW(load_voc(t.root, "s"));  // no list: zebra is a class
+  EXPECT_NO_THROW(load_voc(t.root, "s"));  // no list and a single split: zebra is a class
 }
 
 TEST(Voc, MissingFieldBadNumberBrokenXml) {

@@ -17,6 +17,7 @@ using rf::eval::average_precision_all_point;
 using rf::eval::box_iou;
 using rf::eval::Box;
 using rf::eval::DetMetrics;
+using rf::eval::format_metric;
 using rf::eval::Detection;
 using rf::eval::evaluate_detections;
 using rf::eval::GroundTruth;
@@ -224,3 +225,25 @@ TEST(EvaluateDetections, BadInputsThrow) {
 }
 
 }  // namespace
+
+// issue 18: a split with no objects must not report mAP 0.0.
+TEST(EvaluateDetections, NoGroundTruthIsNaNNotZero) {
+  std::vector<Detection> dets = {{0, 0, 0.9f, {0, 0, 10, 10}}, {1, 1, 0.5f, {2, 2, 8, 8}}};
+  for (const auto& gts : {std::vector<GroundTruth>{}, std::vector<GroundTruth>{{0, 0, {0, 0, 10, 10}, true}}}) {
+    const DetMetrics m = evaluate_detections(dets, gts, 3);
+    EXPECT_FALSE(m.has_ground_truth());
+    EXPECT_TRUE(std::isnan(m.map50));
+    EXPECT_TRUE(std::isnan(m.map_coco));
+    for (double v : m.ap_at) EXPECT_TRUE(std::isnan(v));
+    EXPECT_EQ(format_metric(m.map50), "no ground truth");
+  }
+  // No detections either: still no ground truth, not 0.
+  const DetMetrics e = evaluate_detections({}, {}, 2);
+  EXPECT_TRUE(std::isnan(e.map50));
+  // With ground truth: a number, 0 when nothing was found.
+  const DetMetrics z = evaluate_detections({}, {{0, 1, {0, 0, 4, 4}}}, 2);
+  EXPECT_TRUE(z.has_ground_truth());
+  EXPECT_EQ(z.map50, 0.0);
+  EXPECT_EQ(format_metric(z.map50), "0.0000");
+  EXPECT_EQ(format_metric(0.51234, 2), "0.51");
+}

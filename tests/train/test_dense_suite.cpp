@@ -191,3 +191,97 @@ TEST(DenseSuite, TinyEndToEndRunOfBothSuites) {
     fs::remove_all(o.out_dir);
   }
 }
+
+// issue 18: a detection split without objects has no ground truth: refused before training, never mAP 0.0.
+TEST(DenseSuite, DetectionSplitWithoutObjectsIsRefusedBeforeTraining) {
+  const std::string root = temp_dir("voc_no_gt");
+  fs::create_directories(root + "/JPEGImages");
+  fs::create_directories(root + "/Annotations");
+  fs::create_directories(root + "/ImageSets/Main");
+  std::vector<uint8_t> px(64 * 64 * 3, 100);
+  auto put = [&](const std::string& id, bool object) {
+    data::write_jpeg_file(root + "/JPEGImages/" + id + ".jpg", px.data(), 64, 64, 3, 90);
+    std::ofstream(root + "/Annotations/" + id + ".xml")
+        << "<annotation><size><width>64</width><height>64</height></size>"
+        << (object ? "<object><name>cell</name><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>30</xmax><ymax>30</ymax>"
+                     "</bndbox></object>"
+                   : "")
+        << "</annotation>\n";
+  };
+  for (const char* id : {"t0", "t1", "v0"}) put(id, true);
+  for (const char* id : {"x0", "x1"}) put(id, false);
+  std::ofstream(root + "/ImageSets/Main/train.txt") << "t0\nt1\n";
+  std::ofstream(root + "/ImageSets/Main/val.txt") << "v0\n";
+  std::ofstream(root + "/ImageSets/Main/test.txt") << "x0\nx1\n";
+  DenseOptions o;
+  o.task = "detect";
+  o.data = root;
+  o.input_h = o.input_w = 64;
+  o.epochs = 1, o.batch = 2, o.neck = 16, o.pictures = 0;
+  o.out_dir = temp_dir("voc_no_gt_out");
+  std::string msg;
+  try {
+    run_dense(o);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("the test split (2 images) has no objects that are not marked difficult: mAP would have no "
+                     "ground truth"),
+            std::string::npos)
+      << msg;
+  EXPECT_FALSE(fs::exists(o.out_dir + "/packages/detect-resnet18-s0-f32.rfpk"));  // nothing was trained
+  fs::remove_all(root);
+  fs::remove_all(o.out_dir);
+}
+
+TEST(DenseSuite, TableSaysNoGroundTruthForANullMetric) {
+  nlohmann::json nan_ms = {{"mean", std::nan("")}, {"std", 0.0}};
+  nlohmann::json m = {{"model", "resnet18"},  {"learnable_params", 1}, {"macs", 2},
+                      {"package_bytes", {{"f32", 100}, {"i8", 30}}}, {"latency_batch1_ms", 1.0},
+                      {"map50", nan_ms},      {"map_coco", nan_ms},    {"map50_int8", nan_ms}};
+  nlohmann::json r = {{"schema", "reframe.detect/1"},
+                      {"models", {m}},
+                      {"budget", {{"epochs", 1}, {"batch", 2}, {"lr", 0.1}, {"loss", "focal"}, {"seeds", 1}}},
+                      {"dataset", {{"input", {3, 64, 64}}}}};
+  // Through text, as a reader of the JSON file gets it: NaN is written as null.
+  const nlohmann::json back = nlohmann::json::parse(r.dump());
+  EXPECT_TRUE(back["models"][0]["map50"]["mean"].is_null());
+  const std::string t = dense_table(back);
+  EXPECT_NE(t.find("no ground truth"), std::string::npos) << t;
+  EXPECT_EQ(t.find("nan"), std::string::npos) << t;
+}
+
+TEST(DenseSuite, SegmentationSplitAllVoidIsRefusedBeforeTraining) {
+  const std::string root = temp_dir("camvid_all_void");
+  fs::create_directories(root + "/img");
+  std::vector<uint8_t> px(64 * 64 * 3, 100), lab(64 * 64, 3), vd(64 * 64, 11);
+  std::string list_train, list_val, list_test;
+  for (int i = 0; i < 4; ++i) {
+    const std::string id = std::to_string(i);
+    data::write_png_file(root + "/img/" + id + ".png", px.data(), 64, 64, 3);
+    data::write_png_file(root + "/img/" + id + "_l.png", i == 3 ? vd.data() : lab.data(), 64, 64, 1);
+    std::string& l = i < 2 ? list_train : i == 2 ? list_val : list_test;
+    l += "img/" + id + ".png img/" + id + "_l.png\n";
+  }
+  std::ofstream(root + "/train.txt") << list_train;
+  std::ofstream(root + "/val.txt") << list_val;
+  std::ofstream(root + "/test.txt") << list_test;
+  fs::create_directories(root + "/train");
+  DenseOptions o;
+  o.task = "segment";
+  o.data = root;
+  o.input_h = o.input_w = 64;
+  o.epochs = 1, o.batch = 2, o.neck = 16, o.pictures = 0;
+  o.out_dir = temp_dir("camvid_all_void_out");
+  std::string msg;
+  try {
+    run_dense(o);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("every label in the test split (1 images) is void (11): mIoU would have no ground truth"),
+            std::string::npos)
+      << msg;
+  fs::remove_all(root);
+  fs::remove_all(o.out_dir);
+}
