@@ -53,6 +53,16 @@ Data load_data(const ClassifyOptions& o) {
 
 }  // namespace
 
+PackageMeta inference_meta(const data::Dataset& train) {
+  PackageMeta m;
+  m.input_h = train.H, m.input_w = train.W;
+  const data::Normalize norm;  // what LoaderOptions::train/eval use, the only normalisation the trainer applies
+  m.mean.assign(norm.mean.begin(), norm.mean.end());
+  m.std.assign(norm.std.begin(), norm.std.end());
+  m.classes = train.classes;
+  return m;
+}
+
 nlohmann::json run_classify(const ClassifyOptions& o) {
   RF_CHECK(o.seeds >= 1, "classify: --seeds {} (expected >= 1)", o.seeds);
   RF_CHECK(!o.models.empty(), "classify: no models");
@@ -95,6 +105,7 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
         PackOptions po;
         po.dtype = parse_storage_dtype(dt);
         Package p = pack_model(model, po);
+        p.meta = inference_meta(d.train);  // what `reframe predict` needs: input size, normalisation, names
         std::string path = fmt::format("{}/packages/{}-s{}-{}.rfpk", o.out_dir, cfg.name(), s, dt);
         write_package(path, p);
         double regen = 0;

@@ -457,6 +457,12 @@ json run_dense(const DenseOptions& o) {
         PackOptions po;
         po.dtype = parse_storage_dtype(dt);
         Package p = pack_model(model, po);
+        // What inference needs: the network input size, the normalisation of eval_augment and the class names.
+        const data::DenseAugment ea = eval_augment(d);
+        p.meta.input_h = ea.out_h, p.meta.input_w = ea.out_w;
+        p.meta.mean.assign(ea.mean.begin(), ea.mean.end());
+        p.meta.std.assign(ea.std.begin(), ea.std.end());
+        p.meta.classes = d.classes;
         std::string path = fmt::format("{}/packages/{}-{}-s{}-{}.rfpk", o.out_dir, o.task, cfg.name(), s, dt);
         write_package(path, p);
         double regen = 0;

@@ -43,10 +43,52 @@ open("version.rfpk", "wb").write(v)
 PY
 expect_error "trunc.rfpk: header field 'payload_stored_bytes'" "$R" inspect trunc.rfpk
 expect_error "flip.rfpk: checksum mismatch" "$R" run flip.rfpk
-expect_error "version.rfpk: header field 'version' is 9, expected 1" "$R" inspect version.rfpk
+expect_error "version.rfpk: header field 'version' is 9, expected 1 or 2" "$R" inspect version.rfpk
 expect_error "header field 'magic'" "$R" inspect dw.json
 expect_error "missing.rfpk: cannot open" "$R" inspect missing.rfpk
 expect_error "wrong base" "$R" apply dw_i8.rfpk dw9.delta.rfpk -o x.rfpk
 expect_error "is a delta" "$R" run dw9.delta.rfpk
 [ ! -e x.rfpk ] || fail "a failed apply left an output file"
+# predict: images -> classes. Version-1 packages need the metadata on the command line (the error lists it);
+# `pack --from --input-size/--mean/--std/--classes` records it (version 2); a wrong-size image is refused
+# unless --resize.
+python3 - <<'PY' || fail "python png"
+import struct, zlib
+def png(path, h, w):
+    raw = b"".join(b"\x00" + bytes(((x * 7 + y * 3 + c * 50) % 256) for x in range(w) for c in range(3)) for y in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+import os
+os.makedirs("imgs/sub", exist_ok=True)
+png("imgs/a.png", 32, 32); png("imgs/sub/b.png", 32, 32); png("big.png", 40, 48)
+open("names.txt", "w").write("\n".join(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]) + "\n")
+PY
+expect_error "dw.rfpk: package format version 1 records no inference metadata" "$R" predict dw.rfpk imgs
+expect_error "--mean R,G,B" "$R" predict dw.rfpk imgs
+"$R" pack --from dw.rfpk --input-size 32 --mean 0.4914,0.4822,0.4465 --std 0.2023,0.1994,0.2010 \
+  --classes @names.txt -o dwm.rfpk > /dev/null || fail "pack with metadata"
+"$R" inspect --no-tensors dwm.rfpk | grep -q "reframe package v2" || fail "a package with metadata is not version 2"
+"$R" inspect --no-tensors dwm.rfpk | grep -q "10 class names \[airplane,automobile" || fail "inspect metadata"
+"$R" pack --from dwm.rfpk -o dwm2.rfpk > /dev/null && "$R" inspect --no-tensors dwm2.rfpk | grep -q "input 32x32" ||
+  fail "a repack lost the metadata"
+out=$("$R" predict dwm.rfpk imgs --top 3 --batch 1) || fail "predict"
+[ "$(grep -c '\.png: ' <<<"$out")" -eq 2 ] || fail "predict: expected a line per image in: $out"
+grep -q "imgs/sub/b.png: " <<<"$out" || fail "predict did not search the folder recursively: $out"
+"$R" predict dwm.rfpk imgs/a.png --json > pred.json || fail "predict --json"
+python3 - <<'PY' || fail "predict --json content"
+import json
+j = json.load(open("pred.json"))
+assert j["schema"] == "reframe.predict/1" and len(j["images"]) == 1, j
+im = j["images"][0]
+assert len(im["logits"]) == 10 and len(im["probabilities"]) == 10 and len(im["top"]) == 5
+assert abs(sum(im["probabilities"]) - 1) < 1e-9
+best = max(range(10), key=lambda k: im["logits"][k])
+assert im["top"][0]["index"] == best and im["top"][0]["class"] == j["classes"][best]
+PY
+expect_error "big.png: image is 40x48 (height x width), the package's network input is 32x32; pass --resize" \
+  "$R" predict dwm.rfpk big.png
+"$R" predict dwm.rfpk big.png --resize > /dev/null || fail "predict --resize"
+expect_error "dw_i8.rfpk: package format version 1" "$R" predict dw_i8.rfpk big.png --size 32
+expect_error "predict: --std '1,0,1': value 0 must be > 0" "$R" predict dwm.rfpk big.png --std 1,0,1
 echo "cli_package: OK"
