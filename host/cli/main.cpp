@@ -7,10 +7,13 @@
 #include "suites/dense.h"
 #include "host/core/check.h"
 #include "host/core/parallel.h"
+#include "host/train/provenance.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"reframe: benchmarks for ReFrame's seeded (non-learnable) ResNets against ResNet-18"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", [] { return rf::version_text(); },
+                       "version, git revision, compiler, SIMD level, CUDA/cuDNN/MPI, oneDNN version");
   int threads = 0;
   app.add_option("--threads", threads, "CPU threads (default: OMP_NUM_THREADS or all cores)");
 

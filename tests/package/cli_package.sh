@@ -91,4 +91,9 @@ expect_error "big.png: image is 40x48 (height x width), the package's network in
 "$R" predict dwm.rfpk big.png --resize > /dev/null || fail "predict --resize"
 expect_error "dw_i8.rfpk: package format version 1" "$R" predict dw_i8.rfpk big.png --size 32
 expect_error "predict: --std '1,0,1': value 0 must be > 0" "$R" predict dwm.rfpk big.png --std 1,0,1
+# --version: the build facts (the same as every results file's provenance.build_facts).
+ver=$("$R" --version) || fail "--version"
+for f in "git revision" "compiler" "SIMD level" "CUDA" "cuDNN" "MPI" "oneDNN"; do
+  grep -q "^$f " <<<"$ver" || fail "--version lacks '$f': $ver"
+done
 echo "cli_package: OK"

@@ -3,6 +3,10 @@
 // warm regeneration helper takes the median of several calls.
 #include <gtest/gtest.h>
 
+#include <oneapi/dnnl/dnnl.h>
+
+#include "host/core/build_info.h"
+#include "host/train/provenance.h"
 #include "suites/classify.h"
 #include "suites/dense.h"
 #include "suites/measure.h"
@@ -77,6 +81,24 @@ TEST(SuiteTables, WarmRegenerationIsAMedianOfRepeatedCalls) {
   const double t = regen_seconds_median(*m, 3);
   EXPECT_GT(t, 0.0);
   EXPECT_LT(t, 1.0);
+}
+
+// Every results file's provenance carries the build facts `reframe --version` prints.
+TEST(SuiteTables, ProvenanceCarriesTheBuildFacts) {
+  const json p = provenance_json("reframe bench classify");
+  ASSERT_TRUE(p.contains("build_facts")) << p.dump();
+  const json& b = p["build_facts"];
+  for (const char* k : {"version", "compiler", "build_type", "simd", "cuda", "cudnn", "mpi", "onednn", "native"})
+    EXPECT_TRUE(b.contains(k)) << k << " missing in " << b.dump();
+  EXPECT_EQ(b["simd"], simd_level());
+  EXPECT_EQ(b["onednn"].get<std::string>().rfind(fmt::format("{}.{}.", DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR), 0), 0u)
+      << b.dump();
+#ifdef RF_HAVE_CUDA
+  EXPECT_TRUE(b["cuda"].get<bool>());
+#endif
+  const std::string v = version_text();
+  for (const char* line : {"reframe ", "git revision", "compiler", "SIMD level", "CUDA", "cuDNN", "MPI", "oneDNN"})
+    EXPECT_NE(v.find(line), std::string::npos) << line << " missing in:\n" << v;
 }
 
 }  // namespace
