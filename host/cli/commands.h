@@ -48,6 +48,8 @@ struct PredictOptions {
   int64_t batch = 64;
   bool json = false, resize = false;
   std::string size, mean, std, classes;  // override / supply the package's inference metadata
+  float score = 0.3f;                    // detection: boxes below this score are not printed
+  std::string out_dir = "predictions";   // segmentation: where the label PNGs go
 };
 int cmd_predict(const PredictOptions& o);
 

@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
 
   rf::PredictOptions pro;
   CLI::App* predict = app.add_subcommand(
-      "predict", "Classes and probabilities for JPEG/PNG images (files or folders) from a classification package");
+      "predict", "Classes and probabilities for JPEG/PNG images (files or folders); boxes (detection) or label PNGs "
+                  "(segmentation) from dense packages");
   predict->add_option("package", pro.package, "model package (.rfpk)")->required();
   predict->add_option("images", pro.images, "JPEG/PNG files, or folders (searched recursively)")->required();
   predict->add_option("--top,-k", pro.top, "classes printed per image")->check(CLI::Range(1, 100000));
@@ -81,6 +82,8 @@ int main(int argc, char** argv) {
   predict->add_option("--mean", pro.mean, "normalisation mean R,G,B on the 0..1 pixel scale (version-1 packages)");
   predict->add_option("--std", pro.std, "normalisation std R,G,B (version-1 packages)");
   predict->add_option("--classes", pro.classes, "class names a,b,c or @FILE, one a line (version-1 packages)");
+  predict->add_option("--score", pro.score, "detection packages: smallest box score shown")->check(CLI::Range(0.0, 1.0));
+  predict->add_option("--out-dir", pro.out_dir, "segmentation packages: folder for the label PNGs (one per image)");
 
   rf::ApplyOptions ao;
   CLI::App* apply = app.add_subcommand("apply", "Rebuild a full package from a base and a delta (verified by hash)");

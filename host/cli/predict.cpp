@@ -58,7 +58,8 @@ std::vector<std::string> collect_image_files(const std::vector<std::string>& arg
   return out;
 }
 
-Tensor load_image_batch(const std::vector<std::string>& files, const PredictInput& in) {
+Tensor load_image_batch(const std::vector<std::string>& files, const PredictInput& in,
+                        std::vector<std::pair<int, int>>* sizes) {
   const int64_t N = int64_t(files.size()), H = in.H, W = in.W, C = 3;
   RF_CHECK(N > 0 && H > 0 && W > 0, "predict: empty batch or input size {}x{}", H, W);
   RF_CHECK(in.mean.size() == size_t(C) && in.std.size() == size_t(C),
@@ -71,10 +72,12 @@ Tensor load_image_batch(const std::vector<std::string>& files, const PredictInpu
   float* out = x.f32();
   // Decoding dominates and is per file: parallel over files, errors carried out of the OpenMP region.
   std::vector<std::string> errors(files.size());
+  if (sizes) sizes->assign(files.size(), {0, 0});
 #pragma omp parallel for schedule(dynamic)
   for (int64_t i = 0; i < N; ++i) {
     try {
       data::Image img = data::decode_image_file(files[size_t(i)]);
+      if (sizes) (*sizes)[size_t(i)] = {img.H, img.W};
       if (img.H != H || img.W != W) {
         if (!in.resize)
           RF_FAIL("{}: image is {}x{} (height x width), the package's network input is {}x{}; pass --resize to "

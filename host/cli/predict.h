@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "host/core/tensor.h"
@@ -29,7 +30,9 @@ std::vector<std::string> collect_image_files(const std::vector<std::string>& arg
 
 // Decodes `files` (in order) into one normalised (N, 3, H, W) f32 tensor. Errors name the file: undecodable,
 // or (without resize) of another size than H x W.
-Tensor load_image_batch(const std::vector<std::string>& files, const PredictInput& in);
+// sizes (optional): each image's original height and width, before any resize.
+Tensor load_image_batch(const std::vector<std::string>& files, const PredictInput& in,
+                        std::vector<std::pair<int, int>>* sizes = nullptr);
 
 // Command-line overrides of a package's inference metadata ("" keeps the field): size "S" or "HxW"; mean and
 // std "R,G,B" (pixel scale 0..1); classes "a,b,c" or "@FILE" (one name a line). `cmd` names the command in

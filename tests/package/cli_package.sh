@@ -91,6 +91,31 @@ expect_error "big.png: image is 40x48 (height x width), the package's network in
 "$R" predict dwm.rfpk big.png --resize > /dev/null || fail "predict --resize"
 expect_error "dw_i8.rfpk: package format version 1" "$R" predict dw_i8.rfpk big.png --size 32
 expect_error "predict: --std '1,0,1': value 0 must be > 0" "$R" predict dwm.rfpk big.png --std 1,0,1
+# Dense packages: boxes (JSON, in the original image's pixels) and a label PNG per image (original size).
+M="--mean 0.485,0.456,0.406 --std 0.229,0.224,0.225"
+"$R" pack -m nl-resnet18:cnl=dw,task=detect,stem=large,classes=3 --input-size 64x96 $M --classes RBC,WBC,Platelets \
+  -o det.rfpk > /dev/null || fail "pack detect"
+"$R" predict det.rfpk big.png imgs/a.png --json --score 0.05 > det.json || fail "predict detect"
+"$R" pack -m nl-resnet18:cnl=dw,task=segment,stem=large,classes=4 --input-size 64 $M --classes sky,road,car,tree \
+  -o seg.rfpk > /dev/null || fail "pack segment"
+"$R" predict seg.rfpk big.png imgs/a.png --json --out-dir segout > seg.json || fail "predict segment"
+python3 - <<'PY' || fail "dense predict output"
+import json, struct, zlib
+d = json.load(open("det.json"))
+assert d["task"] == "detect" and len(d["images"]) == 2, d
+big = d["images"][0]
+assert (big["height"], big["width"]) == (40, 48), big
+assert big["boxes"], "expected some boxes at score 0.05"
+for b in big["boxes"]:
+    assert b["class"] in ("RBC", "WBC", "Platelets") and b["score"] >= 0.05
+    assert 0 <= b["x0"] <= 48 and 0 <= b["x1"] <= 48 and 0 <= b["y0"] <= 40 and 0 <= b["y1"] <= 40, b
+s = json.load(open("seg.json"))
+im = s["images"][0]
+png = open(im["label_png"], "rb").read()
+w, h, depth, ctype = struct.unpack(">IIBB", png[16:26])
+assert (h, w, depth, ctype) == (40, 48, 8, 0), (h, w, depth, ctype)
+assert abs(sum(im["class_shares"].values()) - 1) < 1e-9
+PY
 # --version: the build facts (the same as every results file's provenance.build_facts).
 ver=$("$R" --version) || fail "--version"
 for f in "git revision" "compiler" "SIMD level" "CUDA" "cuDNN" "MPI" "oneDNN"; do
