@@ -116,6 +116,34 @@ w, h, depth, ctype = struct.unpack(">IIBB", png[16:26])
 assert (h, w, depth, ctype) == (40, 48, 8, 0), (h, w, depth, ctype)
 assert abs(sum(im["class_shares"].values()) - 1) < 1e-9
 PY
+# docs/PACKAGE.md is enough to read every package kind: an independent reader written from the doc alone
+# (tests/package/doc_reader.py: checksums, zstd, metadata, directory, offsets, every tensor decoded) must agree
+# with `reframe inspect --json` on fp32, fp16, int8+zstd, BN-folded, materialised, delta and version-2 packages.
+"$R" pack -m nl-resnet18:cnl=dw --dtype fp16 -o dw_f16.rfpk > /dev/null || fail "pack fp16"
+"$R" pack -m nl-resnet18:cnl=dw --fold-bn --dtype int8 -o dw_fold.rfpk > /dev/null || fail "pack folded"
+"$R" pack -m nl-resnet18:cnl=dw --materialize -o dw_mat.rfpk > /dev/null || fail "pack materialised"
+"$R" pack -m resnet18 --materialize --fold-bn --zstd 1 -o r18.rfpk > /dev/null || fail "pack resnet18"
+DOC_READER="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/doc_reader.py"
+for f in dw.rfpk dw_f16.rfpk dw_i8.rfpk dw_fold.rfpk dw_mat.rfpk r18.rfpk dw9.delta.rfpk dwm.rfpk det.rfpk; do
+  python3 "$DOC_READER" "$f" > "$f.doc.json" || fail "doc_reader.py cannot read $f"
+  "$R" inspect --json "$f" > "$f.inspect.json" || fail "inspect $f"
+  python3 - "$f" <<'PY' || fail "doc_reader.py and inspect disagree on $f"
+import json, sys
+f = sys.argv[1]
+d, i = json.load(open(f + ".doc.json")), json.load(open(f + ".inspect.json"))
+for k in ("version", "config", "seed_rule", "base_seed", "generator", "distribution", "seeds", "payload_hash"):
+    assert d[k] == i[k], (f, k, d[k], i[k])
+assert len(d["tensors"]) == i["tensor_count"], f
+for a, b in zip(d["tensors"], i["tensors"]):
+    for k in ("name", "kind", "dtype", "shape", "offset", "bytes", "from_base"):
+        assert a[k] == b[k], (f, a["name"], k, a[k], b[k])
+if "metadata" in i:
+    for k in ("input_h", "input_w", "classes"):
+        assert d["metadata"][k] == i["metadata"][k], (f, k)
+else:
+    assert "metadata" not in d and d["version"] == 1, f
+PY
+done
 # --version: the build facts (the same as every results file's provenance.build_facts).
 ver=$("$R" --version) || fail "--version"
 for f in "git revision" "compiler" "SIMD level" "CUDA" "cuDNN" "MPI" "oneDNN"; do
