@@ -159,8 +159,8 @@ int cmd_inspect(const InspectOptions& o) {
           {"seeded_from_seeds", seeded_by_seeds}}},
         {"tensors", tj}};
     if (!p.meta.empty())
-      j["metadata"] = {{"input_h", p.meta.input_h}, {"input_w", p.meta.input_w}, {"mean", p.meta.mean},
-                       {"std", p.meta.std}, {"classes", p.meta.classes}};
+      j["metadata"] = {{"input_h", p.meta.input_h}, {"input_w", p.meta.input_w}, {"mean", json_floats(p.meta.mean)},
+                       {"std", json_floats(p.meta.std)}, {"classes", p.meta.classes}};
     if (p.has(kPkgDelta)) {
       j["base_payload_hash"] = hex64(p.base_payload_hash);
       j["target_payload_hash"] = hex64(p.target_payload_hash);

@@ -182,6 +182,12 @@ void apply_meta_options(PackageMeta& m, const std::string& size, const std::stri
   }
 }
 
+std::vector<double> json_floats(const std::vector<float>& v) {
+  std::vector<double> out;
+  for (float x : v) out.push_back(std::stod(fmt::format("{}", x)));
+  return out;
+}
+
 std::vector<double> softmax(const float* l, int64_t K) {
   double mx = -INFINITY;
   for (int64_t k = 0; k < K; ++k) mx = std::max(mx, double(l[k]));

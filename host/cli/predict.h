@@ -40,6 +40,9 @@ Tensor load_image_batch(const std::vector<std::string>& files, const PredictInpu
 void apply_meta_options(PackageMeta& m, const std::string& size, const std::string& mean, const std::string& std,
                         const std::string& classes, const char* cmd);
 
+// f32 values as JSON numbers with their shortest decimal form (0.4914, not 0.49140000343322754).
+std::vector<double> json_floats(const std::vector<float>& v);
+
 // Softmax of one row of logits, in double (stable: max subtracted first).
 std::vector<double> softmax(const float* logits, int64_t K);
 

@@ -58,7 +58,7 @@ int predict_dense(const PredictOptions& o, const Package& p, const ModelConfig& 
   if (o.json) {
     nlohmann::json head = {{"schema", "reframe.predict/1"}, {"package", o.package}, {"model", cfg.name()},
                            {"task", cfg.task}, {"config", p.config},
-                           {"input", {{"height", in.H}, {"width", in.W}, {"mean", in.mean}, {"std", in.std},
+                           {"input", {{"height", in.H}, {"width", in.W}, {"mean", json_floats(in.mean)}, {"std", json_floats(in.std)},
                                       {"resize", true}}},
                            {"classes", meta.classes}, {"image_count", files.size()}};
     if (detect) head["score_threshold"] = o.score;
@@ -66,7 +66,7 @@ int predict_dense(const PredictOptions& o, const Package& p, const ModelConfig& 
     h.pop_back();
     fmt::print("{},\"images\":[\n", h);
   } else {
-    fmt::print("{}: {} {} ({} classes), input {}x{} (every image resized to it), mean {} std {}; {} images\n",
+    fmt::print("{}: {} {} ({} classes), input {}x{} (every image resized to it), mean {} std {}; {} image(s)\n",
                o.package, cfg.name(), cfg.task, K, in.H, in.W, floats_str(in.mean), floats_str(in.std),
                files.size());
   }
@@ -201,7 +201,7 @@ int cmd_predict(const PredictOptions& o) {
                            {"package", o.package},
                            {"model", cfg.name()},
                            {"config", p.config},
-                           {"input", {{"height", in.H}, {"width", in.W}, {"mean", in.mean}, {"std", in.std},
+                           {"input", {{"height", in.H}, {"width", in.W}, {"mean", json_floats(in.mean)}, {"std", json_floats(in.std)},
                                       {"resize", o.resize}}},
                            {"classes", meta.classes},
                            {"top", top},
@@ -210,7 +210,7 @@ int cmd_predict(const PredictOptions& o) {
     h.pop_back();  // the closing brace: the images array streams after it
     fmt::print("{},\"images\":[\n", h);
   } else {
-    fmt::print("{}: {} ({} classes), input {}x{}, mean {} std {}{}; {} images\n", o.package, cfg.name(), K, in.H,
+    fmt::print("{}: {} ({} classes), input {}x{}, mean {} std {}{}; {} image(s)\n", o.package, cfg.name(), K, in.H,
                in.W, floats_str(in.mean), floats_str(in.std), o.resize ? ", resized" : "", files.size());
   }
   for (size_t b0 = 0; b0 < files.size(); b0 += size_t(o.batch)) {
