@@ -41,6 +41,9 @@ DW=nl-resnet18:cnl=dw
 "$REFRAME" pack -m "$DW,classes=3" --dtype int8 --base "$WORK/dw_i8.rfpk" -o "$CORPUS/head_i8.delta.rfpk" >/dev/null
 "$REFRAME" pack -m "$DW,classes=3" --dtype fp16 --base "$WORK/dw_f16.rfpk" -o "$CORPUS/head_f16.delta.rfpk" >/dev/null
 "$REFRAME" pack -m "$DW,classes=2" --base "$WORK/dw.rfpk" --zstd 1 -o "$CORPUS/head_f32_zstd.delta.rfpk" >/dev/null
+# Format version 2: a delta carrying the inference metadata block (input size, mean/std, class names).
+"$REFRAME" pack -m "$DW,seed=100" --base "$WORK/dw.rfpk" --input-size 32 --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25 \
+  --classes cat,dog,ship -o "$CORPUS/reseeded_meta.delta.rfpk" >/dev/null
 ls -l "$CORPUS"
 
 echo "fuzz: $RUNS executions"

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "host/package/package.h"
 #include "host/train/trainer.h"
 
 namespace rf {
@@ -29,6 +30,9 @@ struct ClassifyOptions {
 };
 
 nlohmann::json run_classify(const ClassifyOptions& o);
+// The package metadata (docs/PACKAGE.md, version 2) of a classifier trained on `train` with the trainer's
+// loaders: the images' size, the loaders' normalisation (data::Normalize) and the dataset's class names.
+PackageMeta inference_meta(const data::Dataset& train);
 // The terminal table of a classify.json.
 std::string classify_table(const nlohmann::json& results);
 

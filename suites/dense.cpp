@@ -463,7 +463,7 @@ json run_dense(const DenseOptions& o) {
     Model probe(base);
     ModelTotals tot = probe.totals(Shape{1, 3, d.in_h, d.in_w});
     json runs = json::array();
-    std::vector<double> main_v, second_v, main_f16, main_i8, epoch_s, regen_s, val_v;
+    std::vector<double> main_v, second_v, main_f16, main_i8, epoch_s, regen_s, regen_cold_s, val_v;
     std::vector<std::vector<double>> per_class;
     json bytes;
     std::unique_ptr<Model> device_model;
@@ -484,6 +484,12 @@ json run_dense(const DenseOptions& o) {
         PackOptions po;
         po.dtype = parse_storage_dtype(dt);
         Package p = pack_model(model, po);
+        // What inference needs: the network input size, the normalisation of eval_augment and the class names.
+        const data::DenseAugment ea = eval_augment(d);
+        p.meta.input_h = ea.out_h, p.meta.input_w = ea.out_w;
+        p.meta.mean.assign(ea.mean.begin(), ea.mean.end());
+        p.meta.std.assign(ea.std.begin(), ea.std.end());
+        p.meta.classes = d.classes;
         std::string path = fmt::format("{}/packages/{}-{}-s{}-{}.rfpk", o.out_dir, o.task, cfg.name(), s, dt);
         write_package(path, p);
         double regen = 0;
@@ -491,10 +497,12 @@ json run_dense(const DenseOptions& o) {
         TaskMetrics tm = evaluate_split(*dev, d.test, d, detect, o.score_threshold);
         dev->clear_cache();
         pk[dt] = {{"path", path}, {"bytes", fs::file_size(path)}, {main_key, tm.main}, {second_key, tm.second},
-                  {"regen_seconds", regen}};
+                  {"regen_cold_seconds", regen}};
         const std::string sdt = dt;
         if (sdt == "f32") {
-          main_v.push_back(tm.main), second_v.push_back(tm.second), regen_s.push_back(regen);
+          main_v.push_back(tm.main), second_v.push_back(tm.second), regen_cold_s.push_back(regen);
+          regen_s.push_back(regen_seconds_median(*dev));
+          pk[dt]["regen_seconds_median"] = regen_s.back();
           per_class.push_back(tm.per_class);
           device_model = std::move(dev);
         } else if (sdt == "f16") {
@@ -551,7 +559,9 @@ json run_dense(const DenseOptions& o) {
               {"resident_weight_bytes", (tot.learnable + tot.seeded + tot.state) * int64_t(sizeof(float))},
               {"peak_memory_bytes", {{"train_tensors", train_peak}, {"inference_tensors", eval_peak}}},
               {"train_seconds_per_epoch", mean_std_json(epoch_s)},
-              {"regen_seconds", mean_std_json(regen_s)},
+              {"regen_seconds_median", mean_std_json(regen_s)},  // warm, see suites/measure.h
+              {"regen_reps", kRegenReps},
+              {"regen_cold_seconds", mean_std_json(regen_cold_s)},
               {"latency_batch1_ms", lat * 1e3},
               {"throughput_images_per_s", thr},
               {std::string("val_") + main_key, mean_std_json(val_v)},
@@ -608,8 +618,8 @@ std::string dense_table(const json& r) {
   const bool detect = r["schema"] == "reframe.detect/1";
   const char* mk = detect ? "map50" : "miou";
   const char* sk = detect ? "map_coco" : "pixel_acc";
-  std::string s = fmt::format("{:<16} {:>10} {:>14} {:>11} {:>10} {:>8} {:>9} {:>14} {:>14} {:>9}\n", "model",
-                              "learnable", "MACs", "pkg fp32", "pkg int8", "% R18", "lat b1",
+  std::string s = fmt::format("{:<16} {:>10} {:>14} {:>11} {:>10} {:>7} {:>9} {:>10} {:>14} {:>14} {:>9}\n", "model",
+                              "learnable", "MACs", "pkg fp32", "pkg int8", "% R18", "lat b1", "regen ms",
                               detect ? "mAP@0.5" : "mIoU", detect ? "mAP@.5:.95" : "pixel acc",
                               detect ? "int8 mAP" : "int8 mIoU");
   double base_bytes = 0, base_macs = 0;
@@ -617,20 +627,25 @@ std::string dense_table(const json& r) {
     if (m["model"] == "resnet18") base_bytes = m["package_bytes"]["f32"].get<double>(), base_macs = m["macs"].get<double>();
   // NaN is written as null: a metric without ground truth.
   auto pm = [](const json& j) {
-    if (!j["mean"].is_number() || !j["std"].is_number()) return std::string("no ground truth");
-    return fmt::format("{:.2f}±{:.2f}%", 100 * j["mean"].get<double>(), 100 * j["std"].get<double>());
+    return j.is_object() && j["mean"].is_number() && j["std"].is_number() ? pct_mean_std_cell(j)
+                                                                           : std::string("no ground truth");
   };
   auto pct = [](const json& j) {
     return j.is_number() ? fmt::format("{:.2f}%", 100 * j.get<double>()) : std::string("no ground truth");
   };
   for (const auto& m : r["models"]) {
     double fp32 = m["package_bytes"]["f32"].get<double>();
-    s += fmt::format("{:<16} {:>10} {:>14} {:>11} {:>10} {:>7.1f}% {:>7.2f}ms {:>14} {:>14} {:>9}\n",
+    const json& rg = m.contains("regen_seconds_median") ? m["regen_seconds_median"] : json();
+    s += fmt::format("{:<16} {:>10} {:>14} {:>11} {:>10} {:>7} {:>7.2f}ms {:>10} {:>14} {:>14} {:>9}\n",
                      m["model"].get<std::string>(), m["learnable_params"].get<int64_t>(), m["macs"].get<int64_t>(),
-                     int64_t(fp32), m["package_bytes"]["i8"].get<int64_t>(),
-                     base_bytes > 0 ? 100 * fp32 / base_bytes : 0.0, m["latency_batch1_ms"].get<double>(), pm(m[mk]),
+                     int64_t(fp32), m["package_bytes"]["i8"].get<int64_t>(), pct_of_r18_cell(fp32, base_bytes),
+                     m["latency_batch1_ms"].get<double>(),
+                     rg.is_object() ? fmt::format("{:.3f}", 1e3 * rg["mean"].get<double>()) : "—", pm(m[mk]),
                      pm(m[sk]), pct(m[std::string(mk) + "_int8"]["mean"]));
   }
+  s += fmt::format("\n% R18:    fp32 package bytes as a share of resnet18's in this run{}\n"
+                   "regen ms: regenerating the seeded weights of the loaded fp32 package, median of {} warm calls\n",
+                   base_bytes > 0 ? "" : " (no resnet18 in this run: shown as —)", kRegenReps);
   if (base_bytes > 0) {
     s += "\nAgainst resnet18 in this run:";
     for (const auto& m : r["models"]) {

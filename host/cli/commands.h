@@ -21,6 +21,8 @@ struct PackCmdOptions {
   std::string dtype = "fp32";  // fp32 | fp16 | int8
   int zstd = 0;                // 0: off, else the zstd level
   bool fold_bn = false, materialize = false, json = false;
+  // Inference metadata to record (docs/PACKAGE.md, version 2); "" keeps what --from's package has.
+  std::string meta_size, meta_mean, meta_std, meta_classes;
 };
 int cmd_pack(const PackCmdOptions& o);
 
@@ -37,6 +39,19 @@ struct RunOptions {
   bool json = false;
 };
 int cmd_run(const RunOptions& o);
+
+// `reframe predict` (host/cli/predict_cmd.cpp).
+struct PredictOptions {
+  std::string package;
+  std::vector<std::string> images;       // files or folders
+  int top = 5;
+  int64_t batch = 64;
+  bool json = false, resize = false;
+  std::string size, mean, std, classes;  // override / supply the package's inference metadata
+  float score = 0.3f;                    // detection: boxes below this score are not printed
+  std::string out_dir = "predictions";   // segmentation: where the label PNGs go
+};
+int cmd_predict(const PredictOptions& o);
 
 struct ApplyOptions {
   std::string base, delta, out;

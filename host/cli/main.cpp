@@ -8,10 +8,13 @@
 #include "suites/dense.h"
 #include "host/core/check.h"
 #include "host/core/parallel.h"
+#include "host/train/provenance.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"reframe: benchmarks for ReFrame's seeded (non-learnable) ResNets against ResNet-18"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", [] { return rf::version_text(); },
+                       "version, git revision, compiler, SIMD level, CUDA/cuDNN/MPI, oneDNN version");
   int threads = 0;
   app.add_option("--threads", threads, "CPU threads (default: OMP_NUM_THREADS or all cores)");
   app.fallthrough();  // global options (--threads, --max-image-pixels) also after the subcommand
@@ -42,6 +45,10 @@ int main(int argc, char** argv) {
   pack->add_flag("--fold-bn", po.fold_bn, "inference package: fold BN into the preceding conv");
   pack->add_flag("--materialize", po.materialize, "store seeded weights as tensors too (to see what seeds save)");
   pack->add_flag("--json", po.json, "emit JSON");
+  pack->add_option("--input-size", po.meta_size, "record the network input size, S or HxW (for `reframe predict`)");
+  pack->add_option("--mean", po.meta_mean, "record the input normalisation mean, R,G,B on the 0..1 pixel scale");
+  pack->add_option("--std", po.meta_std, "record the input normalisation std, R,G,B");
+  pack->add_option("--classes", po.meta_classes, "record the class names, a,b,c or @FILE (one a line)");
 
   rf::InspectOptions io;
   CLI::App* inspect = app.add_subcommand("inspect", "Verify a package and print its header, tensors and byte breakdown");
@@ -53,7 +60,10 @@ int main(int argc, char** argv) {
   CLI::App* run = app.add_subcommand("run", "Device side: read, verify, regenerate seeded weights, run inference, time it");
   run->add_option("package", ro.path, "package file (or a delta, with --base)")->required();
   run->add_option("--base", ro.base, "base package when PACKAGE is a delta");
-  run->add_option("--input", ro.input, "raw float32 NCHW images (3 x size x size each); default: synthetic");
+  run->add_option("--input", ro.input, "raw float32 NCHW images (3 x size x size each), already normalised exactly "
+                                      "as in training ((pixel/255 - mean) / std; see `reframe inspect`), fed to "
+                                      "the network as they are; default: synthetic N(0,1). For image files use "
+                                      "`reframe predict`");
   run->add_option("--size", ro.size, "input height = width (default 32, or 224 for the large stem)")
       ->check(CLI::Range(8, 4096));
   run->add_option("--batch", ro.batch, "synthetic batch size")->check(CLI::Range(1, 65536));
@@ -62,6 +72,24 @@ int main(int argc, char** argv) {
   run->add_option("--seed", ro.seed, "seed of the synthetic input");
   run->add_option("--reference", ro.reference, "also run this package and report the logit difference");
   run->add_flag("--json", ro.json, "emit JSON (schema reframe.run/1)");
+
+  rf::PredictOptions pro;
+  CLI::App* predict = app.add_subcommand(
+      "predict", "Classes and probabilities for JPEG/PNG images (files or folders); boxes (detection) or label PNGs "
+                  "(segmentation) from dense packages");
+  predict->add_option("package", pro.package, "model package (.rfpk)")->required();
+  predict->add_option("images", pro.images, "JPEG/PNG files, or folders (searched recursively)")->required();
+  predict->add_option("--top,-k", pro.top, "classes printed per image")->check(CLI::Range(1, 100000));
+  predict->add_option("--batch", pro.batch, "images decoded and run at a time")->check(CLI::Range(1, 65536));
+  predict->add_flag("--json", pro.json, "emit JSON (schema reframe.predict/1): top-k, all logits and probabilities");
+  predict->add_flag("--resize", pro.resize, "scale images of another size to the network input (bilinear, aspect "
+                                            "ratio not kept); default: such an image is an error");
+  predict->add_option("--size", pro.size, "network input size S or HxW (needed for version-1 packages)");
+  predict->add_option("--mean", pro.mean, "normalisation mean R,G,B on the 0..1 pixel scale (version-1 packages)");
+  predict->add_option("--std", pro.std, "normalisation std R,G,B (version-1 packages)");
+  predict->add_option("--classes", pro.classes, "class names a,b,c or @FILE, one a line (version-1 packages)");
+  predict->add_option("--score", pro.score, "detection packages: smallest box score shown")->check(CLI::Range(0.0, 1.0));
+  predict->add_option("--out-dir", pro.out_dir, "segmentation packages: folder for the label PNGs (one per image)");
 
   rf::ApplyOptions ao;
   CLI::App* apply = app.add_subcommand("apply", "Rebuild a full package from a base and a delta (verified by hash)");
@@ -217,6 +245,7 @@ int main(int argc, char** argv) {
     if (pack->parsed()) return rf::cmd_pack(po);
     if (inspect->parsed()) return rf::cmd_inspect(io);
     if (run->parsed()) return rf::cmd_run(ro);
+    if (predict->parsed()) return rf::cmd_predict(pro);
     if (apply->parsed()) return rf::cmd_apply(ao);
     if (gate->parsed()) return rf::cmd_gate(gco);
     if (report->parsed()) return rf::cmd_report(rco);

@@ -96,6 +96,7 @@ int cmd_train(const TrainCmdOptions& t) {
     PackOptions po;
     po.dtype = parse_storage_dtype(t.dtype);
     Package p = pack_model(m, po);
+    p.meta = inference_meta(tv.train);  // input size, normalisation, class names: what `reframe predict` needs
     write_package(t.out, p);
     std::printf("wrote %s (%llu bytes)\n", t.out.c_str(), (unsigned long long)std::filesystem::file_size(t.out));
   }

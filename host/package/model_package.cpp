@@ -269,6 +269,9 @@ std::unique_ptr<Model> load_model(const Package& p, const std::string& what, dou
   if (p.base_seed != cfg.seed)
     RF_FAIL("{}: payload field 'base_seed' is {}, the config says {}", what, p.base_seed, cfg.seed);
   check_config_fits(cfg, p, what);
+  if (int64_t(p.meta.classes.size()) > cfg.classes)
+    RF_FAIL("{}: metadata field 'class_count' is {}, expected at most the config's {} classes", what,
+            p.meta.classes.size(), cfg.classes);
   std::unique_ptr<Model> m = build_model(cfg);
   const std::vector<NLModule*> nl = m->nl_modules();
   if (p.seeds.size() != nl.size())
@@ -350,6 +353,7 @@ Package make_delta(const Package& base, const Package& target_in) {
   d.generator = target.generator;
   d.distribution = target.distribution;
   d.seeds = target.seeds;
+  d.meta = target.meta;
   d.base_payload_hash = base.payload_hash ? base.payload_hash : [&] {
     Package b = base;
     serialize_payload(b);
@@ -384,6 +388,7 @@ Package apply_delta(const Package& base, const Package& delta, const std::string
   full.generator = delta.generator;
   full.distribution = delta.distribution;
   full.seeds = delta.seeds;
+  full.meta = delta.meta;
   for (const PackedTensor& t : delta.tensors) {
     if (!t.from_base) {
       full.tensors.push_back(t);

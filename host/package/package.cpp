@@ -158,6 +158,51 @@ const PackedTensor* Package::find(const std::string& name) const {
   return nullptr;
 }
 
+namespace {
+
+// Checks what the reader checks, so the writer never writes a block the reader refuses. `what` prefixes errors.
+void check_meta(const PackageMeta& m, const std::string& what) {
+  if (m.input_h < 0 || m.input_w < 0 || m.input_h > kMaxMetaInputSize || m.input_w > kMaxMetaInputSize ||
+      (m.input_h == 0) != (m.input_w == 0))
+    RF_FAIL("{}: metadata field 'input_h'/'input_w' is {}x{}, expected both 1..{} or both 0 (not recorded)", what,
+            m.input_h, m.input_w, kMaxMetaInputSize);
+  if (m.mean.size() != m.std.size() || m.mean.size() > kMaxMetaChannels)
+    RF_FAIL("{}: metadata fields 'mean'/'std' have {}/{} values, expected the same count, at most {}", what,
+            m.mean.size(), m.std.size(), kMaxMetaChannels);
+  for (size_t c = 0; c < m.mean.size(); ++c) {
+    if (!std::isfinite(m.mean[c]))
+      RF_FAIL("{}: metadata field 'mean' value {} is {}, expected a finite number", what, c, m.mean[c]);
+    if (!std::isfinite(m.std[c]) || !(m.std[c] > 0.f))
+      RF_FAIL("{}: metadata field 'std' value {} is {}, expected a finite number > 0", what, c, m.std[c]);
+  }
+  if (m.classes.size() > kMaxMetaClasses)
+    RF_FAIL("{}: metadata field 'class_count' is {}, expected at most {}", what, m.classes.size(), kMaxMetaClasses);
+  for (size_t k = 0; k < m.classes.size(); ++k)
+    if (m.classes[k].empty() || m.classes[k].size() > kMaxClassNameLen)
+      RF_FAIL("{}: metadata class name {} is {} bytes, expected 1..{}", what, k, m.classes[k].size(),
+              kMaxClassNameLen);
+}
+
+void write_meta(Writer& w, const PackageMeta& m) {
+  check_meta(m, "package");
+  w.u32(uint32_t(m.input_h));
+  w.u32(uint32_t(m.input_w));
+  w.u32(uint32_t(m.mean.size()));
+  for (const std::vector<float>* v : {&m.mean, &m.std})
+    for (float x : *v) {
+      uint32_t u;
+      std::memcpy(&u, &x, 4);
+      w.u32(u);
+    }
+  w.u32(uint32_t(m.classes.size()));
+  for (const std::string& c : m.classes) {
+    w.u16(uint16_t(c.size()));
+    w.b.insert(w.b.end(), c.begin(), c.end());
+  }
+}
+
+}  // namespace
+
 std::vector<uint8_t> serialize_payload(Package& p) {
   // Write only what the reader accepts back.
   RF_CHECK(p.config.size() <= kMaxConfigLen, "package config: {} bytes, expected at most {}", p.config.size(),
@@ -175,6 +220,9 @@ std::vector<uint8_t> serialize_payload(Package& p) {
   w.str32(p.distribution);
   w.u32(uint32_t(p.seeds.size()));
   for (uint64_t s : p.seeds) w.u64(s);
+  // Version 2: the metadata block, written only when there is metadata (docs/PACKAGE.md, "Versions").
+  p.version = p.meta.empty() ? kPackageVersionNoMeta : kPackageVersion;
+  if (p.version >= 2) write_meta(w, p.meta);
   w.u32(uint32_t(p.tensors.size()));
   // The directory first (offsets are known from the sizes alone), then the aligned data blocks.
   uint64_t dir_bytes = 0;
@@ -255,6 +303,31 @@ void parse_payload(const uint8_t* data, uint64_t n, Package& p, const std::strin
             n_seeds * 8, r.left());
   p.seeds.resize(size_t(n_seeds));
   for (uint64_t& s : p.seeds) s = r.get(8, "seed");
+  if (p.version >= 2) {
+    r.where = "metadata";
+    PackageMeta& m = p.meta;
+    m.input_h = int64_t(r.get(4, "input_h"));
+    m.input_w = int64_t(r.get(4, "input_w"));
+    const uint64_t n_ch = r.get(4, "channels");
+    if (n_ch > kMaxMetaChannels)
+      RF_FAIL("{}: metadata field 'channels' is {}, expected at most {}", what, n_ch, kMaxMetaChannels);
+    for (std::vector<float>* v : {&m.mean, &m.std}) {
+      v->resize(size_t(n_ch));
+      for (float& x : *v) {
+        const uint32_t u = uint32_t(r.get(4, v == &m.mean ? "mean" : "std"));
+        std::memcpy(&x, &u, 4);
+      }
+    }
+    const uint64_t n_cls = r.get(4, "class_count");
+    // Each name needs at least 3 bytes (u16 length + 1 byte): checked before the vector is sized.
+    if (n_cls > kMaxMetaClasses || n_cls * 3 > r.left())
+      RF_FAIL("{}: metadata field 'class_count' is {}, expected at most {} and at most {} (3 bytes a name in the {} "
+              "bytes that remain)", what, n_cls, kMaxMetaClasses, r.left() / 3, r.left());
+    m.classes.resize(size_t(n_cls));
+    for (std::string& c : m.classes) c = r.str(2, kMaxClassNameLen, "class_name");
+    check_meta(m, what);
+    r.where = "payload";
+  }
   const uint64_t n_tensors = r.get(4, "tensor_count");
   // Smallest directory entry: 2 (name length) + 1 (name) + 4 + 8 (one dim) + 16 = 31 bytes.
   if (n_tensors * 31 > r.left())
@@ -340,9 +413,9 @@ Package parse_package(const uint8_t* data, size_t size, const std::string& what)
             "transfer)", what);
   Package p;
   p.version = uint16_t(load_le(data + 8, 2));
-  if (p.version != kPackageVersion)
-    RF_FAIL("{}: header field 'version' is {}, expected {} (this reader's format version)", what, p.version,
-            kPackageVersion);
+  if (p.version != kPackageVersionNoMeta && p.version != kPackageVersion)
+    RF_FAIL("{}: header field 'version' is {}, expected {} or {} (the format versions this reader knows)", what,
+            p.version, kPackageVersionNoMeta, kPackageVersion);
   const uint64_t header_bytes = load_le(data + 10, 2);
   if (header_bytes != kPackageHeaderBytes)
     RF_FAIL("{}: header field 'header_bytes' is {}, expected {}", what, header_bytes, kPackageHeaderBytes);

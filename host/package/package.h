@@ -15,7 +15,12 @@
 
 namespace rf {
 
-constexpr uint16_t kPackageVersion = 1;
+// Format versions (docs/PACKAGE.md, "Versions"): 1 = no inference metadata; 2 = version 1 plus the metadata
+// block (input size, normalisation, class names) after the seeds. The writer writes the lowest version that holds
+// the package (2 only when metadata is present, so packages without it stay byte-identical to older writers');
+// the reader accepts both.
+constexpr uint16_t kPackageVersion = 2;          // the newest version this reader and writer know
+constexpr uint16_t kPackageVersionNoMeta = 1;
 constexpr size_t kPackageHeaderBytes = 64, kPackageTrailerBytes = 8, kPackageAlign = 64;
 extern const unsigned char kPackageMagic[8];  // "RFPK\r\n\x1a\n"
 
@@ -46,8 +51,20 @@ struct PackedTensor {
   uint64_t stored_bytes() const;  // what data.size() must be for this dtype and shape
 };
 
+// What inference needs besides the weights (format version 2): the input the network was trained on and the
+// class names of its outputs. Every field may be absent (0 / empty); a reader must then be told it explicitly.
+struct PackageMeta {
+  int64_t input_h = 0, input_w = 0;          // network input size in pixels; 0: not recorded
+  std::vector<float> mean, std;              // per input channel: x = (pixel / 255 - mean) / std; empty: not recorded
+  std::vector<std::string> classes;          // names of outputs 0..n-1 (n <= the config's classes); empty: none
+  bool empty() const { return input_h == 0 && input_w == 0 && mean.empty() && std.empty() && classes.empty(); }
+};
+// Limits of the metadata block (far above any real model; they bound what a hostile file can make us allocate).
+constexpr uint32_t kMaxMetaChannels = 16, kMaxMetaClasses = 100000, kMaxClassNameLen = 256;
+constexpr int64_t kMaxMetaInputSize = 65536;
+
 struct Package {
-  uint16_t version = kPackageVersion;
+  uint16_t version = kPackageVersionNoMeta;  // set by serialize_payload / parse_package
   uint32_t flags = 0;
   std::string config;        // ModelConfig::str()
   std::string seed_rule;     // "base+i"
@@ -55,6 +72,7 @@ struct Package {
   std::string generator;     // kGeneratorId
   std::string distribution;  // kDistributionId
   std::vector<uint64_t> seeds;  // one per NL module, network order
+  PackageMeta meta;             // version 2 only; empty in version 1
   std::vector<PackedTensor> tensors;
   uint64_t base_payload_hash = 0;    // delta: payload hash of the base it applies to
   uint64_t target_payload_hash = 0;  // delta: payload hash of the full package it rebuilds

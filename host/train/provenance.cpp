@@ -11,11 +11,33 @@
 #include <filesystem>
 #include <fstream>
 
+#include <oneapi/dnnl/dnnl.h>
+
+#include "host/core/build_info.h"
 #include "host/core/check.h"
 #include "host/core/parallel.h"
 
 #ifndef RF_SOURCE_DIR
 #define RF_SOURCE_DIR "."
+#endif
+// Set for this file by CMakeLists.txt ("build facts"); the fallbacks are for a build that does not set them.
+#ifndef RF_VERSION
+#define RF_VERSION "unknown"
+#endif
+#ifndef RF_BUILD_TYPE
+#define RF_BUILD_TYPE "unknown"
+#endif
+#ifndef RF_BUILD_CUDA
+#define RF_BUILD_CUDA 0
+#endif
+#ifndef RF_BUILD_CUDNN
+#define RF_BUILD_CUDNN 0
+#endif
+#ifndef RF_BUILD_MPI
+#define RF_BUILD_MPI 0
+#endif
+#ifndef RF_NATIVE_BUILD
+#define RF_NATIVE_BUILD 0
 #endif
 
 namespace rf {
@@ -63,14 +85,78 @@ long long max_rss_bytes() {
   return (long long)ru.ru_maxrss * 1024;
 }
 
+namespace {
+
+std::string compiler_name() {
+#if defined(__clang__)
+  return std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  return std::string("gcc ") + __VERSION__;
+#else
+  return "unknown compiler";
+#endif
+}
+
+std::string onednn_version() {
+  const dnnl_version_t* v = dnnl_version();
+  const std::string hash = v->hash ? v->hash : "";
+  return fmt::format("{}.{}.{}{}", v->major, v->minor, v->patch,
+                     hash.empty() || hash == "N/A" ? "" : " (" + hash + ")");
+}
+
+std::string simd_name() {  // build_info's short id, as a person reads it
+  const std::string s = simd_level();
+  return s == "avx512" ? "AVX-512" : s == "avx2" ? "AVX2 + FMA" : s == "neon" ? "NEON" : "portable (no SIMD path)";
+}
+
+}  // namespace
+
+nlohmann::json build_facts_json() {
+  return {{"version", RF_VERSION},
+          {"compiler", compiler_name()},
+          {"build_type", RF_BUILD_TYPE},
+#ifdef NDEBUG
+          {"assertions", false},
+#else
+          {"assertions", true},
+#endif
+          {"native", bool(RF_NATIVE_BUILD)},
+          {"simd", simd_level()},
+          {"cuda", bool(RF_BUILD_CUDA)},
+          {"cudnn", bool(RF_BUILD_CUDNN)},
+          {"mpi", bool(RF_BUILD_MPI)},
+          {"onednn", onednn_version()}};
+}
+
+std::string version_text() {
+  const nlohmann::json b = build_facts_json();
+  auto yn = [](bool v) { return v ? "yes" : "no"; };
+  return fmt::format(
+      "reframe {}\n"
+      "git revision   {} (of the source tree {}, read now)\n"
+      "compiler       {}\n"
+      "build          {}{}\n"
+      "SIMD level     {} (compiler macros of this build)\n"
+      "CUDA           {}\n"
+      "cuDNN          {}\n"
+      "MPI            {}\n"
+      "oneDNN         {}",
+      RF_VERSION, git_revision(), RF_SOURCE_DIR, b["compiler"].get<std::string>(), RF_BUILD_TYPE,
+      RF_NATIVE_BUILD ? ", -march=native" : ", portable target", simd_name(), yn(RF_BUILD_CUDA), yn(RF_BUILD_CUDNN),
+      RF_BUILD_MPI ? "yes" : "no (no MPI backend in this project)", b["onednn"].get<std::string>());
+}
+
 nlohmann::json provenance_json(const std::string& command_line) {
+  const nlohmann::json b = build_facts_json();
   return {{"git_revision", git_revision()},
-          {"compiler", std::string("g++ ") + __VERSION__},
+          {"version", b["version"]},
+          {"compiler", b["compiler"]},
 #ifdef NDEBUG
           {"build", "release"},
 #else
           {"build", "debug"},
 #endif
+          {"build_facts", b},
           {"cpu", cpu_name()},
           {"threads", num_threads()},
           {"cuda_device", "none"},

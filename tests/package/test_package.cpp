@@ -329,7 +329,7 @@ void put_le(std::vector<uint8_t>& b, size_t at, uint64_t v, int n) {
 std::vector<uint8_t> wrap(const std::vector<uint8_t>& payload, uint32_t flags = 0, uint64_t raw_override = 0) {
   std::vector<uint8_t> f(64 + payload.size() + 8, 0);
   std::memcpy(f.data(), kPackageMagic, 8);
-  put_le(f, 8, kPackageVersion, 2);
+  put_le(f, 8, kPackageVersionNoMeta, 2);  // raw payloads here have no metadata block
   put_le(f, 10, 64, 2);
   put_le(f, 12, flags, 4);
   put_le(f, 16, payload.size(), 8);
@@ -410,7 +410,7 @@ TEST(PackageErrors, EachFieldGetsItsOwnMessage) {
   expect_error([&] { read_package("/nonexistent/dir/m.rfpk"); }, {"/nonexistent/dir/m.rfpk", "cannot open"});
   expect_error([&] { parse(std::vector<uint8_t>(good.begin(), good.begin() + 40)); }, {"bad.rfpk", "truncated"});
   expect_error([&] { parse(patched(0, 'X', 1)); }, {"bad.rfpk", "magic"});
-  expect_error([&] { parse(patched(8, 2, 2)); }, {"bad.rfpk", "'version' is 2, expected 1"});
+  expect_error([&] { parse(patched(8, 3, 2)); }, {"bad.rfpk", "'version' is 3, expected 1 or 2"});
   expect_error([&] { parse(patched(10, 32, 2)); }, {"bad.rfpk", "header_bytes"});
   expect_error([&] { parse(patched(12, 0x100, 4)); }, {"bad.rfpk", "flags"});
   // The header claims more payload than the file holds: caught by size, before any hashing or allocation.
