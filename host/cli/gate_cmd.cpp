@@ -12,6 +12,7 @@
 
 #include "host/cli/commands.h"
 #include "host/core/check.h"
+#include "host/train/outputs.h"
 #include "host/train/provenance.h"
 #include "suites/gate.h"
 
@@ -22,11 +23,14 @@ namespace rf {
 int cmd_gate(const GateCmdOptions& o) {
   std::vector<std::string> warnings;
   RF_CHECK(!o.current.empty(), "gate: --current needs at least one results file or folder");
+  // Output paths first: a bad one must not cost the comparison.
+  if (!o.write_baseline.empty()) check_output_file(o.write_baseline, "--write-baseline");
+  if (!o.markdown_out.empty()) check_output_file(o.markdown_out, "--markdown");
   std::vector<gate::Figure> current = gate::load_figures(o.current, &warnings);
   for (const std::string& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   RF_CHECK(!current.empty(), "gate: no figures found in the --current inputs (expected classify.json, detect.json, segment.json or Google Benchmark JSON)");
   if (!o.write_baseline.empty()) {
-    write_text_atomic(o.write_baseline, gate::to_json(current).dump(1) + "\n");
+    write_json_atomic(o.write_baseline, gate::to_json(current), 1);
     std::printf("gate: wrote %zu figures to %s\n", current.size(), o.write_baseline.c_str());
     return 0;
   }
@@ -100,6 +104,7 @@ int cmd_report(const ReportCmdOptions& o) {
     out = (fs::is_directory(first) ? first : first.parent_path()).string();
     out = (out.empty() ? std::string(".") : out) + "/report";
   }
+  check_output_dir(out, "--out");
   std::vector<std::string> argv = {find_python(), find_report_script(), "--out", out};
   argv.insert(argv.end(), o.inputs.begin(), o.inputs.end());
   int rc = spawn_wait(argv, false);
