@@ -30,9 +30,9 @@ static bool all_digits(const std::string& v) {
 
 // An integer field within [lo, hi]; the error names the field, what was read and the accepted range.
 static int parse_int(const std::string& text, const std::string& key, const std::string& value, int lo, int hi) {
-  if (all_digits(value)) {
-    const unsigned long long v = std::stoull(value);  // <= 20 digits; may still exceed 2^64 -> caught below
-    if (value.size() < 20 && v >= (unsigned long long)lo && v <= (unsigned long long)hi) return int(v);
+  if (all_digits(value) && value.size() <= 10) {  // <= 10 digits: no overflow of unsigned long long
+    const unsigned long long v = std::strtoull(value.c_str(), nullptr, 10);
+    if (v >= (unsigned long long)lo && v <= (unsigned long long)hi) return int(v);
   }
   RF_FAIL("model config '{}': {}={} (expected an integer in {}..{})", printable(text), key, printable(value), lo, hi);
 }

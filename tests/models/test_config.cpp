@@ -91,6 +91,8 @@ TEST(ModelConfig, AbsurdWidthsAreRefusedAtParseTime) {
   expect_error("nl-resnet18:cnl=65536", "cnl=65536 (expected an integer in 1..4096)");
   expect_error("nl-resnet18:cnl=99999999999999999999999", "cnl=99999999999999999999999 (expected an integer in 1..4096)");
   expect_error("nl-resnet18:cnl=0", "cnl=0 (expected an integer in 1..4096)");
+  // 20 digits above 2^64: once a bare std::out_of_range from stoull (found by fuzz/fuzz_config.cpp).
+  expect_error("nl-resnet18:cnl=76184467440737095515", "cnl=76184467440737095515 (expected an integer in 1..4096)");
   expect_error("nl-resnet18:cnl=-4", "cnl=-4");
   expect_error("resnet18:classes=1000000", "classes=1000000 (expected an integer in 1..100000)");
   expect_error("resnet18:classes=4294967297", "classes=4294967297");  // would wrap to 1 through an int cast
