@@ -269,7 +269,14 @@ int main(int argc, char** argv) {
     if (eval->parsed()) return rf::cmd_eval(eco);
     if (pack->parsed()) return rf::cmd_pack(po);
     if (inspect->parsed()) return rf::cmd_inspect(io);
-    if (run->parsed()) return rf::cmd_run(ro);
+    if (run->parsed()) {
+      // The synthetic input batch is allocated at once: refuse sizes no machine holds before reading anything.
+      const double side = ro.size > 0 ? ro.size : 224, bytes = double(ro.batch) * 3 * side * side * 4;
+      if (ro.input.empty() && bytes > double(int64_t(4) << 30))
+        RF_FAIL("run: --batch {} at --size {}: a {:.1f} GiB input batch (expected at most 4 GiB; lower either)",
+                ro.batch, int(side), bytes / double(int64_t(1) << 30));
+      return rf::cmd_run(ro);
+    }
     if (apply->parsed()) return rf::cmd_apply(ao);
     if (gate->parsed()) return rf::cmd_gate(gco);
     if (report->parsed()) return rf::cmd_report(rco);

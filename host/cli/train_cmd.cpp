@@ -33,8 +33,8 @@ std::string default_run_dir() {
 // Synthetic sets are generated in memory (3 bytes a pixel): refuse sizes no machine holds, before generating.
 void check_synthetic_bytes(int64_t images, int size, const char* count_option) {
   const double bytes = double(images) * 3.0 * double(size) * double(size);
-  RF_CHECK(bytes <= double(int64_t(8) << 30), "{} {} at --image-size {}: {:.1f} GiB of images (expected at most 8 "
-           "GiB; lower either)", count_option, images, size, bytes / double(int64_t(1) << 30));
+  RF_CHECK(bytes <= double(int64_t(8) << 30), "{} {} at size {}: {:.1f} GiB of images (expected at most 8 GiB; "
+           "lower either)", count_option, images, size, bytes / double(int64_t(1) << 30));
 }
 }  // namespace
 
@@ -81,6 +81,9 @@ int cmd_bench_classify(const BenchClassifyOptions& bo) {
 
 int cmd_bench_dense(DenseOptions o) {
   for (const std::string& m : o.models) (void)ModelConfig::parse(m);
+  if (o.data.empty())
+    check_synthetic_bytes(o.synthetic_train + o.synthetic_val + o.synthetic_test, o.synthetic_size,
+                          "--synthetic-train + --synthetic-val + --synthetic-test");
   if (o.out_dir.empty()) o.out_dir = default_run_dir();
   prepare_run_dir(o.out_dir, o.overwrite, "--out");
   nlohmann::json r = run_dense(o);

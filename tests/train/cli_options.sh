@@ -49,7 +49,9 @@ expect_refused "--latency-reps" "$R" bench classify --latency-reps 0 -o c2
 expect_refused "--seeds" "$R" bench classify --seeds 0 -o c3
 expect_refused "--threads" "$R" --threads 100000 models
 expect_refused "--synthetic-train" "$R" "${T[@]}" --synthetic-train 5
-expect_refused "8 GiB" "$R" bench classify --synthetic-train 10000000 --image-size 512 -o c4
+expect_refused "at size 512" "$R" bench classify --synthetic-train 10000000 --image-size 512 -o c4
+expect_refused "4 GiB" "$R" run x.rfpk --batch 65536 --size 4096
+expect_refused "8 GiB" "$R" bench detect --synthetic-train 1000000 --synthetic-size 4096 -o d2
 expect_refused "cnl=65536 (expected an integer in 1..4096)" "$R" "${T[@]}" -m nl-resnet18:cnl=65536
 expect_refused "classes=1000000" "$R" bench classify -m resnet18 resnet18:classes=1000000 -o c5
 # Class 6: seeds are 0..2^64-1, refused otherwise (not wrapped).
