@@ -82,7 +82,7 @@ expect_refused "--out adir: is a folder" "$R" pack -m resnet18 -o adir
 [ ! -e afile/x.rfpk ] || fail "a refused run wrote something"
 
 # Class 7: checkpoints and run folders.
-T7=("${T[@]}" -m resnet18)
+T7=("${T[@]}" -m nl-resnet18:cnl=dw)
 "$R" "${T7[@]}" --checkpoint ck.rfpk -o m.rfpk >/dev/null 2>&1 || fail "tiny train"
 [ -s ck.rfpk ] && [ -s m.rfpk ] || fail "tiny train wrote no checkpoint/package"
 cp ck.rfpk ck.orig

@@ -275,7 +275,7 @@ TEST(TrainerOptions, OutOfRangeAndNonFiniteOptionsAreRefusedNamingTheOption) {
   bad([](TrainOptions& o) { o.resume_force = true; }, {"--resume-force needs --resume"});
   // train_model checks too, before any epoch.
   data::Dataset train = data::make_synthetic(32, 3, 0, 8, 8);
-  Model m(ModelConfig::parse("resnet18"));
+  Model m(ModelConfig::parse("nl-resnet18:cnl=dw"));
   TrainOptions o = tiny_options();
   o.lr = std::nanf("");
   expect_error([&] { train_model(m, train, train, o); }, {"--lr nan"});
@@ -300,15 +300,15 @@ TEST(TrainerCheckpoint, ExistingCheckpointIsNotOverwrittenWithoutResumeOrOverwri
   const std::string dir = temp_dir("overwrite");
   TrainOptions o = tiny_options();
   o.checkpoint = dir + "/ckpt.rfpk";
-  Model a(ModelConfig::parse("resnet18"));
+  Model a(ModelConfig::parse("nl-resnet18:cnl=dw"));
   train_model(a, train, train, o);
   const auto before = std::filesystem::last_write_time(o.checkpoint);
-  Model b(ModelConfig::parse("resnet18"));
+  Model b(ModelConfig::parse("nl-resnet18:cnl=dw"));
   expect_error([&] { train_model(b, train, train, o); }, {"--checkpoint", "ckpt.rfpk", "exists", "--resume",
                                                           "--overwrite"});
   EXPECT_EQ(std::filesystem::last_write_time(o.checkpoint), before);
   o.overwrite = true;
-  Model c(ModelConfig::parse("resnet18"));
+  Model c(ModelConfig::parse("nl-resnet18:cnl=dw"));
   EXPECT_NO_THROW(train_model(c, train, train, o));
   std::filesystem::remove_all(dir);
 }
@@ -323,13 +323,13 @@ TEST(TrainerCheckpoint, ResumeRefusesOtherSettingsNamingEachFieldUnlessForced) {
   o.stop_after_epochs = 1;
   o.data_source = "set-a";
   {
-    Model a(ModelConfig::parse("resnet18"));
+    Model a(ModelConfig::parse("nl-resnet18:cnl=dw"));
     train_model(a, train, train, o);
   }
   o.stop_after_epochs = -1;
   TrainOptions changed = o;
   changed.batch = 24, changed.lr = 0.1f, changed.seed = 9, changed.data_source = "set-b";
-  Model b(ModelConfig::parse("resnet18"));
+  Model b(ModelConfig::parse("nl-resnet18:cnl=dw"));
   expect_error([&] { train_model(b, other, other, changed); },
                {"--resume", "ckpt.rfpk", "batch: 16 in the checkpoint, 24 now", "lr: 0.05", "seed: 0 in the "
                 "checkpoint, 9 now", "train_data", "set-a", "set-b", "--resume-force"});
@@ -337,23 +337,23 @@ TEST(TrainerCheckpoint, ResumeRefusesOtherSettingsNamingEachFieldUnlessForced) {
                       +[](TrainOptions& t) { t.label_smoothing = 0.1f; }}) {
     TrainOptions t = o;
     change(t);
-    Model x(ModelConfig::parse("resnet18"));
+    Model x(ModelConfig::parse("nl-resnet18:cnl=dw"));
     EXPECT_THROW(train_model(x, train, train, t), rf::Error);
   }
   changed.resume_force = true;
-  Model c(ModelConfig::parse("resnet18"));
+  Model c(ModelConfig::parse("nl-resnet18:cnl=dw"));
   TrainResult r = train_model(c, other, other, changed);
   EXPECT_TRUE(r.resumed);
   // The same settings resume silently (a moved data path alone is not a difference: the data is hashed).
   std::filesystem::remove_all(dir);
   o.stop_after_epochs = 1;
   {
-    Model a(ModelConfig::parse("resnet18"));
+    Model a(ModelConfig::parse("nl-resnet18:cnl=dw"));
     train_model(a, train, train, o);
   }
   o.stop_after_epochs = -1;
   o.data_source = "moved/set-a";
-  Model d(ModelConfig::parse("resnet18"));
+  Model d(ModelConfig::parse("nl-resnet18:cnl=dw"));
   TrainResult rd = train_model(d, train, train, o);
   EXPECT_TRUE(rd.resumed);
   EXPECT_EQ(rd.start_epoch, 1);
