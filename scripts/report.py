@@ -472,12 +472,29 @@ class Writer:
     def _tmp(self, name):
         return os.path.join(self.out, f".{name}.tmp{os.getpid()}")
 
+    def _commit(self, tmp, name):
+        # As the C++ writer (write_file_atomic): per-process temp, fsync, rename, directory fsync.
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path(name))
+        try:
+            dfd = os.open(self.out, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass  # some file systems refuse fsync on a directory
+        self.written.append(self.path(name))
+
     def text(self, name, text):
         tmp = self._tmp(name)
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
+        with open(tmp, "w", encoding="utf-8", errors="replace", newline="") as f:
             f.write(text)
-        os.replace(tmp, self.path(name))
-        self.written.append(self.path(name))
+        self._commit(tmp, name)
 
     def csv(self, name, cols, rows):
         buf = io.StringIO()
@@ -491,8 +508,7 @@ class Writer:
         for ext, meta in (("png", {"Software": None}), ("svg", {"Date": None})):
             tmp = self._tmp(f"{name}.{ext}")
             fig.savefig(tmp, format=ext, dpi=150, metadata=meta, bbox_inches="tight")
-            os.replace(tmp, self.path(f"{name}.{ext}"))
-            self.written.append(self.path(f"{name}.{ext}"))
+            self._commit(tmp, f"{name}.{ext}")
 
 
 # ----------------------------------------------------------------------------------------------- plots

@@ -14,6 +14,8 @@
 #include "datasets/synthetic.h"
 #include "host/core/philox.h"
 #include "host/package/model_package.h"
+#include "host/core/printable.h"
+#include "host/train/outputs.h"
 #include "host/train/provenance.h"
 #include "suites/measure.h"
 
@@ -41,7 +43,7 @@ Data load_data(const ClassifyOptions& o) {
     data::ClassificationData cd = data::load_classification(o.data);
     full = std::move(cd.train);
     d.test = std::move(cd.test);
-    d.source = fmt::format("{} ({})", o.data, data::layout_name(cd.layout));
+    d.source = fmt::format("{} ({})", printable(o.data), data::layout_name(cd.layout));
   }
   int64_t val = o.val_count >= 0 ? o.val_count : full.size() / 10;
   RF_CHECK(val < full.size(), "classify: validation split of {} leaves no training data (of {})", val, full.size());
@@ -64,8 +66,16 @@ PackageMeta inference_meta(const data::Dataset& train) {
 }
 
 nlohmann::json run_classify(const ClassifyOptions& o) {
-  RF_CHECK(o.seeds >= 1, "classify: --seeds {} (expected >= 1)", o.seeds);
+  // Everything that can be refused is refused before the first epoch (issue 18: options checked after the work).
+  RF_CHECK(o.seeds >= 1 && o.seeds <= 100, "classify: --seeds {} (expected 1..100)", o.seeds);
   RF_CHECK(!o.models.empty(), "classify: no models");
+  for (const std::string& text : o.models) (void)ModelConfig::parse(text);
+  validate_train_options(o.train);
+  RF_CHECK(o.latency_reps >= 1 && o.latency_reps <= 100000, "classify: --latency-reps {} (expected 1..100000)",
+           o.latency_reps);
+  for (int B : o.throughput_batches)
+    RF_CHECK(B >= 1 && B <= 1024, "classify: --throughput-batches {} (expected 1..1024)", B);
+  RF_CHECK(!o.out_dir.empty(), "classify: --out is empty (expected a folder)");
   std::filesystem::create_directories(o.out_dir + "/packages");
   auto t_start = Clock::now();
   Data d = load_data(o);
@@ -196,7 +206,7 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
       {"models", models},
       {"wall_seconds", since(t_start)},
       {"max_rss_bytes", max_rss_bytes()}};
-  write_text_atomic(o.out_dir + "/classify.json", out.dump(2) + "\n");
+  write_json_atomic(o.out_dir + "/classify.json", out);  // invalid UTF-8 in names repaired, never a throw
   return out;
 }
 

@@ -22,6 +22,8 @@
 #include "host/eval/seg_metrics.h"
 #include "host/ops/dense_loss.h"
 #include "host/package/model_package.h"
+#include "host/core/printable.h"
+#include "host/train/outputs.h"
 #include "host/train/provenance.h"
 #include "host/train/trainer.h"
 #include "suites/measure.h"
@@ -180,7 +182,7 @@ Data load_data(const DenseOptions& o, bool detect) {
       d.void_label = d.train.seg.void_label;
       d.in_h = o.input_h ? o.input_h : 256, d.in_w = o.input_w ? o.input_w : 352;
     }
-    d.source = fmt::format("{} ({})", o.data, detect ? "Pascal VOC" : "CamVid");
+    d.source = fmt::format("{} ({})", printable(o.data), detect ? "Pascal VOC" : "CamVid");
   }
   RF_CHECK(d.in_h % 32 == 0 && d.in_w % 32 == 0 && d.in_h >= 32 && d.in_w >= 32,
            "{}: --input {}x{}: height and width must be multiples of 32", detect ? "detect" : "segment", d.in_h, d.in_w);
@@ -326,6 +328,13 @@ std::vector<DenseEpoch> train(Model& model, const Data& d, bool detect, const De
                    o.epochs, (long long)(b0 / o.batch + 1), (long long)steps_per_epoch, loss);
     }
     model.clear_cache();
+    {
+      int64_t at = 0;
+      float v = 0.f;
+      const std::string bad = first_non_finite_param(model, &at, &v);
+      RF_CHECK(bad.empty(), "{}: diverged at epoch {} (lr {}): tensor '{}' value {} is {}; no package written; lower "
+               "--lr", model.config().name(), e + 1, lr, bad, at, v);
+    }
     DenseEpoch l;
     l.epoch = e + 1, l.lr = lr, l.loss = loss_sum / double(n), l.seconds = since(t0);
     l.images_per_s = double(n) / l.seconds;
@@ -441,6 +450,19 @@ json run_dense(const DenseOptions& o) {
   const bool detect = o.task == "detect";
   RF_CHECK(detect || o.task == "segment", "dense suite: task '{}' (expected detect or segment)", o.task);
   RF_CHECK(o.seeds >= 1 && !o.models.empty(), "{}: need at least one model and one seed", o.task);
+  // Everything that can be refused is refused before the first epoch (issue 18: options checked after the work).
+  for (const std::string& text : o.models) (void)ModelConfig::parse(text);
+  {
+    TrainOptions t;  // the shared range checks of the trainer's options
+    t.epochs = o.epochs, t.batch = o.batch, t.lr = o.lr, t.momentum = o.momentum, t.weight_decay = o.weight_decay;
+    t.clip_norm = o.clip_norm, t.warmup_epochs = o.warmup_epochs, t.bn_recalibrate = o.bn_recalibrate;
+    validate_train_options(t);
+  }
+  RF_CHECK(o.latency_reps >= 1 && o.latency_reps <= 100000, "{}: --latency-reps {} (expected 1..100000)", o.task,
+           o.latency_reps);
+  for (int B : o.throughput_batches)
+    RF_CHECK(B >= 1 && B <= 256, "{}: --throughput-batches {} (expected 1..256)", o.task, B);
+  RF_CHECK(!o.out_dir.empty(), "{}: --out is empty (expected a folder)", o.task);
   fs::create_directories(o.out_dir + "/packages");
   auto t_start = Clock::now();
   Data d = load_data(o, detect);
@@ -610,7 +632,7 @@ json run_dense(const DenseOptions& o) {
       {"pictures", pictures},
       {"wall_seconds", since(t_start)},
       {"max_rss_bytes", max_rss_bytes()}};
-  write_text_atomic(o.out_dir + "/" + o.task + ".json", out.dump(2) + "\n");
+  write_json_atomic(o.out_dir + "/" + o.task + ".json", out);  // invalid UTF-8 in names repaired, never a throw
   return out;
 }
 

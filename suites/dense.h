@@ -45,6 +45,7 @@ struct DenseOptions {
   std::vector<int> throughput_batches = {1, 8};
   int latency_reps = 10, throughput_reps = 3;
   std::string out_dir, command_line;
+  bool overwrite = false;            // CLI: --out may hold a previous run (its results are removed first)
 };
 
 nlohmann::json run_dense(const DenseOptions& o);

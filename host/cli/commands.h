@@ -66,7 +66,7 @@ struct BenchClassifyOptions {
   std::string data, out, command_line;
   int64_t synthetic_train = 4000, synthetic_test = 1000, val = -1, batch = 128, bn_recalibrate = 4096;
   float lr = 0.1f, label_smoothing = 0.f;
-  bool no_augment = false;
+  bool no_augment = false, overwrite = false;
   std::vector<int> throughput_batches = {64, 256};
 };
 int cmd_bench_classify(const BenchClassifyOptions& o);
@@ -78,6 +78,8 @@ struct TrainCmdOptions {
   float lr = 0.1f, label_smoothing = 0.f;
   uint64_t seed = 0;
   bool resume = false, no_augment = false;
+  bool resume_force = false;  // --resume even when the checkpoint's recorded settings differ
+  bool overwrite = false;     // replace an existing --checkpoint instead of refusing
 };
 int cmd_train(const TrainCmdOptions& o);
 

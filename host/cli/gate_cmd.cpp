@@ -13,6 +13,7 @@
 
 #include "host/cli/commands.h"
 #include "host/core/check.h"
+#include "host/train/outputs.h"
 #include "host/train/provenance.h"
 #include "suites/gate.h"
 
@@ -24,6 +25,9 @@ int cmd_gate(const GateCmdOptions& o) {
   // Warnings go out as they arise, before any error that may follow them.
   gate::Warn warn = [](const std::string& w) { std::fprintf(stderr, "warning: %s\n", w.c_str()); };
   gate::Machine here = gate::detect_machine();
+  // Output paths first: a bad one must not cost the comparison.
+  if (!o.write_baseline.empty()) check_output_file(o.write_baseline, "--write-baseline");
+  if (!o.markdown_out.empty()) check_output_file(o.markdown_out, "--markdown");
   if (o.machine_class) {
     std::printf("%s\n", gate::machine_class(here).c_str());
     std::fprintf(stderr, "gate: this machine: %s\n", gate::describe(here).c_str());
@@ -144,6 +148,7 @@ int cmd_report(const ReportCmdOptions& o) {
     out = (fs::is_directory(first) ? first : first.parent_path()).string();
     out = (out.empty() ? std::string(".") : out) + "/report";
   }
+  check_output_dir(out, "--out");
   std::vector<std::string> argv = {find_python(), find_report_script(), "--out", out};
   argv.insert(argv.end(), o.inputs.begin(), o.inputs.end());
   int rc = spawn_wait(argv, false);

@@ -1,7 +1,13 @@
 // reframe: the command-line entry point. Every error is printed as one line naming what was wrong; exit 1.
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <new>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "datasets/image_folder.h"
 #include "host/cli/commands.h"
@@ -9,6 +15,46 @@
 #include "host/core/check.h"
 #include "host/core/parallel.h"
 #include "host/train/provenance.h"
+#include "host/core/printable.h"
+
+namespace {
+
+// A finite number in [lo, hi] (open at an end when asked). CLI::Range alone lets "nan" through (every comparison
+// with NaN is false) and CLI11 parses "nan" and "inf" as floats.
+CLI::Validator finite_in(double lo, double hi, bool lo_open = false, bool hi_open = false) {
+  const std::string desc = fmt::format("{}{}, {}{}", lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE || !std::isfinite(v) || v < lo || v > hi ||
+            (lo_open && v <= lo) || (hi_open && v >= hi))
+          return fmt::format("{} is not a finite number in {}", rf::printable(s), desc);
+        return std::string();
+      },
+      "FINITE in " + desc);
+}
+
+// Seeds: unsigned 64-bit in decimal digits, 0..18446744073709551615 (README: model configs). CLI11 would
+// take "-1" as 2^64-1, "0x10" as hex and an overflowing value as 2^64-1 without a word.
+CLI::Validator seed_value() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        bool ok = !s.empty() && s.size() <= 20 && s.find_first_not_of("0123456789") == std::string::npos;
+        if (ok) {
+          errno = 0;
+          (void)std::strtoull(s.c_str(), nullptr, 10);
+          ok = errno != ERANGE;
+        }
+        return ok ? std::string()
+                  : fmt::format("{} is not a seed (expected an unsigned integer 0..18446744073709551615)",
+                                rf::printable(s));
+      },
+      "SEED 0..2^64-1");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"reframe: benchmarks for ReFrame's seeded (non-learnable) ResNets against ResNet-18"};
@@ -16,7 +62,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", [] { return rf::version_text(); },
                        "version, git revision, compiler, SIMD level, CUDA/cuDNN/MPI, oneDNN version");
   int threads = 0;
-  app.add_option("--threads", threads, "CPU threads (default: OMP_NUM_THREADS or all cores)");
+  app.add_option("--threads", threads, "CPU threads 0..1024 (0: OMP_NUM_THREADS or all cores)")
+      ->check(CLI::Range(0, 1024));
   app.fallthrough();  // global options (--threads, --max-image-pixels) also after the subcommand
   int64_t max_image_pixels = rf::data::kDefaultMaxImagePixels;
   app.add_option("--max-image-pixels", max_image_pixels,
@@ -69,7 +116,7 @@ int main(int argc, char** argv) {
   run->add_option("--batch", ro.batch, "synthetic batch size")->check(CLI::Range(1, 65536));
   run->add_option("--reps", ro.reps, "timed repetitions (the median is reported)")->check(CLI::Range(1, 100000));
   run->add_option("--warmup", ro.warmup, "untimed repetitions first")->check(CLI::Range(0, 1000));
-  run->add_option("--seed", ro.seed, "seed of the synthetic input");
+  run->add_option("--seed", ro.seed, "seed of the synthetic input")->check(seed_value());
   run->add_option("--reference", ro.reference, "also run this package and report the logit difference");
   run->add_flag("--json", ro.json, "emit JSON (schema reframe.run/1)");
 
@@ -110,23 +157,29 @@ int main(int argc, char** argv) {
   classify->add_option("--data", bco.data, "CIFAR-10 binary dir, image-folder root or .tar.zst archive (default: synthetic)");
   classify->add_option("--models,-m", bco.models, "model configs (default: resnet18, nl-resnet18 dw/512/768)");
   classify->add_option("--seeds", bco.seeds, "runs per model (mean ± std)")->check(CLI::Range(1, 100));
-  classify->add_option("--seed", bco.seed, "base seed (data split, order, augmentation, init, NL seeds)");
+  classify->add_option("--seed", bco.seed, "base seed (data split, order, augmentation, init, NL seeds)")
+      ->check(seed_value());
   classify->add_option("--epochs", bco.epochs, "epochs per run")->check(CLI::Range(1, 10000));
   classify->add_option("--batch", bco.batch, "training batch size")->check(CLI::Range(2, 65536));
-  classify->add_option("--lr", bco.lr, "peak learning rate (cosine schedule)");
-  classify->add_option("--warmup", bco.warmup, "linear warm-up epochs");
-  classify->add_option("--label-smoothing", bco.label_smoothing, "label smoothing")->check(CLI::Range(0.0, 1.0));
+  classify->add_option("--lr", bco.lr, "peak learning rate (cosine schedule), finite in (0, 10]")
+      ->check(finite_in(0, 10, true));
+  classify->add_option("--warmup", bco.warmup, "linear warm-up epochs (0..--epochs)")->check(CLI::Range(0, 10000));
+  classify->add_option("--label-smoothing", bco.label_smoothing, "label smoothing in [0, 1)")
+      ->check(finite_in(0, 1, false, true));
   classify->add_option("--bn-recalibrate", bco.bn_recalibrate,
                        "after training, recompute BN statistics from this many training images (0: off)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t(0), int64_t(100000000)));
   classify->add_flag("--no-augment", bco.no_augment, "no random crop / flip");
-  classify->add_option("--val", bco.val, "validation images held out of the training set (default 10 %)");
+  classify->add_option("--val", bco.val, "validation images held out of the training set (default -1: 10 %)")
+      ->check(CLI::Range(int64_t(-1), int64_t(100000000)));
   classify->add_option("--synthetic-train", bco.synthetic_train, "synthetic training images")->check(CLI::Range(10, 10000000));
   classify->add_option("--synthetic-test", bco.synthetic_test, "synthetic test images")->check(CLI::Range(10, 10000000));
   classify->add_option("--image-size", bco.image_size, "synthetic image size")->check(CLI::Range(4, 512));
-  classify->add_option("--throughput-batches", bco.throughput_batches, "batch sizes for throughput")->check(CLI::Range(1, 65536));
+  classify->add_option("--throughput-batches", bco.throughput_batches, "batch sizes for throughput (1..1024)")
+      ->check(CLI::Range(1, 1024));
   classify->add_option("--latency-reps", bco.latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
   classify->add_option("--out,-o", bco.out, "run directory (default results/runs/<UTC time>)");
+  classify->add_flag("--overwrite", bco.overwrite, "--out may hold a previous run: remove its JSON, packages and pictures first");
 
   // bench detect / bench segment share one option set (suites/dense.h), bound once per subcommand.
   rf::DenseOptions dense_opts[2];
@@ -144,15 +197,16 @@ int main(int argc, char** argv) {
                                            : "CamVid root or its .tar.zst (default: synthetic scenes)");
     a->add_option("--models,-m", d.models, "backbone configs (default: resnet18, nl-resnet18:cnl=dw)");
     a->add_option("--seeds", d.seeds, "runs per model (mean ± std)")->check(CLI::Range(1, 100));
-    a->add_option("--seed", d.base_seed, "base seed (data, order, augmentation, init, NL seeds)");
+    a->add_option("--seed", d.base_seed, "base seed (data, order, augmentation, init, NL seeds)")->check(seed_value());
     a->add_option("--epochs", d.epochs, "epochs per run")->check(CLI::Range(1, 10000));
     a->add_option("--batch", d.batch, "training batch size")->check(CLI::Range(2, 4096));
-    a->add_option("--lr", d.lr, "peak learning rate (warm-up 1 epoch, then cosine)");
+    a->add_option("--lr", d.lr, "peak learning rate (warm-up 1 epoch, then cosine), finite in (0, 10]")
+        ->check(finite_in(0, 10, true));
     a->add_option("--warmup", d.warmup_epochs, "linear warm-up epochs")->check(CLI::Range(0, 1000));
     a->add_flag("--no-augment", [&d](int64_t) { d.augment = false; }, "no random scale / crop / flip");
     a->add_option("--bn-recalibrate", d.bn_recalibrate,
                   "after training, recompute BN statistics from this many training images (0: off)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::Range(int64_t(0), int64_t(100000000)));
     a->add_option("--input-h", d.input_h, "network input height (multiple of 32)")->check(CLI::Range(32, 4096));
     a->add_option("--input-w", d.input_w, "network input width (multiple of 32)")->check(CLI::Range(32, 4096));
     a->add_option("--neck", d.neck, "channels of the stride-8 merge")->check(CLI::Range(8, 1024));
@@ -162,9 +216,11 @@ int main(int argc, char** argv) {
     a->add_option("--synthetic-test", d.synthetic_test, "synthetic test scenes")->check(CLI::Range(1, 1000000));
     a->add_option("--synthetic-size", d.synthetic_size, "synthetic scene size")->check(CLI::Range(32, 4096));
     a->add_option("--pictures", d.pictures, "test images drawn (predictions side by side)")->check(CLI::Range(0, 1000));
-    a->add_option("--throughput-batches", d.throughput_batches, "batch sizes for throughput")->check(CLI::Range(1, 4096));
+    a->add_option("--throughput-batches", d.throughput_batches, "batch sizes for throughput (1..256)")
+        ->check(CLI::Range(1, 256));
     a->add_option("--latency-reps", d.latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
     a->add_option("--out,-o", d.out_dir, "run directory (default results/runs/<UTC time>)");
+    a->add_flag("--overwrite", d.overwrite, "--out may hold a previous run: remove its JSON, packages and pictures first");
   }
 
   rf::TrainCmdOptions tco;
@@ -173,30 +229,38 @@ int main(int argc, char** argv) {
   train->add_option("--data", tco.data, "dataset path (default: synthetic)");
   train->add_option("--epochs", tco.epochs, "epochs")->check(CLI::Range(1, 10000));
   train->add_option("--batch", tco.batch, "batch size")->check(CLI::Range(2, 65536));
-  train->add_option("--lr", tco.lr, "peak learning rate (cosine schedule)");
-  train->add_option("--warmup", tco.warmup, "linear warm-up epochs");
-  train->add_option("--label-smoothing", tco.label_smoothing, "label smoothing")->check(CLI::Range(0.0, 1.0));
+  train->add_option("--lr", tco.lr, "peak learning rate (cosine schedule), finite in (0, 10]")
+      ->check(finite_in(0, 10, true));
+  train->add_option("--warmup", tco.warmup, "linear warm-up epochs (0..--epochs)")->check(CLI::Range(0, 10000));
+  train->add_option("--label-smoothing", tco.label_smoothing, "label smoothing in [0, 1)")
+      ->check(finite_in(0, 1, false, true));
   train->add_option("--bn-recalibrate", tco.bn_recalibrate,
                     "after training, recompute BN statistics from this many training images (0: off)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t(0), int64_t(100000000)));
   train->add_flag("--no-augment", tco.no_augment, "no random crop / flip");
-  train->add_option("--seed", tco.seed, "seed of the split, order and augmentation");
-  train->add_option("--val", tco.val, "validation images held out (default 10 %)");
-  train->add_option("--synthetic-train", tco.synthetic_train, "synthetic training images");
-  train->add_option("--image-size", tco.image_size, "synthetic image size");
+  train->add_option("--seed", tco.seed, "seed of the split, order and augmentation")->check(seed_value());
+  train->add_option("--val", tco.val, "validation images held out (default -1: 10 %)")
+      ->check(CLI::Range(int64_t(-1), int64_t(100000000)));
+  train->add_option("--synthetic-train", tco.synthetic_train, "synthetic training images")
+      ->check(CLI::Range(int64_t(10), int64_t(10000000)));
+  train->add_option("--image-size", tco.image_size, "synthetic image size (4..512)")->check(CLI::Range(4, 512));
   train->add_option("--checkpoint", tco.checkpoint, "checkpoint file, written atomically every epoch");
-  train->add_flag("--resume", tco.resume, "continue from --checkpoint if it exists");
+  train->add_flag("--resume", tco.resume, "continue from --checkpoint if it exists (its recorded settings must match)");
+  train->add_flag("--resume-force", tco.resume_force, "with --resume: continue even if the settings differ");
+  train->add_flag("--overwrite", tco.overwrite, "replace an existing --checkpoint instead of refusing to start");
   train->add_option("--out,-o", tco.out, "write the trained model's package here");
-  train->add_option("--dtype", tco.dtype, "package storage: f32, f16, int8");
+  train->add_option("--dtype", tco.dtype, "package storage: f32, f16, int8")
+      ->check(CLI::IsMember({"fp32", "f32", "fp16", "f16", "int8", "i8"}));
 
   rf::EvalCmdOptions eco;
   CLI::App* eval = app.add_subcommand("eval", "Evaluate a package on a dataset split (device side)");
   eval->add_option("package", eco.package, "model package (.rfpk)")->required();
   eval->add_option("--data", eco.data, "dataset path (default: synthetic)");
-  eval->add_option("--split", eco.split, "test or val");
-  eval->add_option("--val", eco.val, "size of the held-out validation split (as in training)");
-  eval->add_option("--seed", eco.seed, "seed of the split (as in training)");
-  eval->add_option("--image-size", eco.image_size, "synthetic image size");
+  eval->add_option("--split", eco.split, "test or val")->check(CLI::IsMember({"test", "val"}));
+  eval->add_option("--val", eco.val, "size of the held-out validation split (as in training; -1: 10 %)")
+      ->check(CLI::Range(int64_t(-1), int64_t(100000000)));
+  eval->add_option("--seed", eco.seed, "seed of the split (as in training)")->check(seed_value());
+  eval->add_option("--image-size", eco.image_size, "synthetic image size (4..512)")->check(CLI::Range(4, 512));
 
   rf::GateCmdOptions gco;
   CLI::App* gate = app.add_subcommand(
@@ -244,16 +308,29 @@ int main(int argc, char** argv) {
     if (eval->parsed()) return rf::cmd_eval(eco);
     if (pack->parsed()) return rf::cmd_pack(po);
     if (inspect->parsed()) return rf::cmd_inspect(io);
-    if (run->parsed()) return rf::cmd_run(ro);
+    if (run->parsed()) {
+      // The synthetic input batch is allocated at once: refuse sizes no machine holds before reading anything.
+      const double side = ro.size > 0 ? ro.size : 224, bytes = double(ro.batch) * 3 * side * side * 4;
+      if (ro.input.empty() && bytes > double(int64_t(4) << 30))
+        RF_FAIL("run: --batch {} at --size {}: a {:.1f} GiB input batch (expected at most 4 GiB; lower either)",
+                ro.batch, int(side), bytes / double(int64_t(1) << 30));
+      return rf::cmd_run(ro);
+    }
     if (predict->parsed()) return rf::cmd_predict(pro);
     if (apply->parsed()) return rf::cmd_apply(ao);
     if (gate->parsed()) return rf::cmd_gate(gco);
     if (report->parsed()) return rf::cmd_report(rco);
   } catch (const rf::Error& e) {
-    std::fprintf(stderr, "reframe: error: %s\n", e.what());
+    // Messages quote file names, configs and class names: control characters are printed escaped.
+    std::fprintf(stderr, "reframe: error: %s\n", rf::printable_lines(e.what()).c_str());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "reframe: error: out of memory (std::bad_alloc): an option or input asked for more memory "
+                         "than this machine has; lower the sizes (--batch, --image-size, --throughput-batches, the "
+                         "config's widths)\n");
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "reframe: error: %s\n", e.what());
+    std::fprintf(stderr, "reframe: error: %s\n", rf::printable_lines(e.what()).c_str());
     return 1;
   }
   return 0;

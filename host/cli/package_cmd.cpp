@@ -15,7 +15,9 @@
 #include "host/cli/predict.h"
 #include "host/core/parallel.h"
 #include "host/core/philox.h"
+#include "host/core/printable.h"
 #include "host/package/model_package.h"
+#include "host/train/outputs.h"
 
 namespace rf {
 
@@ -68,6 +70,7 @@ int cmd_pack(const PackCmdOptions& o) {
   RF_CHECK(o.model.empty() != o.from.empty(), "pack: give exactly one of --model (a config) or --from (a package)");
   RF_CHECK(!o.out.empty(), "pack: --out is required");
   RF_CHECK(o.zstd >= 0 && o.zstd <= 19, "pack: --zstd {} (expected a level 1..19, or 0 for none)", o.zstd);
+  check_output_file(o.out, "--out");  // before any model is built or package read
   PackOptions po;
   po.dtype = parse_storage_dtype(o.dtype);
   po.zstd_level = o.zstd;
@@ -102,7 +105,7 @@ int cmd_pack(const PackCmdOptions& o) {
                                       {"bytes", p.file_bytes}, {"config", p.config}, {"flags", flags_str(p.flags)},
                                       {"tensors", p.tensors.size()}, {"stored_tensors", changed},
                                       {"payload_hash", hex64(p.payload_hash)}}
-                           .dump(2));
+                           .dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
   } else {
     fmt::print("{}: {} {} bytes ({}; {}, flags {}; {} of {} tensors stored)\n", o.out, kind,
                thousands(p.file_bytes), m->config().name(), o.dtype, flags_str(p.flags), changed, p.tensors.size());
@@ -165,15 +168,16 @@ int cmd_inspect(const InspectOptions& o) {
       j["base_payload_hash"] = hex64(p.base_payload_hash);
       j["target_payload_hash"] = hex64(p.target_payload_hash);
     }
-    fmt::print("{}\n", j.dump(2));
+    fmt::print("{}\n", json_text(j));  // invalid UTF-8 in a package's strings repaired, not thrown
     return 0;
   }
   fmt::print("{}: reframe package v{}, {} bytes, flags {}\n", o.path, p.version, thousands(p.file_bytes),
              flags_str(p.flags));
-  fmt::print("  config        {}  ({})\n", p.config, name);
-  fmt::print("  seeds         rule {}, base {}, {} seeds: [", p.seed_rule, p.base_seed, p.seeds.size());
+  // Strings from the file are printed escaped: a hostile package must not drive the terminal.
+  fmt::print("  config        {}  ({})\n", printable(p.config), name);
+  fmt::print("  seeds         rule {}, base {}, {} seeds: [", printable(p.seed_rule), p.base_seed, p.seeds.size());
   for (size_t i = 0; i < p.seeds.size(); ++i) fmt::print("{}{}", i ? " " : "", p.seeds[i]);
-  fmt::print("]\n  generator     {}\n  distribution  {}\n", p.generator, p.distribution);
+  fmt::print("]\n  generator     {}\n  distribution  {}\n", printable(p.generator), printable(p.distribution));
   fmt::print("  payload       {} bytes raw, {} stored, xxh64 {}; file checksum {} (verified)\n",
              thousands(p.payload_raw), thousands(p.payload_stored), hex64(p.payload_hash), hex64(p.file_checksum));
   if (p.meta.empty()) {
@@ -198,7 +202,7 @@ int cmd_inspect(const InspectOptions& o) {
     fmt::print("  tensors ({}):\n    {:<36} {:<9} {:<5} {:<20} {:>11} {:>10}\n", p.tensors.size(), "name", "kind",
                "dtype", "shape", "bytes", "offset");
     for (const PackedTensor& t : p.tensors)
-      fmt::print("    {:<36} {:<9} {:<5} {:<20} {:>11} {:>10}\n", t.name, tensor_kind_name(t.kind),
+      fmt::print("    {:<36} {:<9} {:<5} {:<20} {:>11} {:>10}\n", printable(t.name), tensor_kind_name(t.kind),
                  dtype_name(t.dtype), Shape(t.shape).str(), t.from_base ? "from base" : thousands(t.data.size()),
                  t.offset);
   }
@@ -333,7 +337,7 @@ int cmd_run(const RunOptions& o) {
       j["logit_max_abs_diff"] = max_diff;
       j["logit_mean_abs_diff"] = mean_diff;
     }
-    fmt::print("{}\n", j.dump(2));
+    fmt::print("{}\n", json_text(j));  // invalid UTF-8 in a package's strings repaired, not thrown
     return 0;
   }
   fmt::print("{}: {} ({} bytes{})\n", o.path, cfg.name(), thousands(sent),
@@ -361,6 +365,7 @@ int cmd_run(const RunOptions& o) {
 
 int cmd_apply(const ApplyOptions& o) {
   RF_CHECK(o.zstd >= 0 && o.zstd <= 19, "apply: --zstd {} (expected a level 1..19, or 0 for none)", o.zstd);
+  check_output_file(o.out, "--out");
   Package base = read_package(o.base);
   Package delta = read_package(o.delta);
   Package full = apply_delta(base, delta, o.base, o.delta);

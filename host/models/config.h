@@ -7,6 +7,10 @@
 
 namespace rf {
 
+// Widest NL seeded conv a config may ask for: 4096 keeps the seeded weights under 2^28 values (1 GiB) and the
+// activations of a training batch within a workstation's memory; MODELS.md's widths are dw, 512 and 768.
+constexpr int kMaxCnl = 4096;
+
 struct ModelConfig {
   std::string arch = "resnet18";  // "resnet18" | "nl-resnet18"
   int cnl = 0;                    // NL modules' seeded-conv width C_nl; 0 means "dw" (C_nl = C_in)
@@ -26,8 +30,11 @@ struct ModelConfig {
 
   bool is_nl() const { return arch == "nl-resnet18"; }
   bool is_dense() const { return task != "classify"; }
-  // Parses "arch[:key=value,...]"; keys: cnl (dw|N), gpw, shuffle (on|off), classes, stem (cifar|large),
-  // seed, seed_rule, init_seed, task (classify|detect|segment), neck, head_nl (on|off). Throws rf::Error naming the bad key or value and what was expected.
+  // Parses "arch[:key=value,...]"; keys: cnl (dw|1..4096), gpw (1..64), shuffle (on|off), classes (1..100000),
+  // stem (cifar|large), seed and init_seed (unsigned 64-bit, 0..2^64-1, decimal digits only: negative seeds
+  // are refused, every accepted seed round-trips), seed_rule, task (classify|detect|segment), neck (8..1024),
+  // head_nl (on|off); each key at most once. Throws rf::Error naming the bad key or value and what was
+  // expected, with control characters of the text escaped (printable.h).
   static ModelConfig parse(const std::string& text);
   std::string str() const;   // canonical text form, parse(str()) == *this
   std::string name() const;  // short display name: "resnet18", "nl-resnet18-dw", "nl-resnet18-512"

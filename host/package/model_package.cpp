@@ -244,6 +244,9 @@ Package pack_model(Model& m, const PackOptions& o) {
   for (size_t i = 0; i < ps.size(); ++i) {
     const Param& q = *ps[i];
     if (drop[i] || (q.kind == ParamKind::seeded && !o.materialize)) continue;
+    for (size_t k = 0; k < vals[i].size(); ++k)  // the reader refuses them: never write one
+      RF_CHECK(std::isfinite(vals[i][k]), "pack: tensor '{}' value {} is {}, expected finite values (diverged "
+               "training?)", q.name, k, vals[i][k]);
     p.tensors.push_back(encode(q.name, TensorKind(int(q.kind)), q.value.shape(), vals[i].data(),
                                storage_dtype_for(q, o.dtype)));
   }
@@ -320,7 +323,11 @@ std::unique_ptr<Model> load_model(const Package& p, const std::string& what, dou
     if (Shape(t->shape) != q->value.shape())
       RF_FAIL("{}: tensor '{}' field 'shape' is {}, expected {} for {}", what, q->name, Shape(t->shape).str(),
               q->value.shape().str(), cfg.name());
-    std::vector<float> v = decode_tensor(*t, what);
+    std::vector<float> v = decode_tensor(*t, what);  // refuses non-finite values
+    if (leaf == "running_var")  // a BN variance below 0 gives NaN outputs through 1/sqrt(var + eps)
+      for (size_t i = 0; i < v.size(); ++i)
+        if (!(v[i] >= 0.f))
+          RF_FAIL("{}: tensor '{}' value {} is {}, expected a BN running variance >= 0", what, q->name, i, v[i]);
     std::memcpy(q->value.f32(), v.data(), v.size() * sizeof(float));
   }
   if (used != p.tensors.size()) {

@@ -5,7 +5,9 @@
 // fuzzing: fuzz/fuzz_package.cpp.
 #include "host/package/package.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -501,6 +503,31 @@ Package read_package(const std::string& path) {
   return parse_package(bytes.data(), bytes.size(), path);
 }
 
+namespace {
+
+// Temp files of earlier writers of `path` that died before their rename (kill -9, power loss): "<name>.tmp.<pid>"
+// whose process no longer exists, and the pid-less "<name>.tmp" of older versions. A live writer's temp is kept.
+void remove_stale_temps(const std::string& dir, const std::string& name) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  const std::string prefix = name + ".tmp";
+  while (const dirent* e = ::readdir(d)) {
+    const std::string f = e->d_name;
+    if (f.compare(0, prefix.size(), prefix) != 0) continue;
+    bool stale = f.size() == prefix.size();
+    if (!stale && f.size() > prefix.size() + 1 && f[prefix.size()] == '.') {
+      const std::string digits = f.substr(prefix.size() + 1);
+      if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+      const long pid = std::stol(digits);
+      stale = pid != long(::getpid()) && (pid <= 0 || (::kill(pid_t(pid), 0) != 0 && errno == ESRCH));
+    }
+    if (stale) (void)::unlink((dir + "/" + f).c_str());
+  }
+  ::closedir(d);
+}
+
+}  // namespace
+
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
   // Same directory as the target, so rename() is atomic (one file system); pid makes concurrent writers safe.
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
@@ -531,6 +558,7 @@ void write_file_atomic(const std::string& path, const std::vector<uint8_t>& byte
   // Make the rename itself durable (best effort: some file systems refuse fsync on a directory).
   const size_t slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  remove_stale_temps(dir, slash == std::string::npos ? path : path.substr(slash + 1));
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
   if (dfd >= 0) {
     (void)::fsync(dfd);
@@ -549,10 +577,22 @@ std::vector<float> decode_tensor(const PackedTensor& t, const std::string& what)
            t.data.size(), t.stored_bytes());
   std::vector<float> v(static_cast<size_t>(n));
   const uint8_t* in = t.data.data();
+  // Non-finite values are refused even when the hashes match: a diverged training run writes valid hashes
+  // over NaN weights, and a device must not run (or report accuracy for) such a model.
+  auto refuse_non_finite = [&](int64_t i, float x) {
+    RF_FAIL("{}: tensor '{}' value {} (of {}) is {}, expected finite values (a diverged or corrupted model)", what,
+            t.name, i, n, x);
+  };
   if (t.dtype == DType::f32) {
-    for (int64_t i = 0; i < n; ++i) v[i] = get_f32(in + 4 * i);
+    for (int64_t i = 0; i < n; ++i) {
+      v[i] = get_f32(in + 4 * i);
+      if (!std::isfinite(v[i])) refuse_non_finite(i, v[i]);
+    }
   } else if (t.dtype == DType::f16) {
-    for (int64_t i = 0; i < n; ++i) v[i] = half_to_float(uint16_t(in[2 * i] | in[2 * i + 1] << 8));
+    for (int64_t i = 0; i < n; ++i) {
+      v[i] = half_to_float(uint16_t(in[2 * i] | in[2 * i + 1] << 8));
+      if (!std::isfinite(v[i])) refuse_non_finite(i, v[i]);
+    }
   } else if (t.dtype == DType::i8) {
     const int64_t rows = t.shape[0], cols = n / rows;
     const int8_t* q = reinterpret_cast<const int8_t*>(in + 4 * rows);
@@ -560,7 +600,15 @@ std::vector<float> decode_tensor(const PackedTensor& t, const std::string& what)
       const float scale = get_f32(in + 4 * r);
       if (!std::isfinite(scale) || scale < 0.f)
         RF_FAIL("{}: tensor '{}' int8 scale of row {} is {}, expected a finite value >= 0", what, t.name, r, scale);
-      for (int64_t i = 0; i < cols; ++i) v[r * cols + i] = scale * float(q[r * cols + i]);
+      for (int64_t i = 0; i < cols; ++i) {
+        const int8_t x = q[r * cols + i];
+        // The writer's range is symmetric, [-127, 127] (docs/PACKAGE.md); -128 is not a value it writes.
+        if (x == -128)
+          RF_FAIL("{}: tensor '{}' int8 value {} (row {}) is -128, expected -127..127 (symmetric quantisation)",
+                  what, t.name, r * cols + i, r);
+        v[r * cols + i] = scale * float(x);
+        if (!std::isfinite(v[r * cols + i])) refuse_non_finite(r * cols + i, v[r * cols + i]);
+      }
     }
   } else {
     RF_FAIL("{}: tensor '{}' has dtype {}, expected f32, f16 or i8", what, t.name, dtype_str(t.dtype));

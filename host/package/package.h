@@ -97,12 +97,16 @@ std::vector<uint8_t> serialize_package(Package& p, int zstd_level = 0);
 // Parses and verifies a whole file held in memory. `what` names it in errors (the path).
 Package parse_package(const uint8_t* data, size_t size, const std::string& what);
 Package read_package(const std::string& path);
-// Writes atomically: a temp file in the same directory, fsync, rename.
+// Writes atomically: a temp file "<path>.tmp.<pid>" in the same directory, fsync, rename, directory fsync; then
+// removes temp files of `path` left by writers that died (their pid no longer exists). The one writer of every
+// package, checkpoint and results file.
 void write_package(const std::string& path, Package& p, int zstd_level = 0);
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes);
 std::vector<uint8_t> read_file_bytes(const std::string& path, uint64_t max_bytes);
 
-// Values of a stored tensor as fp32 (dequantised for f16 / i8; int8 scales must be finite and >= 0).
+// Values of a stored tensor as fp32 (dequantised for f16 / i8). Refused, naming `what` (the file) and the tensor:
+// a NaN or infinite value, an int8 scale that is not finite and >= 0, an int8 value of -128 (outside the
+// writer's symmetric range -127..127).
 std::vector<float> decode_tensor(const PackedTensor& t, const std::string& what);
 
 // Where the bytes of a package go (payload sizes are uncompressed; with zstd, stored_payload tells the rest).

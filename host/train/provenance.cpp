@@ -16,6 +16,7 @@
 #include "host/core/build_info.h"
 #include "host/core/check.h"
 #include "host/core/parallel.h"
+#include "host/package/package.h"
 
 #ifndef RF_SOURCE_DIR
 #define RF_SOURCE_DIR "."
@@ -165,17 +166,11 @@ nlohmann::json provenance_json(const std::string& command_line) {
 }
 
 void write_text_atomic(const std::string& path, const std::string& text) {
+  // The one atomic writer (per-process temp name, fsync, rename, directory fsync; stale temps of dead
+  // processes removed): the same as packages.
   std::filesystem::path p(path);
   if (!p.parent_path().empty()) std::filesystem::create_directories(p.parent_path());
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    RF_CHECK(f.good(), "{}: cannot open for writing", tmp);
-    f << text;
-    f.flush();
-    RF_CHECK(f.good(), "{}: write failed (disk full?)", tmp);
-  }
-  std::filesystem::rename(tmp, path);
+  write_file_atomic(path, std::vector<uint8_t>(text.begin(), text.end()));
 }
 
 }  // namespace rf

@@ -19,7 +19,8 @@ std::string version_text();
 nlohmann::json provenance_json(const std::string& command_line);
 // Max resident set size of this process so far (getrusage), in bytes.
 long long max_rss_bytes();
-// Writes text atomically: temp file in the same directory, then rename.
+// Writes text atomically with write_file_atomic (host/package/package.h: per-process temp name, fsync,
+// rename, directory fsync), creating missing parent folders.
 void write_text_atomic(const std::string& path, const std::string& text);
 
 }  // namespace rf

@@ -9,7 +9,10 @@
 #include <filesystem>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 #include "host/ops/loss.h"
+#include "host/core/printable.h"
 #include "host/package/model_package.h"
 
 namespace rf {
@@ -39,8 +42,86 @@ int64_t count_correct(const Tensor& logits, const int32_t* labels) {
 }
 
 const char* kEpochTensor = "trainer.epochs";       // (E, 8) f32: the EpochLog rows
+const char* kSettingsTensor = "trainer.settings";  // (bytes,) f32: the settings JSON, one byte per value
 const char* kMomentumPrefix = "optimizer.momentum.";
 }  // namespace
+
+void validate_train_options(const TrainOptions& o) {
+  auto in = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
+  RF_CHECK(in(o.lr, 0, 10) && o.lr > 0, "train: --lr {} (expected a finite learning rate > 0 and <= 10)", o.lr);
+  RF_CHECK(in(o.momentum, 0, 1) && o.momentum < 1, "train: momentum {} (expected a finite value in [0, 1))",
+           o.momentum);
+  RF_CHECK(in(o.weight_decay, 0, 1) && o.weight_decay < 1,
+           "train: weight decay {} (expected a finite value in [0, 1))", o.weight_decay);
+  RF_CHECK(in(o.label_smoothing, 0, 1) && o.label_smoothing < 1,
+           "train: --label-smoothing {} (expected a value in [0, 1))", o.label_smoothing);
+  RF_CHECK(std::isfinite(o.clip_norm), "train: clip norm {} (expected a finite value; <= 0 turns clipping off)",
+           o.clip_norm);
+  RF_CHECK(o.epochs >= 1 && o.epochs <= 10000, "train: --epochs {} (expected 1..10000)", o.epochs);
+  RF_CHECK(o.batch >= 2 && o.batch <= 65536, "train: --batch {} (expected 2..65536: BN needs two samples)", o.batch);
+  RF_CHECK(o.warmup_epochs >= 0 && o.warmup_epochs <= o.epochs,
+           "train: --warmup {} (expected 0..{}, at most --epochs)", o.warmup_epochs, o.epochs);
+  RF_CHECK(o.bn_recalibrate >= 0 && o.bn_recalibrate <= 100000000,
+           "train: --bn-recalibrate {} (expected 0..100000000 images)", o.bn_recalibrate);
+  RF_CHECK(o.pad >= 0 && o.pad <= 64, "train: crop padding {} (expected 0..64)", o.pad);
+  RF_CHECK(!o.resume_force || o.resume, "train: --resume-force needs --resume");
+}
+
+std::string first_non_finite_param(Model& model, int64_t* index, float* value) {
+  for (Param* p : model.params()) {
+    const float* v = p->value.f32();
+    const int64_t n = p->value.numel();
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(v[i])) {
+        if (index) *index = i;
+        if (value) *value = v[i];
+        return p->name;
+      }
+  }
+  return "";
+}
+
+std::string train_settings_json(const Model& model, const data::Dataset& train, const data::Dataset& val,
+                                const TrainOptions& o) {
+  // Floats by their shortest text (0.1, not 0.10000000149011612): exact for a float, readable in the message.
+  auto f = [](float v) { return std::stod(fmt::format("{}", v)); };
+  nlohmann::json j = {{"model", model.config().str()},
+                      {"epochs", o.epochs},
+                      {"batch", o.batch},
+                      {"lr", f(o.lr)},
+                      {"momentum", f(o.momentum)},
+                      {"weight_decay", f(o.weight_decay)},
+                      {"label_smoothing", f(o.label_smoothing)},
+                      {"clip_norm", f(o.clip_norm)},
+                      {"warmup_epochs", o.warmup_epochs},
+                      {"seed", o.seed},
+                      {"augment", o.augment},
+                      {"pad", o.pad},
+                      {"bn_recalibrate", o.bn_recalibrate},
+                      {"train_data", train.hash_hex()},
+                      {"train_images", train.size()},
+                      {"val_data", val.hash_hex()},
+                      {"val_images", val.size()},
+                      {"data", o.data_source.empty() ? std::string("(not recorded)") : o.data_source}};
+  return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);  // ASCII only
+}
+
+std::string train_settings_diff(const std::string& recorded, const std::string& current) {
+  nlohmann::json a = nlohmann::json::parse(recorded, nullptr, false), b = nlohmann::json::parse(current);
+  if (a.is_discarded() || !a.is_object()) return "settings: unreadable in the checkpoint";
+  std::string out;
+  for (auto it = b.begin(); it != b.end(); ++it) {
+    if (it.key() == "data") continue;  // the path may move; the data is compared by its hashes
+    const nlohmann::json was = a.contains(it.key()) ? a[it.key()] : nlohmann::json("(not recorded)");
+    if (was == it.value()) continue;
+    std::string line = fmt::format("{}: {} in the checkpoint, {} now", it.key(), was.dump(), it.value().dump());
+    if (it.key() == "train_data" || it.key() == "val_data")
+      line += fmt::format(" (data {} in the checkpoint, {} now)", a.value("data", std::string("?")),
+                          b.value("data", std::string("?")));
+    out += (out.empty() ? "" : "; ") + line;
+  }
+  return printable(out);
+}
 
 EvalResult evaluate(Model& model, const data::Dataset& ds, int64_t batch) {
   EvalResult r;
@@ -91,19 +172,34 @@ void BnRecalibration::add(const Tensor& x) {
 }
 
 TrainResult train_model(Model& model, const data::Dataset& train, const data::Dataset& val, const TrainOptions& o) {
-  RF_CHECK(o.epochs >= 1, "train: epochs={} (expected >= 1)", o.epochs);
-  RF_CHECK(o.batch >= 1, "train: batch={} (expected >= 1)", o.batch);
-  RF_CHECK(train.size() > 0, "train: the training set '{}' is empty", train.name);
+  validate_train_options(o);
+  RF_CHECK(train.size() > 0, "train: the training set '{}' is empty", printable(train.name));
   RF_CHECK(train.num_classes() <= model.config().classes, "train: dataset '{}' has {} classes, the model {}",
-           train.name, train.num_classes(), model.config().classes);
+           printable(train.name), train.num_classes(), model.config().classes);
   TrainResult result;
   SGD opt(model.params(), o.momentum, o.weight_decay);
+  const std::string settings = train_settings_json(model, train, val, o);
+  if (!o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
+    RF_CHECK(o.resume || o.overwrite, "--checkpoint {}: exists (a previous run's); pass --resume to continue it, or "
+             "--overwrite to start over and replace it", printable(o.checkpoint));
+  }
   if (o.resume && !o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
-    result.epochs = load_checkpoint(o.checkpoint, model, opt);
+    std::string recorded;
+    result.epochs = load_checkpoint(o.checkpoint, model, opt, &recorded);
+    const std::string diff = recorded.empty() ? std::string("the checkpoint records no training settings (an older "
+                                                            "version wrote it)")
+                                              : train_settings_diff(recorded, settings);
+    if (!diff.empty()) {
+      RF_CHECK(o.resume_force, "--resume {}: this run's settings differ from the checkpoint's: {}; rerun with the "
+               "checkpoint's settings, or pass --resume-force to continue with the new ones",
+               printable(o.checkpoint), diff);
+      std::fprintf(stderr, "warning: --resume-force: %s: continuing although %s\n", printable(o.checkpoint).c_str(),
+                   diff.c_str());
+    }
     result.resumed = true;
     result.start_epoch = int(result.epochs.size());
-    RF_CHECK(result.start_epoch <= o.epochs, "{}: checkpoint has {} epochs, the run asks for {}", o.checkpoint,
-             result.start_epoch, o.epochs);
+    RF_CHECK(result.start_epoch <= o.epochs, "{}: checkpoint has {} epochs, the run asks for {}",
+             printable(o.checkpoint), result.start_epoch, o.epochs);
   }
 
   data::LoaderOptions lo = data::LoaderOptions::train(o.seed);
@@ -132,9 +228,34 @@ TrainResult train_model(Model& model, const data::Dataset& train, const data::Da
       Tensor probs = Tensor::empty(Shape{N, C}), dlogits = Tensor::empty(Shape{N, C});
       const int32_t* y = b.y.data<int32_t>();
       double loss = softmax_cross_entropy_forward_cpu(N, C, logits.f32(), y, probs.f32(), o.label_smoothing);
+      // Divergence stops the run here, before a checkpoint or package of NaN weights is written.
+      auto diverged = [&](const std::string& what) {
+        RF_FAIL("train: {} diverged at epoch {}, step {} of {} (lr {}): {}; nothing written for this epoch{}; "
+                "lower --lr", model.config().name(), epoch + 1, b.batch + 1, steps_per_epoch, lr, what,
+                o.checkpoint.empty() ? "" : ", the checkpoint holds the last good epoch");
+      };
+      if (!std::isfinite(loss)) {
+        int64_t at = 0;
+        const std::string bad = first_non_finite_param(model, &at);
+        diverged(fmt::format("the loss is {}{}", loss,
+                             bad.empty() ? std::string(" (weights finite: the forward pass overflowed)")
+                                         : fmt::format(" (tensor '{}' value {} is not finite)", bad, at)));
+      }
       softmax_cross_entropy_backward_cpu(N, C, probs.f32(), y, dlogits.f32(), o.label_smoothing);
       model.backward(dlogits);
+      // A non-finite gradient: name the first tensor whose gradient holds one (the weights are still finite).
+      for (Param* p : opt.params()) {
+        const float* g = p->grad.f32();
+        for (int64_t i = 0; i < p->grad.numel(); ++i)
+          if (!std::isfinite(g[i])) diverged(fmt::format("the gradient of tensor '{}' value {} is {}", p->name, i, g[i]));
+      }
       opt.step(lr, o.clip_norm);
+      {
+        int64_t at = 0;
+        float v = 0.f;
+        const std::string bad = first_non_finite_param(model, &at, &v);
+        if (!bad.empty()) diverged(fmt::format("tensor '{}' value {} is {} after the optimizer step", bad, at, v));
+      }
       loss_sum += loss * N;
       correct += count_correct(logits, y);
       seen += N;
@@ -163,7 +284,7 @@ TrainResult train_model(Model& model, const data::Dataset& train, const data::Da
                    model.config().name().c_str(), epoch + 1, o.epochs, log.train_loss, log.train_acc, log.val_acc,
                    log.images_per_s, log.seconds, "");
     result.epochs.push_back(log);
-    if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, model, opt, result.epochs);
+    if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, model, opt, result.epochs, settings);
     if (o.stop_after_epochs > 0 && ++done_this_call >= o.stop_after_epochs) break;
   }
   if (o.bn_recalibrate > 0 && int(result.epochs.size()) == o.epochs) {
@@ -181,7 +302,8 @@ TrainResult train_model(Model& model, const data::Dataset& train, const data::Da
   return result;
 }
 
-void save_checkpoint(const std::string& path, Model& model, SGD& opt, const std::vector<EpochLog>& log) {
+void save_checkpoint(const std::string& path, Model& model, SGD& opt, const std::vector<EpochLog>& log,
+                     const std::string& settings) {
   PackOptions po;  // fp32, not folded: a checkpoint restores training exactly
   Package p = pack_model(model, po);
   for (size_t i = 0; i < opt.params().size(); ++i) {
@@ -207,18 +329,30 @@ void save_checkpoint(const std::string& path, Model& model, SGD& opt, const std:
   e.data.resize(rows.size() * sizeof(float));
   if (!rows.empty()) std::memcpy(e.data.data(), rows.data(), e.data.size());
   p.tensors.push_back(std::move(e));
+  if (!settings.empty()) {
+    PackedTensor st;
+    st.name = kSettingsTensor;
+    st.kind = TensorKind::state;
+    st.dtype = DType::f32;
+    st.shape = {int64_t(settings.size())};
+    std::vector<float> bytes;
+    for (char c : settings) bytes.push_back(float(static_cast<unsigned char>(c)));
+    st.data.resize(bytes.size() * sizeof(float));
+    std::memcpy(st.data.data(), bytes.data(), st.data.size());
+    p.tensors.push_back(std::move(st));
+  }
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (!dir.empty()) std::filesystem::create_directories(dir);
   write_package(path, p);
 }
 
-std::vector<EpochLog> load_checkpoint(const std::string& path, Model& model, SGD& opt) {
+std::vector<EpochLog> load_checkpoint(const std::string& path, Model& model, SGD& opt, std::string* settings) {
   Package p = read_package(path);
   std::vector<EpochLog> log;
   std::vector<PackedTensor> model_tensors;
   std::map<std::string, const PackedTensor*> extra;
   for (const PackedTensor& t : p.tensors) {
-    if (t.name == kEpochTensor || t.name.rfind(kMomentumPrefix, 0) == 0)
+    if (t.name == kEpochTensor || t.name == kSettingsTensor || t.name.rfind(kMomentumPrefix, 0) == 0)
       extra[t.name] = &t;
     else
       model_tensors.push_back(t);
@@ -240,6 +374,17 @@ std::vector<EpochLog> load_checkpoint(const std::string& path, Model& model, SGD
     RF_CHECK(int64_t(v.size()) == opt.velocity()[i].numel(), "{}: tensor '{}' has {} values, expected {}", path,
              name, v.size(), opt.velocity()[i].numel());
     std::memcpy(opt.velocity()[i].raw(), v.data(), v.size() * sizeof(float));
+  }
+  if (settings) {
+    settings->clear();
+    auto st = extra.find(kSettingsTensor);
+    if (st != extra.end()) {
+      for (float v : decode_tensor(*st->second, path)) {
+        RF_CHECK(v >= 0.f && v <= 255.f && v == float(int(v)), "{}: tensor '{}' holds {}, expected bytes 0..255",
+                 path, kSettingsTensor, v);
+        settings->push_back(char(int(v)));
+      }
+    }
   }
   const PackedTensor& e = *extra[kEpochTensor];
   RF_CHECK(e.shape.size() == 2 && e.shape[1] == 8, "{}: tensor '{}' must be (epochs, 8)", path, kEpochTensor);

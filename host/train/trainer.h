@@ -30,7 +30,22 @@ struct TrainOptions {
   // After the last epoch, recompute every BN layer's running statistics as the plain average of batch
   // statistics over up to this many training images, without augmentation (0: keep the running averages).
   int64_t bn_recalibrate = 4096;
+  // Checkpoint safety. The checkpoint records these options, the model config and the data's hashes; --resume
+  // refuses a checkpoint whose record differs (each differing field named) unless resume_force. An existing
+  // checkpoint is not replaced by a fresh run (resume false) unless overwrite.
+  std::string data_source;    // recorded for the message (the data itself is compared by hash)
+  bool resume_force = false;
+  bool overwrite = false;
 };
+
+// Refuses options no run should start with, naming the option and the accepted range: lr finite in (0, 10],
+// momentum in [0, 1), weight_decay in [0, 1), label_smoothing in [0, 1), clip_norm finite, epochs 1..10000,
+// batch 2..65536, warmup_epochs 0..epochs, bn_recalibrate 0..100000000, pad 0..64.
+void validate_train_options(const TrainOptions& o);
+
+// The first parameter (learnable, seeded or BN state) holding a NaN or infinity: "" if none, else its name
+// (and *index, the value's position, *value the value).
+std::string first_non_finite_param(Model& model, int64_t* index = nullptr, float* value = nullptr);
 
 // Learning rate at optimizer step `step` of `total` (0-based): linear warm-up over `warmup` steps from
 // lr/warmup to lr, then cosine from lr to 0 over the remaining steps.
@@ -91,9 +106,20 @@ class BnRecalibration {
 // touched once, by the caller, after training.
 TrainResult train_model(Model& model, const data::Dataset& train, const data::Dataset& val, const TrainOptions& o);
 
-// Checkpoint: the model's package (fp32) plus the momentum buffers and the epoch log, one .rfpk file.
-void save_checkpoint(const std::string& path, Model& model, SGD& opt, const std::vector<EpochLog>& log);
-// Loads into an existing model of the same config; returns the epoch log. Errors name the file and field.
-std::vector<EpochLog> load_checkpoint(const std::string& path, Model& model, SGD& opt);
+// Checkpoint: the model's package (fp32) plus the momentum buffers, the epoch log and the training settings
+// (a JSON object, train_settings_json, stored one byte per value as the f32 tensor "trainer.settings"), one .rfpk.
+void save_checkpoint(const std::string& path, Model& model, SGD& opt, const std::vector<EpochLog>& log,
+                     const std::string& settings = "");
+// Loads into an existing model of the same config; returns the epoch log and, in *settings, the recorded
+// settings ("" for a checkpoint without them). Errors name the file and field.
+std::vector<EpochLog> load_checkpoint(const std::string& path, Model& model, SGD& opt,
+                                      std::string* settings = nullptr);
+// What a checkpoint records about its run: model config, every option that changes the weights, the data
+// hashes and sizes, and (informational) the data source.
+std::string train_settings_json(const Model& model, const data::Dataset& train, const data::Dataset& val,
+                                const TrainOptions& o);
+// "" when `recorded` and `current` (train_settings_json texts) agree on every compared field, else the
+// differing fields, "batch: 32 in the checkpoint, 64 now; lr: ...".
+std::string train_settings_diff(const std::string& recorded, const std::string& current);
 
 }  // namespace rf

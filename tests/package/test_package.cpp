@@ -495,7 +495,9 @@ TEST(PackageErrors, ModelLevelMismatchesNameTheTensor) {
   // Configs that would make the reader allocate what no file bytes pay for are refused before building.
   {
     Package p = good;
-    p.config = "nl-resnet18:cnl=65535,gpw=1";
+    p.config = "nl-resnet18:cnl=65535,gpw=1";  // refused by the config parser itself (cnl <= 4096)
+    expect_error([&] { load_model(p, "m.rfpk"); }, {"m.rfpk", "'config'", "cnl=65535", "1..4096"});
+    p.config = "nl-resnet18:cnl=4095,gpw=1";
     expect_error([&] { load_model(p, "m.rfpk"); }, {"m.rfpk", "layer1.0.nl1.pw.weight", "'shape'"});
     p.config = "nl-resnet18:cnl=dw,classes=100000";
     expect_error([&] { load_model(p, "m.rfpk"); }, {"m.rfpk", "head.fc.weight", "(100000, 512)"});
@@ -503,13 +505,67 @@ TEST(PackageErrors, ModelLevelMismatchesNameTheTensor) {
     EXPECT_EQ(seeded_values(ModelConfig::parse("nl-resnet18:cnl=512")), 73728);
     EXPECT_EQ(seeded_values(ModelConfig::parse("nl-resnet18:cnl=768")), 131328);
     EXPECT_EQ(seeded_values(ModelConfig::parse("resnet18")), 0);
-    EXPECT_GT(seeded_values(ModelConfig::parse("nl-resnet18:cnl=65535,gpw=1")), int64_t(1) << 28);
+    // The widest config the parser accepts stays below the reader's cap of seeded weights.
+    EXPECT_LT(seeded_values(ModelConfig::parse("nl-resnet18:cnl=4095,gpw=1")), int64_t(1) << 28);
   }
   {
     Package p = good;
     p.tensors[0].kind = TensorKind::state;
     expect_error([&] { load_model(p, "m.rfpk"); }, {"m.rfpk", "stem.conv.weight", "'kind'"});
   }
+}
+
+// Issue 18, class 4: values no writer produces are refused by the reader, naming the file and the tensor, even
+// when the package's hashes are valid (they are recomputed here by serialize_package).
+TEST(PackageErrors, NonFiniteValuesNegativeVarianceAndInt8MinusOneTwentyEightAreRefused) {
+  auto m = build_model(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  Package good = pack_model(*m, {});
+  auto find = [](Package& p, const std::string& name) -> PackedTensor& {
+    for (PackedTensor& t : p.tensors)
+      if (t.name == name) return t;
+    throw std::runtime_error("no tensor " + name);
+  };
+  auto put = [](PackedTensor& t, size_t i, float v) { std::memcpy(t.data.data() + 4 * i, &v, 4); };
+  for (float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+    Package p = good;
+    put(find(p, "layer2.1.nl1.pw.weight"), 5, bad);
+    Package q = reread(p);  // valid hashes
+    expect_error([&] { load_model(q, "nan.rfpk"); }, {"nan.rfpk", "layer2.1.nl1.pw.weight", "value 5", "finite"});
+  }
+  {
+    Package p = good;
+    put(find(p, "layer1.0.bn1.running_var"), 2, -0.5f);
+    Package q = reread(p);
+    expect_error([&] { load_model(q, "var.rfpk"); },
+                 {"var.rfpk", "layer1.0.bn1.running_var", "-0.5", "running variance >= 0"});
+    put(find(p, "layer1.0.bn1.running_var"), 2, std::nanf(""));
+    Package r = reread(p);
+    expect_error([&] { load_model(r, "var.rfpk"); }, {"var.rfpk", "layer1.0.bn1.running_var", "finite"});
+  }
+  {
+    PackOptions po;
+    po.dtype = DType::i8;
+    Package p = pack_model(*m, po);
+    PackedTensor& t = find(p, "head.fc.weight");
+    ASSERT_EQ(t.dtype, DType::i8);
+    t.data[4 * size_t(t.shape[0]) + 7] = 0x80;  // q = -128
+    Package q = reread(p);
+    expect_error([&] { load_model(q, "i8.rfpk"); }, {"i8.rfpk", "head.fc.weight", "-128", "-127..127"});
+  }
+  {
+    PackOptions po;
+    po.dtype = DType::f16;
+    Package p = pack_model(*m, po);
+    PackedTensor& t = find(p, "layer3.0.nl2.pw.weight");
+    ASSERT_EQ(t.dtype, DType::f16);
+    t.data[2 * 9] = 0x00, t.data[2 * 9 + 1] = 0x7C;  // +inf in fp16
+    Package q = reread(p);
+    expect_error([&] { load_model(q, "f16.rfpk"); }, {"f16.rfpk", "layer3.0.nl2.pw.weight", "value 9", "inf"});
+  }
+  // The writer never produces such a package: pack refuses non-finite weights.
+  auto m2 = build_model(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  m2->params()[0]->value.f32()[3] = std::nanf("");
+  expect_error([&] { pack_model(*m2, {}); }, {"pack", m2->params()[0]->name, "value 3", "finite"});
 }
 
 }  // namespace

@@ -233,3 +233,129 @@ TEST(Classify, ReportsLastEpochAndTouchesTestOncePerPackage) {
   EXPECT_FALSE(classify_table(r).empty());
   std::filesystem::remove_all(o.out_dir);
 }
+
+// ---- issue 18: options, divergence, checkpoint safety -----------------------------------------------------
+
+namespace {
+template <typename F>
+void expect_error(F fn, std::initializer_list<std::string> needles) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error; expected one mentioning '" << *needles.begin() << "'";
+  } catch (const rf::Error& e) {
+    for (const std::string& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
+  }
+}
+TrainOptions tiny_options() {
+  TrainOptions o;
+  o.epochs = 1, o.batch = 16, o.lr = 0.05f, o.progress = false, o.bn_recalibrate = 0;
+  return o;
+}
+}  // namespace
+
+TEST(TrainerOptions, OutOfRangeAndNonFiniteOptionsAreRefusedNamingTheOption) {
+  auto bad = [](auto change, std::initializer_list<std::string> needles) {
+    TrainOptions o = tiny_options();
+    change(o);
+    expect_error([&] { validate_train_options(o); }, needles);
+  };
+  bad([](TrainOptions& o) { o.lr = std::nanf(""); }, {"--lr nan", "finite", "> 0"});
+  bad([](TrainOptions& o) { o.lr = -1.f; }, {"--lr -1", "> 0"});
+  bad([](TrainOptions& o) { o.lr = INFINITY; }, {"--lr inf"});
+  bad([](TrainOptions& o) { o.lr = 0.f; }, {"--lr 0"});
+  bad([](TrainOptions& o) { o.momentum = 1.f; }, {"momentum 1", "[0, 1)"});
+  bad([](TrainOptions& o) { o.momentum = std::nanf(""); }, {"momentum nan"});
+  bad([](TrainOptions& o) { o.weight_decay = -0.1f; }, {"weight decay -0.1"});
+  bad([](TrainOptions& o) { o.label_smoothing = 1.f; }, {"--label-smoothing 1"});
+  bad([](TrainOptions& o) { o.clip_norm = std::nanf(""); }, {"clip norm nan"});
+  bad([](TrainOptions& o) { o.epochs = 0; }, {"--epochs 0", "1..10000"});
+  bad([](TrainOptions& o) { o.batch = 1; }, {"--batch 1", "2..65536"});
+  bad([](TrainOptions& o) { o.warmup_epochs = 5; }, {"--warmup 5", "at most --epochs"});
+  bad([](TrainOptions& o) { o.bn_recalibrate = -3; }, {"--bn-recalibrate -3"});
+  bad([](TrainOptions& o) { o.resume_force = true; }, {"--resume-force needs --resume"});
+  // train_model checks too, before any epoch.
+  data::Dataset train = data::make_synthetic(32, 3, 0, 8, 8);
+  Model m(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  TrainOptions o = tiny_options();
+  o.lr = std::nanf("");
+  expect_error([&] { train_model(m, train, train, o); }, {"--lr nan"});
+}
+
+TEST(TrainerOptions, DivergenceStopsTrainingNamingEpochStepAndTensorAndWritesNoCheckpoint) {
+  data::Dataset train = data::make_synthetic(64, 3, 0, 8, 8);
+  Model m(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  const std::string dir = temp_dir("diverge");
+  TrainOptions o = tiny_options();
+  o.lr = 10.f;  // allowed, but with a poisoned weight the update is NaN
+  o.clip_norm = 0.f;
+  o.checkpoint = dir + "/ckpt.rfpk";
+  m.params()[0]->value.f32()[0] = INFINITY;
+  expect_error([&] { train_model(m, train, train, o); }, {"diverged at epoch 1, step 1 of", "tensor", "lower --lr"});
+  EXPECT_FALSE(std::filesystem::exists(o.checkpoint));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(TrainerCheckpoint, ExistingCheckpointIsNotOverwrittenWithoutResumeOrOverwrite) {
+  data::Dataset train = data::make_synthetic(48, 3, 0, 8, 8);
+  const std::string dir = temp_dir("overwrite");
+  TrainOptions o = tiny_options();
+  o.checkpoint = dir + "/ckpt.rfpk";
+  Model a(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  train_model(a, train, train, o);
+  const auto before = std::filesystem::last_write_time(o.checkpoint);
+  Model b(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  expect_error([&] { train_model(b, train, train, o); }, {"--checkpoint", "ckpt.rfpk", "exists", "--resume",
+                                                          "--overwrite"});
+  EXPECT_EQ(std::filesystem::last_write_time(o.checkpoint), before);
+  o.overwrite = true;
+  Model c(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  EXPECT_NO_THROW(train_model(c, train, train, o));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(TrainerCheckpoint, ResumeRefusesOtherSettingsNamingEachFieldUnlessForced) {
+  data::Dataset train = data::make_synthetic(48, 3, 0, 8, 8), other = data::make_synthetic(48, 4, 0, 8, 8);
+  const std::string dir = temp_dir("settings");
+  TrainOptions o = tiny_options();
+  o.epochs = 2;
+  o.checkpoint = dir + "/ckpt.rfpk";
+  o.resume = true;
+  o.stop_after_epochs = 1;
+  o.data_source = "set-a";
+  {
+    Model a(ModelConfig::parse("nl-resnet18:cnl=dw"));
+    train_model(a, train, train, o);
+  }
+  o.stop_after_epochs = -1;
+  TrainOptions changed = o;
+  changed.batch = 24, changed.lr = 0.1f, changed.seed = 9, changed.data_source = "set-b";
+  Model b(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  expect_error([&] { train_model(b, other, other, changed); },
+               {"--resume", "ckpt.rfpk", "batch: 16 in the checkpoint, 24 now", "lr: 0.05", "seed: 0 in the "
+                "checkpoint, 9 now", "train_data", "set-a", "set-b", "--resume-force"});
+  for (auto change : {+[](TrainOptions& t) { t.epochs = 3; }, +[](TrainOptions& t) { t.augment = false; },
+                      +[](TrainOptions& t) { t.label_smoothing = 0.1f; }}) {
+    TrainOptions t = o;
+    change(t);
+    Model x(ModelConfig::parse("nl-resnet18:cnl=dw"));
+    EXPECT_THROW(train_model(x, train, train, t), rf::Error);
+  }
+  changed.resume_force = true;
+  Model c(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  TrainResult r = train_model(c, other, other, changed);
+  EXPECT_TRUE(r.resumed);
+  // The same settings resume silently (a moved data path alone is not a difference: the data is hashed).
+  std::filesystem::remove_all(dir);
+  o.stop_after_epochs = 1;
+  {
+    Model a(ModelConfig::parse("nl-resnet18:cnl=dw"));
+    train_model(a, train, train, o);
+  }
+  o.stop_after_epochs = -1;
+  o.data_source = "moved/set-a";
+  Model d(ModelConfig::parse("nl-resnet18:cnl=dw"));
+  TrainResult rd = train_model(d, train, train, o);
+  EXPECT_TRUE(rd.resumed);
+  EXPECT_EQ(rd.start_epoch, 1);
+  std::filesystem::remove_all(dir);
+}
