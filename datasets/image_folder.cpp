@@ -10,7 +10,9 @@
 #include "datasets/image_folder.h"
 
 #include <omp.h>
+#include <fcntl.h>
 #include <png.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -340,12 +342,32 @@ bool is_unsupported_image_name(const fs::path& p) {
 
 constexpr const char* kAccepted = ".jpg, .jpeg or .png (any case)";
 
+// Image writes land like packages do: a per-process temp name (two writers never share one), the data
+// fsynced, renamed into place, then the folder fsynced so the rename survives a crash.
+std::string temp_name(const std::string& path) { return fmt::format("{}.tmp.{}", path, long(::getpid())); }
+
+void close_synced(FILE* f, const std::string& tmp) {
+  const bool ok = std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  const bool closed = std::fclose(f) == 0;
+  if (!ok || !closed) {
+    std::remove(tmp.c_str());
+    RF_FAIL("{}: write failed (disk full?)", tmp);
+  }
+}
+
 void atomic_rename(const std::string& tmp, const std::string& path) {
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) {
     fs::remove(tmp, ec);
-    RF_FAIL("{}: cannot rename the temporary file into place", path);
+    RF_FAIL("{}: cannot rename the temporary file into place: {}", path, ec.message());
+  }
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
   }
 }
 
@@ -446,7 +468,7 @@ Image decode_image_file(const std::string& path) {
 void write_jpeg_file(const std::string& path, const uint8_t* hwc, int H, int W, int channels, int quality) {
   RF_CHECK(channels == 1 || channels == 3, "{}: JPEG writer takes 1 or 3 channels, got {}", path, channels);
   RF_CHECK(H > 0 && W > 0, "{}: image size {}x{}", path, H, W);
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temp_name(path);
   FILE* f = std::fopen(tmp.c_str(), "wb");
   RF_CHECK(f, "{}: cannot open for writing", tmp);
   jpeg_compress_struct cinfo;
@@ -475,14 +497,14 @@ void write_jpeg_file(const std::string& path, const uint8_t* hwc, int H, int W, 
   }
   jpeg_finish_compress(&cinfo);
   jpeg_destroy_compress(&cinfo);
-  RF_CHECK(std::fclose(f) == 0, "{}: write failed", tmp);
+  close_synced(f, tmp);
   atomic_rename(tmp, path);
 }
 
 void write_png_file(const std::string& path, const uint8_t* hwc, int H, int W, int channels) {
   RF_CHECK(channels >= 1 && channels <= 4, "{}: PNG writer takes 1..4 channels, got {}", path, channels);
   RF_CHECK(H > 0 && W > 0, "{}: image size {}x{}", path, H, W);
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temp_name(path);
   FILE* f = std::fopen(tmp.c_str(), "wb");
   RF_CHECK(f, "{}: cannot open for writing", tmp);
   PngCtx ctx{nullptr, 0, 0, {0}};
@@ -510,7 +532,7 @@ void write_png_file(const std::string& path, const uint8_t* hwc, int H, int W, i
   png_write_image(png, rows.data());
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
-  RF_CHECK(std::fclose(f) == 0, "{}: write failed", tmp);
+  close_synced(f, tmp);
   atomic_rename(tmp, path);
 }
 
