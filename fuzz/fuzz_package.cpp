@@ -3,6 +3,9 @@
 // -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION, which skips the two hash comparisons so mutations reach the parser.
 // What a parsed package goes through next is exercised too: the config parser, tensor decoding (fp16 / int8
 // scales), the byte breakdown, and a re-serialisation that must parse back to the same payload hash.
+// Seeds: small packages written by `reframe pack` (scripts/fuzz.sh makes them).
+// fuzz-sources: host/package/package.cpp host/package/xxhash64.cpp host/models/config.cpp
+// fuzz-libs: -lfmt -lzstd
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

@@ -278,7 +278,16 @@ inline void deinterleave_row(float* even, float* odd, const float* src, int n) {
     _mm512_mask_storeu_ps(odd + q / 2, __mmask16((1u << no) - 1), _mm512_permutex2var_ps(v0, io, v1));
   }
 #endif
-  for (; q < n; ++q) (q % 2 ? odd : even)[q / 2] = src[q];
+  // The portable path (ARM, SSE-only builds) and the tail. Two plain stores, not `(q % 2 ? odd : even)[q / 2]`:
+  // GCC 12's C++ front end turns that into `q % 2 ? odd[q / 2] : even[q / 2]` with one shared SAVE_EXPR for the
+  // index, which -fsanitize=shift/integer-divide-by-zero/signed-integer-overflow (all in -fsanitize=undefined)
+  // create; the SAVE_EXPR is evaluated in the first arm only, so the even pixels were written at an
+  // uninitialised index (the sanitized build's wild write; GCC warns "'q.NNN' may be used uninitialized").
+  for (; q + 1 < n; q += 2) {  // q is even here: 0, or a multiple of 32 after the AVX-512 loop
+    even[q / 2] = src[q];
+    odd[q / 2] = src[q + 1];
+  }
+  if (q < n) even[q / 2] = src[q];
 }
 // dst[2m] = even[m], dst[2m + 1] = odd[m] for 2m (+1) < n
 inline void interleave_row(float* dst, const float* even, const float* odd, int n) {
@@ -297,7 +306,11 @@ inline void interleave_row(float* dst, const float* even, const float* odd, int 
     _mm512_mask_storeu_ps(dst + q + 16, m1, _mm512_permutex2var_ps(e, hi, o));
   }
 #endif
-  for (; q < n; ++q) dst[q] = (q % 2 ? odd : even)[q / 2];
+  for (; q + 1 < n; q += 2) {  // plain loads, not `(q % 2 ? odd : even)[q / 2]`: see deinterleave_row
+    dst[q] = even[q / 2];
+    dst[q + 1] = odd[q / 2];
+  }
+  if (q < n) dst[q] = even[q / 2];
 }
 
 constexpr int kBlk = 2 * kV;  // pixels per inner iteration: two vector accumulators per output channel

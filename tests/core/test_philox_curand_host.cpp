@@ -43,8 +43,12 @@ struct CurandHost {
   decltype(&curandGenerate) generate = nullptr;
 
   CurandHost() {
+    // RTLD_NODELETE: libcurand links its own static libstdc++, whose emergency exception pool (72704 bytes,
+    // malloc'ed when the library loads) is held only by the library's globals. Unmapped at dlclose, that
+    // pointer vanished and LeakSanitizer reported the pool as a leak from "<unknown module>" (which no
+    // suppression can name); kept mapped, the pool stays reachable. See scripts/lsan.supp.
     for (const char* name : {"libcurand.so.10", "libcurand.so", "/usr/local/cuda/lib64/libcurand.so"}) {
-      lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      lib = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
       if (lib) break;
       why += std::string(name) + ": " + dlerror() + "; ";
     }
