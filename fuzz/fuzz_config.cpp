@@ -1,7 +1,7 @@
 // libFuzzer target for the model config text parser (host/models/config.cpp): any text must parse or throw
 // rf::Error, never crash, overflow or hang; what parses must round-trip (parse(str()) == itself, seeds equal)
 // and pass validate(); error messages must be printable (no control bytes reach a terminal).
-// fuzz-sources: fuzz/fuzz_config.cpp host/models/config.cpp
+// fuzz-sources: host/models/config.cpp
 // fuzz-libs: -lfmt
 #include <cstddef>
 #include <cstdint>

@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${RF_FUZZ_BUILD_DIR:-build-fuzz}
-RUNS=${RF_FUZZ_RUNS:-20000}
+RUNS=${RF_FUZZ_RUNS:-50000}
 CXX=${RF_FUZZ_CXX:-clang++}
 LAUNCHER=${RF_FUZZ_LAUNCHER:-}
 JOBS=${RF_FUZZ_JOBS:-$(nproc)}
@@ -85,6 +85,8 @@ for t in "${targets[@]}"; do
     { echo "fuzz: $f: no '// fuzz-sources: ...' line in its header (the sources it links, may be empty)" >&2; exit 2; }
   srcs=$(header_field "$f" sources)
   for s in $srcs; do
+    [ "$s" != "$f" ] ||
+      { echo "fuzz: $f: fuzz-sources lists the target itself; list only the reader's sources" >&2; exit 2; }
     [ -f "$s" ] || { echo "fuzz: $f: fuzz-sources names $s, which does not exist (paths are from the repository root)" >&2; exit 2; }
   done
   SOURCES[$t]=$srcs
