@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
                                       "`reframe predict`");
   run->add_option("--size", ro.size, "input height = width (default 32, or 224 for the large stem)")
       ->check(CLI::Range(8, 4096));
-  run->add_option("--batch", ro.batch, "synthetic batch size")->check(CLI::Range(1, 65536));
+  run->add_option("--batch", ro.batch, "images per forward pass (the timed batch; --input is streamed in batches of "
+                                      "this size)")->check(CLI::Range(1, 65536));
   run->add_option("--reps", ro.reps, "timed repetitions (the median is reported)")->check(CLI::Range(1, 100000));
   run->add_option("--warmup", ro.warmup, "untimed repetitions first")->check(CLI::Range(0, 1000));
   run->add_option("--seed", ro.seed, "seed of the synthetic input")->check(seed_value());
@@ -311,7 +312,7 @@ int main(int argc, char** argv) {
     if (run->parsed()) {
       // The synthetic input batch is allocated at once: refuse sizes no machine holds before reading anything.
       const double side = ro.size > 0 ? ro.size : 224, bytes = double(ro.batch) * 3 * side * side * 4;
-      if (ro.input.empty() && bytes > double(int64_t(4) << 30))
+      if (bytes > double(int64_t(4) << 30))
         RF_FAIL("run: --batch {} at --size {}: a {:.1f} GiB input batch (expected at most 4 GiB; lower either)",
                 ro.batch, int(side), bytes / double(int64_t(1) << 30));
       return rf::cmd_run(ro);

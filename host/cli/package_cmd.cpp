@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -251,21 +253,36 @@ int cmd_run(const RunOptions& o) {
   const int S = o.size > 0 ? o.size : (cfg.stem == "large" ? 224 : 32);
   const int64_t per_image = int64_t(3) * S * S;
 
+  // --input is streamed in batches of --batch images, so a large file never becomes one giant tensor: the first
+  // batch is timed, and top-1 (and the reference's logit difference) cover every image, batch by batch.
+  std::ifstream in;
+  int64_t n_images = o.batch;
+  const uint64_t image_bytes = uint64_t(per_image) * 4;
+  auto read_batch = [&](int64_t first, int64_t n) {
+    Tensor t = Tensor::empty(Shape{n, 3, S, S});
+    in.read(reinterpret_cast<char*>(t.f32()), std::streamsize(uint64_t(n) * image_bytes));
+    RF_CHECK(in.gcount() == std::streamsize(uint64_t(n) * image_bytes), "{}: read failed at image {} (file changed?)",
+             o.input, first);
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(t.f32()[i]))
+        RF_FAIL("{}: value {} (image {}) is {}, expected finite floats", o.input, first * per_image + i,
+                first + i / per_image, t.f32()[i]);
+    return t;
+  };
   Tensor x;
   std::string input_desc;
   if (!o.input.empty()) {
-    std::vector<uint8_t> bytes = read_file_bytes(o.input, uint64_t(1) << 34);
-    const uint64_t image_bytes = uint64_t(per_image) * 4;
-    if (bytes.empty() || bytes.size() % image_bytes != 0)
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(o.input, ec);
+    RF_CHECK(!ec, "{}: cannot read the input file: {}", o.input, ec.message());
+    if (size == 0 || size % image_bytes != 0)
       RF_FAIL("{}: {} bytes, expected a non-zero multiple of {} (raw float32 NCHW images of 3x{}x{}; set --size)",
-              o.input, bytes.size(), image_bytes, S, S);
-    const int64_t N = int64_t(bytes.size() / image_bytes);
-    x = Tensor::empty(Shape{N, 3, S, S});
-    std::memcpy(x.f32(), bytes.data(), bytes.size());
-    for (int64_t i = 0; i < x.numel(); ++i)
-      if (!std::isfinite(x.f32()[i]))
-        RF_FAIL("{}: value {} (image {}) is {}, expected finite floats", o.input, i, i / per_image, x.f32()[i]);
-    input_desc = fmt::format("{} ({} images)", o.input, N);
+              o.input, size, image_bytes, S, S);
+    n_images = int64_t(size / image_bytes);
+    in.open(o.input, std::ios::binary);
+    RF_CHECK(in.good(), "{}: cannot open the input file", o.input);
+    x = read_batch(0, std::min<int64_t>(o.batch, n_images));
+    input_desc = fmt::format("{} ({} images, streamed in batches of {})", o.input, n_images, x.size(0));
   } else {
     x = Tensor::empty(Shape{o.batch, 3, S, S});
     seeded_normal_fill(o.seed, 1.f, x.numel(), x.f32());
@@ -285,28 +302,38 @@ int cmd_run(const RunOptions& o) {
   const double median = times.size() % 2 ? times[times.size() / 2]
                                           : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
   const HostMemoryStats mem = host_memory_stats();
-  const int64_t N = x.size(0), K = logits.size(1);
-  std::vector<int64_t> top1(static_cast<size_t>(N));
-  for (int64_t n = 0; n < N; ++n) {
-    const float* l = logits.f32() + n * K;
-    top1[size_t(n)] = std::max_element(l, l + K) - l;
-  }
-  double max_diff = -1, mean_diff = -1;
+  const int64_t N = x.size(0);
+  std::unique_ptr<Model> r;
   if (!o.reference.empty()) {
     Package rp = read_package(o.reference);
-    std::unique_ptr<Model> r = load_model(rp, o.reference);
+    r = load_model(rp, o.reference);
     RF_CHECK(r->out_shape(x.shape()) == logits.shape(), "{}: reference gives logits {}, the package {}", o.reference,
              r->out_shape(x.shape()).str(), logits.shape().str());
-    Tensor rl = r->forward(x, false);
-    max_diff = 0;
-    mean_diff = 0;
-    for (int64_t i = 0; i < rl.numel(); ++i) {
-      const double d = std::fabs(double(rl.f32()[i]) - double(logits.f32()[i]));
-      max_diff = std::max(max_diff, d);
-      mean_diff += d;
-    }
-    mean_diff /= double(rl.numel());
   }
+  std::vector<int64_t> top1;
+  top1.reserve(size_t(n_images));
+  double max_diff = -1, mean_diff = -1, diff_sum = 0, diff_count = 0;
+  for (int64_t first = 0; first < n_images;) {
+    Tensor xb = first == 0 ? x : read_batch(first, std::min<int64_t>(o.batch, n_images - first));
+    Tensor lb = first == 0 ? logits : m->forward(xb, false);
+    const int64_t nb = xb.size(0), K = lb.size(1);
+    for (int64_t n = 0; n < nb; ++n) {
+      const float* l = lb.f32() + n * K;
+      top1.push_back(std::max_element(l, l + K) - l);
+    }
+    if (r) {
+      Tensor rl = r->forward(xb, false);
+      max_diff = std::max(max_diff, 0.0);
+      for (int64_t i = 0; i < rl.numel(); ++i) {
+        const double d = std::fabs(double(rl.f32()[i]) - double(lb.f32()[i]));
+        max_diff = std::max(max_diff, d);
+        diff_sum += d;
+      }
+      diff_count += double(rl.numel());
+    }
+    first += nb;
+  }
+  if (r) mean_diff = diff_sum / diff_count;
   const double rss = max_rss_mib();
   if (o.json) {
     nlohmann::json j = {{"schema", "reframe.run/1"},
@@ -318,6 +345,7 @@ int cmd_run(const RunOptions& o) {
                         {"rebuilt_package_bytes", o.base.empty() ? 0 : p.file_bytes},
                         {"input", input_desc},
                         {"batch", N},
+                        {"images", n_images},
                         {"threads", num_threads()},
                         {"read_verify_ms", read_ms},
                         {"load_ms", load_ms},
@@ -356,8 +384,8 @@ int cmd_run(const RunOptions& o) {
   fmt::print("  memory            max RSS {:.1f} MiB; host tensor peak {:.2f} MiB during inference\n", rss,
              double(mem.peak_live_bytes) / (1 << 20));
   fmt::print("  top-1             [");
-  for (int64_t n = 0; n < std::min<int64_t>(N, 16); ++n) fmt::print("{}{}", n ? " " : "", top1[size_t(n)]);
-  fmt::print("{}]\n", N > 16 ? " ..." : "");
+  for (int64_t n = 0; n < std::min<int64_t>(n_images, 16); ++n) fmt::print("{}{}", n ? " " : "", top1[size_t(n)]);
+  fmt::print("{}]{}\n", n_images > 16 ? " ..." : "", n_images > 1 ? fmt::format(" ({} images)", n_images) : "");
   if (max_diff >= 0)
     fmt::print("  vs {}: logits max |diff| {:.3g}, mean |diff| {:.3g}\n", o.reference, max_diff, mean_diff);
   return 0;

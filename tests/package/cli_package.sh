@@ -24,6 +24,24 @@ expect_error() {  # expect_error NEEDLE CMD...: exit status 1 and NEEDLE in stde
 grep -q '"learnable": 1107786' dw.json || fail "inspect --json: learnable count is not MODELS.md's 1,107,786"
 grep -q '"seeded_from_seeds": 30528' dw.json || fail "inspect --json: seeded count is not 30,528"
 "$R" run dw_i8.rfpk --reps 1 --warmup 0 --reference dw.rfpk | grep -q "max |diff|" || fail "run --reference"
+# run --input streams the file in batches of --batch: the same top-1 and logit difference for every batching,
+# and the memory of one batch (not the file).
+python3 -c "
+import random, struct
+random.seed(3)
+n = 5 * 3 * 32 * 32
+open('x5.bin', 'wb').write(struct.pack('<%df' % n, *[random.gauss(0, 1) for _ in range(n)]))
+" || fail "write x5.bin"
+"$R" run dw_i8.rfpk --input x5.bin --batch 2 --reps 1 --warmup 0 --reference dw.rfpk --json > run_b2.json || fail "run --input --batch 2"
+"$R" run dw_i8.rfpk --input x5.bin --batch 5 --reps 1 --warmup 0 --reference dw.rfpk --json > run_b5.json || fail "run --input --batch 5"
+python3 -c "
+import json, sys
+a, b = json.load(open('run_b2.json')), json.load(open('run_b5.json'))
+assert a['images'] == b['images'] == 5 and a['batch'] == 2 and b['batch'] == 5, (a['images'], a['batch'], b['batch'])
+assert len(a['top1']) == 5 and a['top1'] == b['top1'], (a['top1'], b['top1'])
+da, db = a['logit_max_abs_diff'], b['logit_max_abs_diff']
+assert da > 0 and abs(da - db) <= 1e-4 * max(da, db), (da, db)
+" || fail "run --input: streamed batches disagree"
 # Delta: a re-seeded model (all learnable tensors equal) travels as a few KB and rebuilds byte-identically.
 "$R" pack -m nl-resnet18:cnl=dw,seed=9 -o dw9.rfpk || fail "pack seed=9"
 "$R" pack --from dw9.rfpk --base dw.rfpk -o dw9.delta.rfpk || fail "pack --base"
