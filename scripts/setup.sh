@@ -9,7 +9,7 @@ PKGS=(build-essential cmake ninja-build pkg-config git  # git: the revision in e
       libgtest-dev libgmock-dev libbenchmark-dev
       libjpeg62-turbo-dev libpng-dev libzstd-dev zstd python3
       libtinyxml2-dev python3-matplotlib python3-numpy  # VOC XML; scripts/report.py plots
-      clang libclang-rt-14-dev)  # clang + libFuzzer/ASan runtimes: scripts/fuzz.sh (package reader fuzzing)
+      clang libclang-rt-14-dev libomp-14-dev)  # clang + libFuzzer/ASan runtimes + its omp.h: scripts/fuzz.sh
 
 missing=()
 for p in "${PKGS[@]}"; do
