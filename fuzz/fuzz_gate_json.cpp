@@ -3,7 +3,7 @@
 // (ASan/UBSan report those). One entry point reads every kind the gate takes: a reframe.gate/1 baseline (with
 // its machine record), suite results (classify/detect/segment) and Google Benchmark JSON. What is read then
 // goes through what the gate does with it: a baseline file written from the figures must read back to the
-// same figures, and comparing them with themselves must find no regression. Seed corpus: fuzz/corpus/gate_json/.
+// same figures, and comparing them with themselves must find no regression. Seed corpus: tests/data/fuzz-corpus/gate_json/.
 // fuzz-sources: suites/gate.cpp
 // fuzz-libs: -lfmt
 #include <cstddef>

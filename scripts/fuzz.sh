@@ -7,7 +7,7 @@
 #     // fuzz-sources: datasets/voc.cpp host/core/tensor.cpp
 #     // fuzz-libs: -ltinyxml2 -lfmt
 #     // fuzz-options: -max_len=65536 -dict=fuzz/xml.dict     (optional: libFuzzer flags after the defaults)
-# Seed corpus: the files in fuzz/corpus/NAME/ (copied to a work folder, never modified in place); for the
+# Seed corpus: the files in tests/data/fuzz-corpus/NAME/ (copied to a work folder, never modified in place); for the
 # package reader also small packages written by `reframe pack` (needs RF_BUILD_DIR/reframe).
 #
 #   scripts/fuzz.sh                   build + run every target, RF_FUZZ_RUNS executions each
@@ -194,7 +194,7 @@ for t in "${targets[@]}"; do
   [ $long = 1 ] || rm -rf "$work"
   mkdir -p "$corpus"
   rm -f "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* "$work"/slow-unit-*
-  for d in "fuzz/corpus/$t" "fuzz/corpus/fuzz_$t"; do
+  for d in "tests/data/fuzz-corpus/$t" "tests/data/fuzz-corpus/fuzz_$t"; do
     [ -d "$d" ] && cp -r "$d/." "$corpus/"
   done
   if [ "$t" = package ]; then package_seeds "$corpus"; fi
