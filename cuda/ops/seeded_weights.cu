@@ -18,8 +18,8 @@ namespace {
 
 // One thread per Philox block (4 normals: 10 rounds + 2 logs + 2 sincos amortised over 4 stores),
 // grid-stride so any grid covers any n. out: (n,) floats. __launch_bounds__(1024): the launcher accepts block
-// sizes up to 1024, and without the bound a debug build (-G, no register allocation pressure relief) used more
-// registers than 1024 threads can have (64K per block), so the launch failed.
+// sizes up to 1024; without the bound ptxas sized the registers for the default, and an unoptimised debug build
+// (-G) needed more than 64 per thread, so a 1024-thread block exceeded the 64K registers and failed to launch.
 __global__ void __launch_bounds__(1024) seeded_normal_fill_kernel(uint64_t seed, float sigma, int64_t n, float* out) {
   const int64_t blocks = (n + 3) / 4;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
