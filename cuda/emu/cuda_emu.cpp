@@ -112,7 +112,8 @@ class StackPool {
   ~StackPool() {
     for (Stack& s : stacks_) munmap(s.map, s.map_bytes);
   }
-  // Stack i (allocated on first use); nullptr when the system refuses.
+  // Stack i (stacks up to i allocated on first use); nullptr when the system refuses. The pointer stays valid
+  // until a get() with a larger i.
   const Stack* get(size_t i) {
     while (stacks_.size() <= i) {
       Stack s;
@@ -283,14 +284,14 @@ bool run_block(Block& b, StackPool& stacks, std::mt19937_64& rng, size_t dynamic
   if (dynamic_smem) std::memset(b.dynamic_smem, 0xFF, dynamic_smem);
   b.static_smem.clear();
   std::vector<uint32_t> order(n);
+  if (!stacks.get(n - 1)) {  // all n first: growing the pool moves the stacks' records
+    set_error(cudaErrorMemoryAllocation, "cannot map a fiber stack");
+    return false;
+  }
   for (size_t i = 0; i < n; ++i) {
     Fiber& f = b.fibers[i];
     f.state = State::kRunnable;
     f.stack = stacks.get(i);
-    if (!f.stack) {
-      set_error(cudaErrorMemoryAllocation, "cannot map a fiber stack");
-      return false;
-    }
     make_fiber_context(f);
     order[i] = uint32_t(i);
   }
