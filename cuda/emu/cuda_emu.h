@@ -24,8 +24,10 @@
 //   stderr): the proof that a missing barrier fails the kernel's test (tests/gpu/expect_barrier_failure.sh).
 //
 // Limits (what it does not emulate):
-// - no warps: no warp intrinsics (__shfl*, __ballot*, __syncwarp), no lock-step execution, no atomics (none of
-//   the kernels use them; add them here, with the device's semantics, before a kernel does);
+// - no warps: no warp intrinsics (__shfl*, __ballot*, __syncwarp) and no lock-step execution (none of the
+//   kernels use them; add them here, with the device's semantics, before a kernel does); of the atomics only
+//   atomicAdd (int, unsigned, unsigned long long, float, double: fibers never interleave within one, so each
+//   is atomic as on the device; the order of a float sum follows the emulated run order);
 // - blocks run one after another, in grid order, on the calling thread; launches are synchronous whatever the
 //   stream (streams and events exist, and do nothing but order), so races between blocks or with the host
 //   are not found (compute-sanitizer racecheck on a real GPU is the check for those);
@@ -34,7 +36,8 @@
 //   real GPU proves it for nvcc's code;
 // - __launch_bounds__, register counts, occupancy and the 255-register limit are not checked (a launch of more
 //   threads than a kernel's bound works here and fails on the device);
-// - global memory is host memory (cudaMalloc = malloc): a kernel can read a host pointer without an error;
+// - global memory is host memory (cudaMalloc = malloc, 16-byte aligned where the device gives 256): a kernel can
+//   read a host pointer without an error;
 // - one emulated device (cudaGetDeviceCount = 1) with kEmuMultiprocessors multiprocessors;
 // - cuRAND's device API (curand_kernel.h) and the vendor libraries (cuDNN, CUB device-wide) are absent: their
 //   tests skip in emulation with the reason, and run on a real GPU only.
@@ -212,3 +215,16 @@ inline long min(long a, long b) { return a < b ? a : b; }
 inline long max(long a, long b) { return a > b ? a : b; }
 inline float min(float a, float b) { return std::fmin(a, b); }
 inline float max(float a, float b) { return std::fmax(a, b); }
+
+// atomicAdd: a fiber runs until its next barrier, so no other thread runs inside a read-modify-write.
+template <typename T>
+inline T rf_emu_atomic_add(T* address, T value) {
+  const T old = *address;
+  *address = old + value;
+  return old;
+}
+inline int atomicAdd(int* a, int v) { return rf_emu_atomic_add(a, v); }
+inline unsigned atomicAdd(unsigned* a, unsigned v) { return rf_emu_atomic_add(a, v); }
+inline unsigned long long atomicAdd(unsigned long long* a, unsigned long long v) { return rf_emu_atomic_add(a, v); }
+inline float atomicAdd(float* a, float v) { return rf_emu_atomic_add(a, v); }
+inline double atomicAdd(double* a, double v) { return rf_emu_atomic_add(a, v); }

@@ -1,7 +1,7 @@
 // The CUDA emulation itself (cuda/emu/cuda_emu.h), with small kernels written here: coordinates cover the grid
 // once, __syncthreads() is a barrier over the whole block, the run order between barriers is shuffled (so a
 // kernel without its barrier reads unwritten shared memory), shared arrays are per block, kernel parameters per
-// thread, and bad launches (too many threads, too much shared memory, a divergent barrier) fail through
+// thread, atomicAdd counts every thread, and bad launches (too many threads, too much shared memory, a divergent barrier) fail through
 // cudaGetLastError as on the device. Emulation only (label gpu-emu): kernels in a .cpp do not build for a GPU.
 #include <gtest/gtest.h>
 
@@ -59,6 +59,17 @@ __global__ void param_kernel(int v, int* out) {
   out[threadIdx.x] = v;
   v = -1;
   (void)v;
+}
+
+// Every thread adds to a global counter and a shared one; thread 0 publishes the shared total.
+__global__ void atomic_kernel(int* global_count, unsigned long long* totals) {
+  RF_SHARED(unsigned long long, block_total, [1]);
+  if (threadIdx.x == 0) block_total[0] = 0;
+  __syncthreads();
+  const int before = atomicAdd(global_count, 1);
+  atomicAdd(&block_total[0], static_cast<unsigned long long>(before >= 0 ? 1 : 0));
+  __syncthreads();
+  if (threadIdx.x == 0) totals[blockIdx.x] = block_total[0];
 }
 
 // Thread 0 returns before the barrier the others wait at.
@@ -127,6 +138,18 @@ TEST(CudaEmu, ParametersAreCopiedPerThread) {
   RF_LAUNCH(1, 32, 0, nullptr, param_kernel)(7, out.data());
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
   EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](int v) { return v == 7; }));
+}
+
+TEST(CudaEmu, AtomicAddCountsEveryThread) {
+  int count = 0;
+  std::vector<unsigned long long> totals(6, 0);
+  RF_LAUNCH(6, 96, 0, nullptr, atomic_kernel)(&count, totals.data());
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  EXPECT_EQ(count, 6 * 96);
+  for (unsigned long long t : totals) EXPECT_EQ(t, 96u);
+  float f = 0.5f;
+  EXPECT_EQ(atomicAdd(&f, 1.0f), 0.5f);  // returns the old value
+  EXPECT_EQ(f, 1.5f);
 }
 
 TEST(CudaEmu, BadLaunchesFailAsOnTheDevice) {
