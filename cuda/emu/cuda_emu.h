@@ -5,8 +5,8 @@
 // Implemented in cuda/emu/cuda_emu.cpp; checked by tests/gpu/emu/test_cuda_emu.cpp and by every emulated kernel test.
 //
 // What it does, as the device does:
-// - every thread of a block runs on its own fiber (ucontext, an mmap'ed stack with a guard page), all of a
-//   block's fibers live at once; threadIdx / blockIdx / blockDim / gridDim are the running fiber's;
+// - every thread of a block runs on its own fiber (an mmap'ed stack with a guard page; a few instructions of
+//   assembly switch them on x86-64, ucontext elsewhere), all of a block's fibers live at once; threadIdx / blockIdx / blockDim / gridDim are the running fiber's;
 // - __syncthreads() is a real barrier over all threads of the block: a fiber runs until it reaches one (or
 //   ends), and the block goes on only when every thread has arrived;
 // - between two barriers the block's threads run one after another in a random order, drawn anew after each
@@ -21,7 +21,7 @@
 // - a thread that ends while others of its block wait at a barrier (divergent __syncthreads: a hang or
 //   undefined on the device) fails the launch with cudaErrorLaunchFailure and a message on stderr;
 // - RF_EMU_DROP_BARRIER=<file>:<line> turns the __syncthreads() at that source line into a no-op (announced on
-//   stderr): the proof that a missing barrier fails the kernel's test (tests/gpu/expect_barrier_failure.sh).
+//   stderr): the proof that a missing barrier fails the kernel's test (tests/gpu/emu/expect_barrier_failure.sh).
 //
 // Limits (what it does not emulate):
 // - no warps: no warp intrinsics (__shfl*, __ballot*, __syncwarp) and no lock-step execution (none of the
@@ -42,7 +42,8 @@
 // - cuRAND's device API (curand_kernel.h) and the vendor libraries (cuDNN, CUB device-wide) are absent: their
 //   tests skip in emulation with the reason, and run on a real GPU only.
 // Speed (x86-64, measured on a loaded 2-core CI machine): ~0.5 µs per emulated thread and ~0.3 µs per barrier
-// per thread (fibers switch in a few instructions); the portable ucontext path (other CPUs) is ~7x slower.
+// per thread (fibers switch in a few instructions); the portable ucontext path (other CPUs)
+// is 2-3x slower.
 #pragma once
 #if defined(__CUDACC__)
 #error "cuda/emu/cuda_emu.h is the host emulation of CUDA: nvcc builds use the real runtime"
