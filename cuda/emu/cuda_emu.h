@@ -6,7 +6,8 @@
 //
 // What it does, as the device does:
 // - every thread of a block runs on its own fiber (an mmap'ed stack with a guard page; a few instructions of
-//   assembly switch them on x86-64, ucontext elsewhere), all of a block's fibers live at once; threadIdx / blockIdx / blockDim / gridDim are the running fiber's;
+//   assembly switch them on x86-64, ucontext elsewhere), all of a block's fibers live at once; threadIdx /
+//   blockIdx / blockDim / gridDim are the running fiber's;
 // - __syncthreads() is a real barrier over all threads of the block: a fiber runs until it reaches one (or
 //   ends), and the block goes on only when every thread has arrived;
 // - between two barriers the block's threads run one after another in a random order, drawn anew after each
