@@ -1,8 +1,9 @@
 // The CUDA emulation itself (cuda/emu/cuda_emu.h), with small kernels written here: coordinates cover the grid
 // once, __syncthreads() is a barrier over the whole block, the run order between barriers is shuffled (so a
 // kernel without its barrier reads unwritten shared memory), shared arrays are per block, kernel parameters per
-// thread, atomicAdd counts every thread, and bad launches (too many threads, too much shared memory, a divergent barrier) fail through
-// cudaGetLastError as on the device. Emulation only (label gpu-emu): kernels in a .cpp do not build for a GPU.
+// thread, atomicAdd counts every thread, and bad launches (too many threads, too much shared memory, a divergent
+// barrier) fail through cudaGetLastError as on the device. Emulation only (label gpu-emu): kernels in a .cpp do
+// not build for a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
