@@ -3,7 +3,7 @@
 // skipping), a device buffer that frees without throwing, bit-level comparisons and an FNV-1a hash of float bit
 // patterns (the "same seed, same bits" proofs). The same tests build against the CUDA emulation (RF_CUDA_EMU,
 // cuda/emu/cuda_emu.h: label gpu-emu), where the one emulated device is always present; a test of a vendor
-// library calls skip_in_emulation(). tests/gpu/gpu_main.cpp turns "skipped, none failed" into exit code 77.
+// library calls skip_in_emulation(). tests/skip_main.cpp turns "skipped, none failed" into exit code 77.
 #pragma once
 #include <gtest/gtest.h>
 
