@@ -247,7 +247,7 @@ class GraphConvPath final : public ConvPath {
   }
 
   // A finalised plan for `cfg` that passes the numerical-note and workspace filters, or null.
-  std::unique_ptr<Candidate> candidate(Desc cfg) const {
+  std::unique_ptr<Candidate> candidate(Desc cfg) {
     Desc engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
     int64_t n = 0;
     if (cudnnBackendGetAttribute(cfg.get(), CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n,
@@ -269,7 +269,11 @@ class GraphConvPath final : public ConvPath {
     const cudnnBackendDescriptor_t cfg_d = c->cfg.get();
     c->plan.set(kPlanHandle, CUDNN_TYPE_HANDLE, &ctx_.handle)
         .set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, &cfg_d);
-    if (cudnnBackendFinalize(c->plan.get()) != CUDNN_STATUS_SUCCESS) return nullptr;  // not for this shape
+    const cudnnStatus_t st = cudnnBackendFinalize(c->plan.get());
+    if (st != CUDNN_STATUS_SUCCESS) {  // not for this shape (a NOT_SUPPORTED status), or a bug of ours (BAD_PARAM)
+      last_refusal_ = fmt::format("engine {}: {}", c->engine, cudnnGetErrorString(st));
+      return nullptr;
+    }
     CUDNN_CHECK(cudnnBackendGetAttribute(c->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
                                          1, &n, &c->workspace));
     if (c->workspace < 0 || uint64_t(c->workspace) > ctx_.opt.workspace_limit) return nullptr;
@@ -295,8 +299,9 @@ class GraphConvPath final : public ConvPath {
     p.tried = int(found.size());
     RF_CHECK(!found.empty(),
              "cuDNN graph API: {}: no engine supports this convolution within the workspace limit of {} bytes{} "
-             "(RF_CUDNN_API=legacy selects the legacy API)",
-             key, ctx_.opt.workspace_limit, ctx_.opt.allow_tf32 ? "" : " without TF32 / reduced precision");
+             "(last plan refused: {}; RF_CUDNN_API=legacy selects the legacy API)",
+             key, ctx_.opt.workspace_limit, ctx_.opt.allow_tf32 ? "" : " without TF32 / reduced precision",
+             last_refusal_.empty() ? "none" : last_refusal_);
     size_t best = 0;
     if (measure && found.size() > 1) {
       cudaEvent_t a = nullptr, b = nullptr;
@@ -332,6 +337,7 @@ class GraphConvPath final : public ConvPath {
 
   CudnnContext::Impl& ctx_;
   std::map<std::string, std::unique_ptr<GraphPlan>> plans_;
+  std::string last_refusal_;  // the last execution plan cuDNN refused to finalise, for the error message
 };
 
 }  // namespace
