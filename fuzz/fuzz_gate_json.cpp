@@ -1,10 +1,10 @@
-// libFuzzer target for the gate's JSON readers (suites/gate.cpp): any byte string, parsed as JSON, must either
+// libFuzzer target for the gate's JSON readers (gate/gate.cpp): any byte string, parsed as JSON, must either
 // give figures or throw rf::Error naming the input, never crash, hang, overflow or hit undefined behaviour
 // (ASan/UBSan report those). One entry point reads every kind the gate takes: a reframe.gate/1 baseline (with
 // its machine record), suite results (classify/detect/segment) and Google Benchmark JSON. What is read then
 // goes through what the gate does with it: a baseline file written from the figures must read back to the
 // same figures, and comparing them with themselves must find no regression. Seed corpus: tests/data/fuzz-corpus/gate_json/.
-// fuzz-sources: suites/gate.cpp
+// fuzz-sources: gate/gate.cpp
 // fuzz-libs: -lfmt
 #include <cstddef>
 #include <cstdint>
@@ -13,7 +13,7 @@
 #include <string>
 
 #include "host/core/check.h"
-#include "suites/gate.h"
+#include "gate/gate.h"
 
 using nlohmann::json;
 

@@ -5,12 +5,12 @@
 #   scripts/ci-gate.sh --write-baseline             measure and write results/baselines/ci-cpu-<class>.json
 #                                                   (a baseline for this runner class); commit it
 #   scripts/ci-gate.sh --write-baseline --default   measure and (re)write the default results/baselines/ci-cpu.json
-# Machine class (`reframe gate --machine-class`, suites/gate.h): SIMD level, threads, CPU model, e.g.
+# Machine class (`reframe gate --machine-class`, gate/gate.h): SIMD level, threads, CPU model, e.g.
 # avx512-2t-intel-xeon-platinum-8375c; the baseline also records build type, RF_NATIVE and compiler. Timing
 # ratios depend on all of these, so the gate uses results/baselines/ci-cpu-<class>.json when it exists. When it
 # does not, counts and accuracy are gated against the default results/baselines/ci-cpu.json and the timing
 # ratios are skipped (unless that default was measured on this class), which the gate says.
-# What is gated and with which margins: suites/gate.h. Timings are ratios of twins measured in one process
+# What is gated and with which margins: gate/gate.h. Timings are ratios of twins measured in one process
 # with interleaved repetitions (never absolute times); accuracy is gated against the seeds' and the test
 # set's noise; counts and package bytes exactly. A timing ratio that regresses is measured again, and fails
 # only if it regresses in both measurements. Takes about 2-3 minutes on 2 cores; expects a build
@@ -69,7 +69,7 @@ set +e
 rc=$?
 set -e
 if [ "$rc" != 0 ] && grep -q '^| REGRESSED | `ratio/' "$OUT/gate.md"; then
-  # A timing ratio regressed: measure the timings again and keep only what regresses twice (suites/gate.h).
+  # A timing ratio regressed: measure the timings again and keep only what regresses twice (gate/gate.h).
   echo "ci-gate: a timing ratio regressed; measuring the timings again to confirm"
   benches "$OUT/confirm"
   set +e

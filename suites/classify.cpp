@@ -10,13 +10,13 @@
 
 #include <fmt/format.h>
 
-#include "datasets/cache.h"
+#include "datasets/source.h"
 #include "datasets/synthetic.h"
 #include "host/core/philox.h"
 #include "host/package/model_package.h"
 #include "host/core/printable.h"
-#include "host/train/outputs.h"
-#include "host/train/provenance.h"
+#include "training/outputs.h"
+#include "training/provenance.h"
 #include "suites/measure.h"
 
 namespace rf {

@@ -1,7 +1,8 @@
 // The classification suite (`reframe bench classify`): for each model and seed, train (cloud side), pack
 // (fp32/fp16/int8), read the package back as the device would, regenerate the seeded weights, and evaluate on
 // the test split, touched once per package after training. Writes results/<run>/classify.json (schema
-// reframe.classify/1) and prints a table. Checked by tests/train/test_classify.cpp.
+// reframe.classify/1) and prints a table. Checked by tests/suites/test_suite_tables.cpp
+// (its table), tests/suites/test_classify_suite.cpp (a tiny run end to end) and scripts/ci-gate.sh.
 #pragma once
 #include <string>
 #include <vector>
@@ -9,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/package/package.h"
-#include "host/train/trainer.h"
+#include "training/trainer.h"
 
 namespace rf {
 

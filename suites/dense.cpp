@@ -9,9 +9,9 @@
 
 #include <fmt/format.h>
 
-#include "datasets/cache.h"
+#include "datasets/source.h"
 #include "datasets/camvid.h"
-#include "datasets/draw.h"
+#include "datasets/overlay.h"
 #include "datasets/loader.h"
 #include "datasets/synthetic_dense.h"
 #include "datasets/voc.h"
@@ -23,9 +23,9 @@
 #include "host/ops/dense_loss.h"
 #include "host/package/model_package.h"
 #include "host/core/printable.h"
-#include "host/train/outputs.h"
-#include "host/train/provenance.h"
-#include "host/train/trainer.h"
+#include "training/outputs.h"
+#include "training/provenance.h"
+#include "training/trainer.h"
 #include "suites/measure.h"
 
 namespace fs = std::filesystem;
@@ -346,7 +346,7 @@ std::vector<DenseEpoch> train(Model& model, const Data& d, bool detect, const De
     log.push_back(l);
   }
   if (o.bn_recalibrate > 0 && n >= 2) {
-    // As recalibrate_bn (host/train/trainer.h) for the classification suite: running statistics = the
+    // As recalibrate_bn (training/trainer.h) for the classification suite: running statistics = the
     // average of batch statistics over un-augmented training images, in a seeded order. The last epoch's
     // val_main is replaced by the figure after it (the packed model's); the epoch logged keeps both.
     std::vector<int64_t> perm = data::epoch_permutation(n, seed ^ 0x9e3779b97f4a7c15ull, 0);

@@ -7,7 +7,7 @@
 // class too. Writes <out>/detect.json or <out>/segment.json (schema reframe.detect/1, reframe.segment/1) and
 // pictures (<out>/pictures/*.png: ground truth, then each model's prediction, side by side).
 // Data: the built-in synthetic scenes by default; --data a Pascal VOC root (BCCD), a CamVid root, or a
-// .tar.zst of either. Checked by tests/train/test_dense_suite.cpp (losses and targets glue, a tiny end-to-end
+// .tar.zst of either. Checked by tests/suites/test_dense_suite.cpp (losses and targets glue, a tiny end-to-end
 // run of both suites) and the scripts/run.sh main job.
 #pragma once
 #include <string>
@@ -36,7 +36,7 @@ struct DenseOptions {
   int warmup_epochs = 1;
   bool augment = true;               // random scale 0.75-1.25, crop, flip (boxes and masks follow)
   int64_t bn_recalibrate = 4096;     // BN statistics recomputed after training from <= this many training
-                                     // images without augmentation (host/train/trainer.h; 0: off)
+                                     // images without augmentation (training/trainer.h; 0: off)
   int neck = 64;
   bool head_nl = false;              // NL modules in the merge and head (NL backbones only)
   float size_weight = 0.1f, offset_weight = 1.f;  // detection loss: focal + w_s L1(size) + w_o L1(offset)

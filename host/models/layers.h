@@ -222,7 +222,7 @@ bool eval_fusion();
 void set_eval_sample_block(int samples);
 int eval_sample_block();
 // Train-mode BN normally updates its running statistics with momentum 0.1; with an override m in [0, 1]
-// it uses m instead (< 0: no override). recalibrate_bn (host/train) sets 1/(k+1) on its k-th batch, which
+// it uses m instead (< 0: no override). recalibrate_bn (training/) sets 1/(k+1) on its k-th batch, which
 // makes the running statistics the plain average over its batches.
 void set_bn_momentum_override(float m);
 

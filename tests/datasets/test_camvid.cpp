@@ -8,7 +8,7 @@
 
 #include <png.h>
 
-#include "datasets/cache.h"
+#include "datasets/source.h"
 #include "datasets/camvid.h"
 #include "ds_testing.h"
 

@@ -9,7 +9,7 @@
 
 #include <filesystem>
 
-#include "datasets/cache.h"
+#include "datasets/source.h"
 #include "datasets/cifar_binary.h"
 #include "datasets/loader.h"
 

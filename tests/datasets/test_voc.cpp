@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "datasets/cache.h"
+#include "datasets/source.h"
 #include "datasets/voc.h"
 #include "ds_testing.h"
 

@@ -1,4 +1,4 @@
-// The GPU half of bench_kernels (suites/cuda/gpu_benchmarks.h): its names, on every machine, and its registration.
+// The GPU half of bench_kernels (bench/cuda/gpu_benchmarks.h): its names, on every machine, and its registration.
 // Names: every mode lists each op's impls under the exact names `reframe gate` pairs (BM_gpu_<op>/<impl>/<shape>,
 // a denominator impl beside each numerator on the same shape), no duplicates, the mode's batch in every shape.
 // Registration: without a device nothing is registered (Google Benchmark finds no BM_gpu_ benchmark) and the test
@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "suites/bench_main.h"
-#include "suites/cuda/gpu_benchmarks.h"
+#include "bench/bench_main.h"
+#include "bench/cuda/gpu_benchmarks.h"
 
 namespace {
 

@@ -13,9 +13,9 @@
 #include "datasets/image_folder.h"
 #include "datasets/loader.h"
 #include "datasets/synthetic.h"
-#include "host/cli/predict.h"
+#include "app/predict.h"
 #include "host/package/model_package.h"
-#include "host/train/trainer.h"
+#include "training/trainer.h"
 #include "suites/classify.h"
 
 namespace rf {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Checks scripts/report.py (the engine of `reframe report`) on the fixtures next to this script: a real classify
-# run (4 models, 1 seed), hand-written detect/segment results (seeds, per-class lists), `reframe models --json
-# --layers` for two models, and Google Benchmark JSON from bench_models and bench_kernels.
+# Checks scripts/report.py and its modules, scripts/reframe_report/ (the engine of `reframe report`), on the
+# fixtures next to this script: a real classify run (4 models, 1 seed), hand-written detect/segment results
+# (seeds, per-class lists), `reframe models --json --layers` for two models, and Google Benchmark JSON from
+# bench_models and bench_kernels.
 # Asserts: every output exists and is non-empty, CSV headers and row counts, PNG signatures, SVG/HTML parse as
 # XML-ish, the summary names every model; a malformed input exits 2 naming the file (and the field); an unknown
 # JSON kind is skipped with a warning; without matplotlib the CSV + summary still come out, with a warning.

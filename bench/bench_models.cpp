@@ -1,0 +1,95 @@
+// bench_models: model-level timing with Google Benchmark. Forward (eval) and a training step (forward +
+// loss + backward + SGD) per model and batch size; reports images/s and MAC/s as counters.
+//   bench_models [--smoke | --gate] [google benchmark flags]
+// --smoke registers tiny shapes only (the CTest smoke test). Ratios between models come from the JSON
+// (scripts/bench_ratio.py), measured in the same process.
+#include <benchmark/benchmark.h>
+
+#include "bench/bench_main.h"
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "host/core/philox.h"
+#include "host/models/model.h"
+#include "host/ops/loss.h"
+
+using namespace rf;
+
+namespace {
+
+Tensor bench_input(int N, int S) {
+  Tensor x = Tensor::empty(Shape{N, 3, S, S});
+  seeded_normal_fill(7, 1.f, x.numel(), x.f32());
+  return x;
+}
+
+void BM_forward(benchmark::State& state, std::string config, int N, int S) {
+  Model m(ModelConfig::parse(config));
+  Tensor x = bench_input(N, S);
+  m.forward(x, false);  // warm-up: oneDNN primitive creation, allocator cache
+  for (auto _ : state) {
+    Tensor y = m.forward(x, false);
+    benchmark::DoNotOptimize(y.f32());
+  }
+  ModelTotals t = m.totals(x.shape());
+  state.SetItemsProcessed(state.iterations() * N);
+  state.counters["MACs"] = benchmark::Counter(double(t.macs) * double(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["batch"] = N;
+  state.SetLabel(m.config().name());
+}
+
+void BM_train_step(benchmark::State& state, std::string config, int N, int S) {
+  Model m(ModelConfig::parse(config));
+  const int C = m.config().classes;
+  Tensor x = bench_input(N, S);
+  std::vector<int32_t> labels(static_cast<size_t>(N));
+  for (int i = 0; i < N; ++i) labels[size_t(i)] = i % C;
+  SGD opt(m.params(), 0.9f, 5e-4f);
+  Tensor probs = Tensor::empty(Shape{N, C}), dlogits = Tensor::empty(Shape{N, C});
+  auto step = [&]() {
+    Tensor logits = m.forward(x, true);
+    softmax_cross_entropy_forward_cpu(N, C, logits.f32(), labels.data(), probs.f32());
+    softmax_cross_entropy_backward_cpu(N, C, probs.f32(), labels.data(), dlogits.f32());
+    m.backward(dlogits);
+    opt.step(0.01f, 5.f);
+  };
+  step();  // warm-up
+  for (auto _ : state) step();
+  state.SetItemsProcessed(state.iterations() * N);
+  state.counters["batch"] = N;
+  state.SetLabel(m.config().name());
+}
+
+const char* kModels[] = {"resnet18", "nl-resnet18:cnl=dw", "nl-resnet18:cnl=512", "nl-resnet18:cnl=768"};
+
+void register_all(BenchMode mode) {
+  for (const char* cfg : kModels) {
+    std::string name = ModelConfig::parse(cfg).name();
+    auto add = [&](const char* what, auto fn, int N, int S) {
+      std::string full = std::string(what) + "/" + name + "/N=" + std::to_string(N) + "/" + std::to_string(S) + "x" +
+                         std::to_string(S);
+      benchmark::RegisterBenchmark(full.c_str(), fn, cfg, N, S)->Unit(benchmark::kMillisecond)->UseRealTime();
+    };
+    switch (mode) {
+      case BenchMode::smoke:
+        add("BM_forward", BM_forward, 2, 16);
+        add("BM_train_step", BM_train_step, 2, 16);
+        break;
+      case BenchMode::gate:  // the CI gate's ratios: each model over ResNet-18 at one batch
+        add("BM_forward", BM_forward, 8, 32);
+        add("BM_train_step", BM_train_step, 4, 32);
+        break;
+      case BenchMode::full:
+        for (int N : {1, 8, 64, 256}) add("BM_forward", BM_forward, N, 32);
+        for (int N : {1, 8, 64, 256}) add("BM_train_step", BM_train_step, N, 32);
+        break;
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return rf::run_benchmark_main(argc, argv, register_all); }

@@ -1,0 +1,399 @@
+// Host training loop. The data order and augmentation depend only on (seed, epoch, batch), so a run resumed
+// from a checkpoint takes exactly the batches an uninterrupted run would have taken.
+#include "training/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "host/ops/loss.h"
+#include "host/core/printable.h"
+#include "host/package/model_package.h"
+
+namespace rf {
+
+float cosine_lr(float lr, int64_t step, int64_t total, int64_t warmup) {
+  if (warmup > 0 && step < warmup) return lr * float(step + 1) / float(warmup);
+  int64_t span = std::max<int64_t>(1, total - warmup);
+  double t = double(step - warmup) / double(span);
+  return float(0.5 * lr * (1.0 + std::cos(M_PI * std::min(1.0, t))));
+}
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+int64_t count_correct(const Tensor& logits, const int32_t* labels) {
+  const int N = int(logits.size(0)), C = int(logits.size(1));
+  int64_t correct = 0;
+  for (int i = 0; i < N; ++i) {
+    const float* row = logits.f32() + int64_t(i) * C;
+    int best = 0;
+    for (int c = 1; c < C; ++c)
+      if (row[c] > row[best]) best = c;
+    correct += best == labels[i];
+  }
+  return correct;
+}
+
+const char* kEpochTensor = "trainer.epochs";       // (E, 8) f32: the EpochLog rows
+const char* kSettingsTensor = "trainer.settings";  // (bytes,) f32: the settings JSON, one byte per value
+const char* kMomentumPrefix = "optimizer.momentum.";
+}  // namespace
+
+void validate_train_options(const TrainOptions& o) {
+  auto in = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
+  RF_CHECK(in(o.lr, 0, 10) && o.lr > 0, "train: --lr {} (expected a finite learning rate > 0 and <= 10)", o.lr);
+  RF_CHECK(in(o.momentum, 0, 1) && o.momentum < 1, "train: momentum {} (expected a finite value in [0, 1))",
+           o.momentum);
+  RF_CHECK(in(o.weight_decay, 0, 1) && o.weight_decay < 1,
+           "train: weight decay {} (expected a finite value in [0, 1))", o.weight_decay);
+  RF_CHECK(in(o.label_smoothing, 0, 1) && o.label_smoothing < 1,
+           "train: --label-smoothing {} (expected a value in [0, 1))", o.label_smoothing);
+  RF_CHECK(std::isfinite(o.clip_norm), "train: clip norm {} (expected a finite value; <= 0 turns clipping off)",
+           o.clip_norm);
+  RF_CHECK(o.epochs >= 1 && o.epochs <= 10000, "train: --epochs {} (expected 1..10000)", o.epochs);
+  RF_CHECK(o.batch >= 2 && o.batch <= 65536, "train: --batch {} (expected 2..65536: BN needs two samples)", o.batch);
+  RF_CHECK(o.warmup_epochs >= 0 && o.warmup_epochs <= o.epochs,
+           "train: --warmup {} (expected 0..{}, at most --epochs)", o.warmup_epochs, o.epochs);
+  RF_CHECK(o.bn_recalibrate >= 0 && o.bn_recalibrate <= 100000000,
+           "train: --bn-recalibrate {} (expected 0..100000000 images)", o.bn_recalibrate);
+  RF_CHECK(o.pad >= 0 && o.pad <= 64, "train: crop padding {} (expected 0..64)", o.pad);
+  RF_CHECK(!o.resume_force || o.resume, "train: --resume-force needs --resume");
+}
+
+std::string first_non_finite_param(Model& model, int64_t* index, float* value) {
+  for (Param* p : model.params()) {
+    const float* v = p->value.f32();
+    const int64_t n = p->value.numel();
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(v[i])) {
+        if (index) *index = i;
+        if (value) *value = v[i];
+        return p->name;
+      }
+  }
+  return "";
+}
+
+std::string train_settings_json(const Model& model, const data::Dataset& train, const data::Dataset& val,
+                                const TrainOptions& o) {
+  // Floats by their shortest text (0.1, not 0.10000000149011612): exact for a float, readable in the message.
+  auto f = [](float v) { return std::stod(fmt::format("{}", v)); };
+  nlohmann::json j = {{"model", model.config().str()},
+                      {"epochs", o.epochs},
+                      {"batch", o.batch},
+                      {"lr", f(o.lr)},
+                      {"momentum", f(o.momentum)},
+                      {"weight_decay", f(o.weight_decay)},
+                      {"label_smoothing", f(o.label_smoothing)},
+                      {"clip_norm", f(o.clip_norm)},
+                      {"warmup_epochs", o.warmup_epochs},
+                      {"seed", o.seed},
+                      {"augment", o.augment},
+                      {"pad", o.pad},
+                      {"bn_recalibrate", o.bn_recalibrate},
+                      {"train_data", train.hash_hex()},
+                      {"train_images", train.size()},
+                      {"val_data", val.hash_hex()},
+                      {"val_images", val.size()},
+                      {"data", o.data_source.empty() ? std::string("(not recorded)") : o.data_source}};
+  return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);  // ASCII only
+}
+
+std::string train_settings_diff(const std::string& recorded, const std::string& current) {
+  nlohmann::json a = nlohmann::json::parse(recorded, nullptr, false), b = nlohmann::json::parse(current);
+  if (a.is_discarded() || !a.is_object()) return "settings: unreadable in the checkpoint";
+  std::string out;
+  for (auto it = b.begin(); it != b.end(); ++it) {
+    if (it.key() == "data") continue;  // the path may move; the data is compared by its hashes
+    const nlohmann::json was = a.contains(it.key()) ? a[it.key()] : nlohmann::json("(not recorded)");
+    if (was == it.value()) continue;
+    std::string line = fmt::format("{}: {} in the checkpoint, {} now", it.key(), was.dump(), it.value().dump());
+    if (it.key() == "train_data" || it.key() == "val_data")
+      line += fmt::format(" (data {} in the checkpoint, {} now)", a.value("data", std::string("?")),
+                          b.value("data", std::string("?")));
+    out += (out.empty() ? "" : "; ") + line;
+  }
+  return printable(out);
+}
+
+EvalResult evaluate(Model& model, const data::Dataset& ds, int64_t batch) {
+  EvalResult r;
+  auto t0 = Clock::now();
+  data::LoaderOptions lo = data::LoaderOptions::eval();
+  lo.batch_size = batch;
+  data::BatchLoader loader(ds, lo);
+  loader.start_epoch(0);
+  double loss_sum = 0;
+  int64_t correct = 0;
+  const int C = model.config().classes;
+  for (data::Batch b; loader.next(b);) {
+    const int N = int(b.size());
+    Tensor logits = model.forward(b.x, false);
+    Tensor probs = Tensor::empty(Shape{N, C});
+    loss_sum += N * softmax_cross_entropy_forward_cpu(N, C, logits.f32(), b.y.data<int32_t>(), probs.f32());
+    correct += count_correct(logits, b.y.data<int32_t>());
+    r.n += N;
+  }
+  r.loss = r.n ? loss_sum / double(r.n) : 0;
+  r.acc = r.n ? double(correct) / double(r.n) : 0;
+  r.seconds = since(t0);
+  return r;
+}
+
+int64_t recalibrate_bn(Model& model, const data::Dataset& ds, int64_t max_images, int64_t batch, uint64_t seed) {
+  RF_CHECK(batch >= 2, "recalibrate_bn: batch={} (expected >= 2: BN needs two samples)", batch);
+  if (max_images < 2 || ds.size() < 2) return 0;
+  data::LoaderOptions lo = data::LoaderOptions::train(seed ^ 0x9e3779b97f4a7c15ull);
+  lo.batch_size = std::min<int64_t>(batch, std::min<int64_t>(max_images, ds.size()));
+  lo.augment = false;
+  lo.drop_last = true;
+  data::BatchLoader loader(ds, lo);
+  loader.start_epoch(0);
+  BnRecalibration recal(model);
+  for (data::Batch b; recal.images() + lo.batch_size <= max_images && loader.next(b);) recal.add(b.x);
+  return recal.images();
+}
+
+BnRecalibration::~BnRecalibration() { set_bn_momentum_override(-1.f); }
+
+void BnRecalibration::add(const Tensor& x) {
+  set_bn_momentum_override(1.f / float(batches_ + 1));  // running = mean of the batch statistics so far
+  model_.forward(x, true);
+  model_.clear_cache();
+  ++batches_;
+  images_ += x.size(0);
+}
+
+TrainResult train_model(Model& model, const data::Dataset& train, const data::Dataset& val, const TrainOptions& o) {
+  validate_train_options(o);
+  RF_CHECK(train.size() > 0, "train: the training set '{}' is empty", printable(train.name));
+  RF_CHECK(train.num_classes() <= model.config().classes, "train: dataset '{}' has {} classes, the model {}",
+           printable(train.name), train.num_classes(), model.config().classes);
+  TrainResult result;
+  SGD opt(model.params(), o.momentum, o.weight_decay);
+  const std::string settings = train_settings_json(model, train, val, o);
+  if (!o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
+    RF_CHECK(o.resume || o.overwrite, "--checkpoint {}: exists (a previous run's); pass --resume to continue it, or "
+             "--overwrite to start over and replace it", printable(o.checkpoint));
+  }
+  if (o.resume && !o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
+    std::string recorded;
+    result.epochs = load_checkpoint(o.checkpoint, model, opt, &recorded);
+    const std::string diff = recorded.empty() ? std::string("the checkpoint records no training settings (an older "
+                                                            "version wrote it)")
+                                              : train_settings_diff(recorded, settings);
+    if (!diff.empty()) {
+      RF_CHECK(o.resume_force, "--resume {}: this run's settings differ from the checkpoint's: {}; rerun with the "
+               "checkpoint's settings, or pass --resume-force to continue with the new ones",
+               printable(o.checkpoint), diff);
+      std::fprintf(stderr, "warning: --resume-force: %s: continuing although %s\n", printable(o.checkpoint).c_str(),
+                   diff.c_str());
+    }
+    result.resumed = true;
+    result.start_epoch = int(result.epochs.size());
+    RF_CHECK(result.start_epoch <= o.epochs, "{}: checkpoint has {} epochs, the run asks for {}",
+             printable(o.checkpoint), result.start_epoch, o.epochs);
+  }
+
+  data::LoaderOptions lo = data::LoaderOptions::train(o.seed);
+  lo.batch_size = o.batch;
+  lo.augment = o.augment;
+  lo.pad = o.pad;
+  lo.drop_last = train.size() > o.batch;  // BN needs > 1 sample; a ragged last batch adds noise
+  data::BatchLoader loader(train, lo);
+  const int64_t steps_per_epoch = loader.batches_per_epoch();
+  const int64_t total = steps_per_epoch * o.epochs, warmup = steps_per_epoch * o.warmup_epochs;
+  const int C = model.config().classes;
+
+  int done_this_call = 0;
+  for (int epoch = result.start_epoch; epoch < o.epochs; ++epoch) {
+    auto t0 = Clock::now();
+    loader.start_epoch(epoch);
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    EpochLog log;
+    log.epoch = epoch + 1;
+    for (data::Batch b; loader.next(b);) {
+      const int N = int(b.size());
+      const int64_t step = int64_t(epoch) * steps_per_epoch + b.batch;
+      const float lr = cosine_lr(o.lr, step, total, warmup);
+      Tensor logits = model.forward(b.x, true);
+      Tensor probs = Tensor::empty(Shape{N, C}), dlogits = Tensor::empty(Shape{N, C});
+      const int32_t* y = b.y.data<int32_t>();
+      double loss = softmax_cross_entropy_forward_cpu(N, C, logits.f32(), y, probs.f32(), o.label_smoothing);
+      // Divergence stops the run here, before a checkpoint or package of NaN weights is written.
+      auto diverged = [&](const std::string& what) {
+        RF_FAIL("train: {} diverged at epoch {}, step {} of {} (lr {}): {}; nothing written for this epoch{}; "
+                "lower --lr", model.config().name(), epoch + 1, b.batch + 1, steps_per_epoch, lr, what,
+                o.checkpoint.empty() ? "" : ", the checkpoint holds the last good epoch");
+      };
+      if (!std::isfinite(loss)) {
+        int64_t at = 0;
+        const std::string bad = first_non_finite_param(model, &at);
+        diverged(fmt::format("the loss is {}{}", loss,
+                             bad.empty() ? std::string(" (weights finite: the forward pass overflowed)")
+                                         : fmt::format(" (tensor '{}' value {} is not finite)", bad, at)));
+      }
+      softmax_cross_entropy_backward_cpu(N, C, probs.f32(), y, dlogits.f32(), o.label_smoothing);
+      model.backward(dlogits);
+      // A non-finite gradient: name the first tensor whose gradient holds one (the weights are still finite).
+      for (Param* p : opt.params()) {
+        const float* g = p->grad.f32();
+        for (int64_t i = 0; i < p->grad.numel(); ++i)
+          if (!std::isfinite(g[i])) diverged(fmt::format("the gradient of tensor '{}' value {} is {}", p->name, i, g[i]));
+      }
+      opt.step(lr, o.clip_norm);
+      {
+        int64_t at = 0;
+        float v = 0.f;
+        const std::string bad = first_non_finite_param(model, &at, &v);
+        if (!bad.empty()) diverged(fmt::format("tensor '{}' value {} is {} after the optimizer step", bad, at, v));
+      }
+      loss_sum += loss * N;
+      correct += count_correct(logits, y);
+      seen += N;
+      log.lr = lr;
+      if (o.progress && (b.batch % 10 == 9 || b.batch + 1 == steps_per_epoch)) {
+        double el = since(t0), ips = double(seen) / std::max(el, 1e-9);
+        double eta = double(steps_per_epoch - b.batch - 1) * double(o.batch) / std::max(ips, 1e-9) +
+                     double(o.epochs - epoch - 1) * double(steps_per_epoch * o.batch) / std::max(ips, 1e-9);
+        std::fprintf(stderr, "\r  %s epoch %d/%d  batch %lld/%lld  loss %.4f  acc %.3f  %.0f img/s  ETA %.0fs   ",
+                     model.config().name().c_str(), epoch + 1, o.epochs, (long long)(b.batch + 1),
+                     (long long)steps_per_epoch, loss_sum / double(seen), double(correct) / double(seen), ips, eta);
+      }
+    }
+    model.clear_cache();
+    log.seconds = since(t0);
+    log.train_loss = seen ? loss_sum / double(seen) : 0;
+    log.train_acc = seen ? double(correct) / double(seen) : 0;
+    log.images_per_s = double(seen) / std::max(log.seconds, 1e-9);
+    if (val.size() > 0) {
+      EvalResult v = evaluate(model, val);
+      log.val_loss = v.loss;
+      log.val_acc = v.acc;
+    }
+    if (o.progress)
+      std::fprintf(stderr, "\r  %s epoch %d/%d  loss %.4f  acc %.3f  val %.3f  %.0f img/s  %.1fs%20s\n",
+                   model.config().name().c_str(), epoch + 1, o.epochs, log.train_loss, log.train_acc, log.val_acc,
+                   log.images_per_s, log.seconds, "");
+    result.epochs.push_back(log);
+    if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, model, opt, result.epochs, settings);
+    if (o.stop_after_epochs > 0 && ++done_this_call >= o.stop_after_epochs) break;
+  }
+  if (o.bn_recalibrate > 0 && int(result.epochs.size()) == o.epochs) {
+    // After the last checkpoint: a resumed run that finished recalibrates the same way (the statistics
+    // depend only on the weights and the data).
+    result.bn_recalibrated = recalibrate_bn(model, train, o.bn_recalibrate, std::min<int64_t>(o.batch, 256), o.seed);
+    if (result.bn_recalibrated > 0 && val.size() > 0) {
+      result.final_val = evaluate(model, val);
+      if (o.progress)
+        std::fprintf(stderr, "  %s BN statistics recomputed from %lld training images: val %.3f -> %.3f\n",
+                     model.config().name().c_str(), (long long)result.bn_recalibrated,
+                     result.epochs.back().val_acc, result.final_val.acc);
+    }
+  }
+  return result;
+}
+
+void save_checkpoint(const std::string& path, Model& model, SGD& opt, const std::vector<EpochLog>& log,
+                     const std::string& settings) {
+  PackOptions po;  // fp32, not folded: a checkpoint restores training exactly
+  Package p = pack_model(model, po);
+  for (size_t i = 0; i < opt.params().size(); ++i) {
+    PackedTensor t;
+    t.name = kMomentumPrefix + opt.params()[i]->name;
+    t.kind = TensorKind::state;
+    t.dtype = DType::f32;
+    t.shape = opt.velocity()[i].shape().vec();
+    t.data.resize(opt.velocity()[i].nbytes());
+    std::memcpy(t.data.data(), opt.velocity()[i].raw(), t.data.size());
+    p.tensors.push_back(std::move(t));
+  }
+  PackedTensor e;
+  e.name = kEpochTensor;
+  e.kind = TensorKind::state;
+  e.dtype = DType::f32;
+  e.shape = {int64_t(log.size()), 8};
+  std::vector<float> rows;
+  for (const EpochLog& l : log)
+    for (double v : {double(l.epoch), l.lr, l.train_loss, l.train_acc, l.val_loss, l.val_acc, l.seconds,
+                     l.images_per_s})
+      rows.push_back(float(v));
+  e.data.resize(rows.size() * sizeof(float));
+  if (!rows.empty()) std::memcpy(e.data.data(), rows.data(), e.data.size());
+  p.tensors.push_back(std::move(e));
+  if (!settings.empty()) {
+    PackedTensor st;
+    st.name = kSettingsTensor;
+    st.kind = TensorKind::state;
+    st.dtype = DType::f32;
+    st.shape = {int64_t(settings.size())};
+    std::vector<float> bytes;
+    for (char c : settings) bytes.push_back(float(static_cast<unsigned char>(c)));
+    st.data.resize(bytes.size() * sizeof(float));
+    std::memcpy(st.data.data(), bytes.data(), st.data.size());
+    p.tensors.push_back(std::move(st));
+  }
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir);
+  write_package(path, p);
+}
+
+std::vector<EpochLog> load_checkpoint(const std::string& path, Model& model, SGD& opt, std::string* settings) {
+  Package p = read_package(path);
+  std::vector<EpochLog> log;
+  std::vector<PackedTensor> model_tensors;
+  std::map<std::string, const PackedTensor*> extra;
+  for (const PackedTensor& t : p.tensors) {
+    if (t.name == kEpochTensor || t.name == kSettingsTensor || t.name.rfind(kMomentumPrefix, 0) == 0)
+      extra[t.name] = &t;
+    else
+      model_tensors.push_back(t);
+  }
+  RF_CHECK(extra.count(kEpochTensor), "{}: not a training checkpoint (no tensor '{}')", path, kEpochTensor);
+  Package mp = p;
+  mp.tensors = model_tensors;
+  std::unique_ptr<Model> loaded = load_model(mp, path);
+  RF_CHECK(loaded->config() == model.config(), "{}: checkpoint of model '{}', the run trains '{}'", path,
+           loaded->config().str(), model.config().str());
+  std::vector<Param*> dst = model.params(), src = loaded->params();
+  RF_CHECK(dst.size() == src.size(), "{}: {} tensors, the model has {}", path, src.size(), dst.size());
+  for (size_t i = 0; i < dst.size(); ++i) dst[i]->value.copy_from(src[i]->value);
+  for (size_t i = 0; i < opt.params().size(); ++i) {
+    std::string name = kMomentumPrefix + opt.params()[i]->name;
+    auto it = extra.find(name);
+    RF_CHECK(it != extra.end(), "{}: missing tensor '{}'", path, name);
+    std::vector<float> v = decode_tensor(*it->second, path);
+    RF_CHECK(int64_t(v.size()) == opt.velocity()[i].numel(), "{}: tensor '{}' has {} values, expected {}", path,
+             name, v.size(), opt.velocity()[i].numel());
+    std::memcpy(opt.velocity()[i].raw(), v.data(), v.size() * sizeof(float));
+  }
+  if (settings) {
+    settings->clear();
+    auto st = extra.find(kSettingsTensor);
+    if (st != extra.end()) {
+      for (float v : decode_tensor(*st->second, path)) {
+        RF_CHECK(v >= 0.f && v <= 255.f && v == float(int(v)), "{}: tensor '{}' holds {}, expected bytes 0..255",
+                 path, kSettingsTensor, v);
+        settings->push_back(char(int(v)));
+      }
+    }
+  }
+  const PackedTensor& e = *extra[kEpochTensor];
+  RF_CHECK(e.shape.size() == 2 && e.shape[1] == 8, "{}: tensor '{}' must be (epochs, 8)", path, kEpochTensor);
+  std::vector<float> rows = decode_tensor(e, path);
+  for (int64_t i = 0; i < e.shape[0]; ++i) {
+    const float* r = rows.data() + i * 8;
+    log.push_back({int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7]});
+  }
+  return log;
+}
+
+}  // namespace rf
