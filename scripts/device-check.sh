@@ -12,7 +12,7 @@
 #   descriptors      20  cuDNN graph-API conv descriptors (needs no GPU: also runs locally)
 #   gpu-tests       100  ctest -L gpu with RF_REQUIRE_GPU=1 (a test that finds no device FAILS), gtest XML each
 #   cudnn-legacy     25  the cuDNN conv test again on the deprecated legacy API (RF_CUDNN_API=legacy), to compare
-#   kernel-bench     60  bench_kernels' GPU half (Google Benchmark JSON, CUDA-event manual time)
+#   kernel-bench     60  bench_kernels' GPU half (Google Benchmark JSON; CUDA events around many launches)
 #   memcheck         70  compute-sanitizer memcheck on each kernel test (seeded conv, pool, NL module, Philox)
 #   racecheck        60  compute-sanitizer racecheck on the shared-memory kernel tests (seeded conv, pool, NL)
 #   model-bench      30  OPTIONAL: bench_models' GPU benchmarks, only if the bundle has bench_models and it lists any
@@ -36,7 +36,10 @@ WORK=${WORK:-/tmp/rf-device}
 RES=$WORK/results           # everything that goes into results.tar.gz
 BUDGET_S=${BUDGET_S:-300}   # overall; the device call itself gets timeout_s=420
 RESERVE_S=15                # kept back for packing and the summary
-BENCH_ARGS=${BENCH_ARGS:---benchmark_min_time=0.05 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true}
+# Each GPU benchmark is 10 measurements of >= 2 ms of back-to-back launches (bench/cuda/gpu_benchmarks.cpp), so
+# --benchmark_min_time does not apply to them; repetitions multiply the step's time (setup included).
+BENCH_ARGS=${BENCH_ARGS:---benchmark_repetitions=1}
+MODEL_BENCH_ARGS=${MODEL_BENCH_ARGS:---benchmark_min_time=0.2}
 TRAIN_ARGS=${TRAIN_ARGS:---model resnet18 --epochs 1 --batch 256}
 mkdir -p "$OUT"
 rm -f "$OUT/results.tar.gz" "$OUT/summary.json"
@@ -205,7 +208,7 @@ if (( GPU == 1 )); then
 
   # ---- model-bench (optional): only when bench_models registers GPU benchmarks ------------------------------------
   if [[ -x $B/bin/bench_models ]] && grep -Eq 'gpu|cuda' "$RES/list-bench_models.txt" 2>/dev/null; then
-    run_step model-bench 30 "$RES/model-bench.log" "$B/bin/bench_models" --benchmark_filter='gpu|cuda' $BENCH_ARGS \
+    run_step model-bench 30 "$RES/model-bench.log" "$B/bin/bench_models" --benchmark_filter='gpu|cuda' $MODEL_BENCH_ARGS \
       --benchmark_out="$RES/bench_gpu_models.json" --benchmark_out_format=json
   else
     record model-bench "skipped (optional: no GPU model benchmarks in the bundle)" 0 30
