@@ -51,12 +51,13 @@ if [[ $MODELS != 0 ]]; then
 fi
 echo "device-pack: model steps (reframe, bench_models, CIFAR-10) $([[ $with_models == 1 ]] && echo included || echo "not included: reframe train has no --device yet")"
 
+if [[ $with_models == 1 && ! -f $CIFAR ]]; then
+  echo "device-pack: no CIFAR-10 archive at $CIFAR (set CIFAR=...)" >&2
+  exit 1
+fi
 rm -rf "$STAGE"
 mkdir -p "$STAGE"
-if [[ $with_models == 1 ]]; then
-  [[ -f $CIFAR ]] || { echo "device-pack: no CIFAR-10 archive at $CIFAR (set CIFAR=...)" >&2; exit 1; }
-  cp "$CIFAR" "$STAGE/"
-fi
+if [[ $with_models == 1 ]]; then cp "$CIFAR" "$STAGE/"; fi
 mkdir -p "$STAGE/tree/bin" "$STAGE/tree/lib" "$STAGE/tree/lib-fallback"
 for t in "${targets[@]}"; do cp "$BUILD_DIR/$t" "$STAGE/tree/bin/"; done
 
