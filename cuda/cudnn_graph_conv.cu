@@ -227,7 +227,8 @@ class GraphConvPath final : public ConvPath {
   // The engine configurations heuristic `mode` proposes for the graph, best first.
   std::vector<Desc> engine_configs(const Desc& graph, cudnnBackendHeurMode_t mode) const {
     Desc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
-    heur.set_desc(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph).set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, &mode);
+    heur.set_desc(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph)
+        .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, &mode);
     if (cudnnBackendFinalize(heur.get()) != CUDNN_STATUS_SUCCESS) return {};
     int64_t count = 0;
     CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,

@@ -136,7 +136,8 @@ record setup "$setup_status" $(( SECONDS - t0 )) - "$setup_detail"
 
 # ---- descriptors: cuDNN graph-API conv descriptors (no GPU needed) ---------------------------------------------
 if [[ -x $B/bin/test_cudnn_descriptors ]]; then
-  run_step descriptors 20 "$RES/descriptors.log" "$B/bin/test_cudnn_descriptors" --gtest_output="xml:$RES/gtest/test_cudnn_descriptors.xml"
+  run_step descriptors 20 "$RES/descriptors.log" "$B/bin/test_cudnn_descriptors" \
+    --gtest_output="xml:$RES/gtest/test_cudnn_descriptors.xml"
 else
   record descriptors "not in bundle" 0 20
 fi
@@ -158,7 +159,11 @@ if (( GPU == 1 )); then
   if command -v ctest >/dev/null; then
     (cd "$WORK/ctest" && run_step gpu-tests 100 "$RES/gpu-tests.log" ctest -L gpu --output-on-failure)
   else  # no CTest there: the same binaries one after another
-    run_step gpu-tests 100 "$RES/gpu-tests.log" bash -c 'rc=0; for b in "$0"/bin/gpu_test_*; do RF_REQUIRE_GPU=1 "$b" --gtest_output="xml:$1/gtest/$(basename "$b").xml" || rc=1; done; exit $rc' "$B" "$RES"
+    run_step gpu-tests 100 "$RES/gpu-tests.log" bash -c 'rc=0
+      for b in "$0"/bin/gpu_test_*; do
+        RF_REQUIRE_GPU=1 "$b" --gtest_output="xml:$1/gtest/$(basename "$b").xml" || rc=1
+      done
+      exit $rc' "$B" "$RES"
   fi
   grep -h "cuDNN runtime version" "$RES"/gpu-tests.log 2>/dev/null | head -1
 

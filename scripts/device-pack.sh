@@ -49,7 +49,11 @@ if [[ $MODELS != 0 ]]; then
     targets+=(reframe bench_models)
   fi
 fi
-echo "device-pack: model steps (reframe, bench_models, CIFAR-10) $([[ $with_models == 1 ]] && echo included || echo "not included: reframe train has no --device yet")"
+if [[ $with_models == 1 ]]; then
+  echo "device-pack: model steps (reframe, bench_models, CIFAR-10) included"
+else
+  echo "device-pack: model steps (reframe, bench_models, CIFAR-10) not included: reframe train has no --device yet"
+fi
 
 if [[ $with_models == 1 && ! -f $CIFAR ]]; then
   echo "device-pack: no CIFAR-10 archive at $CIFAR (set CIFAR=...)" >&2

@@ -275,6 +275,11 @@ void bm_philox_normal(benchmark::State& state, int64_t n, bool ours) {
 }
 
 // ---- pools (checked against the CPU reference) ----
+void max_pool_gpu(const Pool2dShape& s, const float* x, float* y) { max_pool2d_forward_cuda(s, x, y); }
+void max_pool_ref(const Pool2dShape& s, const float* x, float* y) { max_pool2d_forward_ref<float>(s, x, y); }
+void mixed_pool_gpu(const MixedPoolShape& s, const float* x, float* y) { mixed_avg_pool_forward_cuda(s, x, y); }
+void mixed_pool_ref(const MixedPoolShape& s, const float* x, float* y) { mixed_avg_pool_forward_ref<float>(s, x, y); }
+
 template <typename Shape, typename Gpu, typename Ref>
 void bm_pool(benchmark::State& state, Shape s, Gpu&& gpu, Ref&& ref) {
   s.validate();
@@ -298,7 +303,8 @@ void bm_pool(benchmark::State& state, Shape s, Gpu&& gpu, Ref&& ref) {
 struct NlUnfused {
   NLModuleShape s;
   int64_t plane;
-  DeviceFloats a, b, c, z;  // seeded conv (N, C_nl, ..), max pool (N, C_in, ..), mixed pool (N, C_in, ..), 1x1 (N, C_out, ..)
+  // seeded conv (N, C_nl, ..), max pool (N, C_in, ..), mixed pool (N, C_in, ..), 1x1 (N, C_out, ..)
+  DeviceFloats a, b, c, z;
   explicit NlUnfused(const NLModuleShape& shape)
       : s(shape),
         plane(int64_t(shape.OH()) * shape.OW()),
@@ -424,21 +430,14 @@ std::vector<GpuBenchmark> gpu_benchmark_list(BenchMode mode) {
   for (const Layer& L : layers(mode)) {
     const int H = S >> L.H_shift;
     const Pool2dShape mp{N, L.C_in, H, H, 3, L.stride, 1, 0};
-    out.push_back({"BM_gpu_max_pool/cuda/" + mp.str(), [=](benchmark::State& st) {
-                     bm_pool(st, mp, [](const Pool2dShape& s, const float* x, float* y) { max_pool2d_forward_cuda(s, x, y); },
-                             [](const Pool2dShape& s, const float* x, float* y) { max_pool2d_forward_ref<float>(s, x, y); });
-                   }});
+    out.push_back({"BM_gpu_max_pool/cuda/" + mp.str(),
+                   [=](benchmark::State& st) { bm_pool(st, mp, max_pool_gpu, max_pool_ref); }});
   }
   for (const Layer& L : layers(mode)) {
     const int H = S >> L.H_shift;
     const MixedPoolShape mx{N, L.C_in, H, H, L.stride, 0};
-    out.push_back({"BM_gpu_mixed_avg_pool/cuda/" + mx.str(), [=](benchmark::State& st) {
-                     bm_pool(st, mx,
-                             [](const MixedPoolShape& s, const float* x, float* y) { mixed_avg_pool_forward_cuda(s, x, y); },
-                             [](const MixedPoolShape& s, const float* x, float* y) {
-                               mixed_avg_pool_forward_ref<float>(s, x, y);
-                             });
-                   }});
+    out.push_back({"BM_gpu_mixed_avg_pool/cuda/" + mx.str(),
+                   [=](benchmark::State& st) { bm_pool(st, mx, mixed_pool_gpu, mixed_pool_ref); }});
   }
   for (const std::string& key : nl_order) {
     const auto& [s, counts] = nls[key];
