@@ -2,16 +2,21 @@
 // the call's text, the file and line, and the library's error string; CUDA_CHECK_NOTHROW(x) prints the same
 // to stderr instead (for destructors). After a kernel launch: CUDA_CHECK(cudaGetLastError()).
 // Used by cuda/**/*.cu and tests/gpu; exercised by tests/gpu/test_philox_gpu.cpp.
+// Under RF_CUDA_EMU the runtime is the host emulation (cuda/emu/cuda_emu.h, via cuda/launch.h).
 #pragma once
+#if !defined(RF_CUDA_EMU)
 #include <cuda_runtime.h>
 #include <curand.h>
+#endif
+#include "cuda/launch.h"
 
 #include <cstdio>
 
 #include "host/core/check.h"
 
-// cuDNN is optional: CUDNN_CHECK exists only where cudnn.h does (the targets that use it link cuDNN).
-#if defined(__has_include)
+// cuDNN is optional: CUDNN_CHECK exists only where cudnn.h does (the targets that use it link cuDNN); never in
+// the emulation, which runs no vendor library.
+#if defined(__has_include) && !defined(RF_CUDA_EMU)
 #if __has_include(<cudnn.h>)
 #include <cudnn.h>
 #define RF_HAVE_CUDNN_HEADER 1

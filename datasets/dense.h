@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "datasets/image_folder.h"
+#include "datasets/image_codec.h"
 
 namespace rf::data {
 

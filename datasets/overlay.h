@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "datasets/dense.h"
-#include "datasets/image_folder.h"
+#include "datasets/image_codec.h"
 
 namespace rf::data {
 

@@ -2,7 +2,7 @@
 // list file's text, then (after the first NUL byte, if any) the bytes of a label PNG. The list must parse or
 // throw rf::Error; parsed pairs must be distinct and stay inside the root. The label map must read exactly
 // (values 0..10 or void 11, one byte per pixel) or throw rf::Error naming it.
-// fuzz-sources: datasets/camvid.cpp datasets/dense.cpp datasets/image_folder.cpp datasets/dataset.cpp host/core/philox.cpp
+// fuzz-sources: datasets/camvid.cpp datasets/dense.cpp datasets/image_codec.cpp datasets/dataset.cpp host/core/philox.cpp
 // fuzz-libs: -fopenmp -ljpeg -lpng -lfmt
 #include <cstddef>
 #include <cstdint>

@@ -1,15 +1,15 @@
-// libFuzzer target for the JPEG / PNG decoding wrapper (datasets/image_folder.cpp): any byte string must
+// libFuzzer target for the JPEG / PNG decoding wrapper (datasets/image_codec.cpp): any byte string must
 // decode or throw rf::Error naming the input, through every entry point: the header reader, the RGB decoder
 // (by content), and the exact label-map reader. libjpeg / libpng errors and warnings must come back as
 // rf::Error (no exit(), no longjmp past C++ frames, no grey pixels for truncated data), and no allocation may
 // exceed the pixel limit (lowered here to 4 Mpx so each run stays fast; the logic is the same at 67 Mpx).
-// fuzz-sources: datasets/image_folder.cpp datasets/dataset.cpp host/core/philox.cpp
+// fuzz-sources: datasets/image_codec.cpp datasets/dataset.cpp host/core/philox.cpp
 // fuzz-libs: -fopenmp -ljpeg -lpng -lfmt
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 
-#include "datasets/image_folder.h"
+#include "datasets/image_codec.h"
 #include "host/core/check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

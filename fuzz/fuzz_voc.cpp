@@ -2,7 +2,7 @@
 // string must parse or throw rf::Error naming the file and field; what parses must hold only plain
 // non-negative coordinates with xmin <= xmax and ymin <= ymax, difficult 0/1, and sizes below 1,000,000.
 // The same bytes are also read as a split list (ids: no duplicates, nothing escaping the root).
-// fuzz-sources: datasets/voc.cpp datasets/dense.cpp datasets/image_folder.cpp datasets/dataset.cpp host/core/philox.cpp
+// fuzz-sources: datasets/voc.cpp datasets/dense.cpp datasets/image_codec.cpp datasets/dataset.cpp host/core/philox.cpp
 // fuzz-libs: -fopenmp -ltinyxml2 -ljpeg -lpng -lfmt
 #include <cmath>
 #include <cstddef>

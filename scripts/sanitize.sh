@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds reframe-bench with AddressSanitizer + UndefinedBehaviorSanitizer (RF_SANITIZE=ON, portable code:
 # RF_NATIVE=OFF, the path an ARM device runs; no CUDA; no benchmark binaries) and runs the whole CPU CTest suite
-# in it. Fails on any failing test and on any sanitizer report, also one from a process whose failure a test
-# expected (the CLI tests feed bad input to `reframe` and check it exits non-zero).
-#   scripts/sanitize.sh              configure + build + ctest -LE gpu
+# in it, with the CUDA kernels' emulated tests (label gpu-emu: ASan checks every shared-memory and global access
+# of the emulated kernels). Fails on any failing test and on any sanitizer report, also one from a process whose
+# failure a test expected (the CLI tests feed bad input to `reframe` and check it exits non-zero).
+#   scripts/sanitize.sh              configure + build + ctest -LE '^gpu$'
 #   scripts/sanitize.sh -R regex     extra arguments go to ctest (e.g. run some tests only)
 # Env: RF_ASAN_BUILD_DIR (default build-asan), RF_JOBS (default nproc), RF_CMAKE_ARGS (extra configure args,
 #      e.g. -DCMAKE_CXX_COMPILER_LAUNCHER=ccache).
@@ -49,7 +50,7 @@ export LSAN_OPTIONS="suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0${
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 set +e
-(cd "$BUILD" && ctest -LE gpu --output-on-failure -j "$JOBS" --timeout 900 "$@")
+(cd "$BUILD" && ctest -LE '^gpu$' --output-on-failure -j "$JOBS" --timeout 900 "$@")
 rc=$?
 set -e
 t2=$(date +%s)

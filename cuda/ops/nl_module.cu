@@ -53,8 +53,8 @@ __global__ void __launch_bounds__(kThreads, 1) grouped_pointwise_conv_kernel(PwA
                                                                          const float* __restrict__ w,
                                                                          const float* __restrict__ b,
                                                                          float* __restrict__ y) {
-  __shared__ float Ws[kBK][kBO];
-  __shared__ float Xs[kBK][kBM];
+  RF_SHARED(float, Ws, [kBK][kBO]);
+  RF_SHARED(float, Xs, [kBK][kBM]);
   const int g = blockIdx.y / a.o_tiles, o0 = (blockIdx.y - g * a.o_tiles) * kBO;
   const int64_t M = int64_t(a.N) * a.HW, m0 = int64_t(blockIdx.x) * kBM;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
@@ -123,7 +123,7 @@ void grouped_pointwise_conv_forward_cuda(int N, int C, int K, int HW, int groups
   const int64_t M = int64_t(N) * HW;
   const dim3 grid(unsigned((M + kBM - 1) / kBM), unsigned(groups * a.o_tiles));
   RF_CHECK(grid.y <= 65535u, "grouped_pointwise_conv_forward_cuda: {} output tiles exceed the grid", grid.y);
-  grouped_pointwise_conv_kernel<<<grid, kThreads, 0, stream>>>(a, x, w, b, y);
+  RF_LAUNCH(grid, kThreads, 0, stream, grouped_pointwise_conv_kernel)(a, x, w, b, y);
   CUDA_CHECK(cudaGetLastError());
 }
 

@@ -104,7 +104,7 @@ __device__ __forceinline__ int mixed_kernel_size(int C, int c) {
 // Per block: one (n, c) plane's 16x32 output tile. Shared: region (RH x RW) then row sums (RH x kTileW), sized by
 // the launcher for k = 11.
 __global__ void mixed_avg_pool_forward_kernel(MixedArgs a, const float* __restrict__ x, float* __restrict__ y) {
-  extern __shared__ float smem[];
+  RF_DYNAMIC_SHARED(float, smem);
   const int tiles = a.tiles_h * a.tiles_w;
   const int64_t plane = blockIdx.x / tiles;
   const int tile = int(blockIdx.x - plane * tiles);
@@ -146,7 +146,7 @@ __global__ void mixed_avg_pool_forward_kernel(MixedArgs a, const float* __restri
 // (at most (16 + k - 2) / s + 2 of them) are staged as dy / k^2, then box-summed like the forward.
 __global__ void mixed_avg_pool_backward_kernel(MixedArgs a, int GRmax, int GCmax, const float* __restrict__ dy,
                                                float* __restrict__ dx) {
-  extern __shared__ float smem[];
+  RF_DYNAMIC_SHARED(float, smem);
   const int tiles = a.tiles_h * a.tiles_w;
   const int64_t plane = blockIdx.x / tiles;
   const int tile = int(blockIdx.x - plane * tiles);
@@ -210,8 +210,8 @@ constexpr size_t kSmemLimit = 48 * 1024;  // the default dynamic shared-memory l
 void max_pool2d_forward_cuda(const Pool2dShape& s, const float* x, float* y, cudaStream_t stream) {
   s.validate();
   RF_CHECK(x != nullptr && y != nullptr, "max_pool2d_forward_cuda: {}: null x or y", s.str());
-  max_pool2d_forward_kernel<<<grid_for(int64_t(s.N) * s.C * s.OH() * s.OW()), kThreads, 0, stream>>>(pool_args(s), x,
-                                                                                                     y);
+  RF_LAUNCH(grid_for(int64_t(s.N) * s.C * s.OH() * s.OW()), kThreads, 0, stream, max_pool2d_forward_kernel)(
+      pool_args(s), x, y);
   CUDA_CHECK(cudaGetLastError());
 }
 
@@ -219,8 +219,8 @@ void max_pool2d_backward_cuda(const Pool2dShape& s, const float* x, const float*
   s.validate();
   RF_CHECK(x != nullptr && dy != nullptr && dx != nullptr, "max_pool2d_backward_cuda: {}: null pointer", s.str());
   RF_CHECK(int64_t(s.H) * s.W < (int64_t(1) << 31), "max_pool2d_backward_cuda: {}: plane too large", s.str());
-  max_pool2d_backward_kernel<<<grid_for(int64_t(s.N) * s.C * s.H * s.W), kThreads, 0, stream>>>(pool_args(s), x, dy,
-                                                                                                dx);
+  RF_LAUNCH(grid_for(int64_t(s.N) * s.C * s.H * s.W), kThreads, 0, stream, max_pool2d_backward_kernel)(
+      pool_args(s), x, dy, dx);
   CUDA_CHECK(cudaGetLastError());
 }
 
@@ -234,7 +234,7 @@ void mixed_avg_pool_forward_cuda(const MixedPoolShape& s, const float* x, float*
            "more than {}", s.str(), s.stride, smem, kSmemLimit);
   const int64_t blocks = int64_t(s.N) * s.C * a.tiles_h * a.tiles_w;
   RF_CHECK(blocks < (int64_t(1) << 31), "mixed_avg_pool_forward_cuda: {}: {} blocks exceed the grid", s.str(), blocks);
-  mixed_avg_pool_forward_kernel<<<unsigned(blocks), kThreads, smem, stream>>>(a, x, y);
+  RF_LAUNCH(unsigned(blocks), kThreads, smem, stream, mixed_avg_pool_forward_kernel)(a, x, y);
   CUDA_CHECK(cudaGetLastError());
 }
 
@@ -248,7 +248,7 @@ void mixed_avg_pool_backward_cuda(const MixedPoolShape& s, const float* dy, floa
   const int64_t blocks = int64_t(s.N) * s.C * a.tiles_h * a.tiles_w;
   RF_CHECK(blocks < (int64_t(1) << 31), "mixed_avg_pool_backward_cuda: {}: {} blocks exceed the grid", s.str(),
            blocks);
-  mixed_avg_pool_backward_kernel<<<unsigned(blocks), kThreads, smem, stream>>>(a, GRmax, GCmax, dy, dx);
+  RF_LAUNCH(unsigned(blocks), kThreads, smem, stream, mixed_avg_pool_backward_kernel)(a, GRmax, GCmax, dy, dx);
   CUDA_CHECK(cudaGetLastError());
 }
 

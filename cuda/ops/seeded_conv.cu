@@ -97,7 +97,7 @@ template <int TC, bool kRegen>
 __global__ void __launch_bounds__(kMaxThreads, 1)
     seeded_conv3x3_forward_kernel(ConvArgs a, const float* __restrict__ x, const float* __restrict__ w,
                                   float* __restrict__ y) {
-  extern __shared__ float w_s[];
+  RF_DYNAMIC_SHARED(float, w_s);
   const int64_t plane = int64_t(a.OH) * a.OW, M = int64_t(a.N) * plane;
   const int64_t tiles = (M + blockDim.x - 1) / blockDim.x;
   const int co0 = blockIdx.y * TC, tc = min(TC, a.C_out - co0);
@@ -183,7 +183,7 @@ template <int TC, bool kRegen>
 __global__ void __launch_bounds__(kMaxThreads, 1)
     seeded_conv3x3_backward_data_kernel(ConvArgs a, const float* __restrict__ y, const float* __restrict__ dy,
                                         const float* __restrict__ w, float* __restrict__ dx) {
-  extern __shared__ float w_s[];
+  RF_DYNAMIC_SHARED(float, w_s);
   const int64_t plane = int64_t(a.H) * a.W, M = int64_t(a.N) * plane, oplane = int64_t(a.OH) * a.OW;
   const int64_t tiles = (M + blockDim.x - 1) / blockDim.x;
   const int ci0 = blockIdx.y * TC, tc = min(TC, a.C_in - ci0);
@@ -261,7 +261,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1)
 // back to its place in the (C_out, Cg_in, 3, 3) tensor.
 __global__ void __launch_bounds__(kMaxThreads, 1) seeded_conv_regen_tile_kernel(ConvArgs a, int TC,
                                                                              float* __restrict__ w_out) {
-  extern __shared__ float w_s[];
+  RF_DYNAMIC_SHARED(float, w_s);
   const int co0 = blockIdx.y * TC, tc = min(TC, a.C_out - co0);
   const int cl0 = blockIdx.x * a.chunk, cn = min(a.chunk, a.Cg_in - cl0);
   load_forward_tile<true>(w_s, co0, tc, cl0, cn, a, nullptr);
@@ -333,8 +333,8 @@ void launch_forward(const ConvArgs& a, const float* x, const float* w, float* y,
   const dim3 grid(position_blocks(M, threads, ctiles, grid_x), unsigned(ctiles));
   RF_CHECK(grid.y <= 65535u, "seeded_conv_forward_cuda: {} channel tiles exceed the grid limit", grid.y);
   const size_t smem = size_t(TC) * a.chunk * kTaps * sizeof(float);
-  if (w) seeded_conv3x3_forward_kernel<TC, false><<<grid, threads, smem, stream>>>(a, x, w, y);
-  else seeded_conv3x3_forward_kernel<TC, true><<<grid, threads, smem, stream>>>(a, x, nullptr, y);
+  if (w) RF_LAUNCH(grid, threads, smem, stream, seeded_conv3x3_forward_kernel<TC, false>)(a, x, w, y);
+  else RF_LAUNCH(grid, threads, smem, stream, seeded_conv3x3_forward_kernel<TC, true>)(a, x, nullptr, y);
   CUDA_CHECK(cudaGetLastError());
 }
 
@@ -346,8 +346,8 @@ void launch_backward(const ConvArgs& a, const float* y, const float* dy, const f
   const dim3 grid(position_blocks(M, threads, ctiles, grid_x), unsigned(ctiles));
   RF_CHECK(grid.y <= 65535u, "seeded_conv_backward_data_cuda: {} channel tiles exceed the grid limit", grid.y);
   const size_t smem = size_t(TC) * a.chunk * kTaps * sizeof(float);
-  if (w) seeded_conv3x3_backward_data_kernel<TC, false><<<grid, threads, smem, stream>>>(a, y, dy, w, dx);
-  else seeded_conv3x3_backward_data_kernel<TC, true><<<grid, threads, smem, stream>>>(a, y, dy, nullptr, dx);
+  if (w) RF_LAUNCH(grid, threads, smem, stream, seeded_conv3x3_backward_data_kernel<TC, false>)(a, y, dy, w, dx);
+  else RF_LAUNCH(grid, threads, smem, stream, seeded_conv3x3_backward_data_kernel<TC, true>)(a, y, dy, nullptr, dx);
   CUDA_CHECK(cudaGetLastError());
 }
 
@@ -403,7 +403,7 @@ void seeded_conv_regen_weights_cuda(const SeededConvSpec& spec, float* d_w, cons
   const int TC = launch.tile_c;
   const dim3 grid(unsigned((a.Cg_in + a.chunk - 1) / a.chunk), unsigned((a.C_out + TC - 1) / TC));
   const size_t smem = size_t(TC) * a.chunk * kTaps * sizeof(float);
-  seeded_conv_regen_tile_kernel<<<grid, launch.threads, smem, stream>>>(a, TC, d_w);
+  RF_LAUNCH(grid, launch.threads, smem, stream, seeded_conv_regen_tile_kernel)(a, TC, d_w);
   CUDA_CHECK(cudaGetLastError());
 }
 

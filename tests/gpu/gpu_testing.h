@@ -1,11 +1,16 @@
 // Helpers shared by the GPU tests (tests/gpu/test_*_gpu.cpp): a fixture that skips with a message when no CUDA
-// device is visible, a device buffer that frees without throwing, bit-level comparisons and an FNV-1a hash of
-// float bit patterns (the "same seed, same bits" proofs).
+// device is visible (and fails instead when RF_REQUIRE_GPU=1: a device check on a lent GPU must not pass by
+// skipping), a device buffer that frees without throwing, bit-level comparisons and an FNV-1a hash of float bit
+// patterns (the "same seed, same bits" proofs). The same tests build against the CUDA emulation (RF_CUDA_EMU,
+// cuda/emu/cuda_emu.h: label gpu-emu), where the one emulated device is always present; a test of a vendor
+// library calls skip_in_emulation(). tests/gpu/gpu_main.cpp turns "skipped, none failed" into exit code 77.
 #pragma once
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "cuda/cuda_check.h"
@@ -13,13 +18,38 @@
 
 namespace rf::gpu_testing {
 
+// RF_REQUIRE_GPU=1 (scripts/device-check.sh sets it): a missing device is a failure, not a skip.
+inline bool gpu_required() {
+  const char* env = std::getenv("RF_REQUIRE_GPU");
+  return env && std::string(env) == "1";
+}
+
+// True when these tests run against the CUDA emulation (no real device, no vendor library).
+constexpr bool kEmulated =
+#if defined(RF_CUDA_EMU)
+    true;
+#else
+    false;
+#endif
+
 class GpuTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (rf::cuda_device_count_or_zero() == 0)
-      GTEST_SKIP() << "no CUDA device visible (cudaGetDeviceCount failed or returned 0): GPU test skipped";
+    if (rf::cuda_device_count_or_zero() > 0) return;
+    if (gpu_required())
+      FAIL() << "RF_REQUIRE_GPU=1 but no CUDA device is visible (cudaGetDeviceCount failed or returned 0)";
+    GTEST_SKIP() << "no CUDA device visible (cudaGetDeviceCount failed or returned 0): GPU test skipped";
   }
 };
+
+// In a test of a vendor library (cuDNN, cuRAND's device API, CUB device-wide): skip under the emulation, saying
+// why, so the test runs on a real GPU only (label gpu).
+#define RF_SKIP_IN_EMULATION(library)                                                                      \
+  do {                                                                                                     \
+    if (::rf::gpu_testing::kEmulated)                                                                      \
+      GTEST_SKIP() << library << " is a vendor library: the CUDA emulation (RF_CUDA_EMU) cannot run it, so "  \
+                   << "this test runs on a real GPU only (CTest label gpu)";                               \
+  } while (0)
 
 template <typename T>
 struct DeviceBuffer {

@@ -3,6 +3,7 @@
 // s1/s2, 1x1 s2 shortcut, 7x7 s2 stem) plus grouped and depthwise convs, with heuristic and exhaustive algorithm
 // selection; BN training forward (with the running-stat update), inference forward and backward.
 // Without a device (or a build without cuDNN) the GPU tests skip with a message; the argument checks run everywhere.
+// Emulated (label gpu-emu) the cuDNN tests skip: a vendor library runs on a real GPU only.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,8 +25,9 @@ using rf::testing::random_vec;
 class CudnnGpu : public rf::gpu_testing::GpuTest {
  protected:
   void SetUp() override {
+    RF_SKIP_IN_EMULATION("cuDNN");
     GpuTest::SetUp();
-    if (IsSkipped()) return;
+    if (IsSkipped() || HasFatalFailure()) return;
     if (!rf::cudnn_available()) GTEST_SKIP() << "this build has no cuDNN (RF_HAVE_CUDNN unset): cuDNN test skipped";
     std::printf("cuDNN runtime version %zu\n", rf::cudnn_runtime_version());
   }

@@ -3,6 +3,7 @@
 // slice of a wider buffer. Max pool forward and backward are bit-exact (same comparisons, same additions in the
 // same order), including ties; the mixed pool matches to a tolerance (another summation order).
 // Without a device the GPU tests skip with a message; the argument checks run everywhere.
+// The same sweep runs on the CPU against the CUDA emulation in every build (cuda/emu, CTest label gpu-emu).
 #include <gtest/gtest.h>
 
 #include <cmath>

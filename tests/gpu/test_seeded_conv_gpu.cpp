@@ -5,6 +5,7 @@
 //   strides 1 and 2, batch > 1, ReLU on and off), writing into a channel slice that must stay in bounds;
 // - the regenerating and the materialised-weight variants give the same bits (same kernel, same weights).
 // Without a device the GPU tests skip with a message; the argument checks run everywhere.
+// The same sweep runs on the CPU against the CUDA emulation in every build (cuda/emu, CTest label gpu-emu).
 #include <gtest/gtest.h>
 
 #include <string>

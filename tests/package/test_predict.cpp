@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "datasets/image_folder.h"
+#include "datasets/image_codec.h"
 #include "datasets/loader.h"
 #include "datasets/synthetic.h"
 #include "app/predict.h"
