@@ -1,8 +1,9 @@
 // bench_kernels: every CPU op, reference against fast path, on the shapes of ResNet-18 / NL-ResNet-18 at 32x32.
 // Counters: MAC/s for convs, window reads/s for pools, bytes/s for memory-bound ops, normals/s for Philox.
 //   bench_kernels [--smoke | --gate] [google benchmark flags]
-// On the GPU (bench/cuda/gpu_benchmarks.h, CUDA events, manual time): seeded conv regenerated in shared memory
-// vs materialised vs cuDNN, Philox ours vs cuRAND, pools, the fused NL module vs its unfused launches.
+// On the GPU (bench/cuda/gpu_benchmarks.h: CUDA events around many back-to-back launches, manual time per launch):
+// seeded conv regenerated in shared memory vs materialised vs cuDNN, Philox ours vs cuRAND, pools, the fused NL
+// module vs its unfused launches.
 // Names: BM_<op>/<impl>/<shape>, impl = ref | cpu (| materialized | regen for the seeded conv), so a ratio is
 // two rows of one run (reframe gate pairs each impl with its ref).
 #include <benchmark/benchmark.h>

@@ -1,47 +1,93 @@
 #!/usr/bin/env bash
-# One device call that verifies the CUDA backend on the GPU machine (H200, sm_90) and measures its kernels.
+# One device call that verifies the CUDA backend on the GPU machine (H100 / H200, sm_90) and measures it, in about
+# 5 minutes, so that a rerun after a fix still fits the 15 minutes of device time (machine start included).
 #
-# Plan ("way 1" of ../shared/docs/DEVICE.md): the GPU machine has nvcc, CMake and pip cuDNN / cuRAND but none of
-# Debian's fmt, GoogleTest, oneDNN, nlohmann-json, so nothing is built there. scripts/device-pack.sh builds the GPU
-# test binaries and bench_cuda_kernels on the dev machine for sm_90 (RF_NATIVE=OFF, GoogleTest and cudart
-# static) and stages .dev/device/bundle.tar.xz: bin/, lib/ (oneDNN, fmt, libgomp, OpenCL loader), lib-fallback/
-# (libstdc++, libgcc_s), GIT_REV. This script, run in the repo root there with .dev/device carried:
-#   1. unpacks the bundle to /tmp/rf-device, finds the pip cuDNN and cuRAND folders (python3's nvidia packages,
-#      else a file search) and sets LD_LIBRARY_PATH; prints the GPU, the driver and cudnnGetVersion() (via the
-#      cuDNN test's output);
-#   2. runs the GPU tests through CTest (`ctest -L gpu`, a CTestTestfile generated for the unpacked binaries),
-#      with gtest XML per binary;
-#   3. runs bench_cuda_kernels (batch 256: seeded conv regen vs materialised for the dw/512/768 layers, NL module
-#      forward, Philox vs curandGenerateNormal) -> $OUT/bench_cuda_kernels.json;
-#   4. runs compute-sanitizer memcheck on every GPU test binary and racecheck on those with shared-memory kernels,
-#      each under a time limit, as long as the call's time budget allows;
-#   5. prints a short table and writes $OUT/summary.json.
-# If the binaries do not start there (a missing library: see the ldd output printed below), fall back to "way 2":
-# build there with its nvcc and CMake after carrying the headers and static libraries (docs/DEVICE-CHECK.md).
+# Plan ("way 1" of ../shared/docs/DEVICE.md): nothing is built there. scripts/device-pack.sh builds the binaries
+# here for sm_90 and stages .dev/device/bundle.tar.xz (bin/, lib/, lib-fallback/, GIT_REV, MANIFEST); this script,
+# run in the repo root there with .dev/device carried, does the steps below, each under its own time limit and all
+# under one overall budget (BUDGET_S, default 300 s; a step that would start after it is "not run (budget)"):
 #
-#   device tool: run(command="bash scripts/device-check.sh", carry=[".dev/device"], timeout_s=600)
-#   locally:     OUT=/tmp/out bash scripts/device-check.sh   (skips cleanly without a GPU)
+#   step          limit  what
+#   setup             -  unpack, MANIFEST, pip cuDNN / cuRAND on LD_LIBRARY_PATH, every binary lists its tests
+#   descriptors      20  cuDNN graph-API conv descriptors (needs no GPU: also runs locally)
+#   gpu-tests       100  ctest -L gpu with RF_REQUIRE_GPU=1 (a test that finds no device FAILS), gtest XML each
+#   cudnn-legacy     25  the cuDNN conv test again on the deprecated legacy API (RF_CUDNN_API=legacy), to compare
+#   kernel-bench     60  bench_kernels' GPU half (Google Benchmark JSON; CUDA events around many launches)
+#   memcheck         70  compute-sanitizer memcheck on each kernel test (seeded conv, pool, NL module, Philox)
+#   racecheck        60  compute-sanitizer racecheck on the shared-memory kernel tests (seeded conv, pool, NL)
+#   model-bench      30  OPTIONAL: bench_models' GPU benchmarks, only if the bundle has bench_models and it lists any
+#   train            60  OPTIONAL: a short real-data CIFAR-10 run, only if the bundle has `reframe` and
+#                        `reframe train --help` lists --device (the bundle then carries the CIFAR-10 archive)
+#
+# Without a GPU (nvidia-smi lists none) every GPU step is "skipped (no GPU)" and the script exits 0 after the setup
+# and descriptor steps: that is the local rehearsal, under a minute.
+# $OUT receives exactly three files (the device tool returns at most 8): results.tar.gz (every log, gtest XML,
+# benchmark JSON, sanitizer report, nvidia-smi), summary.json (schema reframe-bench/device-check/2, written by
+# scripts/device-summary.py) and device-check.log (this output). The summary table is printed last.
+#
+#   device tool: run(command="bash scripts/device-check.sh", carry=[".dev/device"], timeout_s=420)
+#   locally:     scripts/device-pack.sh && OUT=/tmp/out bash scripts/device-check.sh
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
 OUT=${OUT:-/tmp/rf-device-out}
 BUNDLE=${BUNDLE:-$ROOT/.dev/device/bundle.tar.xz}
 WORK=${WORK:-/tmp/rf-device}
-BUDGET_S=${BUDGET_S:-540}  # stop starting new sanitizer runs after this many seconds (the call's limit is 600)
+RES=$WORK/results           # everything that goes into results.tar.gz
+BUDGET_S=${BUDGET_S:-300}   # overall; the device call itself gets timeout_s=420
+RESERVE_S=15                # kept back for packing and the summary
+# Each GPU benchmark is 10 measurements of >= 2 ms of back-to-back launches (bench/cuda/gpu_benchmarks.cpp), so
+# --benchmark_min_time does not apply to them; repetitions multiply the step's time (setup included).
+BENCH_ARGS=${BENCH_ARGS:---benchmark_repetitions=1}
+MODEL_BENCH_ARGS=${MODEL_BENCH_ARGS:---benchmark_min_time=0.2}
+TRAIN_ARGS=${TRAIN_ARGS:---model resnet18 --epochs 1 --batch 256}
 mkdir -p "$OUT"
+rm -f "$OUT/results.tar.gz" "$OUT/summary.json"
 exec > >(tee "$OUT/device-check.log") 2>&1
+TEE_PID=$!
 
-echo "== device-check: $(date -u +%FT%TZ) on $(hostname)"
+echo "== device-check: $(date -u +%FT%TZ) on $(hostname), budget ${BUDGET_S}s"
 [[ -f $BUNDLE ]] || { echo "no bundle at $BUNDLE: run scripts/device-pack.sh first and carry .dev/device"; exit 2; }
-rm -rf "$WORK" && mkdir -p "$WORK"
-if ! tar -C "$WORK" -xJf "$BUNDLE" 2>/dev/null; then
-  python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$BUNDLE" "$WORK" || exit 2
+rm -rf "$WORK" && mkdir -p "$WORK/bundle" "$RES/gtest"
+if ! tar -C "$WORK/bundle" -xJf "$BUNDLE" 2>/dev/null; then
+  python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$BUNDLE" "$WORK/bundle" || exit 2
 fi
-(cd "$WORK" && sha256sum --quiet -c MANIFEST) || { echo "bundle corrupted: MANIFEST mismatch"; exit 2; }
-REV=$(cat "$WORK/GIT_REV")
+B=$WORK/bundle
+(cd "$B" && sha256sum --quiet -c MANIFEST) || { echo "bundle corrupted: MANIFEST mismatch"; exit 2; }
+REV=$(cat "$B/GIT_REV")
 echo "bundle revision: $REV"
 
-# ---- libraries: ours, then the pip cuDNN / cuRAND ------------------------------------------------------------
+# ---- step bookkeeping: STEPS.tsv lines "name<TAB>status<TAB>seconds<TAB>limit<TAB>detail" --------------------------
+STEPS=$RES/steps.tsv
+: > "$STEPS"
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "${5:-}" >> "$STEPS"; echo "== $1: $2 (${3}s of ${4}s) ${5:-}"; }
+# left_for LIMIT: the seconds a step may use now (its limit, or less near the end of the budget); 0 = do not start.
+left_for() {
+  local left=$(( BUDGET_S - RESERVE_S - SECONDS ))
+  (( left < 5 )) && { echo 0; return; }
+  (( left < $1 )) && { echo "$left"; return; }
+  echo "$1"
+}
+# run_step NAME LIMIT LOG CMD...: runs CMD under `timeout`, output to LOG (and a tail here); records the result.
+run_step() {
+  local name=$1 limit=$2 log=$3; shift 3
+  local t; t=$(left_for "$limit")
+  if (( t == 0 )); then record "$name" "not run (budget)" 0 "$limit"; return 99; fi
+  local t0=$SECONDS rc
+  timeout --kill-after=5 "$t" "$@" > "$log" 2>&1
+  rc=$?
+  tail -n 15 "$log"
+  local took=$(( SECONDS - t0 ))
+  case $rc in
+    0) record "$name" ok "$took" "$limit" ;;
+    77) record "$name" "skipped (exit 77: tests skipped)" "$took" "$limit" "$(basename "$log")" ;;
+    124|137) record "$name" "TIMEOUT after ${t}s" "$took" "$limit" "$(basename "$log")" ;;
+    *) record "$name" "FAILED rc=$rc" "$took" "$limit" "$(basename "$log")" ;;
+  esac
+  return "$rc"
+}
+
+# ---- setup: libraries (ours, then the pip cuDNN / cuRAND), the GPU, every binary starts -------------------------
 libdir_of() {  # folder holding file $1: python's nvidia packages first, then a file search
   local d
   d=$(python3 - "$1" 2>/dev/null <<'EOF'
@@ -55,118 +101,148 @@ EOF
   [[ -n $d ]] || d=$(dirname "$(find / -xdev -name "$1" -not -path '/proc/*' 2>/dev/null | head -1)" 2>/dev/null)
   echo "$d"
 }
+t0=$SECONDS
 CUDNN_DIR=$(libdir_of libcudnn.so.9)
 CURAND_DIR=$(libdir_of libcurand.so.10)
 echo "cuDNN from: ${CUDNN_DIR:-NOT FOUND}; cuRAND from: ${CURAND_DIR:-NOT FOUND}"
-LP=$WORK/lib
+LP=$B/lib
 [[ -n $CUDNN_DIR && $CUDNN_DIR != . ]] && LP=$LP:$CUDNN_DIR
 [[ -n $CURAND_DIR && $CURAND_DIR != . ]] && LP=$LP:$CURAND_DIR
-ldconfig -p 2>/dev/null | grep -q 'libstdc++.so.6 ' || LP=$LP:$WORK/lib-fallback
+ldconfig -p 2>/dev/null | grep -q 'libstdc++.so.6 ' || LP=$LP:$B/lib-fallback
 export LD_LIBRARY_PATH=$LP${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1 | tee "$OUT/nvidia-smi.csv"
-for b in "$WORK"/bin/*; do
-  missing=$(ldd "$b" | grep 'not found')
-  [[ -z $missing ]] || { echo "MISSING LIBRARIES for $(basename "$b"):"; echo "$missing"; }
-done
-
-# ---- 1. GPU tests through CTest ---------------------------------------------------------------------------------
-mkdir -p "$OUT/gtest"
-{
-  for b in "$WORK"/bin/gpu_test_*; do
-    n=$(basename "$b")
-    echo "add_test($n \"$b\" \"--gtest_output=xml:$OUT/gtest/$n.xml\")"
-    echo "set_tests_properties($n PROPERTIES LABELS gpu SKIP_REGULAR_EXPRESSION \"\\\\[  SKIPPED \\\\]\" TIMEOUT 240)"
-  done
-  echo "add_test(smoke_bench_cuda_kernels \"$WORK/bin/bench_cuda_kernels\" --smoke --out $OUT/bench_smoke.json)"
-  echo "set_tests_properties(smoke_bench_cuda_kernels PROPERTIES LABELS \"gpu;bench\" SKIP_RETURN_CODE 77 TIMEOUT 120)"
-} > "$WORK/CTestTestfile.cmake"
-CTEST_RC=99
-if command -v ctest >/dev/null; then
-  (cd "$WORK" && ctest -L gpu --output-on-failure 2>&1 | tee "$OUT/ctest.log")
-  CTEST_RC=${PIPESTATUS[0]}
+GPU=0
+if command -v nvidia-smi >/dev/null && nvidia-smi -L > "$RES/nvidia-smi.txt" 2>&1 && grep -q '^GPU ' "$RES/nvidia-smi.txt"; then
+  GPU=1
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv \
+    > "$RES/nvidia-smi.csv" 2>&1
+  cat "$RES/nvidia-smi.csv"
 else
-  echo "no ctest on PATH: running the GPU test binaries directly"
-  CTEST_RC=0
-  for b in "$WORK"/bin/gpu_test_*; do
-    "$b" --gtest_output="xml:$OUT/gtest/$(basename "$b").xml" 2>&1 | tee -a "$OUT/ctest.log" || CTEST_RC=1
-  done
+  echo "NO GPU: nvidia-smi lists no device; every GPU step is skipped (a local rehearsal)"
 fi
-echo "== GPU tests: rc=$CTEST_RC (after ${SECONDS}s)"
-
-# ---- 2. kernel benchmark ------------------------------------------------------------------------------------------
-BENCH_RC=99
-"$WORK/bin/bench_cuda_kernels" --out "$OUT/bench_cuda_kernels.json" --git-rev "$REV" 2>&1 | tee "$OUT/bench.log"
-BENCH_RC=${PIPESTATUS[0]}
-echo "== benchmark: rc=$BENCH_RC (after ${SECONDS}s)"
-
-# ---- 3. compute-sanitizer ----------------------------------------------------------------------------------------
-declare -A SAN=()
-san() {  # tool binary [gtest filter]
-  local tool=$1 bin=$2 filter=${3:-*} log
-  log=$OUT/sanitizer-$tool-$(basename "$bin").log
-  if (( SECONDS > BUDGET_S )); then SAN[$tool:$(basename "$bin")]="not run (time budget)"; return; fi
-  local left=$(( BUDGET_S + 40 - SECONDS )); (( left > 150 )) && left=150
-  timeout "$left" compute-sanitizer --tool "$tool" --error-exitcode 86 --print-limit 20 \
-    "$bin" --gtest_filter="$filter" > "$log" 2>&1
-  local rc=$?
-  case $rc in
-    0) SAN[$tool:$(basename "$bin")]="clean" ;;
-    86) SAN[$tool:$(basename "$bin")]="ERRORS (see $(basename "$log"))" ;;
-    124) SAN[$tool:$(basename "$bin")]="timeout after ${left}s (inconclusive)" ;;
-    *) SAN[$tool:$(basename "$bin")]="rc=$rc (test failure or tool error, see $(basename "$log"))" ;;
+setup_detail="" setup_status=ok
+for b in "$B"/bin/*; do
+  n=$(basename "$b")
+  missing=$(ldd "$b" 2>/dev/null | grep 'not found')
+  [[ -z $missing ]] || { echo "MISSING LIBRARIES for $n:"; echo "$missing"; setup_status="FAILED"; setup_detail+="$n: missing libs; "; }
+  case $n in
+    gpu_test_*|test_*) "$b" --gtest_list_tests > "$RES/list-$n.txt" 2>&1 ;;
+    bench_*) "$b" --benchmark_list_tests > "$RES/list-$n.txt" 2>&1 ;;
+    reframe) "$b" --version > "$RES/list-$n.txt" 2>&1 ;;
+    *) continue ;;
   esac
-  echo "sanitizer $tool $(basename "$bin"): ${SAN[$tool:$(basename "$bin")]} (after ${SECONDS}s)"
-}
-if ! command -v compute-sanitizer >/dev/null; then
-  for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer /opt/nvidia/compute-sanitizer; do
-    [[ -x $d/compute-sanitizer ]] && export PATH=$PATH:$d && break
-  done
-fi
-if command -v compute-sanitizer >/dev/null; then
-  for b in "$WORK"/bin/gpu_test_*; do san memcheck "$b"; done
-  for n in seeded_conv pool nl_module; do san racecheck "$WORK/bin/gpu_test_${n}_gpu"; done
-  for n in seeded_conv pool; do san synccheck "$WORK/bin/gpu_test_${n}_gpu"; done
+  [[ $? -eq 0 ]] || { setup_status="FAILED"; setup_detail+="$n does not start (list-$n.txt); "; tail -3 "$RES/list-$n.txt"; }
+done
+record setup "$setup_status" $(( SECONDS - t0 )) - "$setup_detail"
+
+# ---- descriptors: cuDNN graph-API conv descriptors (no GPU needed) ---------------------------------------------
+if [[ -x $B/bin/test_cudnn_descriptors ]]; then
+  run_step descriptors 20 "$RES/descriptors.log" "$B/bin/test_cudnn_descriptors" \
+    --gtest_output="xml:$RES/gtest/test_cudnn_descriptors.xml"
 else
-  echo "compute-sanitizer not on PATH"
+  record descriptors "not in bundle" 0 20
 fi
 
-# ---- 4. summary ----------------------------------------------------------------------------------------------------
-SAN_TEXT=""
-for k in "${!SAN[@]}"; do SAN_TEXT+="$k=${SAN[$k]}"$'\n'; done
-CTEST_RC=$CTEST_RC BENCH_RC=$BENCH_RC REV="$REV" SAN_TEXT="$SAN_TEXT" OUTDIR="$OUT" python3 - <<'EOF'
-import glob, json, os, xml.etree.ElementTree as ET
-out = os.environ["OUTDIR"]
-summary = {"schema": "reframe-bench/device-check/1", "git_rev": os.environ["REV"],
-           "ctest_rc": int(os.environ["CTEST_RC"]), "bench_rc": int(os.environ["BENCH_RC"]),
-           "tests": {}, "sanitizers": {}}
-for line in os.environ["SAN_TEXT"].splitlines():
-    k, _, v = line.partition("=")
-    summary["sanitizers"][k] = v
-print("\n==================== device-check summary ====================")
-print(f"revision {summary['git_rev']}")
-for f in sorted(glob.glob(os.path.join(out, "gtest", "*.xml"))):
-    r = ET.parse(f).getroot()
-    t = {k: int(r.get(k, 0)) for k in ("tests", "failures", "errors", "disabled")}
-    t["skipped"] = sum(1 for c in r.iter("testcase") if c.get("result") == "skipped" or c.find("skipped") is not None)
-    summary["tests"][os.path.basename(f)[:-4]] = t
-    print(f"{os.path.basename(f)[:-4]:28s} tests {t['tests']:3d}  failures {t['failures']:2d}  skipped {t['skipped']:2d}")
-for k, v in sorted(summary["sanitizers"].items()):
-    print(f"{k:44s} {v}")
-try:
-    b = json.load(open(os.path.join(out, "bench_cuda_kernels.json")))
-    summary["device"] = b["device"]
-    print(f"\n{b['device']} (sm {b['sm']}), cuDNN {b['cudnn_runtime_version']}, batch {b['batch']}")
-    print("seeded conv, regen vs materialised (throughput ratio, target >= 0.9):")
-    for s in b["seeded_conv_network_summary"]:
-        print(f"  {s['variant']:4s} whole net {s['throughput_ratio']:.3f}  ({s['net_regen_ms']:.3f} ms vs {s['net_materialised_ms']:.3f} ms)")
-    p = b["philox_normals"]
-    print(f"Philox normals: ours {p['ours_gnormals_per_s']:.1f} G/s vs curandGenerateNormal {p['curand_gnormals_per_s']:.1f} G/s, ratio {p['throughput_ratio_ours_over_curand']:.3f}")
-    summary["bench"] = {"seeded_conv_network_summary": b["seeded_conv_network_summary"],
-                        "philox_ratio": p["throughput_ratio_ours_over_curand"]}
-except Exception as e:  # the benchmark failed: say so, keep the rest
-    print(f"benchmark results unavailable: {e}")
-json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
-EOF
-echo "== device-check done after ${SECONDS}s; files under $OUT"
-[[ $CTEST_RC -eq 0 && $BENCH_RC -eq 0 ]]
+skip_all_gpu() {
+  for s in gpu-tests cudnn-legacy kernel-bench memcheck racecheck model-bench train; do record "$s" "skipped (no GPU)" 0 -; done
+}
+
+if (( GPU == 1 )); then
+  # ---- gpu-tests: every GPU test through CTest, RF_REQUIRE_GPU=1 so that a test finding no device fails ----------
+  mkdir -p "$WORK/ctest"
+  {
+    for b in "$B"/bin/gpu_test_*; do
+      n=$(basename "$b")
+      echo "add_test($n \"$b\" \"--gtest_output=xml:$RES/gtest/$n.xml\")"
+      echo "set_tests_properties($n PROPERTIES LABELS gpu TIMEOUT 60 SKIP_RETURN_CODE 77 ENVIRONMENT RF_REQUIRE_GPU=1)"
+    done
+  } > "$WORK/ctest/CTestTestfile.cmake"
+  if command -v ctest >/dev/null; then
+    (cd "$WORK/ctest" && run_step gpu-tests 100 "$RES/gpu-tests.log" ctest -L gpu --output-on-failure)
+  else  # no CTest there: the same binaries one after another
+    run_step gpu-tests 100 "$RES/gpu-tests.log" bash -c 'rc=0
+      for b in "$0"/bin/gpu_test_*; do
+        RF_REQUIRE_GPU=1 "$b" --gtest_output="xml:$1/gtest/$(basename "$b").xml" || rc=1
+      done
+      exit $rc' "$B" "$RES"
+  fi
+  grep -h "cuDNN runtime version" "$RES"/gpu-tests.log 2>/dev/null | head -1
+
+  # ---- cudnn-legacy: the same conv test on the deprecated legacy API (comparison until it is deleted) -------------
+  if [[ -x $B/bin/gpu_test_cudnn_gpu ]]; then
+    run_step cudnn-legacy 25 "$RES/cudnn-legacy.log" env RF_CUDNN_API=legacy RF_REQUIRE_GPU=1 "$B/bin/gpu_test_cudnn_gpu" \
+      --gtest_filter='CudnnGpu.Conv*' --gtest_output="xml:$RES/gtest/gpu_test_cudnn_gpu-legacy.xml"
+  else
+    record cudnn-legacy "not in bundle" 0 25
+  fi
+
+  # ---- kernel-bench: the GPU benchmarks (Google Benchmark JSON) ---------------------------------------------------
+  # shellcheck disable=SC2086
+  run_step kernel-bench 60 "$RES/kernel-bench.log" "$B/bin/bench_kernels" --benchmark_filter='^BM_gpu_' $BENCH_ARGS \
+    --benchmark_out="$RES/bench_gpu_kernels.json" --benchmark_out_format=json
+
+  # ---- memcheck / racecheck: compute-sanitizer on the kernel tests, each binary within the step's limit ------------
+  if ! command -v compute-sanitizer >/dev/null; then
+    for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer /opt/nvidia/compute-sanitizer; do
+      [[ -x $d/compute-sanitizer ]] && export PATH=$PATH:$d && break
+    done
+  fi
+  sanitize() {  # tool limit binaries...: one sanitizer over several test binaries, sharing the limit
+    local tool=$1 limit=$2; shift 2
+    local t0=$SECONDS status=ok detail="" b n t rc
+    if ! command -v compute-sanitizer >/dev/null; then record "$tool" "FAILED: no compute-sanitizer" 0 "$limit"; return; fi
+    for n in "$@"; do
+      b=$B/bin/gpu_test_${n}_gpu
+      [[ -x $b ]] || { detail+="$n: not in bundle; "; continue; }
+      t=$(left_for $(( limit - (SECONDS - t0) )))
+      if (( t < 5 )); then status="partial (limit)"; detail+="$n: not run; "; continue; fi
+      RF_REQUIRE_GPU=1 timeout --kill-after=5 "$t" compute-sanitizer --tool "$tool" --error-exitcode 86 --print-limit 20 \
+        "$b" > "$RES/$tool-$n.log" 2>&1
+      rc=$?
+      case $rc in
+        0) detail+="$n: clean; " ;;
+        77) detail+="$n: clean, some tests skipped; " ;;  # tests/gpu/gpu_main.cpp: skipped, none failed
+        86) status="ERRORS"; detail+="$n: ERRORS ($tool-$n.log); " ;;
+        124|137) [[ $status == ok ]] && status="partial (timeout)"; detail+="$n: timeout ${t}s, inconclusive; " ;;
+        *) status="FAILED"; detail+="$n: rc=$rc ($tool-$n.log); " ;;
+      esac
+      echo "$tool $n: rc=$rc after ${SECONDS}s"
+    done
+    record "$tool" "$status" $(( SECONDS - t0 )) "$limit" "$detail"
+  }
+  sanitize memcheck 70 seeded_conv pool nl_module philox
+  sanitize racecheck 60 seeded_conv pool nl_module
+
+  # ---- model-bench (optional): only when bench_models registers GPU benchmarks ------------------------------------
+  if [[ -x $B/bin/bench_models ]] && grep -Eq 'gpu|cuda' "$RES/list-bench_models.txt" 2>/dev/null; then
+    run_step model-bench 30 "$RES/model-bench.log" "$B/bin/bench_models" --benchmark_filter='gpu|cuda' $MODEL_BENCH_ARGS \
+      --benchmark_out="$RES/bench_gpu_models.json" --benchmark_out_format=json
+  else
+    record model-bench "skipped (optional: no GPU model benchmarks in the bundle)" 0 30
+  fi
+
+  # ---- train (optional): a short real-data run, only once `reframe train --device` exists -------------------------
+  CIFAR=$(ls "$ROOT"/.dev/device/cifar10*.tar.zst 2>/dev/null | head -1)
+  if [[ -x $B/bin/reframe ]] && "$B/bin/reframe" train --help 2>/dev/null | grep -q -- '--device' && [[ -n $CIFAR ]]; then
+    # shellcheck disable=SC2086
+    run_step train 60 "$RES/train.log" "$B/bin/reframe" train --device cuda --data "$CIFAR" $TRAIN_ARGS \
+      --out "$RES/train.rfpk"
+    rm -f "$RES/train.rfpk"  # the package is not worth its bytes in the archive; the log holds the figures
+  else
+    record train "skipped (optional: no reframe with train --device, or no CIFAR-10 archive, in the bundle)" 0 60
+  fi
+else
+  skip_all_gpu
+fi
+
+# ---- pack: one archive, the summary, the log (3 files in $OUT), then the table ----------------------------------
+python3 "$ROOT/scripts/device-summary.py" --results "$RES" --rev "$REV" --gpu "$GPU" --seconds "$SECONDS" \
+  --budget "$BUDGET_S" --out "$OUT/summary.json" > "$RES/table.txt" 2>&1
+SUMMARY_RC=$?
+cp "$OUT/summary.json" "$RES/" 2>/dev/null
+tar -C "$WORK" -czf "$OUT/results.tar.gz" results
+echo "== device-check done after ${SECONDS}s: $(ls "$OUT" | tr '\n' ' ')($(du -sh "$OUT/results.tar.gz" | cut -f1) archive)"
+cat "$RES/table.txt"
+exec >&- 2>&-
+wait "$TEE_PID" 2>/dev/null  # the log is complete in $OUT before the call returns
+exit $SUMMARY_RC

@@ -1,32 +1,37 @@
 #!/usr/bin/env bash
-# Builds the GPU test binaries and the CUDA kernel benchmark HERE (sm_90, portable host code) and stages what one
-# device call needs into .dev/device/ (ignored by git): bundle.tar.xz with bin/ (binaries), lib/ (the shared
-# libraries ldd finds that the GPU machine lacks: oneDNN, fmt, OpenMP, OpenCL loader), lib-fallback/ (libstdc++,
-# libgcc_s: used there only when the system has none), GIT_REV and MANIFEST. cuDNN and cuRAND are NOT carried:
-# the GPU machine has them as pip packages and scripts/device-check.sh points LD_LIBRARY_PATH at them.
-# Then prints the device tool's `carry` list and the command. See docs/DEVICE-CHECK.md.
+# Builds what the device check runs HERE (sm_90, portable host code) and stages it into .dev/device/ (ignored by
+# git): bundle.tar.xz with bin/ (the GPU tests, test_cudnn_descriptors, bench_kernels with its GPU half, and, when
+# `reframe train` has --device, reframe and bench_models), lib/ (the shared libraries ldd finds that the GPU machine
+# lacks: oneDNN, fmt, Google Benchmark, OpenMP, OpenCL loader), lib-fallback/ (libstdc++, libgcc_s: used there only
+# when the system has none), GIT_REV and MANIFEST; and, with reframe, the CIFAR-10 archive for the short training
+# run. cuDNN and cuRAND are NOT carried: the GPU machine has them as pip packages and scripts/device-check.sh points
+# LD_LIBRARY_PATH at them. Then prints the device tool's call. See docs/DEVICE-CHECK.md.
 #
 #   scripts/device-pack.sh                 # build dir build-device, -j1
 #   BUILD_DIR=build-cuda JOBS=2 scripts/device-pack.sh
+#   MODELS=0 scripts/device-pack.sh        # never bundle reframe / bench_models / CIFAR-10 (1: always)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD_DIR=${BUILD_DIR:-build-device}
 JOBS=${JOBS:-1}
 STAGE=$ROOT/.dev/device
-LIMIT_MIB=${LIMIT_MIB:-48}  # the device call carries 64 MiB in all, the working tree included
+MODELS=${MODELS:-auto}
+LIMIT_MIB=${LIMIT_MIB:-60}  # the device call carries 64 MiB in all, the working tree (~3 MiB) included
+CIFAR=${CIFAR:-$ROOT/../shared/datasets/cifar10-jpg.tar.zst}
 
 if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
   # RF_NATIVE=OFF: the GPU machine's CPU may lack this one's instruction sets (-march=native would SIGILL there).
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DRF_NATIVE=OFF \
-    -DRF_BUILD_BENCH=OFF
+    -DRF_BUILD_BENCH=ON
 fi
+grep -q '^RF_BUILD_BENCH:BOOL=ON' "$BUILD_DIR/CMakeCache.txt" || cmake "$BUILD_DIR" -DRF_BUILD_BENCH=ON >/dev/null
 grep -q '^RF_NATIVE:BOOL=OFF' "$BUILD_DIR/CMakeCache.txt" ||
   { echo "device-pack: $BUILD_DIR has RF_NATIVE=ON (host-specific code); reconfigure with -DRF_NATIVE=OFF" >&2; exit 1; }
 grep -Eq '^CMAKE_CUDA_ARCHITECTURES:[A-Z]+=.*90' "$BUILD_DIR/CMakeCache.txt" ||
   { echo "device-pack: $BUILD_DIR does not build for sm_90 (CMAKE_CUDA_ARCHITECTURES)" >&2; exit 1; }
 
-targets=(bench_cuda_kernels)
+targets=(bench_kernels test_cudnn_descriptors)
 for src in tests/gpu/test_*.cpp tests/gpu/test_*.cu; do
   [[ -e $src ]] || continue
   name=$(basename "${src%.*}")
@@ -35,7 +40,28 @@ done
 echo "device-pack: building ${targets[*]} in $BUILD_DIR (-j$JOBS)"
 cmake --build "$BUILD_DIR" -j"$JOBS" --target "${targets[@]}"
 
+# The model steps of the check (GPU model benchmarks, a short CIFAR-10 training run) need `reframe train --device`.
+with_models=0
+if [[ $MODELS != 0 ]]; then
+  cmake --build "$BUILD_DIR" -j"$JOBS" --target reframe bench_models
+  if [[ $MODELS == 1 ]] || "$BUILD_DIR/reframe" train --help 2>/dev/null | grep -q -- '--device'; then
+    with_models=1
+    targets+=(reframe bench_models)
+  fi
+fi
+if [[ $with_models == 1 ]]; then
+  echo "device-pack: model steps (reframe, bench_models, CIFAR-10) included"
+else
+  echo "device-pack: model steps (reframe, bench_models, CIFAR-10) not included: reframe train has no --device yet"
+fi
+
+if [[ $with_models == 1 && ! -f $CIFAR ]]; then
+  echo "device-pack: no CIFAR-10 archive at $CIFAR (set CIFAR=...)" >&2
+  exit 1
+fi
 rm -rf "$STAGE"
+mkdir -p "$STAGE"
+if [[ $with_models == 1 ]]; then cp "$CIFAR" "$STAGE/"; fi
 mkdir -p "$STAGE/tree/bin" "$STAGE/tree/lib" "$STAGE/tree/lib-fallback"
 for t in "${targets[@]}"; do cp "$BUILD_DIR/$t" "$STAGE/tree/bin/"; done
 
@@ -71,15 +97,15 @@ echo "device-pack: staged $(du -sh "$STAGE/tree" | cut -f1) uncompressed:"
 # xz: ~60 MB of binaries and oneDNN become ~10 MB; the call's 64 MiB limit counts the carried bytes.
 tar -C "$STAGE/tree" -cJf "$STAGE/bundle.tar.xz" .
 rm -rf "$STAGE/tree"
-size=$(stat -c %s "$STAGE/bundle.tar.xz")
-echo "device-pack: $STAGE/bundle.tar.xz = $((size / 1024)) KiB"
+size=$(du -sb "$STAGE" | cut -f1)
+echo "device-pack: $STAGE = $((size / 1024)) KiB ($(ls "$STAGE" | tr '\n' ' '))"
 if (( size > LIMIT_MIB * 1024 * 1024 )); then
-  echo "device-pack: bundle larger than $LIMIT_MIB MiB: it will not travel with the working tree" >&2
+  echo "device-pack: .dev/device is larger than $LIMIT_MIB MiB: it will not travel with the working tree" >&2
   exit 1
 fi
 cat <<EOF
 
-Device call (one call does everything; ~5-8 minutes):
-  run(command="bash scripts/device-check.sh", carry=[".dev/device"], timeout_s=600)
-Results come back under the reply's files_at: summary.json, bench_cuda_kernels.json, ctest.log, sanitizer logs.
+Device call (one call does everything in about 5 minutes; the limit leaves device time for one rerun):
+  run(command="bash scripts/device-check.sh", carry=[".dev/device"], timeout_s=420)
+Three files come back: summary.json, device-check.log, results.tar.gz (every log, gtest XML, benchmark JSON).
 EOF
