@@ -1,15 +1,44 @@
-// Test helpers: random inputs (never zeros), scaled tolerances, finite-difference gradient checks.
+// Test helpers: random inputs (never zeros), scaled tolerances, finite-difference gradient checks, the expected
+// error (expect_error) and a fresh temp folder (temp_dir).
 #pragma once
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <unistd.h>
+
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "host/core/check.h"
+
 namespace rf::testing {
+
+// fn() must throw rf::Error whose message holds every one of parts (a file, an option, a field, a value...).
+// label (optional) names the case in the failure message of a table-driven test.
+template <typename F>
+void expect_error(F&& fn, const std::vector<std::string>& parts, const std::string& label = "") {
+  const std::string who = label.empty() ? std::string() : label + ": ";
+  try {
+    fn();
+    ADD_FAILURE() << who << "no error thrown; expected an rf::Error mentioning '" << parts.at(0) << "'";
+  } catch (const rf::Error& e) {
+    const std::string m = e.what();
+    for (const std::string& p : parts) EXPECT_NE(m.find(p), std::string::npos) << who << "'" << p << "' not in: " << m;
+  }
+}
+
+// A fresh, empty folder under the system's temp folder, unique to this process (removed first if it exists).
+inline std::string temp_dir(const std::string& name) {
+  const std::filesystem::path p =
+      std::filesystem::temp_directory_path() / ("rf_test_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p.string();
+}
 
 // Uniform in [-1, 1], bounded away from 0 so that tests never feed zeros.
 template <typename T>

@@ -22,15 +22,7 @@ using rf::eval::decode_centernet_ref;
 using rf::eval::DecodeOptions;
 using rf::eval::Detection;
 
-template <typename F>
-void expect_error(F fn, std::vector<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected rf::Error mentioning " << parts[0];
-  } catch (const rf::Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-  }
-}
+using rf::testing::expect_error;
 
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 

@@ -28,15 +28,7 @@ Detection det(int64_t image, int cls, float score, Box b) { return Detection{ima
 GroundTruth gt(int64_t image, int cls, Box b, bool difficult = false) { return GroundTruth{image, cls, b, difficult}; }
 
 // Expects fn() to throw rf::Error whose message contains every string of `parts`.
-template <typename F>
-void expect_error(F fn, std::vector<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected rf::Error mentioning " << parts[0];
-  } catch (const rf::Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-  }
-}
+using rf::testing::expect_error;
 
 TEST(BoxIou, HandValues) {
   const Box a{0, 0, 10, 10};

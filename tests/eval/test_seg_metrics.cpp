@@ -16,15 +16,7 @@ using rf::eval::ConfusionMatrix;
 
 constexpr double kEps = 1e-12;
 
-template <typename F>
-void expect_error(F fn, std::vector<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected rf::Error mentioning " << parts[0];
-  } catch (const rf::Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-  }
-}
+using rf::testing::expect_error;
 
 // 3 classes, void = 255.
 //   label          pred

@@ -13,6 +13,7 @@
 
 #include "host/core/check.h"
 #include "gate/gate.h"
+#include "testing.h"
 
 using namespace rf::gate;
 using nlohmann::json;
@@ -197,17 +198,7 @@ TEST(Gate, MissingFigureFailsAndNewFigureDoesNot) {
   EXPECT_EQ(row(rows2, "classify/nl-resnet18-dw/macs").status, Status::added);
 }
 
-// Runs `f`, expects an rf::Error whose message holds every one of `parts`.
-template <class F>
-void expect_error(F&& f, std::vector<std::string> parts, const std::string& label) {
-  try {
-    f();
-    ADD_FAILURE() << label << ": expected an error";
-  } catch (const rf::Error& e) {
-    std::string m = e.what();
-    for (const std::string& p : parts) EXPECT_NE(m.find(p), std::string::npos) << label << ": '" << p << "' not in: " << m;
-  }
-}
+using rf::testing::expect_error;
 
 TEST(Gate, BadInputNamesFileAndField) {
   json suite = suite_doc();

@@ -15,6 +15,7 @@
 #include "host/package/model_package.h"
 #include "host/package/package.h"
 #include "host/package/xxhash64.h"
+#include "testing.h"
 
 namespace rf {
 namespace {
@@ -76,16 +77,7 @@ Diff diff(const std::vector<float>& ref, const std::vector<float>& got) {
 }
 
 // Expects fn() to throw rf::Error whose message contains every one of the needles.
-template <typename F>
-void expect_error(F fn, std::initializer_list<std::string> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown; expected one mentioning '" << *needles.begin() << "'";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
-  }
-}
+using rf::testing::expect_error;
 
 // ---- round trips ---------------------------------------------------------------------------------------------
 

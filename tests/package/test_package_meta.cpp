@@ -8,19 +8,12 @@
 #include "host/package/model_package.h"
 #include "host/package/package.h"
 #include "host/package/xxhash64.h"
+#include "testing.h"
 
 namespace rf {
 namespace {
 
-template <typename F>
-void expect_error(F&& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an rf::Error";
-  } catch (const Error& e) {
-    for (const std::string& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
-  }
-}
+using rf::testing::expect_error;
 
 PackageMeta good_meta() {
   PackageMeta m;

@@ -17,18 +17,14 @@
 #include "host/package/model_package.h"
 #include "training/trainer.h"
 #include "suites/classify.h"
+#include "testing.h"
 
 namespace rf {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string temp_dir(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("rf_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
+using rf::testing::temp_dir;
 
 // Image i of a dataset as a PNG file (CHW -> HWC).
 void write_png(const data::Dataset& d, int64_t i, const std::string& path) {
@@ -39,15 +35,7 @@ void write_png(const data::Dataset& d, int64_t i, const std::string& path) {
   data::write_png_file(path, hwc.data(), int(d.H), int(d.W), int(d.C));
 }
 
-template <typename F>
-void expect_error(F&& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an rf::Error";
-  } catch (const Error& e) {
-    for (const std::string& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
-  }
-}
+using rf::testing::expect_error;
 
 int64_t argmax(const float* l, int64_t K) { return std::max_element(l, l + K) - l; }
 

@@ -12,26 +12,14 @@
 #include "host/package/package.h"
 #include "training/outputs.h"
 #include "training/provenance.h"
+#include "testing.h"
 
 namespace fs = std::filesystem;
 using namespace rf;
 
 namespace {
-std::string temp_dir(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("rf_test_out_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
-template <typename F>
-void expect_error(F fn, std::initializer_list<std::string> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one mentioning '" << *needles.begin() << "'";
-  } catch (const Error& e) {
-    for (const std::string& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
-  }
-}
+using rf::testing::temp_dir;
+using rf::testing::expect_error;
 void touch(const std::string& p) { std::ofstream(p) << "x"; }
 }  // namespace
 
