@@ -1,4 +1,5 @@
-// `reframe models`: the accounting table of MODELS.md, computed from the layer graphs.
+// `reframe models`: the accounting table of MODELS.md, computed from the layer graphs (scripts/run.sh records
+// `models --json --layers` for the report; no CTest runs the command).
 #include <memory>
 
 #include <CLI/CLI.hpp>
