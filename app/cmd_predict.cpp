@@ -11,9 +11,11 @@
 // Checked by tests/package/test_predict.cpp and tests/package/cli_package.sh.
 #include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <numeric>
 #include <set>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -27,6 +29,17 @@
 namespace rf {
 
 namespace {
+
+struct PredictOptions {
+  std::string package;
+  std::vector<std::string> images;       // files or folders
+  int top = 5;
+  int64_t batch = 64;
+  bool json = false, resize = false;
+  std::string size, mean, std, classes;  // override / supply the package's inference metadata
+  float score = 0.3f;                    // detection: boxes below this score are not printed
+  std::string out_dir = "predictions";   // segmentation: where the label PNGs go
+};
 
 std::string floats_str(const std::vector<float>& v) {
   std::string s;
@@ -133,8 +146,6 @@ int predict_dense(const PredictOptions& o, const Package& p, const ModelConfig& 
   if (o.json) fmt::print("]}}\n");
   return 0;
 }
-
-}  // namespace
 
 int cmd_predict(const PredictOptions& o) {
   RF_CHECK(o.batch >= 1, "predict: --batch {} (expected >= 1)", o.batch);
@@ -248,6 +259,29 @@ int cmd_predict(const PredictOptions& o) {
   }
   if (o.json) fmt::print("]}}\n");
   return 0;
+}
+
+}  // namespace
+
+void add_predict_command(CLI::App& app, Commands& out) {
+  auto [c, o] = add_command<PredictOptions>(
+      app, out, "predict",
+      "Classes and probabilities for JPEG/PNG images (files or folders); boxes (detection) or label PNGs "
+      "(segmentation) from dense packages",
+      cmd_predict);
+  c->add_option("package", o->package, "model package (.rfpk)")->required();
+  c->add_option("images", o->images, "JPEG/PNG files, or folders (searched recursively)")->required();
+  c->add_option("--top,-k", o->top, "classes printed per image")->check(CLI::Range(1, 100000));
+  c->add_option("--batch", o->batch, "images decoded and run at a time")->check(CLI::Range(1, 65536));
+  c->add_flag("--json", o->json, "emit JSON (schema reframe.predict/1): top-k, all logits and probabilities");
+  c->add_flag("--resize", o->resize, "scale images of another size to the network input (bilinear, aspect "
+                                     "ratio not kept); default: such an image is an error");
+  c->add_option("--size", o->size, "network input size S or HxW (needed for version-1 packages)");
+  c->add_option("--mean", o->mean, "normalisation mean R,G,B on the 0..1 pixel scale (version-1 packages)");
+  c->add_option("--std", o->std, "normalisation std R,G,B (version-1 packages)");
+  c->add_option("--classes", o->classes, "class names a,b,c or @FILE, one a line (version-1 packages)");
+  c->add_option("--score", o->score, "detection packages: smallest box score shown")->check(CLI::Range(0.0, 1.0));
+  c->add_option("--out-dir", o->out_dir, "segmentation packages: folder for the label PNGs (one per image)");
 }
 
 }  // namespace rf

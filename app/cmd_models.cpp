@@ -1,15 +1,24 @@
-// `reframe models`: the accounting table of MODELS.md, computed from the layer graphs.
-#include "app/commands.h"
+// `reframe models`: the accounting table of MODELS.md, computed from the layer graphs (scripts/run.sh records
+// `models --json --layers` for the report; no CTest runs the command).
+#include <memory>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
+#include "app/commands.h"
 #include "host/models/model.h"
 
 namespace rf {
 
 namespace {
+
+struct ModelsOptions {
+  std::vector<std::string> models;  // empty: MODELS.md's table
+  int input = 32, classes = 10, batch = 1;
+  bool json = false, layers = false;
+};
 
 struct Row {
   std::string label;
@@ -40,8 +49,6 @@ std::string thousands(int64_t v) {
   }
   return out;
 }
-
-}  // namespace
 
 int cmd_models(const ModelsOptions& o) {
   std::vector<Row> rows;
@@ -92,6 +99,19 @@ int cmd_models(const ModelsOptions& o) {
   }
   if (o.json) fmt::print("{}\n", nlohmann::json{{"schema", "reframe.models/1"}, {"models", out}}.dump(2));
   return 0;
+}
+
+}  // namespace
+
+void add_models_command(CLI::App& app, Commands& out) {
+  auto [c, o] = add_command<ModelsOptions>(
+      app, out, "models", "Parameter, seed, state, MAC and pooling accounting of the models", cmd_models);
+  c->add_option("--model,-m", o->models, "model configs, e.g. nl-resnet18:cnl=dw,gpw=4 (default: all of MODELS.md)");
+  c->add_option("--input", o->input, "input height and width")->check(CLI::Range(1, 4096));
+  c->add_option("--classes", o->classes, "number of classes")->check(CLI::Range(1, 100000));
+  c->add_option("--batch", o->batch, "batch size")->check(CLI::Range(1, 65536));
+  c->add_flag("--json", o->json, "emit JSON");
+  c->add_flag("--layers", o->layers, "per-layer breakdown");
 }
 
 }  // namespace rf

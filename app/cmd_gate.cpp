@@ -1,25 +1,29 @@
-// `reframe gate` (compare a run with a committed baseline; exit status = number of regressions; timing ratios
-// only against a baseline of this machine class, gate/gate.h; --machine-class prints the class) and
-// `reframe report` (suite results and benchmark JSON into CSV, plots and a summary, via scripts/report.py).
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
+// `reframe gate`: a run compared with a committed baseline; exit status = number of regressions. Timing ratios
+// only against a baseline of this machine class (gate/gate.h); --machine-class prints the class.
+// Covered by tests/gate/cli_gate.sh and tests/app/cli_options.sh.
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
+#include <memory>
+
+#include <CLI/CLI.hpp>
 
 #include "app/commands.h"
+#include "gate/gate.h"
 #include "host/core/check.h"
 #include "training/outputs.h"
 #include "training/provenance.h"
-#include "gate/gate.h"
-
-extern char** environ;
 
 namespace rf {
+
+namespace {
+
+struct GateCmdOptions {
+  std::string baseline, write_baseline, markdown_out;
+  std::vector<std::string> current, confirm;
+  gate::Options compare;       // --tolerance, --z, --metric-floor, --ratio-floor
+  bool all = false;
+  bool force_ratios = false;   // compare timing ratios with a baseline of another (or unknown) machine class
+  bool machine_class = false;  // print this machine's class (for baseline file names) and exit
+};
 
 int cmd_gate(const GateCmdOptions& o) {
   // Warnings go out as they arise, before any error that may follow them.
@@ -49,8 +53,7 @@ int cmd_gate(const GateCmdOptions& o) {
   std::vector<gate::Figure> baseline = gate::load_figures({o.baseline}, warn, &measured_on);
   RF_CHECK(!baseline.empty(), "gate: {}: the baseline yields no figure; expected a reframe.gate/1 file with figures",
            o.baseline);
-  gate::Options go;
-  go.tolerance = o.tolerance, go.z = o.z, go.metric_floor = o.metric_floor, go.ratio_floor = o.ratio_floor;
+  gate::Options go = o.compare;
   // Timing ratios only against a baseline of this machine class (gate/gate.h).
   std::vector<std::string> diffs = gate::class_differences(measured_on, here);
   std::string why;
@@ -92,68 +95,34 @@ int cmd_gate(const GateCmdOptions& o) {
   return bad > 100 ? 100 : bad;
 }
 
-namespace {
-
-namespace fs = std::filesystem;
-
-int spawn_wait(const std::vector<std::string>& argv, bool quiet) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  if (quiet) {
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  }
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return -1;
-  int status = 0;
-  if (waitpid(pid, &status, 0) < 0) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-// The interpreter that has matplotlib: $RF_PYTHON, then Debian's (where scripts/setup.sh installs
-// python3-matplotlib), then whatever python3 is first on PATH.
-std::string find_python() {
-  std::vector<std::string> cands;
-  if (const char* p = std::getenv("RF_PYTHON")) cands.push_back(p);
-  cands.push_back("/usr/bin/python3");
-  cands.push_back("python3");
-  for (const std::string& c : cands)
-    if (spawn_wait({c, "-c", "import matplotlib, numpy"}, true) == 0) return c;
-  for (const std::string& c : cands)
-    if (spawn_wait({c, "-c", "pass"}, true) == 0) return c;  // CSV and summary still work, plots are skipped
-  RF_FAIL("report: no Python 3 interpreter found (tried $RF_PYTHON, /usr/bin/python3, python3); install python3 and python3-matplotlib (scripts/setup.sh)");
-}
-
-std::string find_report_script() {
-  if (const char* p = std::getenv("RF_REPORT_SCRIPT")) return p;
-  for (const std::string& c : {std::string(RF_SOURCE_DIR) + "/scripts/report.py", std::string("scripts/report.py")})
-    if (fs::exists(c)) return c;
-  RF_FAIL("{}", "report: scripts/report.py not found (looked in " RF_SOURCE_DIR "/scripts and ./scripts; "
-          "set RF_REPORT_SCRIPT)");
-}
-
 }  // namespace
 
-int cmd_report(const ReportCmdOptions& o) {
-  RF_CHECK(!o.inputs.empty(), "report: give at least one results file or folder");
-  for (const std::string& p : o.inputs) RF_CHECK(fs::exists(p), "report: {}: no such file or folder", p);
-  std::string out = o.out;
-  if (out.empty()) {
-    fs::path first(o.inputs[0]);
-    out = (fs::is_directory(first) ? first : first.parent_path()).string();
-    out = (out.empty() ? std::string(".") : out) + "/report";
-  }
-  check_output_dir(out, "--out");
-  std::vector<std::string> argv = {find_python(), find_report_script(), "--out", out};
-  argv.insert(argv.end(), o.inputs.begin(), o.inputs.end());
-  int rc = spawn_wait(argv, false);
-  RF_CHECK(rc >= 0, "report: could not start {}", argv[0]);
-  return rc;
+void add_gate_command(CLI::App& app, Commands& out) {
+  auto [c, o] = add_command<GateCmdOptions>(
+      app, out, "gate",
+      "Compare a run with a baseline: exact counts, seed-noise margins on accuracy, same-run timing ratios; "
+      "exit status = number of regressions",
+      cmd_gate);
+  c->add_option("--baseline,-b", o->baseline, "baseline (results/baselines/<name>.json, or raw results, which record "
+                "no machine: their timing ratios need --force-ratios)");
+  c->add_option("--current,-c", o->current, "this run: results folders or files (suite JSON, Google Benchmark JSON)");
+  c->add_option("--confirm", o->confirm,
+                "a second measurement of the timings: a ratio regresses only if it regresses in both runs");
+  c->add_option("--write-baseline", o->write_baseline, "write the current figures as a baseline file and exit 0");
+  c->add_option("--tolerance", o->compare.tolerance, "exact figures: allowed relative difference")
+      ->check(CLI::Range(0.0, 1.0));
+  c->add_option("--z", o->compare.z, "accuracy and ratios: allowed drop in standard deviations of the difference")
+      ->check(CLI::Range(0.0, 100.0));
+  c->add_option("--metric-floor", o->compare.metric_floor, "accuracy: smallest drop that can fail (absolute, 0..1)")
+      ->check(CLI::Range(0.0, 1.0));
+  c->add_option("--ratio-floor", o->compare.ratio_floor, "timing ratios: smallest relative drop that can fail")
+      ->check(CLI::Range(0.0, 1.0));
+  c->add_option("--markdown", o->markdown_out, "also write the Markdown table to this file");
+  c->add_flag("--all", o->all, "list every figure, not only those that changed");
+  c->add_flag("--force-ratios", o->force_ratios,
+              "compare timing ratios even with a baseline of another machine class (or one that records none)");
+  c->add_flag("--machine-class", o->machine_class,
+              "print this machine's class (SIMD level, threads, CPU model: baseline file names) and exit");
 }
 
 }  // namespace rf

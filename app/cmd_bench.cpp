@@ -1,0 +1,143 @@
+// `reframe bench classify|detect|segment`: a benchmark suite end to end (train, pack, regenerate, evaluate,
+// tabulate) into a run folder. classify binds the suite's own ClassifyOptions (with the shared training options
+// of app/options.h); detect and segment bind DenseOptions (suites/dense.h). Covered by tests/app/cli_options.sh.
+#include <cstdio>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "app/commands.h"
+#include "app/options.h"
+#include "host/core/printable.h"
+#include "host/models/model.h"
+#include "suites/classify.h"
+#include "suites/dense.h"
+#include "training/outputs.h"
+#include "training/trainer.h"
+
+namespace rf {
+
+namespace {
+
+struct ClassifyCmdOptions {
+  ClassifyOptions suite;   // out_dir "" : default_run_dir()
+  bool overwrite = false;  // --out may hold a previous run (prepare_run_dir)
+};
+
+int cmd_bench_classify(ClassifyCmdOptions& c) {
+  ClassifyOptions& o = c.suite;
+  // Every option and the run folder are checked before any work (run_classify re-checks the options).
+  for (const std::string& m : o.models) (void)ModelConfig::parse(m);
+  if (o.data.empty()) {
+    check_synthetic_bytes(o.synthetic_train, o.image_size, "--synthetic-train");
+    check_synthetic_bytes(o.synthetic_test, o.image_size, "--synthetic-test");
+  }
+  if (o.out_dir.empty()) o.out_dir = default_run_dir();
+  validate_train_options(o.train);
+  prepare_run_dir(o.out_dir, c.overwrite, "--out");
+  nlohmann::json r = run_classify(o);
+  std::printf("\n%s\n", classify_table(r).c_str());
+  std::printf("budget: %d epochs, batch %lld, SGD lr %.3g momentum 0.9 wd 5e-4 (2+-dim weights), cosine, clip 5, "
+              "%s; %d seed(s); accuracy = last epoch%s, test split touched once per package\n",
+              o.train.epochs, (long long)o.train.batch, o.train.lr,
+              o.train.augment ? "crop+flip" : "no augmentation", o.seeds,
+              o.train.bn_recalibrate > 0 ? fmt::format(" with BN statistics recomputed from <= {} training images",
+                                                       o.train.bn_recalibrate).c_str() : "");
+  std::printf("results: %s/classify.json  (%.0f s)\n", printable(o.out_dir).c_str(), r["wall_seconds"].get<double>());
+  return 0;
+}
+
+int cmd_bench_dense(DenseOptions o) {
+  for (const std::string& m : o.models) (void)ModelConfig::parse(m);
+  if (o.data.empty())
+    check_synthetic_bytes(o.synthetic_train + o.synthetic_val + o.synthetic_test, o.synthetic_size,
+                          "--synthetic-train + --synthetic-val + --synthetic-test");
+  if (o.out_dir.empty()) o.out_dir = default_run_dir();
+  prepare_run_dir(o.out_dir, o.overwrite, "--out");
+  nlohmann::json r = run_dense(o);
+  std::printf("\n%s", dense_table(r).c_str());
+  for (const auto& p : r["pictures"]) std::printf("picture: %s\n", p.get<std::string>().c_str());
+  std::printf("results: %s/%s.json  (%.0f s)\n", printable(o.out_dir).c_str(), o.task.c_str(), r["wall_seconds"].get<double>());
+  return 0;
+}
+
+void add_classify(CLI::App* bench, Commands& out, const std::string& command_line) {
+  auto [a, c] = add_command<ClassifyCmdOptions>(
+      *bench, out, "classify", "ResNet-18 vs NL-ResNet-18: train, pack, regenerate, evaluate", cmd_bench_classify);
+  ClassifyOptions& o = c->suite;
+  o.train.epochs = 3;  // the suite's budget (the trainer's default is 10)
+  o.command_line = command_line;
+  add_data_option(a, o.data, "CIFAR-10 binary dir, image-folder root or .tar.zst archive (default: synthetic)");
+  a->add_option("--models,-m", o.models, "model configs (default: resnet18, nl-resnet18 dw/512/768)");
+  a->add_option("--seeds", o.seeds, "runs per model (mean ± std)")->check(CLI::Range(1, 100));
+  a->add_option("--seed", o.base_seed, "base seed (data split, order, augmentation, init, NL seeds)")
+      ->check(seed_value());
+  add_train_options(a, o.train, suite_train_texts());
+  a->add_option("--val", o.val_count, "validation images held out of the training set (default -1: 10 %)")
+      ->check(CLI::Range(int64_t(-1), int64_t(100000000)));
+  a->add_option("--synthetic-train", o.synthetic_train, "synthetic training images")->check(CLI::Range(10, 10000000));
+  a->add_option("--synthetic-test", o.synthetic_test, "synthetic test images")->check(CLI::Range(10, 10000000));
+  a->add_option("--image-size", o.image_size, "synthetic image size")->check(CLI::Range(4, 512));
+  a->add_option("--throughput-batches", o.throughput_batches, "batch sizes for throughput (1..1024)")
+      ->check(CLI::Range(1, 1024));
+  a->add_option("--latency-reps", o.latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
+  add_run_dir_options(a, o.out_dir, c->overwrite);
+}
+
+// bench detect / bench segment share one option set (suites/dense.h), bound once per subcommand.
+void add_dense(CLI::App* bench, Commands& out, const std::string& command_line, const char* task) {
+  const bool detect = std::string(task) == "detect";
+  auto [a, d] = add_command<DenseOptions>(
+      *bench, out, task,
+      detect ? "Detection (centre-point head): train, pack, regenerate, evaluate mAP; pictures"
+             : "Segmentation (stride-8 merge + 1x1 classifier): train, pack, regenerate, evaluate mIoU; pictures",
+      cmd_bench_dense);
+  d->task = task;
+  d->command_line = command_line;
+  add_data_option(a, d->data, detect ? "Pascal VOC root (e.g. BCCD) or its .tar.zst (default: synthetic scenes)"
+                                     : "CamVid root or its .tar.zst (default: synthetic scenes)");
+  a->add_option("--models,-m", d->models, "backbone configs (default: resnet18, nl-resnet18:cnl=dw)");
+  a->add_option("--seeds", d->seeds, "runs per model (mean ± std)")->check(CLI::Range(1, 100));
+  a->add_option("--seed", d->base_seed, "base seed (data, order, augmentation, init, NL seeds)")->check(seed_value());
+  // ---- BEGIN training options of DenseOptions' current fields. When DenseOptions holds `TrainOptions train`
+  // (suites/dense.h), replace this block by add_train_options(a, d->train, texts) with TrainOptionTexts
+  // {epochs "epochs per run", batch "training batch size" and batch_max 4096, lr the text below, warmup
+  // "linear warm-up epochs" and warmup_max 1000, no_augment "no random scale / crop / flip", label_smoothing
+  // false}; add_train_options's --no-augment then also honours `--no-augment=false` (this flag ignores the value).
+  a->add_option("--epochs", d->epochs, "epochs per run")->check(CLI::Range(1, 10000));
+  a->add_option("--batch", d->batch, "training batch size")->check(CLI::Range(2, 4096));
+  a->add_option("--lr", d->lr, "peak learning rate (warm-up 1 epoch, then cosine), finite in (0, 10]")
+      ->check(finite_in(0, 10, true));
+  a->add_option("--warmup", d->warmup_epochs, "linear warm-up epochs")->check(CLI::Range(0, 1000));
+  a->add_flag("--no-augment", [d = d](int64_t) { d->augment = false; }, "no random scale / crop / flip");
+  a->add_option("--bn-recalibrate", d->bn_recalibrate,
+                "after training, recompute BN statistics from this many training images (0: off)")
+      ->check(CLI::Range(int64_t(0), int64_t(100000000)));
+  // ---- END training options of DenseOptions.
+  a->add_option("--input-h", d->input_h, "network input height (multiple of 32)")->check(CLI::Range(32, 4096));
+  a->add_option("--input-w", d->input_w, "network input width (multiple of 32)")->check(CLI::Range(32, 4096));
+  a->add_option("--neck", d->neck, "channels of the stride-8 merge")->check(CLI::Range(8, 1024));
+  a->add_flag("--head-nl", d->head_nl, "NL modules for the 3x3 convs of the merge and head (NL backbones)");
+  a->add_option("--synthetic-train", d->synthetic_train, "synthetic training scenes")->check(CLI::Range(2, 1000000));
+  a->add_option("--synthetic-val", d->synthetic_val, "synthetic validation scenes")->check(CLI::Range(1, 1000000));
+  a->add_option("--synthetic-test", d->synthetic_test, "synthetic test scenes")->check(CLI::Range(1, 1000000));
+  a->add_option("--synthetic-size", d->synthetic_size, "synthetic scene size")->check(CLI::Range(32, 4096));
+  a->add_option("--pictures", d->pictures, "test images drawn (predictions side by side)")->check(CLI::Range(0, 1000));
+  a->add_option("--throughput-batches", d->throughput_batches, "batch sizes for throughput (1..256)")
+      ->check(CLI::Range(1, 256));
+  a->add_option("--latency-reps", d->latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
+  add_run_dir_options(a, d->out_dir, d->overwrite);
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, Commands& out, const std::string& command_line) {
+  CLI::App* bench = app.add_subcommand("bench", "Run a benchmark suite end to end");
+  bench->require_subcommand(1);
+  add_classify(bench, out, command_line);
+  add_dense(bench, out, command_line, "detect");
+  add_dense(bench, out, command_line, "segment");
+}
+
+}  // namespace rf

@@ -1,0 +1,33 @@
+// How the package commands print numbers and flags (see package_print.h).
+#include "app/package_print.h"
+
+#include <fmt/format.h>
+
+#include "host/package/package.h"
+
+namespace rf {
+
+std::string thousands(uint64_t v) {
+  std::string s = std::to_string(v), out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return out;
+}
+
+std::string hex64(uint64_t v) { return fmt::format("0x{:016x}", v); }
+
+std::string flags_str(uint32_t f) {
+  std::string s;
+  auto add = [&](uint32_t bit, const char* name) {
+    if (f & bit) s += (s.empty() ? "" : ",") + std::string(name);
+  };
+  add(kPkgZstd, "zstd");
+  add(kPkgDelta, "delta");
+  add(kPkgBnFolded, "bn_folded");
+  add(kPkgMaterialized, "materialized");
+  return s.empty() ? "none" : s;
+}
+
+}  // namespace rf
