@@ -65,6 +65,7 @@ int cmd_bench_dense(DenseOptions o) {
 void add_classify(CLI::App* bench, Commands& out, const std::string& command_line) {
   auto [a, c] = add_command<ClassifyCmdOptions>(
       *bench, out, "classify", "ResNet-18 vs NL-ResNet-18: train, pack, regenerate, evaluate", cmd_bench_classify);
+  add_device_option(a, out.back());
   ClassifyOptions& o = c->suite;
   o.train.epochs = 3;  // the suite's budget (the trainer's default is 10)
   o.command_line = command_line;
@@ -93,6 +94,7 @@ void add_dense(CLI::App* bench, Commands& out, const std::string& command_line, 
       detect ? "Detection (centre-point head): train, pack, regenerate, evaluate mAP; pictures"
              : "Segmentation (stride-8 merge + 1x1 classifier): train, pack, regenerate, evaluate mIoU; pictures",
       cmd_bench_dense);
+  add_device_option(a, out.back());
   d->task = task;
   d->command_line = command_line;
   add_data_option(a, d->data, detect ? "Pascal VOC root (e.g. BCCD) or its .tar.zst (default: synthetic scenes)"

@@ -56,6 +56,7 @@ void add_eval_command(CLI::App& app, Commands& out) {
   auto [c, o] =
       add_command<EvalCmdOptions>(app, out, "eval", "Evaluate a package on a dataset split (device side)", cmd_eval);
   c->add_option("package", o->package, "model package (.rfpk)")->required();
+  add_device_option(c, out.back());
   add_data_option(c, o->data);
   c->add_option("--split", o->split, "test or val")->check(CLI::IsMember({"test", "val"}));
   c->add_option("--val", o->val, "size of the held-out validation split (as in training; -1: 10 %)")

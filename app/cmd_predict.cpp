@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "app/options.h"
 #include "app/predict.h"
 #include "datasets/image_folder.h"
 #include "host/eval/det_metrics.h"
@@ -269,6 +270,7 @@ void add_predict_command(CLI::App& app, Commands& out) {
       "Classes and probabilities for JPEG/PNG images (files or folders); boxes (detection) or label PNGs "
       "(segmentation) from dense packages",
       cmd_predict);
+  add_device_option(c, out.back());
   c->add_option("package", o->package, "model package (.rfpk)")->required();
   c->add_option("images", o->images, "JPEG/PNG files, or folders (searched recursively)")->required();
   c->add_option("--top,-k", o->top, "classes printed per image")->check(CLI::Range(1, 100000));

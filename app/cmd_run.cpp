@@ -230,6 +230,7 @@ void add_run_command(CLI::App& app, Commands& out) {
                   r.batch, int(side), bytes / double(int64_t(1) << 30));
         return cmd_run(r);
       });
+  add_device_option(c, out.back());
   c->add_option("package", o->path, "package file (or a delta, with --base)")->required();
   c->add_option("--base", o->base, "base package when PACKAGE is a delta");
   c->add_option("--input", o->input, "raw float32 NCHW images (3 x size x size each), already normalised exactly "

@@ -85,6 +85,7 @@ void add_train_command(CLI::App& app, Commands& out) {
   auto [c, o] = add_command<TrainCmdOptions>(
       app, out, "train", "Train one model (cloud side), checkpoint every epoch, optionally pack it", cmd_train);
   TrainOptions& t = o->train;
+  add_device_option(c, out.back());
   c->add_option("--model,-m", o->model, "model config");
   add_data_option(c, o->data);
   add_train_options(c, t);

@@ -20,6 +20,7 @@ namespace rf {
 struct Command {
   CLI::App* app = nullptr;
   std::function<int()> run;
+  std::shared_ptr<std::string> device;  // --device (add_device_option): main selects it before run()
 };
 using Commands = std::vector<Command>;
 

@@ -9,6 +9,7 @@
 #include "app/commands.h"
 #include "datasets/image_folder.h"
 #include "host/core/check.h"
+#include "host/core/device.h"
 #include "host/core/parallel.h"
 #include "host/core/printable.h"
 #include "training/provenance.h"
@@ -51,7 +52,10 @@ int main(int argc, char** argv) {
     rf::set_num_threads(threads);
     rf::data::set_max_image_pixels(max_image_pixels);
     for (const rf::Command& c : commands)
-      if (c.app->parsed()) return c.run();
+      if (c.app->parsed()) {
+        if (c.device) rf::select_device(*c.device, "--device");
+        return c.run();
+      }
   } catch (const rf::Error& e) {
     // Messages quote file names, configs and class names: control characters are printed escaped.
     std::fprintf(stderr, "reframe: error: %s\n", rf::printable_lines(e.what()).c_str());

@@ -74,6 +74,12 @@ void add_run_dir_options(CLI::App* app, std::string& out, bool& overwrite) {
   app->add_flag("--overwrite", overwrite, "--out may hold a previous run: remove its JSON, packages and pictures first");
 }
 
+void add_device_option(CLI::App* app, Command& c) {
+  c.device = std::make_shared<std::string>("cpu");
+  app->add_option("--device", *c.device, "where the models run: cpu, cuda, cuda:N or auto (auto: the CPU until the "
+                  "GPU model path exists)");
+}
+
 void add_data_option(CLI::App* app, std::string& data, const char* help) { app->add_option("--data", data, help); }
 
 std::string default_run_dir() {

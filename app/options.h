@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "app/commands.h"
 #include "training/trainer.h"
 
 namespace rf {
@@ -42,6 +43,10 @@ void add_train_options(CLI::App* app, TrainOptions& o, const TrainOptionTexts& t
 
 // A suite's run folder: --out,-o and --overwrite (checked by prepare_run_dir at run time).
 void add_run_dir_options(CLI::App* app, std::string& out, bool& overwrite);
+
+// --device cpu|cuda|cuda:N|auto (default cpu) on command c: main calls select_device (host/core/device.h) before
+// the command runs, so a device that cannot be used is refused, with the reason, before any work.
+void add_device_option(CLI::App* app, Command& c);
 
 // --data with `help` (train's and eval's by default).
 void add_data_option(CLI::App* app, std::string& data, const char* help = "dataset path (default: synthetic)");

@@ -1,5 +1,6 @@
 // Provenance helpers. The git revision is read at run time from the source tree the binary was built from
 // (RF_SOURCE_DIR), so a results file names the code that produced it.
+#include "host/core/device.h"
 #include "training/provenance.h"
 
 #include <sys/resource.h>
@@ -160,7 +161,8 @@ nlohmann::json provenance_json(const std::string& command_line) {
           {"build_facts", b},
           {"cpu", cpu_name()},
           {"threads", num_threads()},
-          {"cuda_device", "none"},
+          {"device", "cpu"},  // every model runs on the CPU until the GPU model path exists (host/core/device.h)
+          {"cuda_device", cuda_summary()},
           {"command", command_line},
           {"written_utc", utc_now_iso()}};
 }

@@ -29,6 +29,17 @@ expect_refused() {
 MAXMS=2000  # a refusal comes before any work: well under a second, 2 s on a loaded CI machine
 T=(train --synthetic-train 40 --image-size 8 --epochs 1 --batch 16 --bn-recalibrate 0)
 
+# --device: every command that runs a model takes it; one that cannot be used is refused with its reason before
+# any work (no CUDA backend in this build, no visible device, or the GPU model path not there yet).
+for cmd in "${T[@]:0:1}" "bench classify" "bench detect" "bench segment" eval run predict; do
+  # shellcheck disable=SC2086
+  "$R" $cmd --help | grep -q -- "--device" || fail "reframe $cmd --help lists no --device"
+done
+expect_refused "--device cuda: " "$R" "${T[@]}" --device cuda
+expect_refused "use --device cpu" "$R" bench detect --device cuda:0 -o d0
+expect_refused "--device tpu: unknown device (expected cpu, cuda, cuda:N or auto)" "$R" "${T[@]}" --device tpu
+expect_refused "--device cuda:x:" "$R" run missing.rfpk --device cuda:x --batch 2
+
 # Class 4: ranges and non-finite numbers, at parse time.
 expect_refused "--lr" "$R" "${T[@]}" --lr nan
 expect_refused "not a finite number in (0, 10]" "$R" "${T[@]}" --lr nan
