@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "host/core/check.h"
+#include "host/core/parallel.h"
 
 namespace rf {
 
@@ -97,8 +98,9 @@ RF_SHUFFLE_INSTANTIATE(double)
 // ---- fast path -----------------------------------------------------------------------------------
 
 namespace {
-// Copies under ~256 KiB finish in a few microseconds, about what waking a thread team costs.
-bool worth_threads(int64_t elements) { return elements > (1 << 16); }
+// Copies under ~256 KiB finish in a few microseconds, about what waking a thread team costs: more than 64K
+// elements.
+bool worth_threads(int64_t elements) { return worth_threading(elements, kMinThreadedWork + 1); }
 
 // Shuffle as a channel permutation: dst channel (n, a) <- src channel (n, map(a)), one plane per memcpy.
 // inverse=false: a = j*Cg + i takes i*G + j; inverse=true: a = i*G + j takes j*Cg + i.
