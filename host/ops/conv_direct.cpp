@@ -24,8 +24,19 @@ namespace conv_detail {
 namespace {
 
 using namespace simd;
-constexpr int kV = kLanes;
-using vf = Lanes;
+
+#if defined(__AVX512F__)
+// The masks of a 32-float chunk of a row with rem >= 1 floats left: its two 16-float halves (m0, m1) and the
+// 16-float chunks of its even and odd pixels (me, mo).
+struct PairMasks {
+  __mmask16 m0, m1, me, mo;
+  explicit PairMasks(int rem)
+      : m0(rem >= 16 ? __mmask16(0xffff) : __mmask16((1u << rem) - 1)),
+        m1(rem >= 32 ? __mmask16(0xffff) : rem > 16 ? __mmask16((1u << (rem - 16)) - 1) : 0),
+        me(__mmask16((1u << std::min(16, (rem + 1) / 2)) - 1)),
+        mo(__mmask16((1u << std::min(16, rem / 2)) - 1)) {}
+};
+#endif
 
 // even[m] = src[2m], odd[m] = src[2m + 1] for 2m (+1) < n
 inline void deinterleave_row(float* even, float* odd, const float* src, int n) {
@@ -34,13 +45,10 @@ inline void deinterleave_row(float* even, float* odd, const float* src, int n) {
   const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   for (; q < n; q += 32) {
-    const int rem = n - q;
-    const __mmask16 m0 = rem >= 16 ? __mmask16(0xffff) : __mmask16((1u << rem) - 1);
-    const __mmask16 m1 = rem >= 32 ? __mmask16(0xffff) : rem > 16 ? __mmask16((1u << (rem - 16)) - 1) : 0;
-    const __m512 v0 = _mm512_maskz_loadu_ps(m0, src + q), v1 = _mm512_maskz_loadu_ps(m1, src + q + 16);
-    const int ne = std::min(16, (rem + 1) / 2), no = std::min(16, rem / 2);
-    _mm512_mask_storeu_ps(even + q / 2, __mmask16((1u << ne) - 1), _mm512_permutex2var_ps(v0, ie, v1));
-    _mm512_mask_storeu_ps(odd + q / 2, __mmask16((1u << no) - 1), _mm512_permutex2var_ps(v0, io, v1));
+    const PairMasks mk(n - q);
+    const __m512 v0 = _mm512_maskz_loadu_ps(mk.m0, src + q), v1 = _mm512_maskz_loadu_ps(mk.m1, src + q + 16);
+    _mm512_mask_storeu_ps(even + q / 2, mk.me, _mm512_permutex2var_ps(v0, ie, v1));
+    _mm512_mask_storeu_ps(odd + q / 2, mk.mo, _mm512_permutex2var_ps(v0, io, v1));
   }
 #endif
   // The portable path (ARM, SSE-only builds) and the tail. Two plain stores, not `(q % 2 ? odd : even)[q / 2]`:
@@ -61,14 +69,10 @@ inline void interleave_row(float* dst, const float* even, const float* odd, int 
   const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   for (; q < n; q += 32) {
-    const int rem = n - q;
-    const int ne = std::min(16, (rem + 1) / 2), no = std::min(16, rem / 2);
-    const __m512 e = _mm512_maskz_loadu_ps(__mmask16((1u << ne) - 1), even + q / 2);
-    const __m512 o = _mm512_maskz_loadu_ps(__mmask16((1u << no) - 1), odd + q / 2);
-    const __mmask16 m0 = rem >= 16 ? __mmask16(0xffff) : __mmask16((1u << rem) - 1);
-    const __mmask16 m1 = rem >= 32 ? __mmask16(0xffff) : rem > 16 ? __mmask16((1u << (rem - 16)) - 1) : 0;
-    _mm512_mask_storeu_ps(dst + q, m0, _mm512_permutex2var_ps(e, lo, o));
-    _mm512_mask_storeu_ps(dst + q + 16, m1, _mm512_permutex2var_ps(e, hi, o));
+    const PairMasks mk(n - q);
+    const __m512 e = _mm512_maskz_loadu_ps(mk.me, even + q / 2), o = _mm512_maskz_loadu_ps(mk.mo, odd + q / 2);
+    _mm512_mask_storeu_ps(dst + q, mk.m0, _mm512_permutex2var_ps(e, lo, o));
+    _mm512_mask_storeu_ps(dst + q + 16, mk.m1, _mm512_permutex2var_ps(e, hi, o));
   }
 #endif
   for (; q + 1 < n; q += 2) {  // plain loads, not `(q % 2 ? odd : even)[q / 2]`: see deinterleave_row
@@ -78,7 +82,7 @@ inline void interleave_row(float* dst, const float* even, const float* odd, int 
   if (q < n) dst[q] = even[q / 2];
 }
 
-constexpr int kBlk = 2 * kV;  // pixels per inner iteration: two vector accumulators per output channel
+constexpr int kBlk = 2 * kLanes;  // pixels per inner iteration: two vector accumulators per output channel
 // Geometry of the phase planes. A stack of ns samples shares each plane (sample j at offset j*pp), so that
 // tiny planes (4x4 at stage 4: 144 MACs each) are computed in one long run instead of paying the per-plane
 // overhead ns times; outputs of one sample never read another sample's pixels (OH + e <= Hq).
@@ -103,8 +107,8 @@ struct Geom {
     pp = int64_t(Hq) * Wq;
     L = run(ns);
     M0 = int64_t(e) * Wq + e;
-    plane = round_up(L + M0, kV);
-    dyq = round_up(M0 + L, kV);
+    plane = round_up(L + M0, kLanes);
+    dyq = round_up(M0 + L, kLanes);
   }
 };
 
@@ -206,25 +210,25 @@ void shifted_sum(int T, const float* wt, const float* wt2, const int64_t* off, c
                  float* out, float* out2) {
   if (wt2) {
     for (int64_t f = 0; f < len; f += kBlk) {
-      vf a0 = vzero(), a1 = vzero(), b0 = vzero(), b1 = vzero();
+      Lanes a0 = vzero(), a1 = vzero(), b0 = vzero(), b1 = vzero();
       for (int t = 0; t < T; ++t) {
         const float* q = base + off[t] + f;
-        const vf x0 = vload(q), x1 = vload(q + kV), w1 = vset1(wt[t]), w2 = vset1(wt2[t]);
+        const Lanes x0 = vload(q), x1 = vload(q + kLanes), w1 = vset1(wt[t]), w2 = vset1(wt2[t]);
         a0 = vfma(w1, x0, a0), a1 = vfma(w1, x1, a1);
         b0 = vfma(w2, x0, b0), b1 = vfma(w2, x1, b1);
       }
-      vstore(out + f, a0), vstore(out + f + kV, a1);
-      vstore(out2 + f, b0), vstore(out2 + f + kV, b1);
+      vstore(out + f, a0), vstore(out + f + kLanes, a1);
+      vstore(out2 + f, b0), vstore(out2 + f + kLanes, b1);
     }
   } else {
     for (int64_t f = 0; f < len; f += kBlk) {
-      vf a0 = vzero(), a1 = vzero();
+      Lanes a0 = vzero(), a1 = vzero();
       for (int t = 0; t < T; ++t) {
         const float* q = base + off[t] + f;
-        const vf w1 = vset1(wt[t]);
-        a0 = vfma(w1, vload(q), a0), a1 = vfma(w1, vload(q + kV), a1);
+        const Lanes w1 = vset1(wt[t]);
+        a0 = vfma(w1, vload(q), a0), a1 = vfma(w1, vload(q + kLanes), a1);
       }
-      vstore(out + f, a0), vstore(out + f + kV, a1);
+      vstore(out + f, a0), vstore(out + f + kLanes, a1);
     }
   }
 }
@@ -232,10 +236,10 @@ void shifted_sum(int T, const float* wt, const float* wt2, const int64_t* off, c
 // acc[t] += sum_f d[f] * base[off[t] + f] for NT taps at once: one load of dy feeds NT FMAs.
 template <int NT>
 void tap_dots(const float* d, const float* base, const int64_t* off, int64_t len, float* acc) {
-  vf a[NT];
+  Lanes a[NT];
   for (int t = 0; t < NT; ++t) a[t] = vzero();
-  for (int64_t f = 0; f < len; f += kV) {
-    const vf dv = vload(d + f);
+  for (int64_t f = 0; f < len; f += kLanes) {
+    const Lanes dv = vload(d + f);
     for (int t = 0; t < NT; ++t) a[t] = vfma(dv, vload(base + off[t] + f), a[t]);
   }
   for (int t = 0; t < NT; ++t) acc[t] += vhsum(a[t]);
@@ -407,7 +411,7 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
             for (int j = 0; j < m; ++j)
               fill_dy_plane(g, dy + (n + j) * ys + int64_t(ko) * g.OH * g.OW, nullptr, D.data() + g.M0 + j * g.pp);
             const float* d = D.data() + g.M0;
-            const int64_t len = round_up(m * g.pp, kV);
+            const int64_t len = round_up(m * g.pp, kLanes);
             for (int t0 = 0; t0 < T; t0 += 9)
               tap_dots_n(std::min(9, T - t0), d, P.data(), off.data() + t0, len, my + int64_t(ko) * T + t0);
             if (db) {

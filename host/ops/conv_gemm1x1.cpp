@@ -24,8 +24,6 @@ namespace conv_detail {
 namespace {
 
 using namespace simd;
-constexpr int kV = kLanes;
-using vf = Lanes;
 
 void sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
            int64_t ldb, float beta, float* C, int64_t ldc) {
@@ -39,19 +37,19 @@ void sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, in
 template <int MR, int NV>
 void mm_block(int K, const float* A, int64_t am, int64_t ak, const float* B, int64_t ldb, float* C, int64_t ldc,
               const float* bias, bool relu) {
-  vf acc[MR][NV];
+  Lanes acc[MR][NV];
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) acc[m][v] = bias ? vset1(bias[m]) : vzero();
   for (int k = 0; k < K; ++k) {
-    vf bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = vload(B + k * ldb + v * kV);
+    Lanes bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = vload(B + k * ldb + v * kLanes);
     for (int m = 0; m < MR; ++m) {
-      const vf a = vset1(A[m * am + k * ak]);
+      const Lanes a = vset1(A[m * am + k * ak]);
       for (int v = 0; v < NV; ++v) acc[m][v] = vfma(a, bv[v], acc[m][v]);
     }
   }
   for (int m = 0; m < MR; ++m)
-    for (int v = 0; v < NV; ++v) vstore(C + m * ldc + v * kV, relu ? vrelu(acc[m][v]) : acc[m][v]);
+    for (int v = 0; v < NV; ++v) vstore(C + m * ldc + v * kLanes, relu ? vrelu(acc[m][v]) : acc[m][v]);
 }
 
 template <int NV>
@@ -76,7 +74,7 @@ void mm_block_n(int mr, int K, const float* A, int64_t am, int64_t ak, const flo
 // and the register blocks read it from L1/L2. Pixel blocks outer: a block of B is reused by all row blocks.
 void mm_rows(int M, int K, int64_t P, const float* A, int64_t am, int64_t ak, const float* B, int64_t ldb, float* C,
              int64_t ldc, const float* bias, bool relu) {
-  constexpr int MR = 8, PB = 2 * kV;
+  constexpr int MR = 8, PB = 2 * kLanes;
   const int64_t chunk = std::clamp<int64_t>((65536 / std::max(K, 1)) / PB * PB, PB, round_up(P, PB));
   const int64_t pitch = chunk + 16;
   thread_local std::vector<float> buf;
@@ -89,7 +87,7 @@ void mm_rows(int M, int K, int64_t P, const float* A, int64_t am, int64_t ak, co
         mm_block_n<2>(std::min(MR, M - m), K, A + m * am, am, ak, buf.data() + p, pitch, C + m * ldc + c0 + p, ldc,
                       bias ? bias + m : nullptr, relu);
     int64_t p = c0 + full;  // the chunk's last pixels (fewer than 2 vectors), from B in place
-    for (; p + kV <= c0 + cn; p += kV)
+    for (; p + kLanes <= c0 + cn; p += kLanes)
       for (int m = 0; m < M; m += MR)
         mm_block_n<1>(std::min(MR, M - m), K, A + m * am, am, ak, B + p, ldb, C + m * ldc + p, ldc,
                       bias ? bias + m : nullptr, relu);
@@ -107,15 +105,15 @@ void mm_rows(int M, int K, int64_t P, const float* A, int64_t am, int64_t ak, co
 // per MR*NR FMAs. sgemm('N', 'T') took 5-19 GMAC/s per core on these shapes (K = HW long, M, N small).
 template <int MR, int NR>
 void dots_block(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t P, float* D, int64_t ldd) {
-  vf acc[MR][NR];
+  Lanes acc[MR][NR];
   for (int m = 0; m < MR; ++m)
     for (int n = 0; n < NR; ++n) acc[m][n] = vzero();
   int64_t p = 0;
-  for (; p + kV <= P; p += kV) {
-    vf a[MR];
+  for (; p + kLanes <= P; p += kLanes) {
+    Lanes a[MR];
     for (int m = 0; m < MR; ++m) a[m] = vload(A + m * lda + p);
     for (int n = 0; n < NR; ++n) {
-      const vf b = vload(B + n * ldb + p);
+      const Lanes b = vload(B + n * ldb + p);
       for (int m = 0; m < MR; ++m) acc[m][n] = vfma(a[m], b, acc[m][n]);
     }
   }
@@ -216,7 +214,7 @@ void gemm1x1_backward_weight(const Conv2dShape& s, const float* x, const float* 
   // ways). Copies with a pitch of HW rounded up to the vector width, plus 16, spread them over the sets (and
   // zero-pad the tail). Below 32x32 the horizontal sums dominate and sgemm is as fast or faster.
   const bool own = HW >= 1024;
-  const int64_t pitch = round_up(HW, kV) + 16;
+  const int64_t pitch = round_up(HW, kLanes) + 16;
 #pragma omp parallel num_threads(nthr) if (parallel_worth(s))
   {
     float* my = part.data() + int64_t(omp_get_thread_num()) * (wn + s.K);
@@ -229,7 +227,7 @@ void gemm1x1_backward_weight(const Conv2dShape& s, const float* x, const float* 
       if (own) {
         for (int o = 0; o < Kg; ++o) copy_row(pa.data() + o * pitch, d + o * HW, int(HW));
         for (int c = 0; c < Cg; ++c) copy_row(pb.data() + c * pitch, xg + c * HW, int(HW));
-        dots(Kg, Cg, pa.data(), pitch, pb.data(), pitch, round_up(HW, kV), my + int64_t(g) * Kg * Cg, Cg);
+        dots(Kg, Cg, pa.data(), pitch, pb.data(), pitch, round_up(HW, kLanes), my + int64_t(g) * Kg * Cg, Cg);
       } else {
         sgemm('N', 'T', Kg, Cg, HW, d, HW, xg, HW, 1.f, my + int64_t(g) * Kg * Cg, Cg);
       }

@@ -248,7 +248,9 @@ void mixed_pool_plane(const MixedPoolShape& s, int c, const float* xp, float* yp
 
 }  // namespace
 
-void avg_pool2d_forward_cpu(const Pool2dShape& s, const float* x, float* y) {
+namespace {
+// The average pool's plane loop: forward (in = x, out = y) or backward (in = dy, out = dx).
+void avg_pool_planes(const Pool2dShape& s, const float* in, float* out, bool backward) {
   s.validate();
   const int OH = s.OH(), OW = s.OW();
   const int64_t planes = int64_t(s.N) * s.C, ybs = s.y_batch_stride(), HW = int64_t(s.H) * s.W;
@@ -257,33 +259,24 @@ void avg_pool2d_forward_cpu(const Pool2dShape& s, const float* x, float* y) {
 #pragma omp parallel if (worth_threads(planes, work_per_plane))
   {
     BoxScratch sc;
+    std::vector<float> dilated;  // the backward's at stride > 1
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < planes; ++p) {
       const int64_t n = p / s.C, c = p % s.C;
-      box_sum_plane(x + p * HW, s.H, s.W, s.k, s.stride, s.pad, OH, OW, scale, nullptr,
-                    y + n * ybs + c * OH * OW, sc);
+      if (backward)
+        box_sum_backward_plane(in + n * ybs + c * OH * OW, OH, OW, s.k, s.stride, s.pad, s.H, s.W, scale, false,
+                               out + p * HW, sc, dilated);
+      else
+        box_sum_plane(in + p * HW, s.H, s.W, s.k, s.stride, s.pad, OH, OW, scale, nullptr, out + n * ybs + c * OH * OW,
+                      sc);
     }
   }
 }
+}  // namespace
 
-void avg_pool2d_backward_cpu(const Pool2dShape& s, const float* dy, float* dx) {
-  s.validate();
-  const int OH = s.OH(), OW = s.OW();
-  const int64_t planes = int64_t(s.N) * s.C, ybs = s.y_batch_stride(), HW = int64_t(s.H) * s.W;
-  const int64_t work_per_plane = (HW + int64_t(OH) * OW) * (s.k + 3);
-  const float scale = 1.f / float(s.k * s.k);
-#pragma omp parallel if (worth_threads(planes, work_per_plane))
-  {
-    BoxScratch sc;
-    std::vector<float> dilated;
-#pragma omp for schedule(static)
-    for (int64_t p = 0; p < planes; ++p) {
-      const int64_t n = p / s.C, c = p % s.C;
-      box_sum_backward_plane(dy + n * ybs + c * OH * OW, OH, OW, s.k, s.stride, s.pad, s.H, s.W, scale, false,
-                             dx + p * HW, sc, dilated);
-    }
-  }
-}
+void avg_pool2d_forward_cpu(const Pool2dShape& s, const float* x, float* y) { avg_pool_planes(s, x, y, false); }
+
+void avg_pool2d_backward_cpu(const Pool2dShape& s, const float* dy, float* dx) { avg_pool_planes(s, dy, dx, true); }
 
 void mixed_avg_pool_forward_cpu(const MixedPoolShape& s, const float* x, float* y) {
   s.validate();

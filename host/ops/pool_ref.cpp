@@ -77,121 +77,99 @@ int64_t max_window_argmax(const Pool2dShape& s, const T* xp, int oh, int ow) {
     }
   return arg;  // >= 0: validate() guarantees every window holds an input element (pad <= k/2)
 }
+
+// Sum of the k x k window (oh, ow) of plane xp (H x W) at stride st, pad p, in row-major order; pads add
+// nothing (count_include_pad: the caller divides by k*k).
+template <typename T>
+T box_window_sum(const T* xp, int H, int W, int k, int st, int p, int oh, int ow) {
+  T sum = T(0);
+  for (int kh = 0; kh < k; ++kh)
+    for (int kw = 0; kw < k; ++kw) {
+      const int ih = oh * st - p + kh, iw = ow * st - p + kw;
+      if (ih >= 0 && ih < H && iw >= 0 && iw < W) sum += xp[ih * W + iw];
+    }
+  return sum;
+}
+
+// dxp[window (oh, ow)] += g for the window's pixels inside the plane (the adjoint of box_window_sum).
+template <typename T>
+void box_window_add(T* dxp, int H, int W, int k, int st, int p, int oh, int ow, T g) {
+  for (int kh = 0; kh < k; ++kh)
+    for (int kw = 0; kw < k; ++kw) {
+      const int ih = oh * st - p + kh, iw = ow * st - p + kw;
+      if (ih >= 0 && ih < H && iw >= 0 && iw < W) dxp[ih * W + iw] += g;
+    }
+}
+
+// f(c, xo, o, oh, ow) for every window (oh, ow) of every (n, c) plane, in (n, c, oh, ow) order: xo the offset of
+// the input plane, o that of the window's output (batch stride y_batch_stride()).
+template <class S, class F>
+void for_each_window(const S& s, F f) {
+  const int OH = s.OH(), OW = s.OW();
+  for (int n = 0; n < s.N; ++n)
+    for (int c = 0; c < s.C; ++c) {
+      const int64_t xo = (int64_t(n) * s.C + c) * s.H * s.W, yo = n * s.y_batch_stride() + int64_t(c) * OH * OW;
+      for (int oh = 0; oh < OH; ++oh)
+        for (int ow = 0; ow < OW; ++ow) f(c, xo, yo + oh * OW + ow, oh, ow);
+    }
+}
 }  // namespace
 
 template <typename T>
 void max_pool2d_forward_ref(const Pool2dShape& s, const T* x, T* y) {
   s.validate();
-  const int OH = s.OH(), OW = s.OW();
-  for (int n = 0; n < s.N; ++n)
-    for (int c = 0; c < s.C; ++c) {
-      const T* xp = x + (int64_t(n) * s.C + c) * s.H * s.W;
-      T* yp = y + n * s.y_batch_stride() + int64_t(c) * OH * OW;
-      for (int oh = 0; oh < OH; ++oh)
-        for (int ow = 0; ow < OW; ++ow) yp[oh * OW + ow] = xp[max_window_argmax(s, xp, oh, ow)];
-    }
+  for_each_window(s, [&](int, int64_t xo, int64_t o, int oh, int ow) {
+    y[o] = x[xo + max_window_argmax(s, x + xo, oh, ow)];
+  });
 }
 
 template <typename T>
 void max_pool2d_backward_ref(const Pool2dShape& s, const T* x, const T* dy, T* dx) {
   s.validate();
-  const int OH = s.OH(), OW = s.OW();
   std::fill(dx, dx + int64_t(s.N) * s.C * s.H * s.W, T(0));
-  for (int n = 0; n < s.N; ++n)
-    for (int c = 0; c < s.C; ++c) {
-      const int64_t plane = (int64_t(n) * s.C + c) * s.H * s.W;
-      const T* dyp = dy + n * s.y_batch_stride() + int64_t(c) * OH * OW;
-      for (int oh = 0; oh < OH; ++oh)
-        for (int ow = 0; ow < OW; ++ow) dx[plane + max_window_argmax(s, x + plane, oh, ow)] += dyp[oh * OW + ow];
-    }
+  for_each_window(s, [&](int, int64_t xo, int64_t o, int oh, int ow) {
+    dx[xo + max_window_argmax(s, x + xo, oh, ow)] += dy[o];
+  });
 }
 
 template <typename T>
 void avg_pool2d_forward_ref(const Pool2dShape& s, const T* x, T* y) {
   s.validate();
-  const int OH = s.OH(), OW = s.OW();
-  for (int n = 0; n < s.N; ++n)
-    for (int c = 0; c < s.C; ++c) {
-      const T* xp = x + (int64_t(n) * s.C + c) * s.H * s.W;
-      T* yp = y + n * s.y_batch_stride() + int64_t(c) * OH * OW;
-      for (int oh = 0; oh < OH; ++oh)
-        for (int ow = 0; ow < OW; ++ow) {
-          T sum = T(0);
-          for (int kh = 0; kh < s.k; ++kh)
-            for (int kw = 0; kw < s.k; ++kw) {
-              const int ih = oh * s.stride - s.pad + kh, iw = ow * s.stride - s.pad + kw;
-              if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) sum += xp[ih * s.W + iw];
-            }
-          yp[oh * OW + ow] = sum / T(s.k * s.k);  // count_include_pad: padded zeros count
-        }
-    }
+  for_each_window(s, [&](int, int64_t xo, int64_t o, int oh, int ow) {  // count_include_pad: padded zeros count
+    y[o] = box_window_sum(x + xo, s.H, s.W, s.k, s.stride, s.pad, oh, ow) / T(s.k * s.k);
+  });
 }
 
 template <typename T>
 void avg_pool2d_backward_ref(const Pool2dShape& s, const T* dy, T* dx) {
   s.validate();
-  const int OH = s.OH(), OW = s.OW();
   std::fill(dx, dx + int64_t(s.N) * s.C * s.H * s.W, T(0));
-  for (int n = 0; n < s.N; ++n)
-    for (int c = 0; c < s.C; ++c) {
-      T* dxp = dx + (int64_t(n) * s.C + c) * s.H * s.W;
-      const T* dyp = dy + n * s.y_batch_stride() + int64_t(c) * OH * OW;
-      for (int oh = 0; oh < OH; ++oh)
-        for (int ow = 0; ow < OW; ++ow) {
-          const T g = dyp[oh * OW + ow] / T(s.k * s.k);
-          for (int kh = 0; kh < s.k; ++kh)
-            for (int kw = 0; kw < s.k; ++kw) {
-              const int ih = oh * s.stride - s.pad + kh, iw = ow * s.stride - s.pad + kw;
-              if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) dxp[ih * s.W + iw] += g;
-            }
-        }
-    }
+  for_each_window(s, [&](int, int64_t xo, int64_t o, int oh, int ow) {
+    box_window_add(dx + xo, s.H, s.W, s.k, s.stride, s.pad, oh, ow, dy[o] / T(s.k * s.k));
+  });
 }
 
 template <typename T>
 void mixed_avg_pool_forward_ref(const MixedPoolShape& s, const T* x, T* y) {
   s.validate();
-  const int OH = s.OH(), OW = s.OW();
-  for (int n = 0; n < s.N; ++n)
-    for (int c = 0; c < s.C; ++c) {
-      const int k = MixedPoolShape::group_kernel(mixed_group_of(s, c)), pad = k / 2;
-      const T* xp = x + (int64_t(n) * s.C + c) * s.H * s.W;
-      T* yp = y + n * s.y_batch_stride() + int64_t(c) * OH * OW;
-      for (int oh = 0; oh < OH; ++oh)
-        for (int ow = 0; ow < OW; ++ow) {
-          T sum = T(0);
-          for (int kh = 0; kh < k; ++kh)
-            for (int kw = 0; kw < k; ++kw) {
-              const int ih = oh * s.stride - pad + kh, iw = ow * s.stride - pad + kw;
-              if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) sum += xp[ih * s.W + iw];
-            }
-          T v = sum / T(k * k);
-          if (s.stride == 1) v -= xp[oh * s.W + ow];  // stride 1: pooled - x (OH == H, OW == W)
-          yp[oh * OW + ow] = v;
-        }
-    }
+  for_each_window(s, [&](int c, int64_t xo, int64_t o, int oh, int ow) {
+    const int k = MixedPoolShape::group_kernel(mixed_group_of(s, c));
+    T v = box_window_sum(x + xo, s.H, s.W, k, s.stride, k / 2, oh, ow) / T(k * k);
+    if (s.stride == 1) v -= x[xo + oh * s.W + ow];  // stride 1: pooled - x (OH == H, OW == W)
+    y[o] = v;
+  });
 }
 
 template <typename T>
 void mixed_avg_pool_backward_ref(const MixedPoolShape& s, const T* dy, T* dx) {
   s.validate();
-  const int OH = s.OH(), OW = s.OW();
-  for (int n = 0; n < s.N; ++n)
-    for (int c = 0; c < s.C; ++c) {
-      const int k = MixedPoolShape::group_kernel(mixed_group_of(s, c)), pad = k / 2;
-      T* dxp = dx + (int64_t(n) * s.C + c) * s.H * s.W;
-      const T* dyp = dy + n * s.y_batch_stride() + int64_t(c) * OH * OW;
-      for (int i = 0; i < s.H * s.W; ++i) dxp[i] = s.stride == 1 ? -dyp[i] : T(0);  // the "- x" term
-      for (int oh = 0; oh < OH; ++oh)
-        for (int ow = 0; ow < OW; ++ow) {
-          const T g = dyp[oh * OW + ow] / T(k * k);
-          for (int kh = 0; kh < k; ++kh)
-            for (int kw = 0; kw < k; ++kw) {
-              const int ih = oh * s.stride - pad + kh, iw = ow * s.stride - pad + kw;
-              if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) dxp[ih * s.W + iw] += g;
-            }
-        }
-    }
+  std::fill(dx, dx + int64_t(s.N) * s.C * s.H * s.W, T(0));
+  if (s.stride == 1)  // the "- x" term (OH == H, OW == W)
+    for_each_window(s, [&](int, int64_t xo, int64_t o, int oh, int ow) { dx[xo + oh * s.W + ow] = -dy[o]; });
+  for_each_window(s, [&](int c, int64_t xo, int64_t o, int oh, int ow) {
+    const int k = MixedPoolShape::group_kernel(mixed_group_of(s, c));
+    box_window_add(dx + xo, s.H, s.W, k, s.stride, k / 2, oh, ow, dy[o] / T(k * k));
+  });
 }
 
 #define RF_POOL_INSTANTIATE(T)                                                                  \
