@@ -23,10 +23,9 @@
 //   the larger bound k^2 u mean|x_window|. The test checks the fast bound element by element.
 //   Backward is the adjoint: the box with pad k-1-p applied to dy (dilated by s at stride s > 1), so
 //   the same kernel and the same bound.
-// - small planes (<= 64 elements, or <= 256 at stride > 1), forward: the lanes run across 16 planes of one
+// - small planes (<= 64 elements, or <= 256 at stride > 1), forward: the lanes run across kLanes planes of one
 //   channel group instead of along a row (transpose in, pool, transpose out); the same separable
 //   arithmetic, so the same guarantees (bit-identical max pool, the same box-sum bound).
-#include "host/ops/pool.h"
 #include "host/ops/pool.h"
 
 #include <algorithm>
