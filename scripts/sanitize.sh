@@ -29,11 +29,11 @@ set -e
 t1=$(date +%s)
 echo "sanitize: build took $((t1 - t0)) s"
 # GCC 12 miscompiles some expressions under -fsanitize=undefined (e.g. `(c ? a : b)[i]`: the index's SAVE_EXPR
-# is evaluated in one arm only; host/ops/conv.cpp had one). Its only trace at compile time is this warning about
+# is evaluated in one arm only; host/ops/conv_direct.cpp had one). Its only trace at compile time is this warning about
 # a compiler temporary ('q.290'), so it fails the run (seen on compiled files only: a clean build sees all).
 if grep -E "(‘|')[A-Za-z_][A-Za-z0-9_]*\.[0-9]+(’|') (may be|is) used uninitialized" "$BUILD/sanitize-build.log"; then
   echo "sanitize: FAILED: GCC warns about an uninitialised compiler temporary above: with UBSan that is GCC's"
-  echo "  SAVE_EXPR bug (a value computed in one branch only); rewrite the expression (see host/ops/conv.cpp)"
+  echo "  SAVE_EXPR bug (a value computed in one branch only); rewrite the expression (see host/ops/conv_direct.cpp)"
   exit 1
 fi
 

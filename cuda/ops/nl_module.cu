@@ -4,7 +4,7 @@
 // shuffled position. The 1x1 conv is a per-group tiled SGEMM: (C_out/G x C_cat/G) x (C_cat/G x N*OH*OW), 64x64
 // tiles, 16-deep chunks of the reduction in shared memory, 4x4 outputs per thread (16 FMAs per 8 shared loads).
 // Columns run over N*OH*OW so the 4x4 maps of the last stage still fill tiles.
-// Checked by tests/gpu/test_nl_module_gpu.cpp against the CPU ops composed as NLModule::forward does.
+// Checked by tests/gpu/test_nl_module_gpu.cpp against the host op's reference (nl_module_forward_ref).
 #include "cuda/ops/nl_module.h"
 
 #include <numeric>
@@ -15,31 +15,6 @@
 #include "host/ops/pool.h"
 
 namespace rf {
-
-SeededConvSpec NLModuleShape::seeded_spec() const {
-  SeededConvSpec sp;
-  sp.seed = seed;
-  sp.C_in = C_in;
-  sp.C_out = C_nl;
-  sp.k = 3, sp.stride = stride, sp.pad = 1;
-  sp.groups = std::gcd(C_in, C_nl);
-  sp.relu = true;
-  return sp;
-}
-
-void NLModuleShape::validate() const {
-  RF_CHECK(N >= 1 && H >= 1 && W >= 1, "{}: sizes must be positive", str());
-  RF_CHECK(C_in >= 5, "{}: C_in={} but the mixed pool needs at least 5 channels", str(), C_in);
-  RF_CHECK(C_nl >= 1 && C_out >= 1, "{}: C_nl and C_out must be >= 1", str());
-  RF_CHECK(stride >= 1, "{}: stride={} must be >= 1", str(), stride);
-  RF_CHECK(gpw >= 1 && C_cat() % gpw == 0, "{}: C_cat={} is not a multiple of gpw={}", str(), C_cat(), gpw);
-  RF_CHECK(C_out % gpw == 0, "{}: C_out={} is not a multiple of gpw={}", str(), C_out, gpw);
-}
-
-std::string NLModuleShape::str() const {
-  return fmt::format("nl_module(N={},C_in={},H={},W={},C_out={},s={},C_nl={},gpw={}{},seed={})", N, C_in, H, W, C_out,
-                     stride, C_nl, gpw, shuffle ? ",shuffle" : "", seed);
-}
 
 namespace {
 

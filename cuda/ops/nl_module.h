@@ -1,12 +1,13 @@
 // CUDA NL module forward (MODELS.md): the three branches written straight into their channel slices of one
 // concatenated buffer (seeded conv + ReLU | 3x3 max pool | mixed average pool), then the grouped 1x1 conv with
 // bias whose output indexing applies the channel shuffle (no separate concat or shuffle pass).
-// Plain C++ header. Checked by tests/gpu/test_nl_module_gpu.cpp against the CPU ops composed as in
-// host/models/layers.cpp (NLModule::forward).
+// Plain C++ header. Checked by tests/gpu/test_nl_module_gpu.cpp against the host op's reference composition
+// (nl_module_forward_ref, host/ops/nl_module.h).
 #pragma once
 #include <cstdint>
 #include <string>
 
+#include "host/ops/nl_module.h"
 #include "host/ops/seeded_conv.h"
 
 struct CUstream_st;
@@ -14,21 +15,7 @@ typedef struct CUstream_st* cudaStream_t;
 
 namespace rf {
 
-struct NLModuleShape {
-  int N = 1, C_in = 5, H = 1, W = 1;
-  int C_out = 4, stride = 1;
-  int C_nl = 5;            // seeded-conv width (dw: C_nl = C_in)
-  int gpw = 4;             // groups of the 1x1 conv and of the shuffle
-  bool shuffle = true;
-  uint64_t seed = 0;       // the module's seed
-
-  int OH() const { return (H - 1) / stride + 1; }
-  int OW() const { return (W - 1) / stride + 1; }
-  int C_cat() const { return C_nl + 2 * C_in; }
-  SeededConvSpec seeded_spec() const;  // 3x3, pad 1, groups gcd(C_in, C_nl), ReLU
-  void validate() const;               // throws rf::Error naming the bad field
-  std::string str() const;
-};
+// NLModuleShape: host/ops/nl_module.h.
 
 // z[n, o, m] = b[o] + sum_{c < C/groups} w[o, c] x[n, g(o) * C/groups + c, m], written to output channel
 // (o % G) * (K / G) + o / G when shuffle_groups = G > 0 (the shuffle of MODELS.md), else to channel o.

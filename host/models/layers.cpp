@@ -13,7 +13,6 @@
 #include "host/ops/batchnorm.h"
 #include "host/ops/elementwise.h"
 #include "host/ops/linear.h"
-#include "host/ops/shuffle.h"
 
 namespace rf {
 
@@ -244,14 +243,9 @@ NLModule::NLModule(std::string name, int C_in, int C_out, int stride, int C_nl, 
       shuffle_(shuffle),
       pw_(name + ".pw", C_nl + 2 * C_in, C_out, 1, 1, 0, gpw, true, init_seed) {
   RF_CHECK(C_in >= MixedPoolShape::kGroups, "{}: C_in={} but the mixed pool needs at least 5 channels", name_, C_in);
-  spec_.seed = seed;
-  spec_.C_in = C_in;
-  spec_.C_out = C_nl;
-  spec_.k = 3;
-  spec_.stride = stride;
-  spec_.pad = 1;
-  spec_.groups = std::gcd(C_in, C_nl);
-  spec_.relu = true;
+  NLModuleShape shape;  // the sizes do not enter the seeded conv's spec
+  shape.C_in = C_in, shape.C_nl = C_nl, shape.stride = stride, shape.seed = seed;
+  spec_ = shape.seeded_spec();
   seeded_weight = make_param(name_ + ".seeded.weight", ParamKind::seeded,
                              Shape{C_nl, C_in / spec_.groups, 3, 3}, false);
   regenerate();
@@ -263,58 +257,45 @@ Shape NLModule::out_shape(const Shape& in) const {
   return Shape{in[0], C_out_, (in[2] - 1) / stride_ + 1, (in[3] - 1) / stride_ + 1};
 }
 
-Tensor NLModule::forward_pre_shuffle(const Tensor& x, bool train) {
+NLModuleShape NLModule::op_shape(const Shape& in) const {
+  NLModuleShape s;
+  s.N = int(in[0]), s.C_in = C_in_, s.H = int(in[2]), s.W = int(in[3]);
+  s.C_out = C_out_, s.stride = stride_, s.C_nl = C_nl_, s.gpw = gpw_, s.shuffle = shuffle_, s.seed = spec_.seed;
+  return s;
+}
+
+// The module's output, shuffled or not (the eval epilogue applies the shuffle itself).
+Tensor NLModule::forward_with(const Tensor& x, bool train, bool shuffle) {
   check_nchw(x, C_in_, name_ + " input");
-  const int N = int(x.size(0)), H = int(x.size(2)), W = int(x.size(3));
-  const int OH = (H - 1) / stride_ + 1, OW = (W - 1) / stride_ + 1;
-  const int64_t plane = int64_t(OH) * OW, ns = int64_t(Ccat()) * plane;
-  // The three branches write straight into their channel slices of the concat buffer (batch stride ns).
-  Tensor cat = Tensor::empty(Shape{N, Ccat(), OH, OW});
-  float* c = cat.f32();
-  seeded_conv_forward_cpu(spec_, N, H, W, x.f32(), seeded_weight.value.f32(), c, ns);
-  Pool2dShape mp{N, C_in_, H, W, 3, stride_, 1, ns};
-  MixedPoolShape mx{N, C_in_, H, W, stride_, ns};
-  // Both pools in one pass over x (bit-identical to max_pool2d_forward_cpu + mixed_avg_pool_forward_cpu).
-  nl_pools_forward_cpu(mp, mx, x.f32(), c + C_nl_ * plane, c + (C_nl_ + C_in_) * plane);
-  Tensor z = pw_.forward(cat, train);
+  NLModuleShape s = op_shape(x.shape());
+  s.shuffle = shuffle;
+  // The three branches write straight into their channel slices of the concat buffer.
+  Tensor cat = Tensor::empty(Shape{s.N, Ccat(), s.OH(), s.OW()});
+  Tensor z = Tensor::empty(out_shape(x.shape()));  // the 1x1 conv's output, before the shuffle
+  Tensor y = shuffle ? Tensor::empty(z.shape()) : z;
+  nl_module_forward_cpu(s, x.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(), pw_.bias.value.f32(),
+                        cat.f32(), y.f32(), z.f32());
   if (train) {
     x_ = x;
     cat_ = cat;
   }
-  return z;
-}
-
-Tensor NLModule::forward(const Tensor& x, bool train) {
-  Tensor z = forward_pre_shuffle(x, train);
-  if (!shuffle_) return z;
-  Tensor y = Tensor::empty(z.shape());
-  channel_shuffle_forward_cpu(int(z.size(0)), C_out_, int(z.size(2) * z.size(3)), gpw_, z.f32(), y.f32());
   return y;
 }
 
-Tensor NLModule::forward_unshuffled(const Tensor& x) { return forward_pre_shuffle(x, false); }
+Tensor NLModule::forward(const Tensor& x, bool train) { return forward_with(x, train, shuffle_); }
+
+Tensor NLModule::forward_unshuffled(const Tensor& x) { return forward_with(x, false, false); }
 
 Tensor NLModule::backward(const Tensor& dy) {
   RF_CHECK(x_.defined(), "{}: backward without a training forward", name_);
   check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
-  const int N = int(x_.size(0)), H = int(x_.size(2)), W = int(x_.size(3));
-  const int64_t plane = dy.size(2) * dy.size(3), ns = int64_t(Ccat()) * plane;
-  Tensor dz = dy;
-  if (shuffle_) {
-    dz = Tensor::empty(dy.shape());
-    channel_shuffle_backward_cpu(N, C_out_, int(plane), gpw_, dy.f32(), dz.f32());
-  }
-  Tensor dcat = pw_.backward(dz);
-  const float* dc = dcat.f32();
+  const NLModuleShape s = op_shape(x_.shape());
+  Tensor dz = shuffle_ ? Tensor::empty(dy.shape()) : Tensor();
+  Tensor dcat = Tensor::empty(cat_.shape());
   Tensor dx = Tensor::empty(x_.shape()), tmp = Tensor::empty(x_.shape());
-  const int64_t n = dx.numel();
-  seeded_conv_backward_data_cpu(spec_, N, H, W, cat_.f32(), dc, seeded_weight.value.f32(), dx.f32(), ns);
-  Pool2dShape mp{N, C_in_, H, W, 3, stride_, 1, ns};
-  max_pool2d_backward_cpu(mp, x_.f32(), dc + C_nl_ * plane, tmp.f32());
-  add_forward_cpu(n, dx.f32(), tmp.f32(), dx.f32(), false);
-  MixedPoolShape mx{N, C_in_, H, W, stride_, ns};
-  mixed_avg_pool_backward_cpu(mx, dc + (C_nl_ + C_in_) * plane, tmp.f32());
-  add_forward_cpu(n, dx.f32(), tmp.f32(), dx.f32(), false);
+  nl_module_backward_cpu(s, x_.f32(), cat_.f32(), dy.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(),
+                         dx.f32(), pw_.weight.grad.f32(), pw_.bias.grad.f32(), dcat.f32(), tmp.f32(),
+                         shuffle_ ? dz.f32() : nullptr);
   return dx;
 }
 

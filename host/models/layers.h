@@ -8,6 +8,7 @@
 
 #include "host/core/tensor.h"
 #include "host/ops/conv.h"
+#include "host/ops/nl_module.h"
 #include "host/ops/pool.h"
 #include "host/ops/seeded_conv.h"
 
@@ -121,7 +122,8 @@ class MaxPool2d : public Module {
 
 // The NL module of MODELS.md: [seeded conv + ReLU | 3x3 max pool | mixed avg pool] written straight into
 // their channel slices of one concat buffer, then the learnable grouped 1x1 conv (with bias), then the
-// channel shuffle.
+// channel shuffle: the op nl_module_forward_cpu / nl_module_backward_cpu (host/ops/nl_module.h) on this
+// layer's parameters.
 class NLModule : public Module {
  public:
   NLModule(std::string name, int C_in, int C_out, int stride, int C_nl, int gpw, bool shuffle, uint64_t seed,
@@ -148,7 +150,8 @@ class NLModule : public Module {
   SeededConvSpec spec_;
   Conv2d pw_;
   Tensor x_, cat_;
-  Tensor forward_pre_shuffle(const Tensor& x, bool train);
+  NLModuleShape op_shape(const Shape& in) const;  // the op's shape for input `in` (host/ops/nl_module.h)
+  Tensor forward_with(const Tensor& x, bool train, bool shuffle);
   int Ccat() const { return C_nl_ + 2 * C_in_; }
 };
 

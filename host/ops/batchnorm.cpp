@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "host/core/check.h"
+#include "host/core/parallel.h"
 
 namespace rf {
 
@@ -138,7 +139,7 @@ void batchnorm_forward_train_cpu(const BatchNormShape& s, const float* x, const 
                                  float* running_var) {
   check_train_shape(s);
   const int64_t N = s.N, C = s.C, HW = s.HW, M = N * HW;
-#pragma omp parallel for schedule(static) if (C > 1 && N * C * HW >= kParallelMin)
+#pragma omp parallel for schedule(static) if (C > 1 && worth_threading(N * C * HW, kParallelMin))
   for (int64_t c = 0; c < C; ++c) {
     // Statistics in one pass with shifted data: sums of d = x - K, K a value of the channel. Since K lies
     // within a few std of the mean, sum d^2 - (sum d)^2 / M cancels little, unlike E[x^2] - E[x]^2.
@@ -185,7 +186,7 @@ void batchnorm_forward_eval_cpu(const BatchNormShape& s, const float* x, const f
   for (int64_t c = 0; c < C; ++c)
     scale[c] = float(double(gamma[c]) / std::sqrt(double(running_var[c]) + double(s.eps)));
   // One fused pass over (N*C) planes of HW values; the per-plane constants come from the small tables.
-#pragma omp parallel for schedule(static) if (N * C * HW >= kParallelMin)
+#pragma omp parallel for schedule(static) if (worth_threading(N * C * HW, kParallelMin))
   for (int64_t p = 0; p < N * C; ++p) {
     const int64_t c = p % C;
     const float mean = running_mean[c], k = scale[c], b = beta[c];
@@ -201,7 +202,7 @@ void batchnorm_backward_cpu(const BatchNormShape& s, const float* x, const float
                             float* dbeta) {
   check_batchnorm_shape(s);
   const int64_t N = s.N, C = s.C, HW = s.HW, M = N * HW;
-#pragma omp parallel for schedule(static) if (C > 1 && N * C * HW >= kParallelMin)
+#pragma omp parallel for schedule(static) if (C > 1 && worth_threading(N * C * HW, kParallelMin))
   for (int64_t c = 0; c < C; ++c) {
     const float mean = save_mean[c], invstd = save_invstd[c];
     double sdy = 0, sdy_xmu = 0;  // sum dy, sum dy * (x - mean)
@@ -243,7 +244,7 @@ void batchnorm_eval_epilogue_cpu(const BatchNormShape& s, const float* z, int sh
   for (int64_t c = 0; c < C; ++c)  // the same expression as batchnorm_forward_eval_cpu: same bits
     scale[c] = float(double(gamma[c]) / std::sqrt(double(running_var[c]) + double(s.eps)));
   // One read of z (and res) and one write of y per value, instead of the 3-4 passes of the unfused ops.
-#pragma omp parallel for schedule(static) if (N * C * HW >= kParallelMin)
+#pragma omp parallel for schedule(static) if (worth_threading(N * C * HW, kParallelMin))
   for (int64_t p = 0; p < N * C; ++p) {
     const int64_t n = p / C, c = p % C, o = G > 1 ? (c % G) * (C / G) + c / G : c;
     const float mean = running_mean[o], k = scale[o], b = beta[o];

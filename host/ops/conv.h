@@ -1,5 +1,5 @@
 // conv2d: dense and grouped 2-D convolution, NCHW, square kernels, forward and backward.
-// Reference: the plain loops in conv.cpp (float and double). Fast path, chosen per shape (conv2d_cpu_algo):
+// Reference: the plain loops in conv_ref.cpp (float and double). Fast path, chosen per shape (conv2d_cpu_algo):
 // oneDNN primitives (cached per shape), our OpenMP + SIMD direct kernel for depthwise and few-channels-per-
 // group convs (the seeded convs), and per-(sample, group) GEMM kernels for 1x1 convs. Checked by
 // tests/ops/test_conv.cpp.

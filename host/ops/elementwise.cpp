@@ -4,13 +4,12 @@
 #include "host/ops/elementwise.h"
 
 #include "host/core/check.h"
+#include "host/core/parallel.h"
 
 namespace rf {
 
 namespace {
 
-// Memory bound at ~1 ns per element on one core: below 64K elements a fork/join (a few us) does not pay.
-constexpr int64_t kParallelMin = int64_t(1) << 16;
 
 void check_n(const char* op, int64_t n) { RF_CHECK(n >= 0, "{}: element count must be >= 0 (got {})", op, n); }
 
@@ -59,33 +58,33 @@ template void add_backward_ref<double>(int64_t, const double*, const double*, do
 
 void relu_forward_cpu(int64_t n, const float* x, float* y) {
   check_n("relu_forward", n);
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd schedule(static) if (worth_threading(n))
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
 }
 
 void relu_backward_cpu(int64_t n, const float* y, const float* dy, float* dx) {
   check_n("relu_backward", n);
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd schedule(static) if (worth_threading(n))
   for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
 }
 
 void add_forward_cpu(int64_t n, const float* a, const float* b, float* y, bool relu) {
   check_n("add_forward", n);
   if (relu) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd schedule(static) if (worth_threading(n))
     for (int64_t i = 0; i < n; ++i) {
       const float s = a[i] + b[i];
       y[i] = s > 0.f ? s : 0.f;
     }
   } else {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd schedule(static) if (worth_threading(n))
     for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
   }
 }
 
 void add_backward_cpu(int64_t n, const float* y, const float* dy, float* da, float* db, bool relu) {
   check_n("add_backward", n);
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd schedule(static) if (worth_threading(n))
   for (int64_t i = 0; i < n; ++i) {
     const float g = (!relu || y[i] > 0.f) ? dy[i] : 0.f;
     da[i] = g;

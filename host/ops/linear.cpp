@@ -6,13 +6,12 @@
 #include <cstdint>
 
 #include "host/core/check.h"
+#include "host/core/parallel.h"
 
 namespace rf {
 
 namespace {
 
-// Below ~64K multiply-adds (or elements) a fork/join (a few us) costs more than the loop.
-constexpr int64_t kParallelMin = int64_t(1) << 16;
 
 void check_pool(int N, int C, int HW) {
   RF_CHECK(N >= 1 && C >= 1 && HW >= 1, "global_avg_pool(N={},C={},HW={}): N, C and HW must all be >= 1", N, C,
@@ -96,7 +95,7 @@ void global_avg_pool_forward_cpu(int N, int C, int HW, const float* x, float* y)
   check_pool(N, C, HW);
   const int64_t P = int64_t(N) * C;
   const float inv = 1.f / float(HW);
-#pragma omp parallel for schedule(static) if (P * HW >= kParallelMin)
+#pragma omp parallel for schedule(static) if (worth_threading(P * HW))
   for (int64_t p = 0; p < P; ++p) {
     const float* xp = x + p * HW;
     float s = 0.f;  // HW <= a few thousand: float sum with vector lanes stays well within tolerance
@@ -110,7 +109,7 @@ void global_avg_pool_backward_cpu(int N, int C, int HW, const float* dy, float* 
   check_pool(N, C, HW);
   const int64_t P = int64_t(N) * C;
   const float inv = 1.f / float(HW);
-#pragma omp parallel for schedule(static) if (P * HW >= kParallelMin)
+#pragma omp parallel for schedule(static) if (worth_threading(P * HW))
   for (int64_t p = 0; p < P; ++p) {
     const float g = dy[p] * inv;
     float* dxp = dx + p * HW;
@@ -124,7 +123,7 @@ void global_avg_pool_backward_cpu(int N, int C, int HW, const float* dy, float* 
 void linear_forward_cpu(int N, int IN, int OUT, const float* x, const float* w, const float* b, float* y) {
   check_linear(N, IN, OUT);
   const int64_t work = int64_t(N) * IN * OUT;
-#pragma omp parallel for schedule(static) if (N > 1 && work >= kParallelMin)
+#pragma omp parallel for schedule(static) if (N > 1 && worth_threading(work))
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x + n * IN;
     for (int64_t o = 0; o < OUT; ++o) {
@@ -137,38 +136,33 @@ void linear_forward_cpu(int N, int IN, int OUT, const float* x, const float* w, 
   }
 }
 
+namespace {
+// out row r = sum_{j < J} a[r*ar + j*aj] * B row j (rows of IN floats), r < R, in order of j: one thread per output
+// row when `work` is worth threads, so no two threads write the same row.
+void sum_scaled_rows(int64_t R, int64_t J, int64_t IN, const float* a, int64_t ar, int64_t aj, const float* B,
+                     float* out, int64_t work) {
+#pragma omp parallel for schedule(static) if (R > 1 && worth_threading(work))
+  for (int64_t r = 0; r < R; ++r) {
+    float* outr = out + r * IN;
+    for (int64_t i = 0; i < IN; ++i) outr[i] = 0.f;
+    for (int64_t j = 0; j < J; ++j) {
+      const float g = a[r * ar + j * aj];
+      const float* bj = B + j * IN;
+#pragma omp simd
+      for (int64_t i = 0; i < IN; ++i) outr[i] += g * bj[i];
+    }
+  }
+}
+}  // namespace
+
 void linear_backward_cpu(int N, int IN, int OUT, const float* x, const float* w, const float* dy, float* dx,
                          float* dw, float* db) {
   check_linear(N, IN, OUT);
   const int64_t work = int64_t(N) * IN * OUT;
   // dx row n = sum_o dy[n, o] * w row o: axpys along IN, one thread per batch row.
-  if (dx) {
-#pragma omp parallel for schedule(static) if (N > 1 && work >= kParallelMin)
-    for (int64_t n = 0; n < N; ++n) {
-      float* dxn = dx + n * IN;
-      for (int64_t i = 0; i < IN; ++i) dxn[i] = 0.f;
-      for (int64_t o = 0; o < OUT; ++o) {
-        const float g = dy[n * OUT + o];
-        const float* wo = w + o * IN;
-#pragma omp simd
-        for (int64_t i = 0; i < IN; ++i) dxn[i] += g * wo[i];
-      }
-    }
-  }
+  if (dx) sum_scaled_rows(N, OUT, IN, dy, OUT, 1, w, dx, work);
   // dw row o = sum_n dy[n, o] * x row n: one thread per output row, so no two threads write the same row.
-  if (dw) {
-#pragma omp parallel for schedule(static) if (OUT > 1 && work >= kParallelMin)
-    for (int64_t o = 0; o < OUT; ++o) {
-      float* dwo = dw + o * IN;
-      for (int64_t i = 0; i < IN; ++i) dwo[i] = 0.f;
-      for (int64_t n = 0; n < N; ++n) {
-        const float g = dy[n * OUT + o];
-        const float* xn = x + n * IN;
-#pragma omp simd
-        for (int64_t i = 0; i < IN; ++i) dwo[i] += g * xn[i];
-      }
-    }
-  }
+  if (dw) sum_scaled_rows(OUT, N, IN, dy, 1, OUT, x, dw, work);
   if (db)
     for (int64_t o = 0; o < OUT; ++o) {
       float s = 0.f;

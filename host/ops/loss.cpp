@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "host/core/check.h"
+#include "host/core/parallel.h"
 
 namespace rf {
 
@@ -79,7 +80,7 @@ double softmax_cross_entropy_forward_cpu(int N, int C, const float* logits, cons
   check_inputs("softmax_cross_entropy_forward", N, C, labels, label_smoothing);
   const double eps = label_smoothing;
   std::vector<double> row_loss(N);  // summed serially below: the result does not depend on the thread count
-#pragma omp parallel for schedule(static) if (N > 1 && int64_t(N) * C >= kParallelMin)
+#pragma omp parallel for schedule(static) if (N > 1 && worth_threading(int64_t(N) * C, kParallelMin))
   for (int64_t n = 0; n < N; ++n) {
     const float* l = logits + n * C;
     float* p = probs + n * C;
@@ -109,7 +110,7 @@ void softmax_cross_entropy_backward_cpu(int N, int C, const float* probs, const 
   const float invN = 1.f / float(N);
   const float off = label_smoothing / float(C);  // target of every class but the label
   const float on = 1.f - label_smoothing + off;   // target of the label
-#pragma omp parallel for schedule(static) if (N > 1 && int64_t(N) * C >= kParallelMin)
+#pragma omp parallel for schedule(static) if (N > 1 && worth_threading(int64_t(N) * C, kParallelMin))
   for (int64_t n = 0; n < N; ++n) {
     const float* p = probs + n * C;
     float* d = dlogits + n * C;

@@ -1,6 +1,6 @@
 // Seeded conv (the NL module's branch a): conv weights w[i] = weight_std() * seeded_normal(seed, i), never
 // trained; forward = conv (no bias) + optional fused ReLU, backward = the input gradient only.
-// The conv itself is host/ops/conv.cpp's (reference loops, and its dispatching CPU path); the regenerating
+// The conv itself is host/ops/conv*.cpp's (conv_ref.cpp's loops, conv.cpp's dispatching CPU path); the regenerating
 // variant runs the direct kernel with weights produced per group from (seed, index).
 // Checked by tests/ops/test_seeded_conv.cpp.
 #include "host/ops/seeded_conv.h"

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "host/core/check.h"
+#include "host/core/parallel.h"
 
 namespace rf {
 
@@ -46,43 +47,39 @@ void channel_shuffle_forward_ref(int N, int C, int HW, int G, const T* x, T* y) 
           y[(int64_t(n) * C + j * Cg + i) * HW + e] = x[(int64_t(n) * C + i * G + j) * HW + e];
 }
 
+// The inverse of the shuffle with G groups is the shuffle with C/G groups (dx channel i*G + j takes dy channel
+// j*(C/G) + i).
 template <typename T>
 void channel_shuffle_backward_ref(int N, int C, int HW, int G, const T* dy, T* dx) {
   check_shuffle(N, C, HW, G);
-  const int Cg = C / G;
-  for (int n = 0; n < N; ++n)
-    for (int i = 0; i < Cg; ++i)
-      for (int j = 0; j < G; ++j)
-        for (int e = 0; e < HW; ++e)
-          dx[(int64_t(n) * C + i * G + j) * HW + e] = dy[(int64_t(n) * C + j * Cg + i) * HW + e];
+  channel_shuffle_forward_ref<T>(N, C, HW, C / G, dy, dx);
 }
 
-template <typename T>
-void concat_channels_forward_ref(int N, int HW, int P, const int* Cs, const T* const* xs, T* y) {
-  const int C = check_concat(N, HW, P, Cs, xs, "concat_channels");
+namespace {
+// f(i, p, j) for every element: i its index in the concatenated tensor, j in part p; in (n, p, c, e) order.
+template <class F>
+void for_each_concat_element(int N, int HW, int P, const int* Cs, int C, F f) {
   for (int n = 0; n < N; ++n) {
     int c0 = 0;
     for (int p = 0; p < P; ++p) {
       for (int c = 0; c < Cs[p]; ++c)
-        for (int e = 0; e < HW; ++e)
-          y[(int64_t(n) * C + c0 + c) * HW + e] = xs[p][(int64_t(n) * Cs[p] + c) * HW + e];
+        for (int e = 0; e < HW; ++e) f((int64_t(n) * C + c0 + c) * HW + e, p, (int64_t(n) * Cs[p] + c) * HW + e);
       c0 += Cs[p];
     }
   }
+}
+}  // namespace
+
+template <typename T>
+void concat_channels_forward_ref(int N, int HW, int P, const int* Cs, const T* const* xs, T* y) {
+  const int C = check_concat(N, HW, P, Cs, xs, "concat_channels");
+  for_each_concat_element(N, HW, P, Cs, C, [&](int64_t i, int p, int64_t j) { y[i] = xs[p][j]; });
 }
 
 template <typename T>
 void concat_channels_backward_ref(int N, int HW, int P, const int* Cs, const T* dy, T* const* dxs) {
   const int C = check_concat(N, HW, P, Cs, dxs, "concat_channels backward");
-  for (int n = 0; n < N; ++n) {
-    int c0 = 0;
-    for (int p = 0; p < P; ++p) {
-      for (int c = 0; c < Cs[p]; ++c)
-        for (int e = 0; e < HW; ++e)
-          dxs[p][(int64_t(n) * Cs[p] + c) * HW + e] = dy[(int64_t(n) * C + c0 + c) * HW + e];
-      c0 += Cs[p];
-    }
-  }
+  for_each_concat_element(N, HW, P, Cs, C, [&](int64_t i, int p, int64_t j) { dxs[p][j] = dy[i]; });
 }
 
 #define RF_SHUFFLE_INSTANTIATE(T)                                                                           \
@@ -97,8 +94,9 @@ RF_SHUFFLE_INSTANTIATE(double)
 // ---- fast path -----------------------------------------------------------------------------------
 
 namespace {
-// Copies under ~256 KiB finish in a few microseconds, about what waking a thread team costs.
-bool worth_threads(int64_t elements) { return elements > (1 << 16); }
+// Copies under ~256 KiB finish in a few microseconds, about what waking a thread team costs: more than 64K
+// elements.
+bool worth_threads(int64_t elements) { return worth_threading(elements, kMinThreadedWork + 1); }
 
 // Shuffle as a channel permutation: dst channel (n, a) <- src channel (n, map(a)), one plane per memcpy.
 // inverse=false: a = j*Cg + i takes i*G + j; inverse=true: a = i*G + j takes j*Cg + i.
@@ -134,28 +132,33 @@ void channel_shuffle_backward_cpu(int N, int C, int HW, int G, const float* dy, 
 }
 
 // Concat and split: N*P contiguous copies of Cs[p]*HW elements (one part of one sample each).
-void concat_channels_forward_cpu(int N, int HW, int P, const int* Cs, const float* const* xs, float* y) {
-  const int C = check_concat(N, HW, P, Cs, xs, "concat_channels");
+// f(i, p, j, n): copy n floats between the concatenated tensor at i and part p at j.
+namespace {
+template <class F>
+void for_each_concat_block(int N, int HW, int P, const int* Cs, int C, F f) {
   const std::vector<int> off = part_offsets(P, Cs);
   const int64_t blocks = int64_t(N) * P;
 #pragma omp parallel for schedule(static) if (worth_threads(int64_t(N) * C * HW))
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t n = b / P;
     const int p = int(b % P);
-    std::memcpy(y + (n * C + off[p]) * HW, xs[p] + n * Cs[p] * HW, sizeof(float) * size_t(Cs[p]) * HW);
+    f((n * C + off[p]) * HW, p, n * Cs[p] * HW, size_t(Cs[p]) * HW);
   }
+}
+}  // namespace
+
+void concat_channels_forward_cpu(int N, int HW, int P, const int* Cs, const float* const* xs, float* y) {
+  const int C = check_concat(N, HW, P, Cs, xs, "concat_channels");
+  for_each_concat_block(N, HW, P, Cs, C, [&](int64_t i, int p, int64_t j, size_t n) {
+    std::memcpy(y + i, xs[p] + j, sizeof(float) * n);
+  });
 }
 
 void concat_channels_backward_cpu(int N, int HW, int P, const int* Cs, const float* dy, float* const* dxs) {
   const int C = check_concat(N, HW, P, Cs, dxs, "concat_channels backward");
-  const std::vector<int> off = part_offsets(P, Cs);
-  const int64_t blocks = int64_t(N) * P;
-#pragma omp parallel for schedule(static) if (worth_threads(int64_t(N) * C * HW))
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t n = b / P;
-    const int p = int(b % P);
-    std::memcpy(dxs[p] + n * Cs[p] * HW, dy + (n * C + off[p]) * HW, sizeof(float) * size_t(Cs[p]) * HW);
-  }
+  for_each_concat_block(N, HW, P, Cs, C, [&](int64_t i, int p, int64_t j, size_t n) {
+    std::memcpy(dxs[p] + j, dy + i, sizeof(float) * n);
+  });
 }
 
 }  // namespace rf

@@ -1,6 +1,6 @@
-// GPU NL module forward (cuda/ops/nl_module.cu) against the CPU ops composed as NLModule::forward does
-// (host/models/layers.cpp): seeded conv + ReLU, max pool and mixed pool into their slices of the concat buffer,
-// grouped 1x1 conv with bias, channel shuffle. Sweep: dw / 512-like / 768-like widths, strides 1 and 2, odd
+// GPU NL module forward (cuda/ops/nl_module.cu) against the host op's reference composition (nl_module_forward_ref,
+// host/ops/nl_module.h: seeded conv + ReLU, max pool and mixed pool into their slices of the concat buffer, grouped
+// 1x1 conv with bias, channel shuffle). Sweep: dw / 512-like / 768-like widths, strides 1 and 2, odd
 // sizes, batch > 1, shuffle on and off; the grouped 1x1 conv alone over tile-boundary shapes. The regenerating and
 // the materialised-weight variants must give the same bits.
 // Without a device the GPU tests skip with a message; the argument checks run everywhere.
@@ -12,6 +12,7 @@
 #include "cuda/ops/nl_module.h"
 #include "gpu_testing.h"
 #include "host/ops/conv.h"
+#include "host/ops/nl_module.h"
 #include "host/ops/pool.h"
 #include "host/ops/seeded_conv.h"
 #include "host/ops/shuffle.h"
@@ -33,26 +34,16 @@ rf::Conv2dShape pointwise_shape(int N, int C, int K, int H, int W, int groups) {
   return s;
 }
 
-// CPU: cat and y as NLModule::forward computes them, from the reference loops.
+// CPU: cat and y from the host op's reference composition (host/ops/nl_module.h), the reference loops of the ops
+// NLModule composes.
 void nl_forward_ref(const NLModuleShape& s, const std::vector<float>& x, const std::vector<float>& w_pw,
                     const std::vector<float>& b_pw, std::vector<float>& cat, std::vector<float>& y) {
-  const int OH = s.OH(), OW = s.OW();
-  const int64_t plane = int64_t(OH) * OW, ns = int64_t(s.C_cat()) * plane;
   const rf::SeededConvSpec spec = s.seeded_spec();
   std::vector<float> w(size_t(spec.weight_numel()));
   rf::seeded_conv_weights(spec, w.data());
-  cat.assign(size_t(s.N * ns), 0.0f);
-  rf::seeded_conv_forward_ref<float>(spec, s.N, s.H, s.W, x.data(), w.data(), cat.data(), ns);
-  rf::max_pool2d_forward_ref<float>(rf::Pool2dShape{s.N, s.C_in, s.H, s.W, 3, s.stride, 1, ns}, x.data(),
-                                    cat.data() + s.C_nl * plane);
-  rf::mixed_avg_pool_forward_ref<float>(rf::MixedPoolShape{s.N, s.C_in, s.H, s.W, s.stride, ns}, x.data(),
-                                        cat.data() + (s.C_nl + s.C_in) * plane);
-  std::vector<float> z(size_t(s.N) * s.C_out * plane);
-  rf::conv2d_forward_ref<float>(pointwise_shape(s.N, s.C_cat(), s.C_out, OH, OW, s.gpw), cat.data(), w_pw.data(),
-                                b_pw.data(), z.data());
-  y.resize(z.size());
-  if (s.shuffle) rf::channel_shuffle_forward_ref<float>(s.N, s.C_out, int(plane), s.gpw, z.data(), y.data());
-  else y = z;
+  cat.assign(size_t(s.cat_numel()), 0.0f);
+  y.resize(size_t(s.out_numel()));
+  rf::nl_module_forward_ref<float>(s, x.data(), w.data(), w_pw.data(), b_pw.data(), cat.data(), y.data());
 }
 
 TEST_F(NLModuleGpu, ForwardMatchesCpuComposition) {

@@ -1,4 +1,4 @@
-// Tests of host/ops/pool.cpp: max, average and mixed average pooling.
+// Tests of host/ops/pool*.cpp (pool_ref.cpp, pool.cpp, pool_box.cpp): max, average and mixed average pooling.
 // Fast vs reference over a shape sweep (max pool: bit for bit, including the gradient routing on ties;
 // box sums: within the documented error bound, element by element), reference gradients vs finite
 // differences in double, hand-computed cases, strided output slices, bad shapes.

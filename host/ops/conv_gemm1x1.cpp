@@ -1,0 +1,246 @@
+// conv2d's 1x1 kernels (ConvAlgo::gemm_1x1): 1x1 stride-1 convs as one small GEMM per (sample, group), with our
+// register-blocked micro-kernels or oneDNN's sgemm per call. Checked by tests/ops/test_conv.cpp (every
+// algorithm against the reference; the 1x1 shapes of the NL modules among the sweep).
+//
+// A 1x1 stride-1 conv is y_g[n] (Kg x HW) = w_g (Kg x Cg) * x_g[n] (Cg x HW) in plain NCHW, no im2col; the
+// input gradient is w_g^T * dy_g[n], the weight gradient sum_n dy_g[n] * x_g[n]^T. We loop over (sample,
+// group) in our OpenMP region with our own register-blocked kernels (oneDNN's sgemm, sequential inside the
+// region, for the weight gradient below 32x32). The NL modules' grouped 1x1 convs (Kg = 16..128, Cg =
+// 48..384, HW = 16..1024) are small per group: oneDNN's gemm convolution reached 10-30 GMAC/s on 2 cores
+// for the weight gradient at 32x32, and its blocked 1x1 kernels lose their speed to the reorders.
+
+#include <omp.h>
+
+#include <algorithm>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <vector>
+
+#include "host/core/check.h"
+#include "host/core/simd.h"
+#include "host/ops/conv_kernels.h"
+
+namespace rf {
+namespace conv_detail {
+namespace {
+
+using namespace simd;
+
+void sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+           int64_t ldb, float beta, float* C, int64_t ldc) {
+  const dnnl_status_t st = dnnl_sgemm(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
+  RF_CHECK(st == dnnl_success, "oneDNN sgemm({}x{}x{}) failed with status {}", M, N, K, int(st));
+}
+
+// C (MR x NV vectors of pixels) = [relu](bias + A (MR x K) * B (K x pixels, row stride ldb)), A[m][k] at
+// A[m*am + k*ak] (the weights, or their transpose for the input gradient): MR*NV accumulators; per k, NV
+// loads of B and MR broadcasts of A feed MR*NV FMAs.
+template <int MR, int NV>
+void mm_block(int K, const float* A, int64_t am, int64_t ak, const float* B, int64_t ldb, float* C, int64_t ldc,
+              const float* bias, bool relu) {
+  Lanes acc[MR][NV];
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < NV; ++v) acc[m][v] = bias ? vset1(bias[m]) : vzero();
+  for (int k = 0; k < K; ++k) {
+    Lanes bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = vload(B + k * ldb + v * kLanes);
+    for (int m = 0; m < MR; ++m) {
+      const Lanes a = vset1(A[m * am + k * ak]);
+      for (int v = 0; v < NV; ++v) acc[m][v] = vfma(a, bv[v], acc[m][v]);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < NV; ++v) vstore(C + m * ldc + v * kLanes, relu ? vrelu(acc[m][v]) : acc[m][v]);
+}
+
+template <int NV>
+void mm_block_n(int mr, int K, const float* A, int64_t am, int64_t ak, const float* B, int64_t ldb, float* C,
+                int64_t ldc, const float* bias, bool relu) {
+  switch (mr) {
+    case 1: return mm_block<1, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    case 2: return mm_block<2, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    case 3: return mm_block<3, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    case 4: return mm_block<4, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    case 5: return mm_block<5, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    case 6: return mm_block<6, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    case 7: return mm_block<7, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+    default: return mm_block<8, NV>(K, A, am, ak, B, ldb, C, ldc, bias, relu);
+  }
+}
+
+// C (M x P, row stride ldc) = [relu](bias + A (M x K) * B (K x P)), bias per row or null, A as above.
+// B's rows are HW floats apart (4 KB at 32x32): read in place, the K rows of a register block all fall into
+// one L1 set, and K concurrent short streams defeat the prefetcher. So a chunk of pixels of all K rows is
+// first copied row by row (long sequential runs) into a buffer whose row pitch is not a multiple of 1 KB,
+// and the register blocks read it from L1/L2. Pixel blocks outer: a block of B is reused by all row blocks.
+void mm_rows(int M, int K, int64_t P, const float* A, int64_t am, int64_t ak, const float* B, int64_t ldb, float* C,
+             int64_t ldc, const float* bias, bool relu) {
+  constexpr int MR = 8, PB = 2 * kLanes;
+  const int64_t chunk = std::clamp<int64_t>((65536 / std::max(K, 1)) / PB * PB, PB, round_up(P, PB));
+  const int64_t pitch = chunk + 16;
+  thread_local std::vector<float> buf;
+  buf.resize(size_t(K) * pitch);
+  for (int64_t c0 = 0; c0 < P; c0 += chunk) {
+    const int64_t cn = std::min(chunk, P - c0), full = cn / PB * PB;
+    for (int k = 0; k < K; ++k) copy_row(buf.data() + k * pitch, B + k * ldb + c0, int(full));
+    for (int64_t p = 0; p < full; p += PB)
+      for (int m = 0; m < M; m += MR)
+        mm_block_n<2>(std::min(MR, M - m), K, A + m * am, am, ak, buf.data() + p, pitch, C + m * ldc + c0 + p, ldc,
+                      bias ? bias + m : nullptr, relu);
+    int64_t p = c0 + full;  // the chunk's last pixels (fewer than 2 vectors), from B in place
+    for (; p + kLanes <= c0 + cn; p += kLanes)
+      for (int m = 0; m < M; m += MR)
+        mm_block_n<1>(std::min(MR, M - m), K, A + m * am, am, ak, B + p, ldb, C + m * ldc + p, ldc,
+                      bias ? bias + m : nullptr, relu);
+    for (; p < c0 + cn; ++p)
+      for (int m = 0; m < M; ++m) {
+        float acc = bias ? bias[m] : 0.f;
+        for (int k = 0; k < K; ++k) acc += A[m * am + k * ak] * B[k * ldb + p];
+        C[m * ldc + p] = relu ? std::max(acc, 0.f) : acc;
+      }
+  }
+}
+
+// D[m][n] += sum_p A[m][p] * B[n][p] (m < MR, n < NR, p < P): a block of the weight gradient as dot
+// products along the pixels, MR*NR accumulators in registers (4 x 6: 24 of AVX-512's 32), MR + NR loads
+// per MR*NR FMAs. sgemm('N', 'T') took 5-19 GMAC/s per core on these shapes (K = HW long, M, N small).
+template <int MR, int NR>
+void dots_block(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t P, float* D, int64_t ldd) {
+  Lanes acc[MR][NR];
+  for (int m = 0; m < MR; ++m)
+    for (int n = 0; n < NR; ++n) acc[m][n] = vzero();
+  int64_t p = 0;
+  for (; p + kLanes <= P; p += kLanes) {
+    Lanes a[MR];
+    for (int m = 0; m < MR; ++m) a[m] = vload(A + m * lda + p);
+    for (int n = 0; n < NR; ++n) {
+      const Lanes b = vload(B + n * ldb + p);
+      for (int m = 0; m < MR; ++m) acc[m][n] = vfma(a[m], b, acc[m][n]);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int n = 0; n < NR; ++n) {
+      float t = vhsum(acc[m][n]);
+      for (int64_t q = p; q < P; ++q) t += A[m * lda + q] * B[n * ldb + q];
+      D[m * ldd + n] += t;
+    }
+}
+
+template <int MR>
+void dots_row(int N, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t P, float* D, int64_t ldd) {
+  int n = 0;
+  for (; n + 6 <= N; n += 6) dots_block<MR, 6>(A, lda, B + n * ldb, ldb, P, D + n, ldd);
+  switch (N - n) {
+    case 1: return dots_block<MR, 1>(A, lda, B + n * ldb, ldb, P, D + n, ldd);
+    case 2: return dots_block<MR, 2>(A, lda, B + n * ldb, ldb, P, D + n, ldd);
+    case 3: return dots_block<MR, 3>(A, lda, B + n * ldb, ldb, P, D + n, ldd);
+    case 4: return dots_block<MR, 4>(A, lda, B + n * ldb, ldb, P, D + n, ldd);
+    case 5: return dots_block<MR, 5>(A, lda, B + n * ldb, ldb, P, D + n, ldd);
+    default: return;
+  }
+}
+
+// D (M x N, row stride ldd) += A (M x P) * B (N x P)^T
+void dots(int M, int N, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t P, float* D, int64_t ldd) {
+  int m = 0;
+  for (; m + 4 <= M; m += 4) dots_row<4>(N, A + m * lda, lda, B, ldb, P, D + m * ldd, ldd);
+  switch (M - m) {
+    case 1: return dots_row<1>(N, A + m * lda, lda, B, ldb, P, D + m * ldd, ldd);
+    case 2: return dots_row<2>(N, A + m * lda, lda, B, ldb, P, D + m * ldd, ldd);
+    case 3: return dots_row<3>(N, A + m * lda, lda, B, ldb, P, D + m * ldd, ldd);
+    default: return;
+  }
+}
+
+}  // namespace
+
+void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
+  const int Cg = s.C / s.groups, Kg = s.K / s.groups;
+  const int64_t HW = int64_t(s.H) * s.W, xs = s.C * HW, ys = s.y_batch_stride(), items = int64_t(s.N) * s.groups;
+#pragma omp parallel for if (parallel_worth(s)) schedule(dynamic)
+  for (int64_t it = 0; it < items; ++it) {
+    const int n = int(it / s.groups), g = int(it % s.groups);
+    float* yg = y + n * ys + int64_t(g) * Kg * HW;
+    const float* wg = w + int64_t(g) * Kg * Cg;
+    const float* xg = x + n * xs + int64_t(g) * Cg * HW;
+    if (HW <= 64) {  // measured: ours 1.1-1.4x sgemm at 8x8 and 4x4, 0.8-1.1x above
+      mm_rows(Kg, Cg, HW, wg, Cg, 1, xg, HW, yg, HW, b ? b + g * Kg : nullptr, relu);
+      continue;
+    }
+    sgemm('N', 'N', Kg, HW, Cg, wg, Cg, xg, HW, 0.f, yg, HW);
+    if (b || relu)
+      for (int o = 0; o < Kg; ++o) {
+        const float bias = b ? b[g * Kg + o] : 0.f;
+        float* row = yg + o * HW;
+        if (relu) {
+          for (int64_t i = 0; i < HW; ++i) row[i] = std::max(row[i] + bias, 0.f);
+        } else {
+          for (int64_t i = 0; i < HW; ++i) row[i] += bias;
+        }
+      }
+  }
+}
+
+void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
+  const int Cg = s.C / s.groups, Kg = s.K / s.groups;
+  const int64_t HW = int64_t(s.H) * s.W, xs = s.C * HW, ys = s.y_batch_stride(), items = int64_t(s.N) * s.groups;
+#pragma omp parallel if (parallel_worth(s))
+  {
+    std::vector<float> masked(relu_y ? Kg * HW : 0);
+#pragma omp for schedule(dynamic)
+    for (int64_t it = 0; it < items; ++it) {
+      const int n = int(it / s.groups), g = int(it % s.groups);
+      const int64_t yo = n * ys + int64_t(g) * Kg * HW;
+      const float* d = dy + yo;
+      if (relu_y) {
+        for (int64_t i = 0; i < Kg * HW; ++i) masked[i] = relu_y[yo + i] > 0 ? d[i] : 0.f;
+        d = masked.data();
+      }
+      // dx_g (Cg x HW) = w_g^T (Cg x Kg) * dy_g (Kg x HW); ours 1.4x sgemm at 4x4, 0.6-0.8x above
+      float* dxg = dx + n * xs + int64_t(g) * Cg * HW;
+      if (HW <= 16) mm_rows(Cg, Kg, HW, w + int64_t(g) * Kg * Cg, 1, Cg, d, HW, dxg, HW, nullptr, false);
+      else sgemm('T', 'N', Cg, HW, Kg, w + int64_t(g) * Kg * Cg, Cg, d, HW, 0.f, dxg, HW);
+    }
+  }
+}
+
+void gemm1x1_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db) {
+  const int Cg = s.C / s.groups, Kg = s.K / s.groups;
+  const int64_t HW = int64_t(s.H) * s.W, xs = s.C * HW, ys = s.y_batch_stride(), items = int64_t(s.N) * s.groups;
+  const int64_t wn = s.weight_numel();
+  const int nthr = omp_get_max_threads();
+  // Per-thread partial sums (static schedule), added in thread order afterwards: the same bits on every run.
+  std::vector<float> part(int64_t(nthr) * (wn + s.K), 0.f);
+  // Rows of HW = 1024 floats lie 4 KB apart: the 10 rows a dots_block streams would share one L1 set (8
+  // ways). Copies with a pitch of HW rounded up to the vector width, plus 16, spread them over the sets (and
+  // zero-pad the tail). Below 32x32 the horizontal sums dominate and sgemm is as fast or faster.
+  const bool own = HW >= 1024;
+  const int64_t pitch = round_up(HW, kLanes) + 16;
+#pragma omp parallel num_threads(nthr) if (parallel_worth(s))
+  {
+    float* my = part.data() + int64_t(omp_get_thread_num()) * (wn + s.K);
+    std::vector<float> pa(own ? Kg * pitch : 0, 0.f), pb(own ? Cg * pitch : 0, 0.f);
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < items; ++it) {  // group-major: a thread keeps adding into the same slice
+      const int g = int(it / s.N), n = int(it % s.N);
+      const float* d = dy + n * ys + int64_t(g) * Kg * HW;
+      const float* xg = x + n * xs + int64_t(g) * Cg * HW;
+      if (own) {
+        for (int o = 0; o < Kg; ++o) copy_row(pa.data() + o * pitch, d + o * HW, int(HW));
+        for (int c = 0; c < Cg; ++c) copy_row(pb.data() + c * pitch, xg + c * HW, int(HW));
+        dots(Kg, Cg, pa.data(), pitch, pb.data(), pitch, round_up(HW, kLanes), my + int64_t(g) * Kg * Cg, Cg);
+      } else {
+        sgemm('N', 'T', Kg, Cg, HW, d, HW, xg, HW, 1.f, my + int64_t(g) * Kg * Cg, Cg);
+      }
+      if (db)
+        for (int o = 0; o < Kg; ++o) {
+          float sum = 0;
+          for (int64_t i = 0; i < HW; ++i) sum += d[o * HW + i];
+          my[wn + g * Kg + o] += sum;
+        }
+    }
+  }
+  add_thread_parts(part, nthr, wn, s.K, dw, db);
+}
+
+}  // namespace conv_detail
+}  // namespace rf

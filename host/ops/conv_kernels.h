@@ -1,0 +1,54 @@
+// Private to the conv op (host/ops/conv*.cpp, not to be included elsewhere): what its kernel families share
+// and the entry points through which the dispatcher (conv.cpp) reaches them: the direct kernel
+// (conv_direct.cpp), the 1x1 GEMM kernels (conv_gemm1x1.cpp) and oneDNN (conv_onednn.cpp). Each entry point
+// takes a validated shape. Covered by tests/ops/test_conv.cpp (every algorithm against the reference).
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "host/core/parallel.h"
+#include "host/ops/conv.h"
+
+namespace rf::conv_detail {
+
+inline int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+
+// Below ~128K MACs (tens of microseconds on one core) waking the other threads costs more than it saves.
+inline bool parallel_worth(const Conv2dShape& s) { return worth_threading(s.macs(), int64_t(1) << 17); }
+
+// dw = sum_t part[t][0, wn), db = sum_t part[t][wn, wn + K) (db may be null) over the nthr per-thread partial
+// sums of a weight gradient, added in thread order: the same bits on every run.
+inline void add_thread_parts(const std::vector<float>& part, int nthr, int64_t wn, int K, float* dw, float* db) {
+  std::memset(dw, 0, sizeof(float) * wn);
+  if (db) std::memset(db, 0, sizeof(float) * K);
+  for (int t = 0; t < nthr; ++t) {
+    const float* p = part.data() + int64_t(t) * (wn + K);
+    for (int64_t i = 0; i < wn; ++i) dw[i] += p[i];
+    if (db)
+      for (int i = 0; i < K; ++i) db[i] += p[wn + i];
+  }
+}
+
+// conv_direct.cpp (relu_y: dy masked by [relu_y > 0], the fused ReLU's backward)
+void direct_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu);
+void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y);
+void direct_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db);
+
+// conv_gemm1x1.cpp: only for the shapes gemm_applies() accepts
+inline bool gemm_applies(const Conv2dShape& s) { return s.k == 1 && s.stride == 1 && s.pad == 0; }
+void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu);
+void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y);
+void gemm1x1_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db);
+
+// conv_onednn.cpp: blocked = oneDNN's blocked layouts (dnnl_blocked), else the plain NCHW tensors
+std::string dnnl_impl_name(const Conv2dShape& s, ConvPass pass, bool blocked);  // creates the primitive
+void dnnl_forward(const Conv2dShape& s, bool blocked, const float* x, const float* w, const float* b, float* y,
+                  bool relu);
+void dnnl_backward_data(const Conv2dShape& s, bool blocked, const float* dy, const float* w, float* dx,
+                        const float* relu_y);
+void dnnl_backward_weight(const Conv2dShape& s, bool blocked, const float* x, const float* dy, float* dw,
+                          float* db);
+
+}  // namespace rf::conv_detail

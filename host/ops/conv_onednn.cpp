@@ -1,0 +1,266 @@
+// conv2d through oneDNN (ConvAlgo::dnnl_plain on the NCHW tensors, ConvAlgo::dnnl_blocked on its blocked
+// layouts with reorders in and out): the engine, one primitive per shape and pass cached for the process, and
+// per-thread scratch buffers. Checked by tests/ops/test_conv.cpp (both layouts against the reference over a
+// sweep of shapes; the primitive names it reports).
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <unordered_map>
+#include <vector>
+
+#include "host/core/check.h"
+#include "host/ops/conv_kernels.h"
+
+namespace rf {
+namespace conv_detail {
+namespace {
+
+using dnnl::memory;
+using dtag = memory::format_tag;
+
+dnnl::engine& dnnl_engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+// One growing 64-byte aligned buffer per calling thread and role: reordered activations, scratchpads.
+struct Scratch {
+  void* p = nullptr;
+  size_t bytes = 0;
+  ~Scratch() { std::free(p); }
+  void* get(size_t want) {
+    if (want > bytes) {
+      std::free(p);
+      bytes = round_up(int64_t(want), 4096);
+      p = std::aligned_alloc(64, bytes);
+      RF_CHECK(p, "conv2d: cannot allocate {} bytes of scratch", bytes);
+    }
+    return p;
+  }
+};
+Scratch& scratch(int slot) {
+  thread_local Scratch s[6];
+  return s[slot];
+}
+
+struct DnnlKey {
+  int N, C, H, W, K, k, stride, pad, groups, pass, algo, nthr;
+  int64_t y_nstride;
+  bool bias, relu;
+  bool operator==(const DnnlKey& o) const { return std::memcmp(this, &o, sizeof *this) == 0; }
+};
+struct DnnlKeyHash {
+  size_t operator()(const DnnlKey& k) const {
+    const auto* b = reinterpret_cast<const unsigned char*>(&k);
+    size_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < sizeof k; ++i) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+  }
+};
+
+// A tensor the primitive reads or writes: the user's layout, the primitive's, and the reorder between.
+struct DnnlArg {
+  int arg = 0;
+  bool out = false;
+  memory::desc user, prim;
+  dnnl::primitive reorder;  // user -> prim for inputs, prim -> user for outputs; empty when the same
+  size_t reorder_scratch = 0;
+};
+struct DnnlConv {
+  dnnl::primitive prim;
+  std::vector<DnnlArg> args;
+  size_t scratch = 0;
+  std::string impl;
+};
+
+dnnl::primitive_attr scratch_attr() {
+  dnnl::primitive_attr a;
+  a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return a;
+}
+
+DnnlArg make_arg(int arg, bool out, const memory::desc& user, const memory::desc& prim) {
+  DnnlArg a{arg, out, user, prim, {}, 0};
+  if (user != prim) {
+    auto& e = dnnl_engine();
+    auto pd = out ? dnnl::reorder::primitive_desc(e, prim, e, user, scratch_attr())
+                  : dnnl::reorder::primitive_desc(e, user, e, prim, scratch_attr());
+    a.reorder = dnnl::reorder(pd);
+    a.reorder_scratch = pd.scratchpad_desc().get_size();
+  }
+  return a;
+}
+
+std::shared_ptr<const DnnlConv> build_dnnl(const Conv2dShape& s, ConvPass pass, bool blocked, bool bias,
+                                           bool relu) {
+  auto& eng = dnnl_engine();
+  const memory::dim OH = s.OH(), OW = s.OW(), G = s.groups;
+  const memory::dims xd{s.N, s.C, s.H, s.W}, yd{s.N, s.K, OH, OW}, bd{s.K};
+  const memory::dims wd = G == 1 ? memory::dims{s.K, s.C, s.k, s.k}
+                                 : memory::dims{G, s.K / G, s.C / G, s.k, s.k};
+  const auto f32 = memory::data_type::f32;
+  const memory::desc x_user(xd, f32, dtag::nchw), w_user(wd, f32, G == 1 ? dtag::oihw : dtag::goihw),
+      b_user(bd, f32, dtag::x),
+      y_user(yd, f32, memory::dims{s.y_batch_stride(), OH * OW, OW, 1});
+  // The plain gemm path wants dense NCHW (a strided y makes oneDNN fall back to its reference loops): the
+  // conv writes a dense temporary and a reorder copies it into the channel slice.
+  const memory::desc x_any = blocked ? memory::desc(xd, f32, dtag::any) : x_user,
+                     y_any = blocked ? memory::desc(yd, f32, dtag::any) : memory::desc(yd, f32, dtag::nchw),
+                     w_any = blocked ? memory::desc(wd, f32, dtag::any) : w_user;
+  const memory::dims st{s.stride, s.stride}, pd{s.pad, s.pad};
+  const auto alg = dnnl::algorithm::convolution_direct;
+  const auto prop = dnnl::prop_kind::forward_training;
+  auto fwd_desc = bias ? dnnl::convolution_forward::desc(prop, alg, x_any, w_any, b_user, y_any, st, pd, pd)
+                       : dnnl::convolution_forward::desc(prop, alg, x_any, w_any, y_any, st, pd, pd);
+  dnnl::primitive_attr attr = scratch_attr();
+  if (relu && pass == ConvPass::forward) {
+    dnnl::post_ops po;
+    po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(po);
+  }
+  dnnl::convolution_forward::primitive_desc fwd(fwd_desc, attr, eng);
+  auto r = std::make_shared<DnnlConv>();
+  if (pass == ConvPass::forward) {
+    r->prim = dnnl::convolution_forward(fwd);
+    r->args = {make_arg(DNNL_ARG_SRC, false, x_user, fwd.src_desc()),
+               make_arg(DNNL_ARG_WEIGHTS, false, w_user, fwd.weights_desc()),
+               make_arg(DNNL_ARG_DST, true, y_user, fwd.dst_desc())};
+    if (bias) r->args.push_back(make_arg(DNNL_ARG_BIAS, false, b_user, fwd.bias_desc()));
+    r->scratch = fwd.scratchpad_desc().get_size();
+    r->impl = fwd.impl_info_str();
+  } else if (pass == ConvPass::backward_data) {
+    dnnl::convolution_backward_data::desc d(alg, x_any, w_any, y_any, st, pd, pd);
+    dnnl::convolution_backward_data::primitive_desc bwd(d, scratch_attr(), eng, fwd);
+    r->prim = dnnl::convolution_backward_data(bwd);
+    r->args = {make_arg(DNNL_ARG_DIFF_DST, false, y_user, bwd.diff_dst_desc()),
+               make_arg(DNNL_ARG_WEIGHTS, false, w_user, bwd.weights_desc()),
+               make_arg(DNNL_ARG_DIFF_SRC, true, x_user, bwd.diff_src_desc())};
+    r->scratch = bwd.scratchpad_desc().get_size();
+    r->impl = bwd.impl_info_str();
+  } else {
+    auto d = bias ? dnnl::convolution_backward_weights::desc(alg, x_any, w_any, b_user, y_any, st, pd, pd)
+                  : dnnl::convolution_backward_weights::desc(alg, x_any, w_any, y_any, st, pd, pd);
+    dnnl::convolution_backward_weights::primitive_desc bwd(d, scratch_attr(), eng, fwd);
+    r->prim = dnnl::convolution_backward_weights(bwd);
+    r->args = {make_arg(DNNL_ARG_SRC, false, x_user, bwd.src_desc()),
+               make_arg(DNNL_ARG_DIFF_DST, false, y_user, bwd.diff_dst_desc()),
+               make_arg(DNNL_ARG_DIFF_WEIGHTS, true, w_user, bwd.diff_weights_desc())};
+    if (bias) r->args.push_back(make_arg(DNNL_ARG_DIFF_BIAS, true, b_user, bwd.diff_bias_desc()));
+    r->scratch = bwd.scratchpad_desc().get_size();
+    r->impl = bwd.impl_info_str();
+  }
+  for (auto& a : r->args) r->scratch = std::max(r->scratch, a.reorder_scratch);
+  return r;
+}
+
+// Creating a primitive costs milliseconds (kernel generation), so each is made once per shape. oneDNN wants
+// the same thread count at creation and execution, hence the count in the key.
+std::shared_ptr<const DnnlConv> get_dnnl(const Conv2dShape& s, ConvPass pass, bool blocked, bool bias,
+                                         bool relu) {
+  DnnlKey key;
+  std::memset(&key, 0, sizeof key);  // padding bytes take part in the hash and the comparison
+  key.N = s.N, key.C = s.C, key.H = s.H, key.W = s.W, key.K = s.K, key.k = s.k, key.stride = s.stride;
+  key.pad = s.pad, key.groups = s.groups, key.pass = int(pass), key.algo = blocked, key.nthr = omp_in_parallel() ? 1 : omp_get_max_threads();
+  key.y_nstride = s.y_batch_stride(), key.bias = bias, key.relu = relu;
+  static std::mutex mu;
+  static std::unordered_map<DnnlKey, std::shared_ptr<const DnnlConv>, DnnlKeyHash> cache;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  std::shared_ptr<const DnnlConv> made;
+  try {
+    made = build_dnnl(s, pass, blocked, bias, relu);
+  } catch (const dnnl::error& e) {
+    RF_FAIL("{}: oneDNN could not create the {} primitive: {} (status {})", s.str(),
+            blocked ? "blocked" : "plain", e.what(), int(e.status));
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  return cache.emplace(key, made).first->second;  // a racing thread's entry wins: same primitive
+}
+
+// ptrs[i] is the user buffer of conv.args[i].
+void run_dnnl(const DnnlConv& conv, const std::vector<void*>& ptrs) {
+  auto& eng = dnnl_engine();
+  thread_local dnnl::stream strm(dnnl_engine());
+  memory pad;
+  if (conv.scratch)
+    pad = memory(memory::desc({memory::dim(conv.scratch)}, memory::data_type::u8, dtag::x), eng,
+                 scratch(0).get(conv.scratch));
+  auto with_pad = [&](std::unordered_map<int, memory> m) {
+    if (conv.scratch) m[DNNL_ARG_SCRATCHPAD] = pad;
+    return m;
+  };
+  std::unordered_map<int, memory> margs = with_pad({});
+  std::vector<std::pair<memory, memory>> outs;  // (prim, user) pairs to reorder after the conv
+  for (size_t i = 0; i < conv.args.size(); ++i) {
+    const DnnlArg& a = conv.args[i];
+    memory user(a.user, eng, ptrs[i]);
+    if (!a.reorder) {
+      margs[a.arg] = user;
+      continue;
+    }
+    memory prim(a.prim, eng, scratch(1 + int(i)).get(a.prim.get_size()));
+    if (a.out) {
+      outs.emplace_back(prim, user);
+    } else {
+      a.reorder.execute(strm, with_pad({{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, prim}}));
+    }
+    margs[a.arg] = prim;
+  }
+  conv.prim.execute(strm, margs);
+  size_t j = 0;
+  for (size_t i = 0; i < conv.args.size(); ++i)
+    if (conv.args[i].reorder && conv.args[i].out) {
+      conv.args[i].reorder.execute(strm, with_pad({{DNNL_ARG_FROM, outs[j].first}, {DNNL_ARG_TO, outs[j].second}}));
+      ++j;
+    }
+  strm.wait();
+}
+
+}  // namespace
+
+std::string dnnl_impl_name(const Conv2dShape& s, ConvPass pass, bool blocked) {
+  return get_dnnl(s, pass, blocked, false, false)->impl;
+}
+
+void dnnl_forward(const Conv2dShape& s, bool blocked, const float* x, const float* w, const float* b, float* y,
+                  bool relu) {
+  auto conv = get_dnnl(s, ConvPass::forward, blocked, b != nullptr, relu);
+  std::vector<void*> ptrs{const_cast<float*>(x), const_cast<float*>(w), y};
+  if (b) ptrs.push_back(const_cast<float*>(b));
+  run_dnnl(*conv, ptrs);
+}
+
+void dnnl_backward_data(const Conv2dShape& s, bool blocked, const float* dy, const float* w, float* dx,
+                        const float* relu_y) {
+  Conv2dShape sd = s;
+  if (relu_y) {  // mask dy into a dense temporary, then the plain backward
+    sd.y_nstride = 0;
+    const int64_t m = int64_t(s.K) * s.OH() * s.OW(), ys = s.y_batch_stride();
+    float* t = static_cast<float*>(scratch(5).get(sizeof(float) * m * s.N));
+#pragma omp parallel for if (parallel_worth(s)) schedule(static)
+    for (int n = 0; n < s.N; ++n)
+      for (int64_t i = 0; i < m; ++i) t[n * m + i] = relu_y[n * ys + i] > 0 ? dy[n * ys + i] : 0.f;
+    dy = t;
+  }
+  auto conv = get_dnnl(sd, ConvPass::backward_data, blocked, false, false);
+  run_dnnl(*conv, {const_cast<float*>(dy), const_cast<float*>(w), dx});
+}
+
+void dnnl_backward_weight(const Conv2dShape& s, bool blocked, const float* x, const float* dy, float* dw,
+                          float* db) {
+  auto conv = get_dnnl(s, ConvPass::backward_weight, blocked, db != nullptr, false);
+  std::vector<void*> ptrs{const_cast<float*>(x), const_cast<float*>(dy), dw};
+  if (db) ptrs.push_back(db);
+  run_dnnl(*conv, ptrs);
+}
+
+}  // namespace conv_detail
+}  // namespace rf

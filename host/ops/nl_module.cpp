@@ -1,0 +1,135 @@
+// The NL module op (host/ops/nl_module.h): its shape, the reference composition of the reference ops and the
+// fast path on the fast ops, in the order host/models/layers.cpp's NLModule always ran them (so the models'
+// outputs and trained packages keep their bits). Checked by tests/ops/test_nl_module.cpp; the CUDA op
+// (cuda/ops/nl_module.cu) by tests/gpu/test_nl_module_gpu.cpp against nl_module_forward_ref.
+#include "host/ops/nl_module.h"
+
+#include <numeric>
+#include <vector>
+
+#include "host/core/check.h"
+#include "host/ops/elementwise.h"
+#include "host/ops/pool.h"
+#include "host/ops/shuffle.h"
+
+namespace rf {
+
+SeededConvSpec NLModuleShape::seeded_spec() const {
+  SeededConvSpec sp;
+  sp.seed = seed;
+  sp.C_in = C_in;
+  sp.C_out = C_nl;
+  sp.k = 3, sp.stride = stride, sp.pad = 1;
+  sp.groups = std::gcd(C_in, C_nl);
+  sp.relu = true;
+  return sp;
+}
+
+Conv2dShape NLModuleShape::pointwise_shape() const {
+  Conv2dShape s;
+  s.N = N, s.C = C_cat(), s.H = OH(), s.W = OW(), s.K = C_out, s.k = 1, s.stride = 1, s.pad = 0, s.groups = gpw;
+  return s;
+}
+
+void NLModuleShape::validate() const {
+  RF_CHECK(N >= 1 && H >= 1 && W >= 1, "{}: sizes must be positive", str());
+  RF_CHECK(C_in >= 5, "{}: C_in={} but the mixed pool needs at least 5 channels", str(), C_in);
+  RF_CHECK(C_nl >= 1 && C_out >= 1, "{}: C_nl and C_out must be >= 1", str());
+  RF_CHECK(stride >= 1, "{}: stride={} must be >= 1", str(), stride);
+  RF_CHECK(gpw >= 1 && C_cat() % gpw == 0, "{}: C_cat={} is not a multiple of gpw={}", str(), C_cat(), gpw);
+  RF_CHECK(C_out % gpw == 0, "{}: C_out={} is not a multiple of gpw={}", str(), C_out, gpw);
+}
+
+std::string NLModuleShape::str() const {
+  return fmt::format("nl_module(N={},C_in={},H={},W={},C_out={},s={},C_nl={},gpw={}{},seed={})", N, C_in, H, W, C_out,
+                     stride, C_nl, gpw, shuffle ? ",shuffle" : "", seed);
+}
+
+namespace {
+// The pools of branches b and c, writing their slices of cat (batch stride ns).
+Pool2dShape max_pool_shape(const NLModuleShape& s, int64_t ns) { return {s.N, s.C_in, s.H, s.W, 3, s.stride, 1, ns}; }
+MixedPoolShape mixed_pool_shape(const NLModuleShape& s, int64_t ns) { return {s.N, s.C_in, s.H, s.W, s.stride, ns}; }
+}  // namespace
+
+// ---- reference ---------------------------------------------------------------------------------------------
+
+template <typename T>
+void nl_module_forward_ref(const NLModuleShape& s, const T* x, const float* w_seeded, const T* w_pw, const T* b_pw,
+                           T* cat, T* y) {
+  s.validate();
+  const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane;
+  seeded_conv_forward_ref<T>(s.seeded_spec(), s.N, s.H, s.W, x, w_seeded, cat, ns);
+  max_pool2d_forward_ref<T>(max_pool_shape(s, ns), x, cat + s.C_nl * plane);
+  mixed_avg_pool_forward_ref<T>(mixed_pool_shape(s, ns), x, cat + (s.C_nl + s.C_in) * plane);
+  std::vector<T> z(s.shuffle ? size_t(s.out_numel()) : 0);
+  conv2d_forward_ref<T>(s.pointwise_shape(), cat, w_pw, b_pw, s.shuffle ? z.data() : y);
+  if (s.shuffle) channel_shuffle_forward_ref<T>(s.N, s.C_out, int(plane), s.gpw, z.data(), y);
+}
+
+template <typename T>
+void nl_module_backward_ref(const NLModuleShape& s, const T* x, const T* cat, const T* dy, const float* w_seeded,
+                            const T* w_pw, T* dx, T* dw_pw, T* db_pw) {
+  s.validate();
+  const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane;
+  const int64_t nx = int64_t(s.N) * s.C_in * s.H * s.W;
+  std::vector<T> dz(s.shuffle ? size_t(s.out_numel()) : 0), dcat(static_cast<size_t>(s.cat_numel())),
+      tmp(static_cast<size_t>(nx));
+  if (s.shuffle) {
+    channel_shuffle_backward_ref<T>(s.N, s.C_out, int(plane), s.gpw, dy, dz.data());
+    dy = dz.data();
+  }
+  const Conv2dShape ps = s.pointwise_shape();
+  conv2d_backward_data_ref<T>(ps, dy, w_pw, dcat.data());
+  conv2d_backward_weight_ref<T>(ps, cat, dy, dw_pw, db_pw);
+  seeded_conv_backward_data_ref<T>(s.seeded_spec(), s.N, s.H, s.W, cat, dcat.data(), w_seeded, dx, ns);
+  max_pool2d_backward_ref<T>(max_pool_shape(s, ns), x, dcat.data() + s.C_nl * plane, tmp.data());
+  add_forward_ref<T>(nx, dx, tmp.data(), dx, false);
+  mixed_avg_pool_backward_ref<T>(mixed_pool_shape(s, ns), dcat.data() + (s.C_nl + s.C_in) * plane, tmp.data());
+  add_forward_ref<T>(nx, dx, tmp.data(), dx, false);
+}
+
+#define RF_NL_MODULE_INSTANTIATE(T)                                                                               \
+  template void nl_module_forward_ref<T>(const NLModuleShape&, const T*, const float*, const T*, const T*, T*, T*); \
+  template void nl_module_backward_ref<T>(const NLModuleShape&, const T*, const T*, const T*, const float*,        \
+                                          const T*, T*, T*, T*);
+RF_NL_MODULE_INSTANTIATE(float)
+RF_NL_MODULE_INSTANTIATE(double)
+#undef RF_NL_MODULE_INSTANTIATE
+
+// ---- fast path ---------------------------------------------------------------------------------------------
+
+void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
+                           const float* b_pw, float* cat, float* y, float* z) {
+  s.validate();
+  RF_CHECK(!s.shuffle || z, "{}: nl_module_forward_cpu needs the scratch z when the shuffle is on", s.str());
+  const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane;
+  seeded_conv_forward_cpu(s.seeded_spec(), s.N, s.H, s.W, x, w_seeded, cat, ns);
+  // Both pools in one pass over x (bit-identical to max_pool2d_forward_cpu + mixed_avg_pool_forward_cpu).
+  nl_pools_forward_cpu(max_pool_shape(s, ns), mixed_pool_shape(s, ns), x, cat + s.C_nl * plane,
+                       cat + (s.C_nl + s.C_in) * plane);
+  conv2d_forward_cpu(s.pointwise_shape(), cat, w_pw, b_pw, s.shuffle ? z : y);
+  if (s.shuffle) channel_shuffle_forward_cpu(s.N, s.C_out, int(plane), s.gpw, z, y);
+}
+
+void nl_module_backward_cpu(const NLModuleShape& s, const float* x, const float* cat, const float* dy,
+                            const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
+                            float* dcat, float* tmp, float* dz) {
+  s.validate();
+  RF_CHECK(!s.shuffle || dz, "{}: nl_module_backward_cpu needs the scratch dz when the shuffle is on", s.str());
+  const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane;
+  const int64_t nx = int64_t(s.N) * s.C_in * s.H * s.W;
+  if (s.shuffle) {
+    channel_shuffle_backward_cpu(s.N, s.C_out, int(plane), s.gpw, dy, dz);
+    dy = dz;
+  }
+  const Conv2dShape ps = s.pointwise_shape();
+  conv2d_backward_data_cpu(ps, dy, w_pw, dcat);
+  conv2d_backward_weight_cpu(ps, cat, dy, dw_pw, db_pw);
+  seeded_conv_backward_data_cpu(s.seeded_spec(), s.N, s.H, s.W, cat, dcat, w_seeded, dx, ns);
+  max_pool2d_backward_cpu(max_pool_shape(s, ns), x, dcat + s.C_nl * plane, tmp);
+  add_forward_cpu(nx, dx, tmp, dx, false);
+  mixed_avg_pool_backward_cpu(mixed_pool_shape(s, ns), dcat + (s.C_nl + s.C_in) * plane, tmp);
+  add_forward_cpu(nx, dx, tmp, dx, false);
+}
+
+}  // namespace rf

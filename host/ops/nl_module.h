@@ -1,0 +1,57 @@
+// The NL module of MODELS.md as one op: branch a (seeded 3x3 conv + ReLU), b (3x3 max pool, pad 1) and c (mixed
+// average pool) written straight into their channel slices of one concatenated buffer `cat` (N, C_cat, OH, OW),
+// then the learnable grouped 1x1 conv with bias (gpw groups), then the channel shuffle (gpw groups) when on.
+// _ref composes the reference ops (float and double); _cpu the fast ones (what host/models/layers.cpp's
+// NLModule runs); _cuda is cuda/ops/nl_module.h. Checked by tests/ops/test_nl_module.cpp (the fast op against
+// the reference composition over a sweep of shapes, the double reference's gradients against finite
+// differences) and tests/gpu/test_nl_module_gpu.cpp (the CUDA op against nl_module_forward_ref).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "host/ops/conv.h"
+#include "host/ops/seeded_conv.h"
+
+namespace rf {
+
+struct NLModuleShape {
+  int N = 1, C_in = 5, H = 1, W = 1;
+  int C_out = 4, stride = 1;
+  int C_nl = 5;            // seeded-conv width (dw: C_nl = C_in)
+  int gpw = 4;             // groups of the 1x1 conv and of the shuffle
+  bool shuffle = true;
+  uint64_t seed = 0;       // the module's seed
+
+  int OH() const { return (H - 1) / stride + 1; }
+  int OW() const { return (W - 1) / stride + 1; }
+  int C_cat() const { return C_nl + 2 * C_in; }
+  SeededConvSpec seeded_spec() const;        // 3x3, pad 1, groups gcd(C_in, C_nl), ReLU
+  Conv2dShape pointwise_shape() const;       // the 1x1 conv: (N, C_cat, OH, OW) -> (N, C_out, OH, OW), gpw groups
+  int64_t cat_numel() const { return int64_t(N) * C_cat() * OH() * OW(); }
+  int64_t out_numel() const { return int64_t(N) * C_out * OH() * OW(); }
+  void validate() const;                     // throws rf::Error naming the bad field
+  std::string str() const;
+};
+
+// x (N, C_in, H, W); w_seeded (C_nl, C_in/groups, 3, 3): the seeded weights as seeded_conv_weights(
+// s.seeded_spec()) materialises them; w_pw (C_out, C_cat/gpw), b_pw (C_out): the 1x1 conv; cat (N, C_cat, OH,
+// OW) written (the backward reads it); y (N, C_out, OH, OW).
+template <typename T>
+void nl_module_forward_ref(const NLModuleShape& s, const T* x, const float* w_seeded, const T* w_pw, const T* b_pw,
+                           T* cat, T* y);
+// dy (N, C_out, OH, OW) -> dx (N, C_in, H, W), dw_pw, db_pw (all overwritten); x and cat as in the forward.
+template <typename T>
+void nl_module_backward_ref(const NLModuleShape& s, const T* x, const T* cat, const T* dy, const float* w_seeded,
+                            const T* w_pw, T* dx, T* dw_pw, T* db_pw);
+
+// The fast path. z: the 1x1 conv's output before the shuffle (out_numel() floats), needed when s.shuffle
+// (unused, may be null, without: the conv writes y).
+void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
+                           const float* b_pw, float* cat, float* y, float* z = nullptr);
+// Scratch: dcat (cat_numel() floats), tmp (N*C_in*H*W floats), dz (out_numel() floats, when s.shuffle; else
+// unused, may be null).
+void nl_module_backward_cpu(const NLModuleShape& s, const float* x, const float* cat, const float* dy,
+                            const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
+                            float* dcat, float* tmp, float* dz = nullptr);
+
+}  // namespace rf

@@ -1,0 +1,50 @@
+// Private to the pool op (host/ops/pool*.cpp, not to be included elsewhere): what the fast paths in pool.cpp
+// (small planes, max pool) and pool_box.cpp (average and mixed pool, the fused NL pools) share. Covered by
+// tests/ops/test_pool.cpp.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "host/core/parallel.h"
+#include "host/ops/pool.h"
+
+namespace rf::pool_detail {
+
+// The mixed-pool group (0..4) of channel c.
+inline int mixed_group_of(const MixedPoolShape& s, int c) {
+  int j = 0;
+  while (c >= s.group_begin(j + 1)) ++j;
+  return j;
+}
+
+// planes (n, c) of work_per_plane element operations each: more than one plane and over 64K operations.
+inline bool worth_threads(int64_t planes, int64_t work_per_plane) {
+  return planes > 1 && worth_threading(planes * work_per_plane, kMinThreadedWork + 1);
+}
+
+// pool.cpp: planes this small run with the lanes across planes (pools_small_planes); the choice depends on
+// the shape alone, so the fused and the separate pools stay bit-identical.
+inline bool small_plane(int H, int W, int stride) { return H * W <= 64 || (H * W <= 256 && stride > 1); }
+// Max pool (mp) and/or mixed average pool (mx) of small planes; either may be null, both see the same x.
+void pools_small_planes(const Pool2dShape* mp, const MixedPoolShape* mx, const float* x, float* ymax,
+                        float* ymix);
+
+// pool.cpp: one thread's max pool of one (n, c) plane at a time (separable passes, see pool.cpp).
+struct MaxPlane {
+  int H = 0, W = 0, k = 0, s = 1, pad = 0, OH = 0, OW = 0, rows = 0, Wl = 0;
+  std::vector<float> rowpad, hv, col;
+  std::vector<int32_t> hi;
+
+  void setup(const Pool2dShape& sh, bool with_idx);  // with_idx: keep the argmax (the backward)
+  // Row pass of plane xp into hv (and hi, the flat index of each row window's first maximum, WithIdx).
+  template <bool WithIdx>
+  void row_pass(const float* xp);
+  // Column pass for output row oh: col[j] (or out[j]) = max over its rows; with WithIdx, at[j] = flat
+  // index (r*W + column) of the first maximum in row-major order.
+  template <bool WithIdx>
+  void col_pass(int oh, int32_t* at, float* out = nullptr);
+  // The forward of plane xp into yp (OH x OW): the plane loop of max_pool2d_forward_cpu and the fused NL pools.
+  void forward(const float* xp, float* yp);
+};
+
+}  // namespace rf::pool_detail

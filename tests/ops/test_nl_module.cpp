@@ -1,0 +1,168 @@
+// The NL module op (host/ops/nl_module.{h,cpp}): the fast path against the reference composition over a sweep
+// of shapes (dw / 512-like / 768-like widths, strides 1 and 2, odd sizes, uneven mixed-pool groups, shuffle on
+// and off), forward and backward; the reference's branches against the reference ops run on their own; the
+// double reference's gradients (input, 1x1 weights and bias) against finite differences; bad shapes.
+#include "host/ops/nl_module.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "host/core/check.h"
+#include "host/ops/pool.h"
+#include "host/ops/shuffle.h"
+#include "testing.h"
+
+namespace {
+
+using rf::NLModuleShape;
+using rf::testing::all_close;
+using rf::testing::check_grad;
+using rf::testing::dot;
+using rf::testing::random_vec;
+
+const std::vector<NLModuleShape>& cases() {
+  static const std::vector<NLModuleShape> c = {
+      // N, C_in, H, W, C_out, stride, C_nl, gpw, shuffle, seed
+      {2, 16, 9, 11, 16, 1, 16, 4, true, 1000},   // dw
+      {3, 16, 9, 11, 32, 2, 16, 4, true, 1001},   // dw, downsampling
+      {2, 8, 8, 8, 8, 1, 64, 4, true, 1002},      // 512-like: 1 in, 8 out per group
+      {2, 24, 5, 5, 40, 2, 36, 4, true, 1003},    // 768-like: gcd 12, 2 in and 3 out per group
+      {2, 12, 7, 13, 12, 1, 20, 4, false, 1004},  // no shuffle
+      {4, 64, 4, 4, 64, 1, 64, 4, true, 1005},    // a last-stage map (the small-plane pools)
+      {2, 32, 32, 32, 32, 1, 32, 4, true, 1007},  // a first-stage map (the 1x1 GEMM kernels)
+      {1, 7, 1, 3, 8, 2, 10, 4, true, 1006},      // C_in % 5 != 0 (uneven mixed groups), dense conv, 1-row map
+  };
+  return c;
+}
+
+std::vector<float> seeded_weights(const NLModuleShape& s) {
+  std::vector<float> w(size_t(s.seeded_spec().weight_numel()));
+  rf::seeded_conv_weights(s.seeded_spec(), w.data());
+  return w;
+}
+
+struct Inputs {
+  std::vector<float> x, w_pw, b_pw, ws;
+  explicit Inputs(const NLModuleShape& s)
+      : x(random_vec<float>(size_t(s.N) * s.C_in * s.H * s.W, uint32_t(s.seed))),
+        w_pw(random_vec<float>(size_t(s.C_out) * (s.C_cat() / s.gpw), uint32_t(s.seed + 1), -0.2, 0.2)),
+        b_pw(random_vec<float>(size_t(s.C_out), uint32_t(s.seed + 2))),
+        ws(seeded_weights(s)) {}
+};
+
+TEST(NLModule, ForwardMatchesReferenceComposition) {
+  for (const NLModuleShape& s : cases()) {
+    SCOPED_TRACE(s.str());
+    const Inputs in(s);
+    std::vector<float> cat_ref(size_t(s.cat_numel())), y_ref(size_t(s.out_numel()));
+    rf::nl_module_forward_ref<float>(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat_ref.data(),
+                                     y_ref.data());
+    std::vector<float> cat(cat_ref.size(), 7.f), y(y_ref.size(), 7.f), z(y_ref.size());
+    rf::nl_module_forward_cpu(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat.data(), y.data(),
+                              z.data());
+    EXPECT_TRUE(all_close(cat, cat_ref, 1e-5, 1e-5, "concat buffer (three branches)"));
+    EXPECT_TRUE(all_close(y, y_ref, 1e-4, 1e-4, "module output"));
+  }
+}
+
+// The reference's concat buffer holds each branch as the reference op computes it on its own, densely.
+TEST(NLModule, ReferenceBranchesAreTheReferenceOps) {
+  for (const NLModuleShape& s : {cases()[1], cases()[3], cases()[7]}) {
+    SCOPED_TRACE(s.str());
+    const Inputs in(s);
+    std::vector<float> cat(size_t(s.cat_numel())), y(size_t(s.out_numel()));
+    rf::nl_module_forward_ref<float>(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat.data(),
+                                     y.data());
+    const int64_t plane = int64_t(s.OH()) * s.OW();
+    std::vector<float> a(size_t(s.N) * s.C_nl * plane), b(size_t(s.N) * s.C_in * plane), c(b.size());
+    rf::seeded_conv_forward_ref<float>(s.seeded_spec(), s.N, s.H, s.W, in.x.data(), in.ws.data(), a.data());
+    rf::max_pool2d_forward_ref<float>(rf::Pool2dShape{s.N, s.C_in, s.H, s.W, 3, s.stride, 1}, in.x.data(), b.data());
+    rf::mixed_avg_pool_forward_ref<float>(rf::MixedPoolShape{s.N, s.C_in, s.H, s.W, s.stride}, in.x.data(), c.data());
+    for (int n = 0; n < s.N; ++n) {
+      const float* cn = cat.data() + n * s.C_cat() * plane;
+      const int64_t na = s.C_nl * plane, nb = s.C_in * plane;
+      EXPECT_EQ(std::vector<float>(cn, cn + na), std::vector<float>(a.begin() + n * na, a.begin() + (n + 1) * na));
+      EXPECT_EQ(std::vector<float>(cn + na, cn + na + nb),
+                std::vector<float>(b.begin() + n * nb, b.begin() + (n + 1) * nb));
+      EXPECT_EQ(std::vector<float>(cn + na + nb, cn + na + 2 * nb),
+                std::vector<float>(c.begin() + n * nb, c.begin() + (n + 1) * nb));
+    }
+    std::vector<float> z(y.size()), y2(y.size());
+    rf::conv2d_forward_ref<float>(s.pointwise_shape(), cat.data(), in.w_pw.data(), in.b_pw.data(), z.data());
+    if (s.shuffle) rf::channel_shuffle_forward_ref<float>(s.N, s.C_out, int(plane), s.gpw, z.data(), y2.data());
+    else y2 = z;
+    EXPECT_EQ(y, y2);
+  }
+}
+
+TEST(NLModule, BackwardMatchesReference) {
+  for (const NLModuleShape& s : cases()) {
+    SCOPED_TRACE(s.str());
+    const Inputs in(s);
+    std::vector<float> cat(size_t(s.cat_numel())), y(size_t(s.out_numel()));
+    rf::nl_module_forward_ref<float>(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat.data(),
+                                     y.data());
+    const std::vector<float> dy = random_vec<float>(y.size(), uint32_t(s.seed + 3));
+    std::vector<float> dx_ref(in.x.size()), dw_ref(in.w_pw.size()), db_ref(in.b_pw.size());
+    rf::nl_module_backward_ref<float>(s, in.x.data(), cat.data(), dy.data(), in.ws.data(), in.w_pw.data(),
+                                      dx_ref.data(), dw_ref.data(), db_ref.data());
+    std::vector<float> dx(dx_ref.size(), 7.f), dw(dw_ref.size(), 7.f), db(db_ref.size(), 7.f);
+    std::vector<float> dcat(cat.size()), tmp(in.x.size()), dz(y.size());
+    rf::nl_module_backward_cpu(s, in.x.data(), cat.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(),
+                               dw.data(), db.data(), dcat.data(), tmp.data(), dz.data());
+    EXPECT_TRUE(all_close(dx, dx_ref, 1e-4, 1e-4, "dx"));
+    EXPECT_TRUE(all_close(dw, dw_ref, 1e-3, 1e-4, "dw_pw"));
+    EXPECT_TRUE(all_close(db, db_ref, 1e-3, 1e-4, "db_pw"));
+  }
+}
+
+// d/d(x, w_pw, b_pw) of sum(y * g) by central differences on the double reference. Random inputs keep the
+// ReLU's kinks and the max pool's ties far from the 1e-6 steps at the checked elements (fixed seeds).
+TEST(NLModule, ReferenceGradientsMatchFiniteDifferences) {
+  for (const NLModuleShape& s : {NLModuleShape{2, 10, 5, 6, 8, 1, 12, 4, true, 2000},
+                                 NLModuleShape{1, 8, 7, 5, 12, 2, 12, 4, true, 2001},
+                                 NLModuleShape{2, 6, 4, 4, 4, 1, 12, 2, false, 2002}}) {
+    SCOPED_TRACE(s.str());
+    const std::vector<float> ws = seeded_weights(s);
+    const std::vector<double> x = random_vec<double>(size_t(s.N) * s.C_in * s.H * s.W, uint32_t(s.seed));
+    const std::vector<double> w = random_vec<double>(size_t(s.C_out) * (s.C_cat() / s.gpw), uint32_t(s.seed + 1));
+    const std::vector<double> b = random_vec<double>(size_t(s.C_out), uint32_t(s.seed + 2));
+    const std::vector<double> g = random_vec<double>(size_t(s.out_numel()), uint32_t(s.seed + 3));
+    std::vector<double> cat(size_t(s.cat_numel())), y(size_t(s.out_numel()));
+    auto loss = [&](const std::vector<double>& xx, const std::vector<double>& ww, const std::vector<double>& bb) {
+      std::vector<double> c(cat.size()), yy(y.size());
+      rf::nl_module_forward_ref<double>(s, xx.data(), ws.data(), ww.data(), bb.data(), c.data(), yy.data());
+      return dot(yy, g);
+    };
+    rf::nl_module_forward_ref<double>(s, x.data(), ws.data(), w.data(), b.data(), cat.data(), y.data());
+    std::vector<double> dx(x.size()), dw(w.size()), db(b.size());
+    rf::nl_module_backward_ref<double>(s, x.data(), cat.data(), g.data(), ws.data(), w.data(), dx.data(), dw.data(),
+                                       db.data());
+    EXPECT_TRUE(check_grad([&](const std::vector<double>& v) { return loss(v, w, b); }, x, dx, "dx", 1e-6, 1e-6, 96));
+    EXPECT_TRUE(check_grad([&](const std::vector<double>& v) { return loss(x, v, b); }, w, dw, "dw_pw", 1e-6, 1e-6));
+    EXPECT_TRUE(check_grad([&](const std::vector<double>& v) { return loss(x, w, v); }, b, db, "db_pw", 1e-6, 1e-6));
+  }
+}
+
+TEST(NLModule, BadShapesThrow) {
+  float d = 0;
+  const NLModuleShape ok{1, 16, 8, 8, 16, 1, 16, 4, true, 1};
+  NLModuleShape few = ok, odd = ok, cat_odd = ok;
+  few.C_in = 4;     // the mixed pool needs 5 groups
+  odd.C_out = 18;   // not a multiple of gpw
+  cat_odd.C_nl = 3;  // C_cat = 35
+  for (const NLModuleShape& s : {few, odd, cat_odd}) {
+    EXPECT_THROW(s.validate(), rf::Error) << s.str();
+    EXPECT_THROW(rf::nl_module_forward_cpu(s, &d, &d, &d, &d, &d, &d, &d), rf::Error) << s.str();
+    EXPECT_THROW(rf::nl_module_forward_ref<float>(s, &d, &d, &d, &d, &d, &d), rf::Error) << s.str();
+  }
+  // With the shuffle on the fast path needs its scratch.
+  EXPECT_THROW(rf::nl_module_forward_cpu(ok, &d, &d, &d, &d, &d, &d, nullptr), rf::Error);
+  EXPECT_THROW(rf::nl_module_backward_cpu(ok, &d, &d, &d, &d, &d, &d, &d, &d, &d, &d, nullptr), rf::Error);
+  EXPECT_EQ(ok.seeded_spec().groups, 16);
+  EXPECT_EQ((NLModuleShape{1, 512, 4, 4, 512, 1, 768, 4, true, 1}.seeded_spec().groups), 256);
+}
+
+}  // namespace
