@@ -199,13 +199,13 @@ int main(int argc, char** argv) {
     a->add_option("--models,-m", d.models, "backbone configs (default: resnet18, nl-resnet18:cnl=dw)");
     a->add_option("--seeds", d.seeds, "runs per model (mean ± std)")->check(CLI::Range(1, 100));
     a->add_option("--seed", d.base_seed, "base seed (data, order, augmentation, init, NL seeds)")->check(seed_value());
-    a->add_option("--epochs", d.epochs, "epochs per run")->check(CLI::Range(1, 10000));
-    a->add_option("--batch", d.batch, "training batch size")->check(CLI::Range(2, 4096));
-    a->add_option("--lr", d.lr, "peak learning rate (warm-up 1 epoch, then cosine), finite in (0, 10]")
+    a->add_option("--epochs", d.train.epochs, "epochs per run")->check(CLI::Range(1, 10000));
+    a->add_option("--batch", d.train.batch, "training batch size")->check(CLI::Range(2, 4096));
+    a->add_option("--lr", d.train.lr, "peak learning rate (warm-up 1 epoch, then cosine), finite in (0, 10]")
         ->check(finite_in(0, 10, true));
-    a->add_option("--warmup", d.warmup_epochs, "linear warm-up epochs")->check(CLI::Range(0, 1000));
-    a->add_flag("--no-augment", [&d](int64_t) { d.augment = false; }, "no random scale / crop / flip");
-    a->add_option("--bn-recalibrate", d.bn_recalibrate,
+    a->add_option("--warmup", d.train.warmup_epochs, "linear warm-up epochs")->check(CLI::Range(0, 1000));
+    a->add_flag("--no-augment", [&d](int64_t) { d.train.augment = false; }, "no random scale / crop / flip");
+    a->add_option("--bn-recalibrate", d.train.bn_recalibrate,
                   "after training, recompute BN statistics from this many training images (0: off)")
         ->check(CLI::Range(int64_t(0), int64_t(100000000)));
     a->add_option("--input-h", d.input_h, "network input height (multiple of 32)")->check(CLI::Range(32, 4096));

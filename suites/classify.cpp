@@ -18,6 +18,7 @@
 #include "training/outputs.h"
 #include "training/provenance.h"
 #include "suites/measure.h"
+#include "suites/runs.h"
 
 namespace rf {
 
@@ -96,12 +97,9 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
     std::unique_ptr<Model> device_model;
     int64_t train_peak = 0;
     for (int s = 0; s < o.seeds; ++s) {
-      ModelConfig cfg = base_cfg;
-      if (cfg.is_nl()) cfg.seed = o.base_seed + 1000 * uint64_t(s);  // NL modules' seeds: base + 1000 s + i
-      cfg.init_seed = o.base_seed + uint64_t(s) + 1;
+      const ModelConfig cfg = run_config(base_cfg, o.base_seed, s);
       Model model(cfg);
-      TrainOptions to = o.train;
-      to.seed = o.base_seed + uint64_t(s);
+      const TrainOptions to = run_train_options(o.train, o.base_seed, s, cfg.name());
       host_reset_peak();
       std::fprintf(stderr, "classify: %s seed %d/%d: training %d epochs\n", cfg.name().c_str(), s + 1, o.seeds,
                    to.epochs);
@@ -110,31 +108,19 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
       model.clear_cache();
 
       // Cloud side: pack. Device side: read back, verify, regenerate, evaluate on the test split (once each).
-      nlohmann::json pk;
-      for (const char* dt : {"f32", "f16", "i8"}) {
-        PackOptions po;
-        po.dtype = parse_storage_dtype(dt);
-        Package p = pack_model(model, po);
-        p.meta = inference_meta(d.train);  // what `reframe predict` needs: input size, normalisation, names
-        std::string path = fmt::format("{}/packages/{}-s{}-{}.rfpk", o.out_dir, cfg.name(), s, dt);
-        write_package(path, p);
-        double regen = 0;
-        std::unique_ptr<Model> dev = load_model(read_package(path), path, &regen);
-        EvalResult te = evaluate(*dev, d.test);
-        pk[dt] = {{"path", path}, {"bytes", std::filesystem::file_size(path)}, {"test_acc", te.acc},
-                  {"test_loss", te.loss}, {"regen_cold_seconds", regen}};
-        if (std::string(dt) == "f32") {
-          test_acc.push_back(te.acc);
-          regen_cold_s.push_back(regen);
-          regen_s.push_back(regen_seconds_median(*dev));
-          pk[dt]["regen_seconds_median"] = regen_s.back();
-          device_model = std::move(dev);
-        } else if (std::string(dt) == "f16") {
-          test_acc_f16.push_back(te.acc);
-        } else {
-          test_acc_i8.push_back(te.acc);
-        }
-      }
+      PackedRun packed = pack_and_evaluate(
+          model, inference_meta(d.train), fmt::format("{}/packages/{}-s{}", o.out_dir, cfg.name(), s),
+          [&](Model& dev, const std::string&) {
+            EvalResult te = evaluate(dev, d.test);
+            return nlohmann::json{{"test_acc", te.acc}, {"test_loss", te.loss}};
+          });
+      const nlohmann::json& pk = packed.packages;
+      test_acc.push_back(pk["f32"]["test_acc"].get<double>());
+      test_acc_f16.push_back(pk["f16"]["test_acc"].get<double>());
+      test_acc_i8.push_back(pk["i8"]["test_acc"].get<double>());
+      regen_cold_s.push_back(pk["f32"]["regen_cold_seconds"].get<double>());
+      regen_s.push_back(pk["f32"]["regen_seconds_median"].get<double>());
+      device_model = std::move(packed.f32_model);
       bytes = {{"f32", pk["f32"]["bytes"]}, {"f16", pk["f16"]["bytes"]}, {"i8", pk["i8"]["bytes"]}};
       double ep = 0;
       for (const EpochLog& l : tr.epochs) ep += l.seconds;

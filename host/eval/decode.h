@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "host/core/tensor.h"
 #include "host/eval/det_metrics.h"
 
 namespace rf::eval {
@@ -37,5 +38,12 @@ std::vector<Detection> decode_centernet(const float* heat, const float* wh, cons
 std::vector<Detection> decode_centernet_ref(const float* heat, const float* wh, const float* off, int64_t N,
                                             int K, int Hf, int Wf, const DecodeOptions& opt,
                                             int64_t first_image_index = 0);
+
+// The detection trunk's output (N, K + 4, Hf, Wf) (host/models/dense.h: heat K | size 2 | offset 2) decoded at
+// stride 8 with the default top_k: detections in network-input pixels, image = first_image + n.
+std::vector<Detection> det_decode(const Tensor& out, int K, float score_threshold, int64_t first_image);
+
+// Per-pixel argmax of (N, C, H, W) logits (ties: the lower class), (N, H, W) class indices.
+std::vector<int32_t> seg_argmax(const Tensor& out);
 
 }  // namespace rf::eval
