@@ -1,15 +1,27 @@
-// Test helpers: random inputs (never zeros), scaled tolerances, finite-difference gradient checks.
+// Test helpers: random inputs (never zeros), scaled tolerances, finite-difference gradient checks, a fresh
+// temporary folder.
 #pragma once
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 namespace rf::testing {
+
+// An empty folder <tmp>/rf_test_<name>_<pid> (removed first if a previous run left it).
+inline std::string temp_dir(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("rf_test_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p.string();
+}
 
 // Uniform in [-1, 1], bounded away from 0 so that tests never feed zeros.
 template <typename T>

@@ -72,7 +72,7 @@ class ClassifyObjective : public Objective {
   nlohmann::json settings() const override;
 
  private:
-  static data::LoaderOptions loader_options(const data::Dataset& train, const TrainOptions& o);
+  static data::LoaderOptions loader_options(const data::Dataset& train, const TrainOptions& o, int classes);
   const data::Dataset& train_;
   const data::Dataset& val_;
   int classes_;

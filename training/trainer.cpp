@@ -189,13 +189,13 @@ ClassifyObjective::ClassifyObjective(Model& model, const data::Dataset& train, c
       label_smoothing_(o.label_smoothing),
       batch_(o.batch),
       seed_(o.seed),
-      loader_(train, loader_options(train, o)) {
-  RF_CHECK(train.size() > 0, "train: the training set '{}' is empty", printable(train.name));
-  RF_CHECK(train.num_classes() <= classes_, "train: dataset '{}' has {} classes, the model {}",
-           printable(train.name), train.num_classes(), classes_);
-}
+      loader_(train, loader_options(train, o, classes_)) {}
 
-data::LoaderOptions ClassifyObjective::loader_options(const data::Dataset& train, const TrainOptions& o) {
+data::LoaderOptions ClassifyObjective::loader_options(const data::Dataset& train, const TrainOptions& o, int classes) {
+  // Checked here, before the loader is built from the data.
+  RF_CHECK(train.size() > 0, "train: the training set '{}' is empty", printable(train.name));
+  RF_CHECK(train.num_classes() <= classes, "train: dataset '{}' has {} classes, the model {}",
+           printable(train.name), train.num_classes(), classes);
   data::LoaderOptions lo = data::LoaderOptions::train(o.seed);
   lo.batch_size = o.batch;
   lo.augment = o.augment;

@@ -9,17 +9,13 @@
 #include "datasets/synthetic_dense.h"
 #include "training/dense_objective.h"
 #include "training/trainer.h"
+#include "testing.h"
 
 using namespace rf;
 
 namespace {
 
-std::string temp_dir(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("rf_test_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(p);
-  std::filesystem::create_directories(p);
-  return p.string();
-}
+using rf::testing::temp_dir;
 
 // 9 training scenes with batch 4: the last batch of one image is skipped (BN needs two), as in the suite.
 DenseData tiny_data(bool detect) {
