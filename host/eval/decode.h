@@ -1,6 +1,7 @@
 // Decoding of the anchor-free centre-point (CenterNet-style) detection head into boxes in input pixels.
 // Reference (brute force, explicit 3x3 max) + fast path (threshold first, partial sort, OpenMP over images).
 // Checked by tests/eval/test_decode.cpp: fast == reference exactly over a shape sweep, plus hand cases.
+// det_decode / seg_argmax (the trunk's output tensors): tests/suites/test_dense_suite.cpp and the suites end to end.
 //
 // Rules:
 // - score = sigmoid(heat logit), in float, the same function in both paths.

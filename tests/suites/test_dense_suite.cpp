@@ -1,7 +1,7 @@
-// The detection/segmentation suite's pieces: targets and losses glued to the trunk's output layout (gradients
-// against finite differences), a few SGD steps on one batch drive both tasks' losses down for both backbones,
-// dense packages round-trip (fp32 bit-identical, int8 close), and a tiny end-to-end run of each suite writes
-// its JSON (which the gate reads), packages and pictures.
+// The detection/segmentation suite's pieces: targets and losses (host/models/dense_head.h) glued to the trunk's
+// output layout (gradients against finite differences), a few SGD steps on one batch drive both tasks' losses
+// down for both backbones, dense packages round-trip (fp32 bit-identical, int8 close), and a tiny end-to-end run
+// of each suite writes its JSON (which the gate reads), packages and pictures.
 #include <gtest/gtest.h>
 
 #include <cmath>
