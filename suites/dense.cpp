@@ -229,12 +229,9 @@ json run_dense(const DenseOptions& o) {
     base.validate();
     Model probe(base);
     ModelTotals tot = probe.totals(Shape{1, 3, d.in_h, d.in_w});
-    json runs = json::array();
-    std::vector<double> main_v, second_v, main_f16, main_i8, epoch_s, regen_s, regen_cold_s, val_v;
+    ModelRuns mr;
+    std::vector<double> main_v, second_v, main_f16, main_i8, val_v;
     std::vector<std::vector<double>> per_class;
-    json bytes;
-    std::unique_ptr<Model> device_model;
-    int64_t train_peak = 0;
     for (int s = 0; s < o.seeds; ++s) {
       const ModelConfig cfg = run_config(base, o.base_seed, s);
       Model model(cfg);
@@ -245,7 +242,7 @@ json run_dense(const DenseOptions& o) {
                    o.seeds, to.epochs);
       DenseObjective task(d, to, loss_options);
       const TrainResult tr = train_task(model, task, to);
-      train_peak = std::max<int64_t>(train_peak, int64_t(host_memory_stats().peak_live_bytes));
+      mr.train_peak = std::max<int64_t>(mr.train_peak, int64_t(host_memory_stats().peak_live_bytes));
       model.clear_cache();
       PackedRun packed = pack_and_evaluate(
           model, meta, fmt::format("{}/packages/{}-{}-s{}", o.out_dir, o.task, cfg.name(), s),
@@ -254,20 +251,16 @@ json run_dense(const DenseOptions& o) {
             if (dt == "f32") per_class.push_back(tm.per_class);
             return json{{main_key, tm.main}, {second_key, tm.second}};
           });
-      const json& pk = packed.packages;
+      const json pk = packed.packages;
       main_v.push_back(pk["f32"][main_key].get<double>());
       second_v.push_back(pk["f32"][second_key].get<double>());
       main_f16.push_back(pk["f16"][main_key].get<double>());
       main_i8.push_back(pk["i8"][main_key].get<double>());
-      regen_cold_s.push_back(pk["f32"]["regen_cold_seconds"].get<double>());
-      regen_s.push_back(pk["f32"]["regen_seconds_median"].get<double>());
-      device_model = std::move(packed.f32_model);
-      bytes = {{"f32", pk["f32"]["bytes"]}, {"f16", pk["f16"]["bytes"]}, {"i8", pk["i8"]["bytes"]}};
-      double ep = 0, val_last = 0;
+      mr.add(tr, packed);
+      double val_last = 0;
       json epochs = json::array();
       for (size_t i = 0; i < tr.epochs.size(); ++i) {
         const EpochLog& l = tr.epochs[i];
-        ep += l.seconds;
         // The last epoch's figure is the packed model's: after BN recalibration when it ran (both kept).
         const bool recal = i + 1 == tr.epochs.size() && tr.bn_recalibrated > 0;
         json e = {{"epoch", l.epoch}, {"lr", l.lr}, {"train_loss", l.train_loss}, {"seconds", l.seconds},
@@ -280,21 +273,13 @@ json run_dense(const DenseOptions& o) {
         val_last = e[std::string("val_") + main_key].get<double>();
         epochs.push_back(e);
       }
-      epoch_s.push_back(ep / double(std::max<size_t>(1, tr.epochs.size())));
       val_v.push_back(val_last);
-      runs.push_back({{"seed", s}, {"config", cfg.str()}, {"epochs", epochs}, {"packages", pk},
+      mr.runs.push_back({{"seed", s}, {"config", cfg.str()}, {"epochs", epochs}, {"packages", pk},
                       {"test_evaluations_per_package", 1}});
       std::fprintf(stderr, "%s: %s seed %d: test %s %s (fp32 package), %s %s, int8 %s %s\n", o.task.c_str(),
                    cfg.name().c_str(), s + 1, main_key, eval::format_metric(main_v.back()).c_str(), second_key,
                    eval::format_metric(second_v.back()).c_str(), main_key, eval::format_metric(main_i8.back()).c_str());
     }
-    host_reset_peak();
-    double lat = time_forward(*device_model, 1, d.in_h, d.in_w, o.latency_reps);
-    json thr;
-    for (int B : o.throughput_batches)
-      thr[std::to_string(B)] = double(B) / time_forward(*device_model, B, d.in_h, d.in_w, o.throughput_reps);
-    int64_t eval_peak = int64_t(host_memory_stats().peak_live_bytes);
-    device_model->clear_cache();
     json pcl = json::array();
     for (int k = 0; k < K; ++k) {
       std::vector<double> v;
@@ -302,34 +287,17 @@ json run_dense(const DenseOptions& o) {
         if (std::isfinite(pc[size_t(k)])) v.push_back(pc[size_t(k)]);
       pcl.push_back({{"class", d.classes[size_t(k)]}, {"value", v.empty() ? json(nullptr) : mean_std_json(v)["mean"]}});
     }
-    json m = {{"model", base.name()},
-              {"config", base.str()},
-              {"learnable_params", tot.learnable},
-              {"seeded_weights", tot.seeded},
-              {"bn_state", tot.state},
-              {"macs", tot.macs},
-              {"pool_window_reads", tot.pool_reads},
-              {"input", {3, d.in_h, d.in_w}},
-              {"package_bytes", bytes},
-              {"device_storage_bytes", bytes["f32"]},
-              {"resident_weight_bytes", (tot.learnable + tot.seeded + tot.state) * int64_t(sizeof(float))},
-              {"peak_memory_bytes", {{"train_tensors", train_peak}, {"inference_tensors", eval_peak}}},
-              {"train_seconds_per_epoch", mean_std_json(epoch_s)},
-              {"regen_seconds_median", mean_std_json(regen_s)},  // warm, see suites/measure.h
-              {"regen_reps", kRegenReps},
-              {"regen_cold_seconds", mean_std_json(regen_cold_s)},
-              {"latency_batch1_ms", lat * 1e3},
-              {"throughput_images_per_s", thr},
-              {std::string("val_") + main_key, mean_std_json(val_v)},
-              {main_key, mean_std_json(main_v)},
-              {second_key, mean_std_json(second_v)},
-              {std::string(main_key) + "_fp16", mean_std_json(main_f16)},
-              {std::string(main_key) + "_int8", mean_std_json(main_i8)},
-              {detect ? "ap50_per_class" : "iou_per_class", pcl},
-              {"runs", runs}};
+    json m = model_row(base, tot, mr, d.in_h, d.in_w, {o.latency_reps, o.throughput_reps, o.throughput_batches});
+    m["input"] = {3, d.in_h, d.in_w};
+    m[std::string("val_") + main_key] = mean_std_json(val_v);
+    m[main_key] = mean_std_json(main_v);
+    m[second_key] = mean_std_json(second_v);
+    m[std::string(main_key) + "_fp16"] = mean_std_json(main_f16);
+    m[std::string(main_key) + "_int8"] = mean_std_json(main_i8);
+    m[detect ? "ap50_per_class" : "iou_per_class"] = pcl;
     models.push_back(m);
     picture_scores.push_back(main_v.back());
-    device_models.push_back(std::move(device_model));
+    device_models.push_back(std::move(mr.device_model));
     picture_models.push_back({base.name(), device_models.back().get()});
   }
   json pictures = json::array();

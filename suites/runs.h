@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -34,5 +35,27 @@ struct PackedRun {
 // package's entry.
 PackedRun pack_and_evaluate(Model& model, const PackageMeta& meta, const std::string& stem,
                             const std::function<nlohmann::json(Model&, const std::string&)>& evaluate);
+
+// What the seeds of one model collect for its row of the results (the figures every suite reports).
+struct ModelRuns {
+  nlohmann::json runs = nlohmann::json::array();  // one object per seed (the suite's own fields)
+  nlohmann::json bytes;                           // package bytes per dtype (the last seed's)
+  std::vector<double> epoch_s, regen_s, regen_cold_s;
+  int64_t train_peak = 0;                         // peak live host tensor bytes while training
+  std::unique_ptr<Model> device_model;            // the last seed's regenerated fp32 model
+  // Records a seed's training (its epoch log) and packages (pack_and_evaluate's result, device model taken).
+  void add(const TrainResult& tr, PackedRun& packed);
+};
+
+struct ModelTimings {
+  int latency_reps = 10, throughput_reps = 3;
+  std::vector<int> throughput_batches;
+};
+
+// The row's shared figures: accounting (`tot` at the input size H x W), package bytes, memory, training and
+// regeneration seconds, batch-1 latency and throughput of the device model (timed here), and the runs. The
+// suite adds its task's metrics.
+nlohmann::json model_row(const ModelConfig& base_cfg, const ModelTotals& tot, ModelRuns& r, int H, int W,
+                         const ModelTimings& t);
 
 }  // namespace rf
