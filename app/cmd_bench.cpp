@@ -35,6 +35,8 @@ int cmd_bench_classify(ClassifyCmdOptions& c) {
   }
   if (o.out_dir.empty()) o.out_dir = default_run_dir();
   validate_train_options(o.train);
+  check_suite_checkpoint_options(o.train);
+  o.train.overwrite = c.overwrite;  // --overwrite also lets a fresh run replace --checkpoint's files
   prepare_run_dir(o.out_dir, c.overwrite, "--out");
   nlohmann::json r = run_classify(o);
   std::printf("\n%s\n", classify_table(r).c_str());
@@ -54,6 +56,9 @@ int cmd_bench_dense(DenseOptions o) {
     check_synthetic_bytes(o.synthetic_train + o.synthetic_val + o.synthetic_test, o.synthetic_size,
                           "--synthetic-train + --synthetic-val + --synthetic-test");
   if (o.out_dir.empty()) o.out_dir = default_run_dir();
+  validate_train_options(o.train);
+  check_suite_checkpoint_options(o.train);
+  o.train.overwrite = o.overwrite;  // --overwrite also lets a fresh run replace --checkpoint's files
   prepare_run_dir(o.out_dir, o.overwrite, "--out");
   nlohmann::json r = run_dense(o);
   std::printf("\n%s", dense_table(r).c_str());
@@ -75,6 +80,7 @@ void add_classify(CLI::App* bench, Commands& out, const std::string& command_lin
   a->add_option("--seed", o.base_seed, "base seed (data split, order, augmentation, init, NL seeds)")
       ->check(seed_value());
   add_train_options(a, o.train, suite_train_texts());
+  add_suite_checkpoint_options(a, o.train);
   a->add_option("--val", o.val_count, "validation images held out of the training set (default -1: 10 %)")
       ->check(CLI::Range(int64_t(-1), int64_t(100000000)));
   a->add_option("--synthetic-train", o.synthetic_train, "synthetic training images")->check(CLI::Range(10, 10000000));
@@ -102,21 +108,15 @@ void add_dense(CLI::App* bench, Commands& out, const std::string& command_line, 
   a->add_option("--models,-m", d->models, "backbone configs (default: resnet18, nl-resnet18:cnl=dw)");
   a->add_option("--seeds", d->seeds, "runs per model (mean ± std)")->check(CLI::Range(1, 100));
   a->add_option("--seed", d->base_seed, "base seed (data, order, augmentation, init, NL seeds)")->check(seed_value());
-  // ---- BEGIN training options of DenseOptions' current fields. When DenseOptions holds `TrainOptions train`
-  // (suites/dense.h), replace this block by add_train_options(a, d->train, texts) with TrainOptionTexts
-  // {epochs "epochs per run", batch "training batch size" and batch_max 4096, lr the text below, warmup
-  // "linear warm-up epochs" and warmup_max 1000, no_augment "no random scale / crop / flip", label_smoothing
-  // false}; add_train_options's --no-augment then also honours `--no-augment=false` (this flag ignores the value).
-  a->add_option("--epochs", d->epochs, "epochs per run")->check(CLI::Range(1, 10000));
-  a->add_option("--batch", d->batch, "training batch size")->check(CLI::Range(2, 4096));
-  a->add_option("--lr", d->lr, "peak learning rate (warm-up 1 epoch, then cosine), finite in (0, 10]")
-      ->check(finite_in(0, 10, true));
-  a->add_option("--warmup", d->warmup_epochs, "linear warm-up epochs")->check(CLI::Range(0, 1000));
-  a->add_flag("--no-augment", [d = d](int64_t) { d->augment = false; }, "no random scale / crop / flip");
-  a->add_option("--bn-recalibrate", d->bn_recalibrate,
-                "after training, recompute BN statistics from this many training images (0: off)")
-      ->check(CLI::Range(int64_t(0), int64_t(100000000)));
-  // ---- END training options of DenseOptions.
+  TrainOptionTexts texts = suite_train_texts();
+  texts.batch_max = 4096;
+  texts.lr = "peak learning rate (warm-up 1 epoch, then cosine), finite in (0, 10]";
+  texts.warmup = "linear warm-up epochs";
+  texts.warmup_max = 1000;
+  texts.no_augment = "no random scale / crop / flip";
+  texts.label_smoothing = false;
+  add_train_options(a, d->train, texts);
+  add_suite_checkpoint_options(a, d->train);
   a->add_option("--input-h", d->input_h, "network input height (multiple of 32)")->check(CLI::Range(32, 4096));
   a->add_option("--input-w", d->input_w, "network input width (multiple of 32)")->check(CLI::Range(32, 4096));
   a->add_option("--neck", d->neck, "channels of the stride-8 merge")->check(CLI::Range(8, 1024));

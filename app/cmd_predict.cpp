@@ -93,7 +93,7 @@ int predict_dense(const PredictOptions& o, const Package& p, const ModelConfig& 
     std::vector<nlohmann::json> per(chunk.size());
     if (detect) {
       std::vector<std::vector<eval::Detection>> boxes(chunk.size());
-      for (const eval::Detection& d : det_decode(out, K, o.score, 0)) boxes[size_t(d.image)].push_back(d);
+      for (const eval::Detection& d : eval::det_decode(out, K, o.score, 0)) boxes[size_t(d.image)].push_back(d);
       for (size_t i = 0; i < chunk.size(); ++i) {
         const float sy = float(sizes[i].first) / float(in.H), sx = float(sizes[i].second) / float(in.W);
         nlohmann::json bj = nlohmann::json::array();
@@ -110,7 +110,7 @@ int predict_dense(const PredictOptions& o, const Package& p, const ModelConfig& 
         if (!o.json) fmt::print("{}\n", line);
       }
     } else {
-      const std::vector<int32_t> pred = seg_argmax(out);
+      const std::vector<int32_t> pred = eval::seg_argmax(out);
       const int64_t Hn = out.size(2), Wn = out.size(3);
       for (size_t i = 0; i < chunk.size(); ++i) {
         const int H = sizes[i].first, W = sizes[i].second;

@@ -69,9 +69,22 @@ void add_train_options(CLI::App* app, TrainOptions& o, const TrainOptionTexts& t
   app->add_flag_callback("--no-augment", [&o] { o.augment = false; }, texts.no_augment);
 }
 
+void add_suite_checkpoint_options(CLI::App* app, TrainOptions& o) {
+  app->add_option("--checkpoint", o.checkpoint, "folder for one checkpoint per run (model, seed), written atomically "
+                  "every epoch");
+  app->add_flag("--resume", o.resume, "continue each run from its checkpoint in --checkpoint when there is one");
+}
+
+void check_suite_checkpoint_options(const TrainOptions& o) {
+  RF_CHECK(!o.resume || !o.checkpoint.empty(), "--resume needs --checkpoint DIR (the folder of the runs' checkpoints)");
+  RF_CHECK(o.checkpoint.empty() || !std::filesystem::exists(o.checkpoint) || std::filesystem::is_directory(o.checkpoint),
+           "--checkpoint {}: is a file; a suite keeps one checkpoint per run in a folder (expected a folder or a new "
+           "path)", printable(o.checkpoint));
+}
+
 void add_run_dir_options(CLI::App* app, std::string& out, bool& overwrite) {
   app->add_option("--out,-o", out, "run directory (default results/runs/<UTC time>)");
-  app->add_flag("--overwrite", overwrite, "--out may hold a previous run: remove its JSON, packages and pictures first");
+  app->add_flag("--overwrite", overwrite, "--out may hold a previous run: remove its JSON, packages and pictures first (and start --checkpoint's runs over)");
 }
 
 void add_device_option(CLI::App* app, Command& c) {

@@ -41,6 +41,12 @@ TrainOptionTexts suite_train_texts();
 // values are the defaults). validate_train_options re-checks them at run time.
 void add_train_options(CLI::App* app, TrainOptions& o, const TrainOptionTexts& texts = TrainOptionTexts());
 
+// A suite's checkpoints: --checkpoint DIR (one file per run, <DIR>/<run>-s<seed>.ckpt.rfpk, suites/runs.h) and
+// --resume (each run continues from its file when there is one).
+void add_suite_checkpoint_options(CLI::App* app, TrainOptions& o);
+// Before any work: --resume needs --checkpoint, which must not be an existing file.
+void check_suite_checkpoint_options(const TrainOptions& o);
+
 // A suite's run folder: --out,-o and --overwrite (checked by prepare_run_dir at run time).
 void add_run_dir_options(CLI::App* app, std::string& out, bool& overwrite);
 

@@ -142,6 +142,20 @@ Layout detect_layout(const std::string& path, std::string* resolved) {
   return Layout::unknown;
 }
 
+std::string resolve_dataset_root(const std::string& path, const std::function<bool(const std::string&)>& fits,
+                                 const std::string& what, const std::string& expected) {
+  std::string root = path;
+  if (root.size() > 8 && ends_with(root, ".tar.zst")) root = prepare_archive(root, default_cache_dir());
+  if (fits(root)) return root;
+  RF_CHECK(fs::is_directory(root), "{}: no such folder or .tar.zst archive", path);
+  std::vector<std::string> subs;
+  for (auto& e : fs::directory_iterator(root))
+    if (e.is_directory()) subs.push_back(e.path().string());
+  for (const std::string& s : subs)
+    if (fits(s)) return s;
+  RF_FAIL("{}: not a {} dataset (expected {} here or in a sub-folder)", path, what, expected);
+}
+
 ClassificationData load_classification(const std::string& path, const LoadOptions& opt) {
   RF_CHECK(fs::exists(path), "dataset {}: no such file or folder", path);
   std::string where;

@@ -1,8 +1,9 @@
-// Where datasets come from: a path the user gives (a CIFAR-10 binary folder, an image-folder root, or a
-// .tar.zst archive of either), unpacked once into an ignored cache folder, then loaded.
+// Where datasets come from: a path the user gives (a CIFAR-10 binary folder, an image-folder root, a Pascal
+// VOC or CamVid root, or a .tar.zst archive of any), unpacked once into an ignored cache folder, then loaded.
 // Checked by tests/datasets/test_source.cpp (archive round trip, marker, layout detection) and
 // tests/datasets/test_cifar10_archive.cpp (label `data`: the shared CIFAR-10 archive, timed).
 #pragma once
+#include <functional>
 #include <string>
 
 #include "datasets/dataset.h"
@@ -41,6 +42,13 @@ struct LoadOptions {
   ImageFolderOptions image_folder;
   std::string test_split = "";    // image folders: "" = "test" if present, else "val"
 };
+
+// The folder a dataset path stands for, for the dense-prediction loaders (datasets/voc.h, datasets/camvid.h),
+// which recognise their root with `fits`: a .tar.zst archive is unpacked into default_cache_dir() first; then
+// the folder itself if it fits, else its first sub-folder that fits (an unpacked archive's BCCD/ or CamVid/).
+// Errors name the path, `what` ("Pascal VOC") and `expected` (the files looked for).
+std::string resolve_dataset_root(const std::string& path, const std::function<bool(const std::string&)>& fits,
+                                 const std::string& what, const std::string& expected);
 
 // Detects the layout and loads train and test. Errors name the path and the layouts that were expected.
 ClassificationData load_classification(const std::string& path, const LoadOptions& opt = {});

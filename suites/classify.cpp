@@ -18,6 +18,7 @@
 #include "training/outputs.h"
 #include "training/provenance.h"
 #include "suites/measure.h"
+#include "suites/runs.h"
 
 namespace rf {
 
@@ -90,55 +91,31 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
     base_cfg.classes = std::max(d.train.num_classes(), d.test.num_classes());
     Model probe(base_cfg);
     ModelTotals tot = probe.totals(Shape{1, 3, S, S});
-    nlohmann::json runs = nlohmann::json::array();
-    std::vector<double> val_acc, test_acc, test_acc_f16, test_acc_i8, epoch_s, regen_s, regen_cold_s;
-    nlohmann::json bytes;
-    std::unique_ptr<Model> device_model;
-    int64_t train_peak = 0;
+    ModelRuns mr;
+    std::vector<double> val_acc, test_acc, test_acc_f16, test_acc_i8;
     for (int s = 0; s < o.seeds; ++s) {
-      ModelConfig cfg = base_cfg;
-      if (cfg.is_nl()) cfg.seed = o.base_seed + 1000 * uint64_t(s);  // NL modules' seeds: base + 1000 s + i
-      cfg.init_seed = o.base_seed + uint64_t(s) + 1;
+      const ModelConfig cfg = run_config(base_cfg, o.base_seed, s);
       Model model(cfg);
-      TrainOptions to = o.train;
-      to.seed = o.base_seed + uint64_t(s);
+      const TrainOptions to = run_train_options(o.train, o.base_seed, s, cfg.name());
       host_reset_peak();
       std::fprintf(stderr, "classify: %s seed %d/%d: training %d epochs\n", cfg.name().c_str(), s + 1, o.seeds,
                    to.epochs);
       TrainResult tr = train_model(model, d.train, d.val, to);
-      train_peak = std::max<int64_t>(train_peak, int64_t(host_memory_stats().peak_live_bytes));
+      mr.train_peak = std::max<int64_t>(mr.train_peak, int64_t(host_memory_stats().peak_live_bytes));
       model.clear_cache();
 
       // Cloud side: pack. Device side: read back, verify, regenerate, evaluate on the test split (once each).
-      nlohmann::json pk;
-      for (const char* dt : {"f32", "f16", "i8"}) {
-        PackOptions po;
-        po.dtype = parse_storage_dtype(dt);
-        Package p = pack_model(model, po);
-        p.meta = inference_meta(d.train);  // what `reframe predict` needs: input size, normalisation, names
-        std::string path = fmt::format("{}/packages/{}-s{}-{}.rfpk", o.out_dir, cfg.name(), s, dt);
-        write_package(path, p);
-        double regen = 0;
-        std::unique_ptr<Model> dev = load_model(read_package(path), path, &regen);
-        EvalResult te = evaluate(*dev, d.test);
-        pk[dt] = {{"path", path}, {"bytes", std::filesystem::file_size(path)}, {"test_acc", te.acc},
-                  {"test_loss", te.loss}, {"regen_cold_seconds", regen}};
-        if (std::string(dt) == "f32") {
-          test_acc.push_back(te.acc);
-          regen_cold_s.push_back(regen);
-          regen_s.push_back(regen_seconds_median(*dev));
-          pk[dt]["regen_seconds_median"] = regen_s.back();
-          device_model = std::move(dev);
-        } else if (std::string(dt) == "f16") {
-          test_acc_f16.push_back(te.acc);
-        } else {
-          test_acc_i8.push_back(te.acc);
-        }
-      }
-      bytes = {{"f32", pk["f32"]["bytes"]}, {"f16", pk["f16"]["bytes"]}, {"i8", pk["i8"]["bytes"]}};
-      double ep = 0;
-      for (const EpochLog& l : tr.epochs) ep += l.seconds;
-      epoch_s.push_back(ep / double(std::max<size_t>(1, tr.epochs.size())));
+      PackedRun packed = pack_and_evaluate(
+          model, inference_meta(d.train), fmt::format("{}/packages/{}-s{}", o.out_dir, cfg.name(), s),
+          [&](Model& dev, const std::string&) {
+            EvalResult te = evaluate(dev, d.test);
+            return nlohmann::json{{"test_acc", te.acc}, {"test_loss", te.loss}};
+          });
+      const nlohmann::json pk = packed.packages;
+      test_acc.push_back(pk["f32"]["test_acc"].get<double>());
+      test_acc_f16.push_back(pk["f16"]["test_acc"].get<double>());
+      test_acc_i8.push_back(pk["i8"]["test_acc"].get<double>());
+      mr.add(tr, packed);
       // The model that is packed: after BN recalibration when it ran (then the last epoch's val is before it).
       const bool recal = tr.bn_recalibrated > 0 && d.val.size() > 0;
       val_acc.push_back(recal ? tr.final_val.acc : tr.epochs.empty() ? 0.0 : tr.epochs.back().val_acc);
@@ -147,7 +124,7 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
         log.push_back({{"epoch", l.epoch}, {"lr", l.lr}, {"train_loss", l.train_loss}, {"train_acc", l.train_acc},
                        {"val_loss", l.val_loss}, {"val_acc", l.val_acc}, {"seconds", l.seconds},
                        {"images_per_s", l.images_per_s}});
-      runs.push_back({{"seed", s}, {"config", cfg.str()}, {"epochs", log},
+      mr.runs.push_back({{"seed", s}, {"config", cfg.str()}, {"epochs", log},
                       {"val_acc_last_epoch", tr.epochs.empty() ? 0.0 : tr.epochs.back().val_acc},
                       {"bn_recalibration_images", tr.bn_recalibrated}, {"val_acc_final", val_acc.back()},
                       {"packages", pk}, {"test_evaluations_per_package", 1}});
@@ -156,37 +133,12 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
                    test_acc.back(), test_acc_i8.back());
     }
 
-    // Device-side timings on the regenerated fp32 model of the last seed.
-    host_reset_peak();
-    double lat = time_forward(*device_model, 1, S, S, o.latency_reps);
-    nlohmann::json thr;
-    for (int B : o.throughput_batches) thr[std::to_string(B)] = double(B) / time_forward(*device_model, B, S, S, o.throughput_reps);
-    int64_t eval_peak = int64_t(host_memory_stats().peak_live_bytes);
-    int64_t resident = (tot.learnable + tot.seeded + tot.state) * int64_t(sizeof(float));
-    models.push_back({{"model", base_cfg.name()},
-                      {"config", base_cfg.str()},
-                      {"learnable_params", tot.learnable},
-                      {"seeded_weights", tot.seeded},
-                      {"bn_state", tot.state},
-                      {"macs", tot.macs},
-                      {"pool_window_reads", tot.pool_reads},
-                      {"package_bytes", bytes},
-                      {"device_storage_bytes", bytes["f32"]},
-                      {"resident_weight_bytes", resident},
-                      {"peak_memory_bytes", {{"train_tensors", train_peak}, {"inference_tensors", eval_peak}}},
-                      {"train_seconds_per_epoch", mean_std_json(epoch_s)},
-                      // Warm: median of kRegenReps calls after one untimed call (suites/measure.h); cold: the
-                      // single call inside load_model, first touch included (kept, labelled, not used in tables).
-                      {"regen_seconds_median", mean_std_json(regen_s)},
-                      {"regen_reps", kRegenReps},
-                      {"regen_cold_seconds", mean_std_json(regen_cold_s)},
-                      {"latency_batch1_ms", lat * 1e3},
-                      {"throughput_images_per_s", thr},
-                      {"val_acc", mean_std_json(val_acc)},
-                      {"test_acc", mean_std_json(test_acc)},
-                      {"test_acc_fp16", mean_std_json(test_acc_f16)},
-                      {"test_acc_int8", mean_std_json(test_acc_i8)},
-                      {"runs", runs}});
+    nlohmann::json row = model_row(base_cfg, tot, mr, S, S, {o.latency_reps, o.throughput_reps, o.throughput_batches});
+    row["val_acc"] = mean_std_json(val_acc);
+    row["test_acc"] = mean_std_json(test_acc);
+    row["test_acc_fp16"] = mean_std_json(test_acc_f16);
+    row["test_acc_int8"] = mean_std_json(test_acc_i8);
+    models.push_back(row);
   }
 
   const TrainOptions& t = o.train;

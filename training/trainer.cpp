@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "host/eval/det_metrics.h"
 #include "host/ops/loss.h"
 #include "host/core/printable.h"
 #include "host/package/model_package.h"
@@ -44,6 +45,14 @@ int64_t count_correct(const Tensor& logits, const int32_t* labels) {
 const char* kEpochTensor = "trainer.epochs";       // (E, 8) f32: the EpochLog rows
 const char* kSettingsTensor = "trainer.settings";  // (bytes,) f32: the settings JSON, one byte per value
 const char* kMomentumPrefix = "optimizer.momentum.";
+
+// What a classification checkpoint records about its data.
+nlohmann::json classify_data_settings(const data::Dataset& train, const data::Dataset& val) {
+  return {{"train_data", train.hash_hex()},
+          {"train_images", train.size()},
+          {"val_data", val.hash_hex()},
+          {"val_images", val.size()}};
+}
 }  // namespace
 
 void validate_train_options(const TrainOptions& o) {
@@ -83,6 +92,10 @@ std::string first_non_finite_param(Model& model, int64_t* index, float* value) {
 
 std::string train_settings_json(const Model& model, const data::Dataset& train, const data::Dataset& val,
                                 const TrainOptions& o) {
+  return train_settings_json(model, classify_data_settings(train, val), o);
+}
+
+std::string train_settings_json(const Model& model, const nlohmann::json& task_settings, const TrainOptions& o) {
   // Floats by their shortest text (0.1, not 0.10000000149011612): exact for a float, readable in the message.
   auto f = [](float v) { return std::stod(fmt::format("{}", v)); };
   nlohmann::json j = {{"model", model.config().str()},
@@ -98,11 +111,8 @@ std::string train_settings_json(const Model& model, const data::Dataset& train, 
                       {"augment", o.augment},
                       {"pad", o.pad},
                       {"bn_recalibrate", o.bn_recalibrate},
-                      {"train_data", train.hash_hex()},
-                      {"train_images", train.size()},
-                      {"val_data", val.hash_hex()},
-                      {"val_images", val.size()},
                       {"data", o.data_source.empty() ? std::string("(not recorded)") : o.data_source}};
+  for (auto it = task_settings.begin(); it != task_settings.end(); ++it) j[it.key()] = it.value();
   return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);  // ASCII only
 }
 
@@ -171,14 +181,70 @@ void BnRecalibration::add(const Tensor& x) {
   images_ += x.size(0);
 }
 
+ClassifyObjective::ClassifyObjective(Model& model, const data::Dataset& train, const data::Dataset& val,
+                                     const TrainOptions& o)
+    : train_(train),
+      val_(val),
+      classes_(model.config().classes),
+      label_smoothing_(o.label_smoothing),
+      batch_(o.batch),
+      seed_(o.seed),
+      loader_(train, loader_options(train, o, classes_)) {}
+
+data::LoaderOptions ClassifyObjective::loader_options(const data::Dataset& train, const TrainOptions& o, int classes) {
+  // Checked here, before the loader is built from the data.
+  RF_CHECK(train.size() > 0, "train: the training set '{}' is empty", printable(train.name));
+  RF_CHECK(train.num_classes() <= classes, "train: dataset '{}' has {} classes, the model {}",
+           printable(train.name), train.num_classes(), classes);
+  data::LoaderOptions lo = data::LoaderOptions::train(o.seed);
+  lo.batch_size = o.batch;
+  lo.augment = o.augment;
+  lo.pad = o.pad;
+  lo.drop_last = train.size() > o.batch;  // BN needs > 1 sample; a ragged last batch adds noise
+  return lo;
+}
+
+bool ClassifyObjective::next(Tensor& x) {
+  if (!loader_.next(b_)) return false;
+  x = b_.x;
+  return true;
+}
+
+BatchLoss ClassifyObjective::loss(const Tensor& logits, Tensor& dlogits) {
+  const int N = int(logits.size(0)), C = classes_;
+  Tensor probs = Tensor::empty(Shape{N, C});
+  dlogits = Tensor::empty(Shape{N, C});
+  const int32_t* y = b_.y.data<int32_t>();
+  BatchLoss l;
+  l.loss = softmax_cross_entropy_forward_cpu(N, C, logits.f32(), y, probs.f32(), label_smoothing_);
+  // A non-finite loss is reported by the trainer; its gradient is not needed then.
+  if (std::isfinite(l.loss)) softmax_cross_entropy_backward_cpu(N, C, probs.f32(), y, dlogits.f32(), label_smoothing_);
+  l.correct = count_correct(logits, y);
+  return l;
+}
+
+Validation ClassifyObjective::validate(Model& model) {
+  EvalResult r = evaluate(model, val_);
+  return {r.loss, r.acc};
+}
+
+int64_t ClassifyObjective::recalibrate_bn(Model& model, int64_t max_images) {
+  return rf::recalibrate_bn(model, train_, max_images, std::min<int64_t>(batch_, 256), seed_);
+}
+
+nlohmann::json ClassifyObjective::settings() const { return classify_data_settings(train_, val_); }
+
 TrainResult train_model(Model& model, const data::Dataset& train, const data::Dataset& val, const TrainOptions& o) {
   validate_train_options(o);
-  RF_CHECK(train.size() > 0, "train: the training set '{}' is empty", printable(train.name));
-  RF_CHECK(train.num_classes() <= model.config().classes, "train: dataset '{}' has {} classes, the model {}",
-           printable(train.name), train.num_classes(), model.config().classes);
+  ClassifyObjective task(model, train, val, o);
+  return train_task(model, task, o);
+}
+
+TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
+  validate_train_options(o);
   TrainResult result;
   SGD opt(model.params(), o.momentum, o.weight_decay);
-  const std::string settings = train_settings_json(model, train, val, o);
+  const std::string settings = train_settings_json(model, task.settings(), o);
   if (!o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
     RF_CHECK(o.resume || o.overwrite, "--checkpoint {}: exists (a previous run's); pass --resume to continue it, or "
              "--overwrite to start over and replace it", printable(o.checkpoint));
@@ -202,36 +268,34 @@ TrainResult train_model(Model& model, const data::Dataset& train, const data::Da
              printable(o.checkpoint), result.start_epoch, o.epochs);
   }
 
-  data::LoaderOptions lo = data::LoaderOptions::train(o.seed);
-  lo.batch_size = o.batch;
-  lo.augment = o.augment;
-  lo.pad = o.pad;
-  lo.drop_last = train.size() > o.batch;  // BN needs > 1 sample; a ragged last batch adds noise
-  data::BatchLoader loader(train, lo);
-  const int64_t steps_per_epoch = loader.batches_per_epoch();
-  const int64_t total = steps_per_epoch * o.epochs, warmup = steps_per_epoch * o.warmup_epochs;
-  const int C = model.config().classes;
+  const int64_t steps_per_epoch = task.batches_per_epoch(), schedule = task.schedule_steps_per_epoch();
+  const int64_t total = schedule * o.epochs, warmup = schedule * o.warmup_epochs;
+  const std::string name = model.config().name(), metric = task.metric_name();
+  // "val 0.412" for an accuracy, "val mIoU 0.412" (or "no ground truth") for a named metric.
+  auto val_text = [&](double v) {
+    return metric.empty() ? fmt::format("val {:.3f}", v) : fmt::format("val {} {}", metric, eval::format_metric(v));
+  };
 
   int done_this_call = 0;
   for (int epoch = result.start_epoch; epoch < o.epochs; ++epoch) {
     auto t0 = Clock::now();
-    loader.start_epoch(epoch);
+    task.start_epoch(epoch);
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     EpochLog log;
     log.epoch = epoch + 1;
-    for (data::Batch b; loader.next(b);) {
-      const int N = int(b.size());
-      const int64_t step = int64_t(epoch) * steps_per_epoch + b.batch;
+    Tensor x;
+    for (int64_t batch = 0; task.next(x); ++batch) {
+      const int N = int(x.size(0));
+      const int64_t step = int64_t(epoch) * steps_per_epoch + batch;
       const float lr = cosine_lr(o.lr, step, total, warmup);
-      Tensor logits = model.forward(b.x, true);
-      Tensor probs = Tensor::empty(Shape{N, C}), dlogits = Tensor::empty(Shape{N, C});
-      const int32_t* y = b.y.data<int32_t>();
-      double loss = softmax_cross_entropy_forward_cpu(N, C, logits.f32(), y, probs.f32(), o.label_smoothing);
+      Tensor out = model.forward(x, true), dout;
+      const BatchLoss bl = task.loss(out, dout);
+      const double loss = bl.loss;
       // Divergence stops the run here, before a checkpoint or package of NaN weights is written.
       auto diverged = [&](const std::string& what) {
         RF_FAIL("train: {} diverged at epoch {}, step {} of {} (lr {}): {}; nothing written for this epoch{}; "
-                "lower --lr", model.config().name(), epoch + 1, b.batch + 1, steps_per_epoch, lr, what,
+                "lower --lr", name, epoch + 1, batch + 1, steps_per_epoch, lr, what,
                 o.checkpoint.empty() ? "" : ", the checkpoint holds the last good epoch");
       };
       if (!std::isfinite(loss)) {
@@ -241,8 +305,7 @@ TrainResult train_model(Model& model, const data::Dataset& train, const data::Da
                              bad.empty() ? std::string(" (weights finite: the forward pass overflowed)")
                                          : fmt::format(" (tensor '{}' value {} is not finite)", bad, at)));
       }
-      softmax_cross_entropy_backward_cpu(N, C, probs.f32(), y, dlogits.f32(), o.label_smoothing);
-      model.backward(dlogits);
+      model.backward(dout);
       // A non-finite gradient: name the first tensor whose gradient holds one (the weights are still finite).
       for (Param* p : opt.params()) {
         const float* g = p->grad.f32();
@@ -257,32 +320,37 @@ TrainResult train_model(Model& model, const data::Dataset& train, const data::Da
         if (!bad.empty()) diverged(fmt::format("tensor '{}' value {} is {} after the optimizer step", bad, at, v));
       }
       loss_sum += loss * N;
-      correct += count_correct(logits, y);
+      correct += bl.correct;
       seen += N;
       log.lr = lr;
-      if (o.progress && (b.batch % 10 == 9 || b.batch + 1 == steps_per_epoch)) {
+      if (o.progress && (batch % 10 == 9 || batch + 1 == steps_per_epoch)) {
         double el = since(t0), ips = double(seen) / std::max(el, 1e-9);
-        double eta = double(steps_per_epoch - b.batch - 1) * double(o.batch) / std::max(ips, 1e-9) +
+        double eta = double(steps_per_epoch - batch - 1) * double(o.batch) / std::max(ips, 1e-9) +
                      double(o.epochs - epoch - 1) * double(steps_per_epoch * o.batch) / std::max(ips, 1e-9);
-        std::fprintf(stderr, "\r  %s epoch %d/%d  batch %lld/%lld  loss %.4f  acc %.3f  %.0f img/s  ETA %.0fs   ",
-                     model.config().name().c_str(), epoch + 1, o.epochs, (long long)(b.batch + 1),
-                     (long long)steps_per_epoch, loss_sum / double(seen), double(correct) / double(seen), ips, eta);
+        const std::string acc = task.has_accuracy() ? fmt::format("  acc {:.3f}", double(correct) / double(seen)) : "";
+        std::fprintf(stderr, "\r  %s epoch %d/%d  batch %lld/%lld  loss %.4f%s  %.0f img/s  ETA %.0fs   ",
+                     name.c_str(), epoch + 1, o.epochs, (long long)(batch + 1), (long long)steps_per_epoch,
+                     loss_sum / double(seen), acc.c_str(), ips, eta);
       }
     }
     model.clear_cache();
     log.seconds = since(t0);
-    log.train_loss = seen ? loss_sum / double(seen) : 0;
+    const int64_t images = task.epoch_images(seen);
+    log.train_loss = images ? loss_sum / double(images) : 0;
     log.train_acc = seen ? double(correct) / double(seen) : 0;
-    log.images_per_s = double(seen) / std::max(log.seconds, 1e-9);
-    if (val.size() > 0) {
-      EvalResult v = evaluate(model, val);
+    log.images_per_s = double(images) / std::max(log.seconds, 1e-9);
+    if (task.has_validation()) {
+      Validation v = task.validate(model);
+      model.clear_cache();
       log.val_loss = v.loss;
-      log.val_acc = v.acc;
+      log.val_acc = v.metric;
     }
-    if (o.progress)
-      std::fprintf(stderr, "\r  %s epoch %d/%d  loss %.4f  acc %.3f  val %.3f  %.0f img/s  %.1fs%20s\n",
-                   model.config().name().c_str(), epoch + 1, o.epochs, log.train_loss, log.train_acc, log.val_acc,
-                   log.images_per_s, log.seconds, "");
+    if (o.progress) {
+      const std::string acc = task.has_accuracy() ? fmt::format("  acc {:.3f}", log.train_acc) : "";
+      std::fprintf(stderr, "\r  %s epoch %d/%d  loss %.4f%s  %s  %.0f img/s  %.1fs%20s\n", name.c_str(), epoch + 1,
+                   o.epochs, log.train_loss, acc.c_str(), val_text(log.val_acc).c_str(), log.images_per_s,
+                   log.seconds, "");
+    }
     result.epochs.push_back(log);
     if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, model, opt, result.epochs, settings);
     if (o.stop_after_epochs > 0 && ++done_this_call >= o.stop_after_epochs) break;
@@ -290,13 +358,17 @@ TrainResult train_model(Model& model, const data::Dataset& train, const data::Da
   if (o.bn_recalibrate > 0 && int(result.epochs.size()) == o.epochs) {
     // After the last checkpoint: a resumed run that finished recalibrates the same way (the statistics
     // depend only on the weights and the data).
-    result.bn_recalibrated = recalibrate_bn(model, train, o.bn_recalibrate, std::min<int64_t>(o.batch, 256), o.seed);
-    if (result.bn_recalibrated > 0 && val.size() > 0) {
-      result.final_val = evaluate(model, val);
+    result.bn_recalibrated = task.recalibrate_bn(model, o.bn_recalibrate);
+    if (result.bn_recalibrated > 0 && task.has_validation()) {
+      const Validation v = task.validate(model);
+      model.clear_cache();
+      result.final_val.loss = v.loss;
+      result.final_val.acc = v.metric;
       if (o.progress)
-        std::fprintf(stderr, "  %s BN statistics recomputed from %lld training images: val %.3f -> %.3f\n",
-                     model.config().name().c_str(), (long long)result.bn_recalibrated,
-                     result.epochs.back().val_acc, result.final_val.acc);
+        std::fprintf(stderr, "  %s BN statistics recomputed from %lld training images: %s -> %s\n", name.c_str(),
+                     (long long)result.bn_recalibrated, val_text(result.epochs.back().val_acc).c_str(),
+                     metric.empty() ? fmt::format("{:.3f}", result.final_val.acc).c_str()
+                                    : eval::format_metric(result.final_val.acc).c_str());
     }
   }
   return result;

@@ -1,7 +1,10 @@
-// Training and evaluation of a classification model on the host: SGD with momentum, weight decay on 2+-dim
-// weights only, cosine schedule with optional linear warm-up, label smoothing, gradient-norm clipping, a
-// validation split evaluated every epoch, checkpoints written atomically every epoch and --resume.
-// Checked by tests/training/test_trainer.cpp (schedule, resume equals an uninterrupted run, loss goes down).
+// The one training loop of every task (classification, detection, segmentation) on the host: SGD with
+// momentum, weight decay on 2+-dim weights only, cosine schedule with optional linear warm-up, gradient-norm
+// clipping, divergence checks, a validation split evaluated every epoch, progress lines, checkpoints written
+// atomically every epoch, --resume, BN recalibration after the last epoch. The task comes in as an Objective
+// (training/objective.h: batches, loss, validation metric); train_model is the classification entry point.
+// Checked by tests/training/test_trainer.cpp (schedule, resume equals an uninterrupted run, loss goes down) and
+// tests/training/test_dense_trainer.cpp (the same for detection and segmentation).
 #pragma once
 #include <functional>
 #include <string>
@@ -10,6 +13,7 @@
 #include "datasets/dataset.h"
 #include "datasets/loader.h"
 #include "host/models/model.h"
+#include "training/objective.h"
 
 namespace rf {
 
@@ -51,6 +55,8 @@ std::string first_non_finite_param(Model& model, int64_t* index = nullptr, float
 // lr/warmup to lr, then cosine from lr to 0 over the remaining steps.
 float cosine_lr(float lr, int64_t step, int64_t total, int64_t warmup);
 
+// val_acc: the task's validation metric (accuracy; mAP@0.5 or mIoU for detection / segmentation);
+// train_acc: 0 for tasks without a training accuracy.
 struct EpochLog {
   int epoch = 0;  // 1-based
   double lr = 0, train_loss = 0, train_acc = 0, val_loss = 0, val_acc = 0;
@@ -58,7 +64,7 @@ struct EpochLog {
 };
 
 struct EvalResult {
-  double loss = 0, acc = 0;
+  double loss = 0, acc = 0;  // acc: the task's validation metric (see EpochLog)
   int64_t n = 0;
   double seconds = 0;
 };
@@ -102,8 +108,10 @@ class BnRecalibration {
   int64_t batches_ = 0, images_ = 0;
 };
 
-// Trains `model` on `train`, evaluating on `val` after each epoch. The test set is not an argument: it is
-// touched once, by the caller, after training.
+// Trains `model` on the task's training data, validating after each epoch. The test set is not an argument: it
+// is touched once, by the caller, after training. The numbers depend on o.seed through the objective only.
+TrainResult train_task(Model& model, Objective& task, const TrainOptions& o);
+// Classification: train_task with a ClassifyObjective on `train` / `val`.
 TrainResult train_model(Model& model, const data::Dataset& train, const data::Dataset& val, const TrainOptions& o);
 
 // Checkpoint: the model's package (fp32) plus the momentum buffers, the epoch log and the training settings
@@ -118,6 +126,8 @@ std::vector<EpochLog> load_checkpoint(const std::string& path, Model& model, SGD
 // hashes and sizes, and (informational) the data source.
 std::string train_settings_json(const Model& model, const data::Dataset& train, const data::Dataset& val,
                                 const TrainOptions& o);
+// The same with the data's record given by the task (Objective::settings(): hashes, sizes, task fields).
+std::string train_settings_json(const Model& model, const nlohmann::json& task_settings, const TrainOptions& o);
 // "" when `recorded` and `current` (train_settings_json texts) agree on every compared field, else the
 // differing fields, "batch: 32 in the checkpoint, 64 now; lr: ...".
 std::string train_settings_diff(const std::string& recorded, const std::string& current);

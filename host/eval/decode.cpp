@@ -181,4 +181,41 @@ std::vector<Detection> decode_centernet(const float* heat, const float* wh, cons
   return out;
 }
 
+namespace {
+// Channels [c0, c0 + C) of an NCHW tensor, contiguous (decode_centernet takes one map per head).
+std::vector<float> channels(const Tensor& t, int c0, int C) {
+  const int64_t N = t.size(0), Ct = t.size(1), HW = t.size(2) * t.size(3);
+  std::vector<float> out(size_t(N * C * HW));
+  for (int64_t n = 0; n < N; ++n)
+    std::copy(t.f32() + (n * Ct + c0) * HW, t.f32() + (n * Ct + c0 + C) * HW, out.data() + n * C * HW);
+  return out;
+}
+}  // namespace
+
+std::vector<Detection> det_decode(const Tensor& out, int K, float score_threshold, int64_t first_image) {
+  RF_CHECK(out.ndim() == 4 && out.size(1) == K + 4, "det_decode: output {} (expected (N, {} + 4, Hf, Wf))",
+           out.shape().str(), K);
+  const std::vector<float> heat = channels(out, 0, K), size = channels(out, K, 2), off = channels(out, K + 2, 2);
+  DecodeOptions d;
+  d.score_threshold = score_threshold;
+  d.stride = 8;
+  return decode_centernet(heat.data(), size.data(), off.data(), out.size(0), K, int(out.size(2)), int(out.size(3)),
+                          d, first_image);
+}
+
+std::vector<int32_t> seg_argmax(const Tensor& out) {
+  const int64_t N = out.size(0), C = out.size(1), HW = out.size(2) * out.size(3);
+  std::vector<int32_t> pred(size_t(N * HW));
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t p = 0; p < HW; ++p) {
+      const float* x = out.f32() + n * C * HW + p;
+      int best = 0;
+      for (int64_t c = 1; c < C; ++c)
+        if (x[c * HW] > x[best * HW]) best = int(c);
+      pred[size_t(n * HW + p)] = best;
+    }
+  return pred;
+}
+
 }  // namespace rf::eval

@@ -1,6 +1,7 @@
 // Decoding of the anchor-free centre-point (CenterNet-style) detection head into boxes in input pixels.
 // Reference (brute force, explicit 3x3 max) + fast path (threshold first, partial sort, OpenMP over images).
 // Checked by tests/eval/test_decode.cpp: fast == reference exactly over a shape sweep, plus hand cases.
+// det_decode / seg_argmax (the trunk's output tensors): tests/suites/test_dense_suite.cpp and the suites end to end.
 //
 // Rules:
 // - score = sigmoid(heat logit), in float, the same function in both paths.
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "host/core/tensor.h"
 #include "host/eval/det_metrics.h"
 
 namespace rf::eval {
@@ -37,5 +39,12 @@ std::vector<Detection> decode_centernet(const float* heat, const float* wh, cons
 std::vector<Detection> decode_centernet_ref(const float* heat, const float* wh, const float* off, int64_t N,
                                             int K, int Hf, int Wf, const DecodeOptions& opt,
                                             int64_t first_image_index = 0);
+
+// The detection trunk's output (N, K + 4, Hf, Wf) (host/models/dense.h: heat K | size 2 | offset 2) decoded at
+// stride 8 with the default top_k: detections in network-input pixels, image = first_image + n.
+std::vector<Detection> det_decode(const Tensor& out, int K, float score_threshold, int64_t first_image);
+
+// Per-pixel argmax of (N, C, H, W) logits (ties: the lower class), (N, H, W) class indices.
+std::vector<int32_t> seg_argmax(const Tensor& out);
 
 }  // namespace rf::eval

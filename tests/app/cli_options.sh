@@ -39,6 +39,10 @@ expect_refused "--device cuda: " "$R" "${T[@]}" --device cuda
 expect_refused "use --device cpu" "$R" bench detect --device cuda:0 -o d0
 expect_refused "--device tpu: unknown device (expected cpu, cuda, cuda:N or auto)" "$R" "${T[@]}" --device tpu
 expect_refused "--device cuda:x:" "$R" run missing.rfpk --device cuda:x --batch 2
+# A suite's checkpoints live in a folder, one file per run; --resume needs it.
+expect_refused "--resume needs --checkpoint DIR" "$R" bench segment --resume -o s9
+touch ckfile
+expect_refused "--checkpoint ckfile: is a file" "$R" bench classify --checkpoint ckfile -o c9
 
 # Class 4: ranges and non-finite numbers, at parse time.
 expect_refused "--lr" "$R" "${T[@]}" --lr nan

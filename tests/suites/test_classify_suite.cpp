@@ -8,17 +8,11 @@
 #include <vector>
 
 #include "suites/classify.h"
+#include "testing.h"
 
 using namespace rf;
 
-namespace {
-std::string temp_dir(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("rf_test_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(p);
-  std::filesystem::create_directories(p);
-  return p.string();
-}
-}  // namespace
+using rf::testing::temp_dir;
 
 TEST(Classify, ReportsLastEpochAndTouchesTestOncePerPackage) {
   ClassifyOptions o;

@@ -1,7 +1,7 @@
-// The detection/segmentation suite's pieces: targets and losses glued to the trunk's output layout (gradients
-// against finite differences), a few SGD steps on one batch drive both tasks' losses down for both backbones,
-// dense packages round-trip (fp32 bit-identical, int8 close), and a tiny end-to-end run of each suite writes
-// its JSON (which the gate reads), packages and pictures.
+// The detection/segmentation suite's pieces: targets and losses (host/models/dense_head.h) glued to the trunk's
+// output layout (gradients against finite differences), a few SGD steps on one batch drive both tasks' losses
+// down for both backbones, dense packages round-trip (fp32 bit-identical, int8 close), and a tiny end-to-end run
+// of each suite writes its JSON (which the gate reads), packages and pictures.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -82,7 +82,7 @@ TEST(DenseSuite, SegmentationLossAndArgmax) {
   for (size_t i = 0; i < labels.size(); ++i) labels[i] = uint8_t(i % 7 == 0 ? 255 : i % 4);
   double l = seg_loss(out, labels.data(), 255, dout);
   EXPECT_GT(l, 0);
-  std::vector<int32_t> pred = seg_argmax(out);
+  std::vector<int32_t> pred = eval::seg_argmax(out);
   ASSERT_EQ(pred.size(), labels.size());
   for (int64_t n = 0; n < 2; ++n)
     for (int64_t p = 0; p < 64; ++p) {
@@ -161,7 +161,7 @@ TEST(DenseSuite, TinyEndToEndRunOfBothSuites) {
     o.task = task;
     o.synthetic_train = 8, o.synthetic_val = 4, o.synthetic_test = 4, o.synthetic_size = 64;
     o.input_h = o.input_w = 64;
-    o.epochs = 1, o.batch = 4, o.neck = 16, o.pictures = 1, o.latency_reps = 1, o.throughput_reps = 1;
+    o.train.epochs = 1, o.train.batch = 4, o.neck = 16, o.pictures = 1, o.latency_reps = 1, o.throughput_reps = 1;
     o.throughput_batches = {2};
     o.out_dir = temp_dir(task);
     nlohmann::json r = run_dense(o);
@@ -217,7 +217,7 @@ TEST(DenseSuite, DetectionSplitWithoutObjectsIsRefusedBeforeTraining) {
   o.task = "detect";
   o.data = root;
   o.input_h = o.input_w = 64;
-  o.epochs = 1, o.batch = 2, o.neck = 16, o.pictures = 0;
+  o.train.epochs = 1, o.train.batch = 2, o.neck = 16, o.pictures = 0;
   o.out_dir = temp_dir("voc_no_gt_out");
   std::string msg;
   try {
@@ -271,7 +271,7 @@ TEST(DenseSuite, SegmentationSplitAllVoidIsRefusedBeforeTraining) {
   o.task = "segment";
   o.data = root;
   o.input_h = o.input_w = 64;
-  o.epochs = 1, o.batch = 2, o.neck = 16, o.pictures = 0;
+  o.train.epochs = 1, o.train.batch = 2, o.neck = 16, o.pictures = 0;
   o.out_dir = temp_dir("camvid_all_void_out");
   std::string msg;
   try {
