@@ -5,7 +5,7 @@
 //                                                           (kernel last: template arguments may hold commas)
 //   RF_SHARED(float, tile, [16][64]);                       = __shared__ float tile[16][64];
 //   RF_DYNAMIC_SHARED(float, smem);                         = extern __shared__ float smem[];
-// Included by cuda/cuda_check.h; checked by tests/gpu/test_cuda_emu.cpp and every kernel test.
+// Included by cuda/cuda_check.h; checked by tests/gpu/emu/test_cuda_emu.cpp and every kernel test.
 #pragma once
 
 #if defined(RF_CUDA_EMU)

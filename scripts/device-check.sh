@@ -201,7 +201,7 @@ if (( GPU == 1 )); then
       rc=$?
       case $rc in
         0) detail+="$n: clean; " ;;
-        77) detail+="$n: clean, some tests skipped; " ;;  # tests/gpu/gpu_main.cpp: skipped, none failed
+        77) detail+="$n: clean, some tests skipped; " ;;  # tests/skip_main.cpp: skipped, none failed
         86) status="ERRORS"; detail+="$n: ERRORS ($tool-$n.log); " ;;
         124|137) [[ $status == ok ]] && status="partial (timeout)"; detail+="$n: timeout ${t}s, inconclusive; " ;;
         *) status="FAILED"; detail+="$n: rc=$rc ($tool-$n.log); " ;;
