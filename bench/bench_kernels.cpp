@@ -285,7 +285,7 @@ Conv2dShape conv(int N, int C, int H, int K, int k, int stride, int pad, int gro
 
 // The detection/segmentation heads' ops: bilinear upsampling (x2 in the merge, x8 to the input), the
 // per-pixel cross-entropy and the centre-point focal loss.
-void register_dense(int N, int S) {
+void register_dense_heads(int N, int S) {
   {
     UpsampleShape u{N, 64, S / 2, S / 2, S, S};
     auto b = buffers({u.x_numel(), u.y_numel()});
@@ -328,7 +328,7 @@ void register_all(BenchMode mode) {
                                     conv(N, 128, S / 2, 256, 1, 2, 0, 1), conv(N, 192, S, 64, 1, 1, 0, 4),
                                     conv(N, 1536, S / 8, 512, 1, 1, 0, 4), conv(N, 64, S, 64, 3, 1, 1, 64),
                                     conv(N, 64, S, 512, 3, 1, 1, 64)};
-  // The reference of the big dense 3x3 convs takes seconds per call at N=64: timed in the small modes only.
+  // The reference of the big ungrouped 3x3 convs takes seconds per call at N=64: timed in the small modes only.
   auto ref_affordable = [&](const Conv2dShape& s) { return mode != BenchMode::full || s.groups > 1 || s.k == 1; };
   for (const Conv2dShape& s : convs) reg("conv2d", BM_conv2d, s, ref_affordable(s));
   for (const Conv2dShape& s : {convs[0], convs[3], convs[5]})
@@ -356,7 +356,7 @@ void register_all(BenchMode mode) {
   }
   reg("batchnorm_train", BM_batchnorm_train, BatchNormShape{N, 64, S * S}, true);
   register_elementwise(N, S);
-  register_dense(N, S);
+  register_dense_heads(N, S);
   // Philox normals: ours (the CPU's seeded_normal_fill), the same stream the GPU regenerates.
   benchmark::RegisterBenchmark("BM_philox_normal/cpu", BM_philox_normal, int64_t(smoke ? 4096 : 1 << 22))
       ->Unit(benchmark::kMillisecond)

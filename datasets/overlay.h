@@ -2,7 +2,7 @@
 // titles and a colour legend, written as PNG next to the results (issue 7). Plain CPU loops on interleaved
 // HWC RGB uint8 images (Image from image_folder.h, C = 3 everywhere); a built-in 5x7 bitmap font (own glyphs,
 // one descender row) so no font library is needed.
-// Coordinates are continuous pixels as in dense.h: a box [x0, x1) x [y0, y1) covers the pixels x0 <= x < x1
+// Coordinates are continuous pixels as in datasets/dense.h (the dense-prediction annotations): a box [x0, x1) x [y0, y1) covers the pixels x0 <= x < x1
 // when the corners are integers; corners are rounded to the nearest integer (half away from zero).
 // Everything is clipped to the image: nothing is ever written outside it, whatever the coordinates (huge,
 // negative, infinite). A box with a NaN coordinate is skipped (nothing drawn, no error): a diverged model's

@@ -296,7 +296,7 @@ void bm_pool(benchmark::State& state, Shape s, Gpu&& gpu, Ref&& ref) {
 }
 
 // ---- NL module forward: fused (nl_module_forward_cuda) or unfused ----
-// Unfused = what composing the ops one by one costs: each branch into its own dense buffer (seeded conv with
+// Unfused = what composing the ops one by one costs: each branch into its own contiguous buffer (seeded conv with
 // weights regenerated, as in the fused module), three copies into the concat buffer, the grouped 1x1 conv without
 // the shuffle, then the shuffle as G strided copies. The fused module writes the branches into their slices of
 // the concat buffer and the 1x1 conv writes shuffled channels, so it saves the concat and shuffle traffic.

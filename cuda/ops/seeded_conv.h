@@ -1,5 +1,5 @@
 // CUDA twin of host/ops/seeded_conv.h: seeded 3x3 conv forward (+ fused ReLU) and input gradient, NCHW, for
-// depthwise, grouped and dense convs. Each thread block regenerates the weight tile it needs into shared
+// depthwise, grouped and ungrouped convs. Each thread block regenerates the weight tile it needs into shared
 // memory from (seed, weight index) with the shared RF_HD Philox text (host/core/philox.h), 4 weights per
 // Philox call, so the weight tensor never exists in device memory and its bits equal the CPU's
 // seeded_conv_weights() whatever the grid or block shape. The same kernels read materialised weights from
@@ -25,7 +25,7 @@ struct SeededConvLaunch {
                       // weight tile once when a group's channels fit one chunk. 0 = about 8 blocks per SM in all.
 };
 
-// y = [relu](conv(x, W(seed))), written into y with batch stride y_nstride (0 = dense C_out*OH*OW), so a
+// y = [relu](conv(x, W(seed))), written into y with batch stride y_nstride (0 = contiguous C_out*OH*OW), so a
 // caller can target a channel slice of a concatenated tensor. x (N, C_in, H, W), y (N, C_out, OH, OW), device.
 // w_materialised_or_null: nullptr -> weights regenerated per block; else (C_out, C_in/groups, 3, 3) on the
 // device (from seeded_conv_weights + a copy, or seeded_conv_weights_cuda) and read from there.

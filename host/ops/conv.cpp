@@ -11,7 +11,7 @@
 //    the direct kernel, 2-10x oneDNN, whose plain-layout path for them is im2col + a tiny sgemm per group.
 //    Exception: depthwise at <= 16x16 goes to oneDNN's jit_dw on nChw16c (1.5-5x the direct kernel there
 //    even with the reorders).
-//  * dense k x k, k > 1: oneDNN on blocked layouts (jit:avx512_core), reordering the activations in and out
+//  * ungrouped k x k, k > 1: oneDNN on blocked layouts (jit:avx512_core), reordering the activations in and out
 //    on every call: still 1.2-2x its plain-layout im2col + gemm path (which the 3-channel stem keeps, but for
 //    its weight gradient).
 //  * 1x1 stride 1 (the NL modules' grouped 1x1 with bias): at 32x32 and 4x4 gemm_1x1, our loop over

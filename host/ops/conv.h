@@ -1,4 +1,4 @@
-// conv2d: dense and grouped 2-D convolution, NCHW, square kernels, forward and backward.
+// conv2d: ungrouped and grouped 2-D convolution, NCHW, square kernels, forward and backward.
 // Reference: the plain loops in conv_ref.cpp (float and double). Fast path, chosen per shape (conv2d_cpu_algo):
 // oneDNN primitives (cached per shape), our OpenMP + SIMD direct kernel for depthwise and few-channels-per-
 // group convs (the seeded convs), and per-(sample, group) GEMM kernels for 1x1 convs. Checked by
@@ -15,7 +15,7 @@ struct Conv2dShape {
   int K = 1;                       // output channels
   int k = 3;                       // kernel size (k x k)
   int stride = 1, pad = 0, groups = 1;
-  int64_t y_nstride = 0;  // elements between samples of y (and dy); 0 = dense K*OH*OW. Lets a conv
+  int64_t y_nstride = 0;  // elements between samples of y (and dy); 0 = contiguous K*OH*OW. Lets a conv
                           // write straight into a channel slice of a concatenated tensor.
 
   int OH() const { return (H + 2 * pad - k) / stride + 1; }

@@ -107,8 +107,8 @@ std::shared_ptr<const DnnlConv> build_dnnl(const Conv2dShape& s, ConvPass pass, 
   const memory::desc x_user(xd, f32, dtag::nchw), w_user(wd, f32, G == 1 ? dtag::oihw : dtag::goihw),
       b_user(bd, f32, dtag::x),
       y_user(yd, f32, memory::dims{s.y_batch_stride(), OH * OW, OW, 1});
-  // The plain gemm path wants dense NCHW (a strided y makes oneDNN fall back to its reference loops): the
-  // conv writes a dense temporary and a reorder copies it into the channel slice.
+  // The plain gemm path wants contiguous NCHW (a strided y makes oneDNN fall back to its reference loops): the
+  // conv writes a contiguous temporary and a reorder copies it into the channel slice.
   const memory::desc x_any = blocked ? memory::desc(xd, f32, dtag::any) : x_user,
                      y_any = blocked ? memory::desc(yd, f32, dtag::any) : memory::desc(yd, f32, dtag::nchw),
                      w_any = blocked ? memory::desc(wd, f32, dtag::any) : w_user;
@@ -241,7 +241,7 @@ void dnnl_forward(const Conv2dShape& s, bool blocked, const float* x, const floa
 void dnnl_backward_data(const Conv2dShape& s, bool blocked, const float* dy, const float* w, float* dx,
                         const float* relu_y) {
   Conv2dShape sd = s;
-  if (relu_y) {  // mask dy into a dense temporary, then the plain backward
+  if (relu_y) {  // mask dy into a contiguous temporary, then the plain backward
     sd.y_nstride = 0;
     const int64_t m = int64_t(s.K) * s.OH() * s.OW(), ys = s.y_batch_stride();
     float* t = static_cast<float*>(scratch(5).get(sizeof(float) * m * s.N));

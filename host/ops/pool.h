@@ -9,7 +9,7 @@ namespace rf {
 struct Pool2dShape {
   int N = 1, C = 1, H = 1, W = 1;
   int k = 3, stride = 1, pad = 1;
-  int64_t y_nstride = 0;  // elements between samples of y / dy; 0 = dense C*OH*OW (see Conv2dShape)
+  int64_t y_nstride = 0;  // elements between samples of y / dy; 0 = contiguous C*OH*OW (see Conv2dShape)
 
   int OH() const { return (H + 2 * pad - k) / stride + 1; }
   int OW() const { return (W + 2 * pad - k) / stride + 1; }
