@@ -4,6 +4,7 @@
 // Counter layout: {lo32(a), lo32(b), tag, hi32(a)}; tags below keep the streams apart.
 // Checked through tests/datasets/test_loader.cpp (permutations, augmentation determinism).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -69,6 +70,18 @@ struct NoiseBytes {
     return n8 * (2.0f / 255.0f) - 1.0f;
   }
 };
+
+// The synthetic generators' background texture at pixel (x, y) of a W x H image, in [-1, 1]: 0 flat, 1 a linear
+// ramp along (ca, sa), 2 a sine wave of frequency freq along it, otherwise a checkerboard of `checker`-pixel cells.
+inline float background_texture(int tex, int x, int y, int W, int H, float ca, float sa, float freq, int checker) {
+  const float fx = float(x) / float(W), fy = float(y) / float(H);
+  switch (tex) {
+    case 0: return 0;
+    case 1: return 2.0f * (ca * fx + sa * fy) - 1.0f;
+    case 2: return std::sin(freq * 3.0f * (ca * float(x) + sa * float(y)));
+    default: return (((x / checker) + (y / checker)) % 2) ? 1.0f : -1.0f;
+  }
+}
 
 // A colour of luminance about L with a random tint of up to +-spread per channel (mean tint 0).
 inline void tinted_colour(UniformStream& U, float L, float spread, float out[3]) {

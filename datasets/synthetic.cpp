@@ -101,14 +101,7 @@ void synthetic_image(uint64_t seed, int64_t index, int H, int W, uint8_t* out) {
           hits += inside(cls, u, v) ? 1 : 0;
         }
       const float a = float(hits) * 0.25f;
-      float t;  // background texture in [-1, 1]
-      const float fx = float(x) / float(W), fy = float(y) / float(H);
-      switch (tex) {
-        case 0: t = 0; break;
-        case 1: t = 2.0f * (ca * fx + sa * fy) - 1.0f; break;
-        case 2: t = std::sin(tex_freq * 3.0f * (ca * float(x) + sa * float(y))); break;
-        default: t = (((x / 4) + (y / 4)) % 2) ? 1.0f : -1.0f; break;
-      }
+      const float t = background_texture(tex, x, y, W, H, ca, sa, tex_freq, 4);  // in [-1, 1]
       const bool in_speck = speck && ((float(x) - spx) * (float(x) - spx) + (float(y) - spy) * (float(y) - spy) <
                                       spr * spr);
       for (int c = 0; c < 3; ++c) {

@@ -115,14 +115,7 @@ DenseSample synthetic_dense_sample(uint64_t seed, int64_t index, int H, int W, i
   for (int y = 0; y < H; ++y)
     for (int x = 0; x < W; ++x) {
       // Background colour at the pixel.
-      float t;
-      const float fx = float(x) / float(W), fy = float(y) / float(H);
-      switch (tex) {
-        case 0: t = 0; break;
-        case 1: t = 2.0f * (ca * fx + sa * fy) - 1.0f; break;
-        case 2: t = std::sin(tex_freq * 3.0f * (ca * float(x) + sa * float(y))); break;
-        default: t = (((x / 6) + (y / 6)) % 2) ? 1.0f : -1.0f; break;
-      }
+      const float t = background_texture(tex, x, y, W, H, ca, sa, tex_freq, 6);
       float b[3];
       for (int c = 0; c < 3; ++c) b[c] = (tex == 1) ? bg[c] + (bg2[c] - bg[c]) * (0.5f + 0.5f * t) : bg[c] + tex_amp * t;
       // 2x2 samples: owner = topmost object containing the sample, -1 = background.
