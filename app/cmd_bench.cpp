@@ -25,6 +25,16 @@ struct ClassifyCmdOptions {
   bool overwrite = false;  // --out may hold a previous run (prepare_run_dir)
 };
 
+// The checks and the run folder every suite needs before any work: the training options, --checkpoint, and --out
+// (defaulted, then created or, with --overwrite, reused).
+void prepare_suite(std::string& out_dir, TrainOptions& train, bool overwrite) {
+  if (out_dir.empty()) out_dir = default_run_dir();
+  validate_train_options(train);
+  check_suite_checkpoint_options(train);
+  train.overwrite = overwrite;  // --overwrite also lets a fresh run replace --checkpoint's files
+  prepare_run_dir(out_dir, overwrite, "--out");
+}
+
 int cmd_bench_classify(ClassifyCmdOptions& c) {
   ClassifyOptions& o = c.suite;
   // Every option and the run folder are checked before any work (run_classify re-checks the options).
@@ -33,11 +43,7 @@ int cmd_bench_classify(ClassifyCmdOptions& c) {
     check_synthetic_bytes(o.synthetic_train, o.image_size, "--synthetic-train");
     check_synthetic_bytes(o.synthetic_test, o.image_size, "--synthetic-test");
   }
-  if (o.out_dir.empty()) o.out_dir = default_run_dir();
-  validate_train_options(o.train);
-  check_suite_checkpoint_options(o.train);
-  o.train.overwrite = c.overwrite;  // --overwrite also lets a fresh run replace --checkpoint's files
-  prepare_run_dir(o.out_dir, c.overwrite, "--out");
+  prepare_suite(o.out_dir, o.train, c.overwrite);
   nlohmann::json r = run_classify(o);
   std::printf("\n%s\n", classify_table(r).c_str());
   std::printf("budget: %d epochs, batch %lld, SGD lr %.3g momentum 0.9 wd 5e-4 (2+-dim weights), cosine, clip 5, "
@@ -55,11 +61,7 @@ int cmd_bench_dense(DenseOptions o) {
   if (o.data.empty())
     check_synthetic_bytes(o.synthetic_train + o.synthetic_val + o.synthetic_test, o.synthetic_size,
                           "--synthetic-train + --synthetic-val + --synthetic-test");
-  if (o.out_dir.empty()) o.out_dir = default_run_dir();
-  validate_train_options(o.train);
-  check_suite_checkpoint_options(o.train);
-  o.train.overwrite = o.overwrite;  // --overwrite also lets a fresh run replace --checkpoint's files
-  prepare_run_dir(o.out_dir, o.overwrite, "--out");
+  prepare_suite(o.out_dir, o.train, o.overwrite);
   nlohmann::json r = run_dense(o);
   std::printf("\n%s", dense_table(r).c_str());
   for (const auto& p : r["pictures"]) std::printf("picture: %s\n", p.get<std::string>().c_str());

@@ -47,13 +47,18 @@ inline const char* curand_status_string(curandStatus_t s) {
 
 }  // namespace rf
 
-#define CUDA_CHECK(x)                                                                                      \
+// Throws ::rf::Error naming the call, the place and the library's status text and code when a call's status is not
+// `ok`. #x comes from the public macro so the message shows the call as written.
+#define RF_STATUS_CHECK_(type, call, text, ok, lib, status_name, status_code)                                \
   do {                                                                                                     \
-    const cudaError_t rf_cuda_err_ = (x);                                                                  \
-    if (rf_cuda_err_ != cudaSuccess)                                                                       \
-      throw ::rf::Error(fmt::format("CUDA call `{}` failed at {}:{}: {} ({})", #x, __FILE__, __LINE__,    \
-                                    cudaGetErrorString(rf_cuda_err_), cudaGetErrorName(rf_cuda_err_)));   \
+    const type rf_status_ = call;                                                                          \
+    if (rf_status_ != ok)                                                                                  \
+      throw ::rf::Error(fmt::format("{} call `{}` failed at {}:{}: {} ({})", lib, text, __FILE__, __LINE__, \
+                                    status_name(rf_status_), status_code(rf_status_)));                    \
   } while (0)
+
+#define CUDA_CHECK(x) \
+  RF_STATUS_CHECK_(cudaError_t, (x), #x, cudaSuccess, "CUDA", cudaGetErrorString, cudaGetErrorName)
 
 // For destructors and other places that must not throw: report and continue.
 #define CUDA_CHECK_NOTHROW(x)                                                                              \
@@ -64,20 +69,9 @@ inline const char* curand_status_string(curandStatus_t s) {
                    cudaGetErrorString(rf_cuda_err_), cudaGetErrorName(rf_cuda_err_));                     \
   } while (0)
 
-#define CURAND_CHECK(x)                                                                                    \
-  do {                                                                                                     \
-    const curandStatus_t rf_curand_st_ = (x);                                                              \
-    if (rf_curand_st_ != CURAND_STATUS_SUCCESS)                                                            \
-      throw ::rf::Error(fmt::format("cuRAND call `{}` failed at {}:{}: {} ({})", #x, __FILE__, __LINE__,  \
-                                    ::rf::curand_status_string(rf_curand_st_), int(rf_curand_st_)));       \
-  } while (0)
+#define CURAND_CHECK(x) \
+  RF_STATUS_CHECK_(curandStatus_t, (x), #x, CURAND_STATUS_SUCCESS, "cuRAND", ::rf::curand_status_string, int)
 
 #if defined(RF_HAVE_CUDNN_HEADER)
-#define CUDNN_CHECK(x)                                                                                     \
-  do {                                                                                                     \
-    const cudnnStatus_t rf_cudnn_st_ = (x);                                                                \
-    if (rf_cudnn_st_ != CUDNN_STATUS_SUCCESS)                                                              \
-      throw ::rf::Error(fmt::format("cuDNN call `{}` failed at {}:{}: {} ({})", #x, __FILE__, __LINE__,   \
-                                    cudnnGetErrorString(rf_cudnn_st_), int(rf_cudnn_st_)));                \
-  } while (0)
+#define CUDNN_CHECK(x) RF_STATUS_CHECK_(cudnnStatus_t, (x), #x, CUDNN_STATUS_SUCCESS, "cuDNN", cudnnGetErrorString, int)
 #endif

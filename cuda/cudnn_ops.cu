@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "cuda/cuda_check.h"
+#include "host/core/enum_name.h"
 
 #if defined(RF_HAVE_CUDNN)
 #include <cub/block/block_reduce.cuh>
@@ -25,12 +26,8 @@ namespace rf {
 namespace cudnn_detail {
 
 const char* pass_name(ConvPass p) {
-  switch (p) {
-    case ConvPass::forward: return "fwd";
-    case ConvPass::backward_data: return "bwd_data";
-    case ConvPass::backward_filter: return "bwd_filter";
-  }
-  return "?";
+  static constexpr const char* kNames[] = {"fwd", "bwd_data", "bwd_filter"};  // ConvPass order
+  return enum_name(p, kNames);
 }
 
 namespace {

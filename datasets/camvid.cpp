@@ -12,6 +12,7 @@
 #include <new>
 #include <sstream>
 
+#include "datasets/first_error.h"
 #include "host/core/check.h"
 
 namespace fs = std::filesystem;
@@ -107,8 +108,7 @@ SegDataset load_camvid(const std::string& root, const std::string& split, int nu
   d.ids.resize(size_t(N));
   d.images.resize(size_t(N));
   d.labels.resize(size_t(N));
-  int64_t err_i = N;
-  std::string err_msg;
+  FirstError first_error(N);
 #pragma omp parallel for schedule(dynamic, 4)
   for (int64_t i = 0; i < N; ++i) {
     try {
@@ -128,25 +128,15 @@ SegDataset load_camvid(const std::string& root, const std::string& split, int nu
       d.images[size_t(i)] = std::move(img);
       d.labels[size_t(i)] = std::move(L);
     } catch (const std::bad_alloc&) {
-#pragma omp critical(rf_camvid_error)
-      {
-        if (i < err_i) {
-          err_i = i;
-          err_msg = fmt::format("CamVid: out of memory loading {} / {} ({} line {})", img_paths[size_t(i)],
-                                lbl_paths[size_t(i)], list.string(), line_of[size_t(i)]);
-        }
-      }
+      first_error.record(i, [&] {
+        return fmt::format("CamVid: out of memory loading {} / {} ({} line {})", img_paths[size_t(i)],
+                           lbl_paths[size_t(i)], list.string(), line_of[size_t(i)]);
+      });
     } catch (const std::exception& e) {
-#pragma omp critical(rf_camvid_error)
-      {
-        if (i < err_i) {
-          err_i = i;
-          err_msg = e.what();
-        }
-      }
+      first_error.record(i, [&] { return std::string(e.what()); });
     }
   }
-  if (err_i < N) throw Error(err_msg);
+  first_error.rethrow();
   return d;
 }
 

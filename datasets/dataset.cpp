@@ -7,6 +7,7 @@
 #include <numeric>
 #include <type_traits>
 
+#include "datasets/fnv.h"
 #include "datasets/rng.h"
 #include "host/core/check.h"
 
@@ -34,21 +35,6 @@ void Dataset::validate() const {
     RF_CHECK(labels[size_t(i)] >= 0 && labels[size_t(i)] < num_classes(),
              "dataset '{}': label of image {} is {}, expected 0..{}", name, i, labels[size_t(i)], num_classes() - 1);
 }
-
-namespace {
-constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull, kFnvPrime = 0x100000001b3ull;
-inline uint64_t fnv_bytes(uint64_t h, const uint8_t* p, size_t n) {
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * kFnvPrime;
-  return h;
-}
-template <typename T>
-inline uint64_t fnv_le(uint64_t h, T v) {  // little-endian bytes of an integer, whatever the host
-  using U = std::make_unsigned_t<T>;
-  U u = U(v);
-  for (size_t i = 0; i < sizeof(T); ++i) h = (h ^ uint8_t(u >> (8 * i))) * kFnvPrime;
-  return h;
-}
-}  // namespace
 
 uint64_t Dataset::content_hash() const {
   uint64_t h = kFnvOffset;

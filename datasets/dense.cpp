@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <type_traits>
 
+#include "datasets/first_error.h"
+#include "datasets/fnv.h"
 #include "datasets/rng.h"
 #include "host/core/check.h"
 
@@ -23,18 +25,7 @@ namespace rf::data {
 
 namespace {
 
-constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull, kFnvPrime = 0x100000001b3ull;
-inline uint64_t fnv_bytes(uint64_t h, const uint8_t* p, size_t n) {
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * kFnvPrime;
-  return h;
-}
-template <typename T>
-inline uint64_t fnv_le(uint64_t h, T v) {
-  using U = std::make_unsigned_t<T>;
-  U u = U(v);
-  for (size_t i = 0; i < sizeof(T); ++i) h = (h ^ uint8_t(u >> (8 * i))) * kFnvPrime;
-  return h;
-}
+// FNV-1a helpers: datasets/fnv.h
 inline uint64_t fnv_float(uint64_t h, float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
@@ -368,8 +359,7 @@ DenseBatch make_batch_impl(const char* what, int64_t n_data, const std::vector<i
     B.labels.resize(size_t(B.N) * plane);
   else
     B.boxes.resize(size_t(B.N));
-  int64_t err_k = B.N;
-  std::string err_msg;
+  FirstError first_error(B.N);
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t k = 0; k < B.N; ++k) {
     try {
@@ -383,16 +373,10 @@ DenseBatch make_batch_impl(const char* what, int64_t n_data, const std::vector<i
       else
         B.boxes[size_t(k)] = std::move(s.boxes);
     } catch (const std::exception& e) {
-#pragma omp critical(rf_dense_batch_error)
-      {
-        if (k < err_k) {
-          err_k = k;
-          err_msg = e.what();
-        }
-      }
+      first_error.record(k, [&] { return std::string(e.what()); });
     }
   }
-  if (err_k < B.N) throw Error(err_msg);
+  first_error.rethrow();
   return B;
 }
 

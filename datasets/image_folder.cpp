@@ -19,6 +19,7 @@
 #include <memory>
 
 
+#include "datasets/first_error.h"
 #include "host/core/check.h"
 #include "datasets/dataset.h"
 
@@ -170,8 +171,7 @@ Dataset load_image_folder(const std::string& root, const std::string& split, con
 
   // OpenMP over files; an exception may not leave the parallel region, so each thread keeps the error of
   // the lowest-numbered file it saw and the lowest one overall is rethrown (deterministic message).
-  int64_t err_index = N;
-  std::string err_msg;
+  FirstError first_error(N);
   const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
   const size_t plane = size_t(H) * size_t(W);
 #pragma omp parallel for schedule(dynamic, 64) num_threads(threads)
@@ -190,25 +190,15 @@ Dataset load_image_folder(const std::string& root, const std::string& split, con
       for (size_t p = 0; p < plane; ++p)
         for (size_t c = 0; c < 3; ++c) out[c * plane + p] = img.hwc[p * 3 + c];
     } catch (const std::bad_alloc&) {
-#pragma omp critical(rf_image_folder_error)
-      {
-        if (i < err_index) {
-          err_index = i;
-          err_msg = fmt::format("image folder: out of memory loading {} (dataset {}x{}, {} images)", files[size_t(i)],
-                                H, W, N);
-        }
-      }
+      first_error.record(i, [&] {
+        return fmt::format("image folder: out of memory loading {} (dataset {}x{}, {} images)", files[size_t(i)], H,
+                           W, N);
+      });
     } catch (const std::exception& e) {
-#pragma omp critical(rf_image_folder_error)
-      {
-        if (i < err_index) {
-          err_index = i;
-          err_msg = e.what();
-        }
-      }
+      first_error.record(i, [&] { return std::string(e.what()); });
     }
   }
-  if (err_index < N) throw Error(err_msg);
+  first_error.rethrow();
   if (report) *report = rep;
   return d;
 }

@@ -4,6 +4,7 @@
 // Counter layout: {lo32(a), lo32(b), tag, hi32(a)}; tags below keep the streams apart.
 // Checked through tests/datasets/test_loader.cpp (permutations, augmentation determinism).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -26,25 +27,61 @@ inline Philox4 rng_words(uint64_t seed, uint64_t a, uint64_t b, uint32_t tag) {
   return philox4x32_10({uint32_t(a), uint32_t(b), tag, uint32_t(a >> 32)}, uint32_t(seed), uint32_t(seed >> 32));
 }
 
-// A stream of uniforms in [0, 1) for one image: Philox blocks (seed; index, 0, 1, 2, ..., tag), four 24-bit
-// floats per block, in order. The synthetic generators draw every random choice of an image from one.
-struct UniformStream {
+// The 32-bit words of Philox blocks (seed; index, block, block + 1, ..., tag), x, y, z, w of each block in
+// order: what the synthetic generators' uniforms and pixel noise are read from.
+struct WordStream {
   uint64_t seed, index;
   uint32_t tag;
-  uint64_t block = 0;
+  uint64_t block = 0;  // the next block to draw
   int k = 4;
   Philox4 w{};
-  float next() {
+  uint32_t next() {
     if (k == 4) {
       w = rng_words(seed, index, block++, tag);
       k = 0;
     }
     const uint32_t v = k == 0 ? w.x : k == 1 ? w.y : k == 2 ? w.z : w.w;
     ++k;
-    return float(v >> 8) * (1.0f / 16777216.0f);
+    return v;
   }
+};
+
+// A stream of uniforms in [0, 1) for one image: blocks 0, 1, 2, ... of its WordStream, one 24-bit float per
+// word. The synthetic generators draw every random choice of an image from one.
+struct UniformStream {
+  WordStream words;
+  float next() { return float(words.next() >> 8) * (1.0f / 16777216.0f); }
   float range(float lo, float hi) { return lo + (hi - lo) * next(); }
 };
+
+// Pixel noise for one image: the bytes of its WordStream's words from a first block on (low byte first), each
+// byte b read as b * 2/255 - 1 in [-1, 1]. Both synthetic generators.
+struct NoiseBytes {
+  WordStream words;
+  int b = 4;
+  uint32_t word = 0;
+  float next() {
+    if (b == 4) {
+      word = words.next();
+      b = 0;
+    }
+    const float n8 = float((word >> (8 * b)) & 0xFF);
+    ++b;
+    return n8 * (2.0f / 255.0f) - 1.0f;
+  }
+};
+
+// The synthetic generators' background texture at pixel (x, y) of a W x H image, in [-1, 1]: 0 flat, 1 a linear
+// ramp along (ca, sa), 2 a sine wave of frequency freq along it, otherwise a checkerboard of `checker`-pixel cells.
+inline float background_texture(int tex, int x, int y, int W, int H, float ca, float sa, float freq, int checker) {
+  const float fx = float(x) / float(W), fy = float(y) / float(H);
+  switch (tex) {
+    case 0: return 0;
+    case 1: return 2.0f * (ca * fx + sa * fy) - 1.0f;
+    case 2: return std::sin(freq * 3.0f * (ca * float(x) + sa * float(y)));
+    default: return (((x / checker) + (y / checker)) % 2) ? 1.0f : -1.0f;
+  }
+}
 
 // A colour of luminance about L with a random tint of up to +-spread per channel (mean tint 0).
 inline void tinted_colour(UniformStream& U, float L, float spread, float out[3]) {

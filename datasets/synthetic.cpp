@@ -61,7 +61,7 @@ int32_t synthetic_label(uint64_t seed, int64_t index) {
 void synthetic_image(uint64_t seed, int64_t index, int H, int W, uint8_t* out) {
   RF_CHECK(H >= 8 && W >= 8, "synthetic_image: size {}x{}, expected at least 8x8", H, W);
   const int cls = synthetic_label(seed, index);
-  Uniforms U{seed, uint64_t(index), kTagSynthetic};
+  Uniforms U{{seed, uint64_t(index), kTagSynthetic}};
   const float S = float(std::min(H, W));
 
   // Background: base colour, then one of flat / gradient / sine texture / checker, low amplitude.
@@ -89,9 +89,7 @@ void synthetic_image(uint64_t seed, int64_t index, int H, int W, uint8_t* out) {
   const float noise = U.range(6, 26);
 
   const size_t plane = size_t(H) * size_t(W);
-  uint64_t nblock = 1000;
-  Philox4 nw{};
-  int nbyte = 16;
+  NoiseBytes nb{{seed, uint64_t(index), kTagSynthetic, 1000}};
   for (int y = 0; y < H; ++y)
     for (int x = 0; x < W; ++x) {
       // Coverage of the shape by 2x2 supersampling (soft edges).
@@ -103,28 +101,14 @@ void synthetic_image(uint64_t seed, int64_t index, int H, int W, uint8_t* out) {
           hits += inside(cls, u, v) ? 1 : 0;
         }
       const float a = float(hits) * 0.25f;
-      float t;  // background texture in [-1, 1]
-      const float fx = float(x) / float(W), fy = float(y) / float(H);
-      switch (tex) {
-        case 0: t = 0; break;
-        case 1: t = 2.0f * (ca * fx + sa * fy) - 1.0f; break;
-        case 2: t = std::sin(tex_freq * 3.0f * (ca * float(x) + sa * float(y))); break;
-        default: t = (((x / 4) + (y / 4)) % 2) ? 1.0f : -1.0f; break;
-      }
+      const float t = background_texture(tex, x, y, W, H, ca, sa, tex_freq, 4);  // in [-1, 1]
       const bool in_speck = speck && ((float(x) - spx) * (float(x) - spx) + (float(y) - spy) * (float(y) - spy) <
                                       spr * spr);
       for (int c = 0; c < 3; ++c) {
         const float b = (tex == 1) ? bg[c] + (bg2[c] - bg[c]) * (0.5f + 0.5f * t) : bg[c] + tex_amp * t;
         float v = b * (1.0f - a) + fg[c] * a;
         if (in_speck) v = sp[c];
-        if (nbyte == 16) {
-          nw = rng_words(seed, uint64_t(index), nblock++, kTagSynthetic);
-          nbyte = 0;
-        }
-        const uint32_t word = nbyte < 4 ? nw.x : nbyte < 8 ? nw.y : nbyte < 12 ? nw.z : nw.w;
-        const float n8 = float((word >> (8 * (nbyte % 4))) & 0xFF);
-        ++nbyte;
-        v += noise * (n8 * (2.0f / 255.0f) - 1.0f);
+        v += noise * nb.next();
         out[size_t(c) * plane + size_t(y) * size_t(W) + size_t(x)] = uint8_t(std::clamp(int(std::lround(v)), 0, 255));
       }
     }

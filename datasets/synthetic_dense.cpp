@@ -54,7 +54,7 @@ DenseSample synthetic_dense_sample(uint64_t seed, int64_t index, int H, int W, i
            H, W);
   RF_CHECK(max_objects >= 1 && max_objects <= 32, "synthetic_dense: max_objects {}, expected 1..32", max_objects);
   RF_CHECK(index >= 0, "synthetic_dense: index {} must be >= 0", index);
-  Uniforms U{seed, uint64_t(index), kTagSynthDense};
+  Uniforms U{{seed, uint64_t(index), kTagSynthDense}};
   const float S = float(std::min(H, W));
 
   // Background.
@@ -111,20 +111,11 @@ DenseSample synthetic_dense_sample(uint64_t seed, int64_t index, int H, int W, i
   s.image.hwc.resize(size_t(H) * size_t(W) * 3);
   s.label.resize(size_t(H) * size_t(W));
   std::vector<int> bx0(static_cast<size_t>(K), W), by0(static_cast<size_t>(K), H), bx1(static_cast<size_t>(K), -1), by1(static_cast<size_t>(K), -1);
-  uint64_t nblock = 1000000;
-  Philox4 nw{};
-  int nbyte = 16;
+  NoiseBytes nb{{seed, uint64_t(index), kTagSynthDense, 1000000}};
   for (int y = 0; y < H; ++y)
     for (int x = 0; x < W; ++x) {
       // Background colour at the pixel.
-      float t;
-      const float fx = float(x) / float(W), fy = float(y) / float(H);
-      switch (tex) {
-        case 0: t = 0; break;
-        case 1: t = 2.0f * (ca * fx + sa * fy) - 1.0f; break;
-        case 2: t = std::sin(tex_freq * 3.0f * (ca * float(x) + sa * float(y))); break;
-        default: t = (((x / 6) + (y / 6)) % 2) ? 1.0f : -1.0f; break;
-      }
+      const float t = background_texture(tex, x, y, W, H, ca, sa, tex_freq, 6);
       float b[3];
       for (int c = 0; c < 3; ++c) b[c] = (tex == 1) ? bg[c] + (bg2[c] - bg[c]) * (0.5f + 0.5f * t) : bg[c] + tex_amp * t;
       // 2x2 samples: owner = topmost object containing the sample, -1 = background.
@@ -155,14 +146,7 @@ DenseSample synthetic_dense_sample(uint64_t seed, int64_t index, int H, int W, i
       }
       uint8_t* out = s.image.hwc.data() + (size_t(y) * size_t(W) + size_t(x)) * 3;
       for (int c = 0; c < 3; ++c) {
-        if (nbyte == 16) {
-          nw = rng_words(seed, uint64_t(index), nblock++, kTagSynthDense);
-          nbyte = 0;
-        }
-        const uint32_t word = nbyte < 4 ? nw.x : nbyte < 8 ? nw.y : nbyte < 12 ? nw.z : nw.w;
-        const float n8 = float((word >> (8 * (nbyte % 4))) & 0xFF);
-        ++nbyte;
-        const float val = v[c] + noise * (n8 * (2.0f / 255.0f) - 1.0f);
+        const float val = v[c] + noise * nb.next();
         out[c] = uint8_t(std::clamp(int(std::lround(val)), 0, 255));
       }
     }
@@ -180,12 +164,6 @@ DenseSample synthetic_dense_sample(uint64_t seed, int64_t index, int H, int W, i
 }
 
 namespace {
-template <typename Fill>
-void for_each_scene(int64_t n, int threads, Fill&& fill) {
-  const int t = threads > 0 ? threads : omp_get_max_threads();
-#pragma omp parallel for schedule(dynamic, 8) num_threads(t)
-  for (int64_t i = 0; i < n; ++i) fill(i);
-}
 void check_args(const char* what, int64_t n, int64_t first_index, int H, int W, int max_objects) {
   RF_CHECK(n > 0 && first_index >= 0, "{}: n = {}, first_index = {}; expected n > 0, first_index >= 0", what, n,
            first_index);
@@ -193,24 +171,35 @@ void check_args(const char* what, int64_t n, int64_t first_index, int H, int W, 
   RF_CHECK(H >= 16 && W >= 16 && H <= 4096 && W <= 4096, "{}: size {}x{}, expected 16..4096 per side", what, H, W);
   RF_CHECK(max_objects >= 1 && max_objects <= 32, "{}: max_objects {}, expected 1..32", what, max_objects);
 }
+
+// The part both dataset kinds share: name ("synthetic-det" / "synthetic-seg"), ids and images of scenes
+// first_index .. first_index + n - 1, drawn in parallel; keep(i, scene) takes the task's targets.
+template <typename D, typename Keep>
+void make_scenes(D& d, const char* kind, int64_t n, uint64_t seed, int64_t first_index, int H, int W,
+                 int max_objects, int threads, Keep&& keep) {
+  d.name = fmt::format("synthetic-{}(seed={},first={},n={},{}x{},max_objects={})", kind, seed, first_index, n, H,
+                       W, max_objects);
+  d.ids.resize(size_t(n));
+  d.images.resize(size_t(n));
+  const int t = threads > 0 ? threads : omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic, 8) num_threads(t)
+  for (int64_t i = 0; i < n; ++i) {
+    DenseSample s = synthetic_dense_sample(seed, first_index + i, H, W, max_objects);
+    d.ids[size_t(i)] = "synthetic:" + std::to_string(first_index + i);
+    d.images[size_t(i)] = std::move(s.image);
+    keep(size_t(i), s);
+  }
+}
 }  // namespace
 
 DetDataset make_synthetic_det(int64_t n, uint64_t seed, int64_t first_index, int H, int W, int max_objects,
                               int threads) {
   check_args("make_synthetic_det", n, first_index, H, W, max_objects);
   DetDataset d;
-  d.name = fmt::format("synthetic-det(seed={},first={},n={},{}x{},max_objects={})", seed, first_index, n, H, W,
-                       max_objects);
   d.classes = synthetic_det_class_names();
-  d.ids.resize(size_t(n));
-  d.images.resize(size_t(n));
   d.boxes.resize(size_t(n));
-  for_each_scene(n, threads, [&](int64_t i) {
-    DenseSample s = synthetic_dense_sample(seed, first_index + i, H, W, max_objects);
-    d.ids[size_t(i)] = "synthetic:" + std::to_string(first_index + i);
-    d.images[size_t(i)] = std::move(s.image);
-    d.boxes[size_t(i)] = std::move(s.boxes);
-  });
+  make_scenes(d, "det", n, seed, first_index, H, W, max_objects, threads,
+              [&](size_t i, DenseSample& s) { d.boxes[i] = std::move(s.boxes); });
   return d;
 }
 
@@ -218,19 +207,11 @@ SegDataset make_synthetic_seg(int64_t n, uint64_t seed, int64_t first_index, int
                               int threads) {
   check_args("make_synthetic_seg", n, first_index, H, W, max_objects);
   SegDataset d;
-  d.name = fmt::format("synthetic-seg(seed={},first={},n={},{}x{},max_objects={})", seed, first_index, n, H, W,
-                       max_objects);
   d.classes = synthetic_seg_class_names();
   d.void_label = kSyntheticSegVoid;
-  d.ids.resize(size_t(n));
-  d.images.resize(size_t(n));
   d.labels.resize(size_t(n));
-  for_each_scene(n, threads, [&](int64_t i) {
-    DenseSample s = synthetic_dense_sample(seed, first_index + i, H, W, max_objects);
-    d.ids[size_t(i)] = "synthetic:" + std::to_string(first_index + i);
-    d.images[size_t(i)] = std::move(s.image);
-    d.labels[size_t(i)] = std::move(s.label);
-  });
+  make_scenes(d, "seg", n, seed, first_index, H, W, max_objects, threads,
+              [&](size_t i, DenseSample& s) { d.labels[i] = std::move(s.label); });
   return d;
 }
 

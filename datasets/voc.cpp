@@ -21,6 +21,7 @@
 #include <set>
 #include <sstream>
 
+#include "datasets/first_error.h"
 #include "host/core/check.h"
 
 namespace fs = std::filesystem;
@@ -288,8 +289,7 @@ DetDataset load_voc(const std::string& root, const std::string& split, const std
   // Pass 1 (parallel): annotations and images.
   const int64_t N = int64_t(ids.size());
   std::vector<RawAnnotation> raw(ids.size());
-  int64_t err_i = N;
-  std::string err_msg;
+  FirstError first_error(N);
 #pragma omp parallel for schedule(dynamic, 4)
   for (int64_t i = 0; i < N; ++i) {
     try {
@@ -303,24 +303,14 @@ DetDataset load_voc(const std::string& root, const std::string& split, const std
                  a.ann.size_h, a.image_path, a.image.W, a.image.H);
       raw[size_t(i)] = std::move(a);
     } catch (const std::bad_alloc&) {
-#pragma omp critical(rf_voc_error)
-      {
-        if (i < err_i) {
-          err_i = i;
-          err_msg = fmt::format("VOC: out of memory loading image id '{}' of {}", ids[size_t(i)], list.string());
-        }
-      }
+      first_error.record(i, [&] {
+        return fmt::format("VOC: out of memory loading image id '{}' of {}", ids[size_t(i)], list.string());
+      });
     } catch (const std::exception& e) {
-#pragma omp critical(rf_voc_error)
-      {
-        if (i < err_i) {
-          err_i = i;
-          err_msg = e.what();
-        }
-      }
+      first_error.record(i, [&] { return std::string(e.what()); });
     }
   }
-  if (err_i < N) throw Error(err_msg);
+  first_error.rethrow();
 
   // Pass 2 (serial): classes and box rules.
   DetDataset d;

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "host/core/check.h"
+#include "host/core/enum_name.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -20,25 +21,14 @@ using nlohmann::json;
 namespace rf::gate {
 
 const char* kind_name(Kind k) {
-  switch (k) {
-    case Kind::exact: return "exact";
-    case Kind::metric: return "metric";
-    case Kind::ratio: return "ratio";
-  }
-  return "?";
+  static constexpr const char* kNames[] = {"exact", "metric", "ratio"};  // Kind order
+  return enum_name(k, kNames);
 }
 
 const char* status_name(Status s) {
-  switch (s) {
-    case Status::ok: return "ok";
-    case Status::improved: return "improved";
-    case Status::changed: return "CHANGED";
-    case Status::regressed: return "REGRESSED";
-    case Status::missing: return "MISSING";
-    case Status::added: return "new";
-    case Status::skipped: return "skipped";
-  }
-  return "?";
+  // Status order (gate.h); the upper-case ones are the rows a reader must not miss.
+  static constexpr const char* kNames[] = {"ok", "improved", "CHANGED", "REGRESSED", "MISSING", "new", "skipped"};
+  return enum_name(s, kNames);
 }
 
 namespace {

@@ -101,16 +101,28 @@ __device__ __forceinline__ int mixed_kernel_size(int C, int c) {
   return 3 + 2 * j;
 }
 
+// The block's (n, c) plane, its mixed kernel size and its tile (row, col in tiles): blocks run over planes, then
+// tiles within a plane, in both kernels.
+struct MixedTile {
+  int64_t plane;
+  int c, n, k, row, col;
+};
+__device__ __forceinline__ MixedTile mixed_tile(const MixedArgs& a) {
+  const int tiles = a.tiles_h * a.tiles_w;
+  const int64_t plane = blockIdx.x / tiles;
+  const int tile = int(blockIdx.x - plane * tiles);
+  const int c = int(plane % a.C);
+  return {plane, c, int(plane / a.C), mixed_kernel_size(a.C, c), tile / a.tiles_w, tile % a.tiles_w};
+}
+
 // Per block: one (n, c) plane's 16x32 output tile. Shared: region (RH x RW) then row sums (RH x kTileW), sized by
 // the launcher for k = 11.
 __global__ void mixed_avg_pool_forward_kernel(MixedArgs a, const float* __restrict__ x, float* __restrict__ y) {
   RF_DYNAMIC_SHARED(float, smem);
-  const int tiles = a.tiles_h * a.tiles_w;
-  const int64_t plane = blockIdx.x / tiles;
-  const int tile = int(blockIdx.x - plane * tiles);
-  const int c = int(plane % a.C), n = int(plane / a.C);
-  const int k = mixed_kernel_size(a.C, c), p = k / 2, s = a.stride;
-  const int oh0 = (tile / a.tiles_w) * kTileH, ow0 = (tile % a.tiles_w) * kTileW;
+  const MixedTile t = mixed_tile(a);
+  const int64_t plane = t.plane;
+  const int c = t.c, n = t.n, k = t.k, p = k / 2, s = a.stride;
+  const int oh0 = t.row * kTileH, ow0 = t.col * kTileW;
   const int RH = (kTileH - 1) * s + k, RW = (kTileW - 1) * s + k;
   const int ih0 = oh0 * s - p, iw0 = ow0 * s - p;
   float* in_s = smem;                // (RH, RW)
@@ -147,12 +159,10 @@ __global__ void mixed_avg_pool_forward_kernel(MixedArgs a, const float* __restri
 __global__ void mixed_avg_pool_backward_kernel(MixedArgs a, int GRmax, int GCmax, const float* __restrict__ dy,
                                                float* __restrict__ dx) {
   RF_DYNAMIC_SHARED(float, smem);
-  const int tiles = a.tiles_h * a.tiles_w;
-  const int64_t plane = blockIdx.x / tiles;
-  const int tile = int(blockIdx.x - plane * tiles);
-  const int c = int(plane % a.C), n = int(plane / a.C);
-  const int k = mixed_kernel_size(a.C, c), p = k / 2, s = a.stride;
-  const int ih0 = (tile / a.tiles_w) * kTileH, iw0 = (tile % a.tiles_w) * kTileW;
+  const MixedTile t = mixed_tile(a);
+  const int64_t plane = t.plane;
+  const int c = t.c, n = t.n, k = t.k, p = k / 2, s = a.stride;
+  const int ih0 = t.row * kTileH, iw0 = t.col * kTileW;
   const int oh_lo = ceil_div(ih0 + p - k + 1, s), oh_hi = floor_div(ih0 + kTileH - 1 + p, s);
   const int ow_lo = ceil_div(iw0 + p - k + 1, s), ow_hi = floor_div(iw0 + kTileW - 1 + p, s);
   const int GR = oh_hi - oh_lo + 1, GC = ow_hi - ow_lo + 1;  // <= GRmax, GCmax (launcher's bound)

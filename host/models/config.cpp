@@ -39,6 +39,13 @@ static int parse_int(const std::string& text, const std::string& key, const std:
 
 // Seeds are unsigned 64-bit: 0..18446744073709551615, every value round-trips through str() and packages.
 // A negative seed is refused rather than wrapped (seed=-1 would silently mean 18446744073709551615).
+// key=on|off -> true|false (shuffle, head_nl).
+static bool parse_on_off(const std::string& text, const std::string& key, const std::string& value) {
+  if (value != "on" && value != "off")
+    RF_FAIL("model config '{}': {}={} (expected on or off)", printable(text), key, printable(value));
+  return value == "on";
+}
+
 static uint64_t parse_seed(const std::string& text, const std::string& key, const std::string& value) {
   if (all_digits(value)) {
     errno = 0;
@@ -77,9 +84,7 @@ ModelConfig ModelConfig::parse(const std::string& text) {
       } else if (key == "gpw") {
         c.gpw = parse_int(text, key, value, 1, 64);
       } else if (key == "shuffle") {
-        if (value != "on" && value != "off")
-          RF_FAIL("model config '{}': shuffle={} (expected on or off)", printable(text), printable(value));
-        c.shuffle = value == "on";
+        c.shuffle = parse_on_off(text, key, value);
       } else if (key == "classes") {
         c.classes = parse_int(text, key, value, 1, 100000);
       } else if (key == "stem") {
@@ -95,9 +100,7 @@ ModelConfig ModelConfig::parse(const std::string& text) {
       } else if (key == "neck") {
         c.neck = parse_int(text, key, value, 8, 1024);
       } else if (key == "head_nl") {
-        if (value != "on" && value != "off")
-          RF_FAIL("model config '{}': head_nl={} (expected on or off)", printable(text), printable(value));
-        c.head_nl = value == "on";
+        c.head_nl = parse_on_off(text, key, value);
       } else {
         RF_FAIL("model config '{}': unknown key '{}' (expected cnl, gpw, shuffle, classes, stem, seed, seed_rule, "
                 "init_seed, task, neck, head_nl)", printable(text), printable(key));

@@ -9,6 +9,7 @@
 #include <exception>
 #include <numeric>
 
+#include "host/core/enum_name.h"
 #include "host/core/philox.h"
 #include "host/ops/batchnorm.h"
 #include "host/ops/elementwise.h"
@@ -21,12 +22,8 @@ float g_bn_momentum = -1.f;  // set_bn_momentum_override
 }  // namespace
 
 const char* param_kind_name(ParamKind k) {
-  switch (k) {
-    case ParamKind::learnable: return "learnable";
-    case ParamKind::seeded: return "seeded";
-    case ParamKind::state: return "state";
-  }
-  return "?";
+  static constexpr const char* kNames[] = {"learnable", "seeded", "state"};  // ParamKind order
+  return enum_name(k, kNames);
 }
 
 void init_normal(Tensor& t, uint64_t seed, float std) { seeded_normal_fill(seed, std, t.numel(), t.f32()); }
@@ -45,6 +42,13 @@ static void check_nchw(const Tensor& x, int C, const std::string& what) {
   check_shape(x, Shape{-1, C, -1, -1}, what);
   RF_CHECK(x.is_contiguous() && x.device() == Device::cpu && x.dtype() == DType::f32,
            "{}: expected a contiguous f32 cpu tensor, got {}", what, x.str());
+}
+
+// A backward's preconditions: the training forward saved `saved` (the layer's input or output), and dy has its
+// shape.
+static void check_backward(const Tensor& saved, const Tensor& dy, const std::string& name) {
+  RF_CHECK(saved.defined(), "{}: backward without a training forward", name);
+  check_same_shape(dy, saved, name + " output gradient");
 }
 
 static LayerCost cost_row(const std::string& name, const std::string& type, const Shape& in, const Shape& out) {
@@ -156,8 +160,7 @@ Tensor BatchNorm2d::forward(const Tensor& x, bool train) {
 }
 
 Tensor BatchNorm2d::backward(const Tensor& dy) {
-  RF_CHECK(x_.defined(), "{}: backward without a training forward", name_);
-  check_same_shape(dy, x_, name_ + " output gradient");
+  check_backward(x_, dy, name_);
   BatchNormShape s{int(x_.size(0)), C_, int(x_.size(2) * x_.size(3))};
   Tensor dx = Tensor::empty(x_.shape());
   batchnorm_backward_cpu(s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(), dx.f32(),
@@ -189,8 +192,7 @@ Tensor ReLU::forward(const Tensor& x, bool train) {
 }
 
 Tensor ReLU::backward(const Tensor& dy) {
-  RF_CHECK(y_.defined(), "{}: backward without a training forward", name_);
-  check_same_shape(dy, y_, name_ + " output gradient");
+  check_backward(y_, dy, name_);
   Tensor dx = Tensor::empty(dy.shape());
   relu_backward_cpu(dy.numel(), y_.f32(), dy.f32(), dx.f32());
   return dx;
@@ -435,8 +437,7 @@ Tensor BasicBlock::forward(const Tensor& x, bool train) {
 }
 
 Tensor BasicBlock::backward(const Tensor& dy) {
-  RF_CHECK(out_.defined(), "{}: backward without a training forward", name_);
-  check_same_shape(dy, out_, name_ + " output gradient");
+  check_backward(out_, dy, name_);
   Tensor d = Tensor::empty(dy.shape());
   add_backward_cpu(d.numel(), out_.f32(), dy.f32(), d.f32(), d.f32(), true);
   Tensor dx = conv1_->backward(bn1_.backward(relu1_.backward(conv2_->backward(bn2_.backward(d)))));

@@ -23,6 +23,14 @@ void check_linear(int N, int IN, int OUT) {
            OUT);
 }
 
+// s0 + sum over k < n of a[k sa] * b[k sb], accumulated in double in ascending k: the one loop of the
+// reference linear's forward, dx and dw (they differ only in the strides).
+template <typename T> double dot_ref(double s0, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
+  double s = s0;
+  for (int64_t k = 0; k < n; ++k) s += double(a[k * sa]) * double(b[k * sb]);
+  return s;
+}
+
 }  // namespace
 
 // ---- reference -----------------------------------------------------------------------------------
@@ -45,11 +53,8 @@ template <typename T> void global_avg_pool_backward_ref(int N, int C, int HW, co
 template <typename T> void linear_forward_ref(int N, int IN, int OUT, const T* x, const T* w, const T* b, T* y) {
   check_linear(N, IN, OUT);
   for (int64_t n = 0; n < N; ++n)
-    for (int64_t o = 0; o < OUT; ++o) {
-      double s = b ? double(b[o]) : 0.0;
-      for (int64_t i = 0; i < IN; ++i) s += double(x[n * IN + i]) * double(w[o * IN + i]);
-      y[n * OUT + o] = T(s);
-    }
+    for (int64_t o = 0; o < OUT; ++o)
+      y[n * OUT + o] = T(dot_ref(b ? double(b[o]) : 0.0, x + n * IN, 1, w + o * IN, 1, IN));
 }
 
 // dx = dy w, dw = dy^T x, db = sum over the batch of dy.
@@ -58,18 +63,10 @@ void linear_backward_ref(int N, int IN, int OUT, const T* x, const T* w, const T
   check_linear(N, IN, OUT);
   if (dx)
     for (int64_t n = 0; n < N; ++n)
-      for (int64_t i = 0; i < IN; ++i) {
-        double s = 0;
-        for (int64_t o = 0; o < OUT; ++o) s += double(dy[n * OUT + o]) * double(w[o * IN + i]);
-        dx[n * IN + i] = T(s);
-      }
+      for (int64_t i = 0; i < IN; ++i) dx[n * IN + i] = T(dot_ref(0.0, dy + n * OUT, 1, w + i, IN, OUT));
   if (dw)
     for (int64_t o = 0; o < OUT; ++o)
-      for (int64_t i = 0; i < IN; ++i) {
-        double s = 0;
-        for (int64_t n = 0; n < N; ++n) s += double(dy[n * OUT + o]) * double(x[n * IN + i]);
-        dw[o * IN + i] = T(s);
-      }
+      for (int64_t i = 0; i < IN; ++i) dw[o * IN + i] = T(dot_ref(0.0, dy + o, OUT, x + i, IN, N));
   if (db)
     for (int64_t o = 0; o < OUT; ++o) {
       double s = 0;

@@ -348,19 +348,25 @@ std::unique_ptr<Model> load_model(const Package& p, const std::string& what, dou
   return m;
 }
 
+// What a delta carries unchanged from its target, and a full package from its delta: the model config, the
+// seed rule and seeds, and the metadata (not the flags, hashes or tensors).
+static void copy_description(Package& to, const Package& from) {
+  to.config = from.config;
+  to.seed_rule = from.seed_rule;
+  to.base_seed = from.base_seed;
+  to.generator = from.generator;
+  to.distribution = from.distribution;
+  to.seeds = from.seeds;
+  to.meta = from.meta;
+}
+
 Package make_delta(const Package& base, const Package& target_in) {
   RF_CHECK(!base.has(kPkgDelta) && !target_in.has(kPkgDelta), "make_delta: base and target must be full packages");
   Package target = target_in;
   serialize_payload(target);  // the target's content hash, independent of how it will be stored
   Package d;
   d.flags = (target.flags & ~uint32_t(kPkgZstd)) | kPkgDelta;
-  d.config = target.config;
-  d.seed_rule = target.seed_rule;
-  d.base_seed = target.base_seed;
-  d.generator = target.generator;
-  d.distribution = target.distribution;
-  d.seeds = target.seeds;
-  d.meta = target.meta;
+  copy_description(d, target);
   d.base_payload_hash = base.payload_hash ? base.payload_hash : [&] {
     Package b = base;
     serialize_payload(b);
@@ -389,13 +395,7 @@ Package apply_delta(const Package& base, const Package& delta, const std::string
             "0x{:016x}", base_what, delta_what, delta.base_payload_hash, base.payload_hash);
   Package full;
   full.flags = delta.flags & ~uint32_t(kPkgDelta | kPkgZstd);
-  full.config = delta.config;
-  full.seed_rule = delta.seed_rule;
-  full.base_seed = delta.base_seed;
-  full.generator = delta.generator;
-  full.distribution = delta.distribution;
-  full.seeds = delta.seeds;
-  full.meta = delta.meta;
+  copy_description(full, delta);
   for (const PackedTensor& t : delta.tensors) {
     if (!t.from_base) {
       full.tensors.push_back(t);

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "host/core/enum_name.h"
 #include "host/package/fp16.h"
 #include "host/package/xxhash64.h"
 
@@ -124,12 +125,8 @@ struct Reader {
 }  // namespace
 
 const char* tensor_kind_name(TensorKind k) {
-  switch (k) {
-    case TensorKind::learnable: return "learnable";
-    case TensorKind::seeded: return "seeded";
-    case TensorKind::state: return "state";
-  }
-  return "?";
+  static constexpr const char* kNames[] = {"learnable", "seeded", "state"};  // TensorKind codes 0, 1, 2
+  return enum_name(k, kNames);
 }
 
 bool package_dtype_ok(uint8_t code) {
