@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include <png.h>
 
@@ -13,16 +14,9 @@
 #include "ds_testing.h"
 
 using namespace rf::data;
-using rf::testing::contains;
-using rf::testing::error_of;
-using rf::testing::TempDir;
+using namespace rf::testing;
 
 namespace {
-
-void write_text(const std::string& path, const std::string& text) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream(path) << text;
-}
 
 // An RGB image and a label map with value (x + 2y) % 12 at (x, y), so 11 (void) appears too.
 void write_pair(const std::string& root, const std::string& stem, int W, int H, int LW = -1, int LH = -1,
@@ -39,6 +33,30 @@ void write_pair(const std::string& root, const std::string& stem, int W, int H, 
     for (int x = 0; x < LW; ++x) lab[size_t(y) * size_t(LW) + size_t(x)] = uint8_t((x + 2 * y) % 12);
   if (bad_value >= 0) lab[size_t(2) * size_t(LW) + 3] = uint8_t(bad_value);  // pixel (x=3, y=2)
   write_png_file(root + "/lab/" + stem + ".png", lab.data(), LH, LW, 1);
+}
+
+// A PNG written row by row through libpng, for the formats write_png_file does not produce (16-bit grey, palette):
+// bytes_per_row bytes per row, row(y, bytes) fills row y.
+void write_png_rows(const std::string& path, int W, int H, int bit_depth, int color_type,
+                    const std::vector<png_color>& palette, size_t bytes_per_row,
+                    const std::function<void(int, uint8_t*)>& row) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_TRUE(f);
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  png_init_io(png, f);
+  png_set_IHDR(png, info, png_uint_32(W), png_uint_32(H), bit_depth, color_type, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  if (!palette.empty()) png_set_PLTE(png, info, palette.data(), int(palette.size()));
+  png_write_info(png, info);
+  std::vector<uint8_t> bytes(bytes_per_row);
+  for (int y = 0; y < H; ++y) {
+    row(y, bytes.data());
+    png_write_row(png, bytes.data());
+  }
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  std::fclose(f);
 }
 
 }  // namespace
@@ -208,22 +226,9 @@ TEST(CamVid, SixteenBitLabelMapIsRefusedNotStripped) {
   const std::string root = tmp / "cv";
   write_pair(root, "a", 4, 3);
   // The same labels (0..11) stored in 16 bits: the old reader kept the high byte (all 0, mIoU 1.0).
-  FILE* f = std::fopen((root + "/lab/a16.png").c_str(), "wb");
-  ASSERT_TRUE(f);
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  png_init_io(png, f);
-  png_set_IHDR(png, info, 4, 3, 16, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
-  png_write_info(png, info);
-  for (int y = 0; y < 3; ++y) {
-    uint8_t row[8];
+  write_png_rows(root + "/lab/a16.png", 4, 3, 16, PNG_COLOR_TYPE_GRAY, {}, 8, [](int y, uint8_t* row) {
     for (int x = 0; x < 4; ++x) row[2 * x] = 0, row[2 * x + 1] = uint8_t((x + 2 * y) % 12);
-    png_write_row(png, row);
-  }
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  std::fclose(f);
+  });
   write_text(root + "/s.txt", "img/a.png lab/a16.png\n");
   const std::string m = error_of([&] { load_camvid(root, "s"); });
   EXPECT_TRUE(contains(m, "lab/a16.png: label map is 16-bit (grayscale); expected an 8-bit single-channel PNG")) << m;
@@ -233,26 +238,12 @@ TEST(CamVid, PaletteLabelMapReadsTheIndices) {
   TempDir tmp;
   const std::string root = tmp / "cv";
   write_pair(root, "a", 4, 3);
-  FILE* f = std::fopen((root + "/lab/p.png").c_str(), "wb");
-  ASSERT_TRUE(f);
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  png_init_io(png, f);
-  png_set_IHDR(png, info, 4, 3, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
   std::vector<png_color> pal;
   for (int i = 0; i < 12; ++i) pal.push_back({uint8_t(128 + i), uint8_t(64 + 3 * i), uint8_t(250 - i)});
-  png_set_PLTE(png, info, pal.data(), 12);
-  png_write_info(png, info);
   std::vector<uint8_t> want;
-  for (int y = 0; y < 3; ++y) {
-    uint8_t row[4];
+  write_png_rows(root + "/lab/p.png", 4, 3, 8, PNG_COLOR_TYPE_PALETTE, pal, 4, [&](int y, uint8_t* row) {
     for (int x = 0; x < 4; ++x) row[x] = uint8_t((3 * x + y) % 12), want.push_back(row[x]);
-    png_write_row(png, row);
-  }
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  std::fclose(f);
+  });
   write_text(root + "/s.txt", "img/a.png lab/p.png\n");
   const SegDataset d = load_camvid(root, "s");
   EXPECT_EQ(d.labels[0], want);

@@ -14,11 +14,7 @@
 #include "ds_testing.h"
 
 using namespace rf::data;
-using rf::testing::contains;
-using rf::testing::error_of;
-using rf::testing::read_bytes;
-using rf::testing::TempDir;
-using rf::testing::write_bytes;
+using namespace rf::testing;
 
 namespace {
 std::vector<uint8_t> noise_hwc(int H, int W, int C, uint32_t seed) {
@@ -155,8 +151,7 @@ TEST(ImageFolder, CorruptedPngThrowsNamingTheFile) {
 TEST(ImageFolder, LoadsSortedClassesAndFiles) {
   TempDir t;
   make_tree(t);
-  const std::string junk = "notes";
-  write_bytes(t / "root/train/apple/readme.txt", std::vector<uint8_t>(junk.begin(), junk.end()));
+  write_text(t / "root/train/apple/readme.txt", "notes");
   ImageFolderReport rep;
   const Dataset d = load_image_folder(t / "root", "train", {}, &rep);
   ASSERT_EQ(d.N, 4);

@@ -17,10 +17,7 @@
 namespace {
 
 using rf::NLModuleShape;
-using rf::testing::all_close;
-using rf::testing::check_grad;
-using rf::testing::dot;
-using rf::testing::random_vec;
+using namespace rf::testing;
 
 const std::vector<NLModuleShape>& cases() {
   static const std::vector<NLModuleShape> c = {
@@ -50,15 +47,20 @@ struct Inputs {
         w_pw(random_vec<float>(size_t(s.C_out) * (s.C_cat() / s.gpw), uint32_t(s.seed + 1), -0.2, 0.2)),
         b_pw(random_vec<float>(size_t(s.C_out), uint32_t(s.seed + 2))),
         ws(seeded_weights(s)) {}
+  // The float reference forward of shape s on these inputs: the concat buffer and the module output.
+  void forward_ref(const NLModuleShape& s, std::vector<float>& cat, std::vector<float>& y) const {
+    cat.assign(size_t(s.cat_numel()), 0.f);
+    y.assign(size_t(s.out_numel()), 0.f);
+    rf::nl_module_forward_ref<float>(s, x.data(), ws.data(), w_pw.data(), b_pw.data(), cat.data(), y.data());
+  }
 };
 
 TEST(NLModule, ForwardMatchesReferenceComposition) {
   for (const NLModuleShape& s : cases()) {
     SCOPED_TRACE(s.str());
     const Inputs in(s);
-    std::vector<float> cat_ref(size_t(s.cat_numel())), y_ref(size_t(s.out_numel()));
-    rf::nl_module_forward_ref<float>(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat_ref.data(),
-                                     y_ref.data());
+    std::vector<float> cat_ref, y_ref;
+    in.forward_ref(s, cat_ref, y_ref);
     std::vector<float> cat(cat_ref.size(), 7.f), y(y_ref.size(), 7.f), z(y_ref.size());
     rf::nl_module_forward_cpu(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat.data(), y.data(),
                               z.data());
@@ -72,9 +74,8 @@ TEST(NLModule, ReferenceBranchesAreTheReferenceOps) {
   for (const NLModuleShape& s : {cases()[1], cases()[3], cases()[7]}) {
     SCOPED_TRACE(s.str());
     const Inputs in(s);
-    std::vector<float> cat(size_t(s.cat_numel())), y(size_t(s.out_numel()));
-    rf::nl_module_forward_ref<float>(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat.data(),
-                                     y.data());
+    std::vector<float> cat, y;
+    in.forward_ref(s, cat, y);
     const int64_t plane = int64_t(s.OH()) * s.OW();
     std::vector<float> a(size_t(s.N) * s.C_nl * plane), b(size_t(s.N) * s.C_in * plane), c(b.size());
     rf::seeded_conv_forward_ref<float>(s.seeded_spec(), s.N, s.H, s.W, in.x.data(), in.ws.data(), a.data());
@@ -101,9 +102,8 @@ TEST(NLModule, BackwardMatchesReference) {
   for (const NLModuleShape& s : cases()) {
     SCOPED_TRACE(s.str());
     const Inputs in(s);
-    std::vector<float> cat(size_t(s.cat_numel())), y(size_t(s.out_numel()));
-    rf::nl_module_forward_ref<float>(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat.data(),
-                                     y.data());
+    std::vector<float> cat, y;
+    in.forward_ref(s, cat, y);
     const std::vector<float> dy = random_vec<float>(y.size(), uint32_t(s.seed + 3));
     std::vector<float> dx_ref(in.x.size()), dw_ref(in.w_pw.size()), db_ref(in.b_pw.size());
     rf::nl_module_backward_ref<float>(s, in.x.data(), cat.data(), dy.data(), in.ws.data(), in.w_pw.data(),

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "host/core/check.h"
 #include "host/core/philox.h"
@@ -215,17 +216,23 @@ TEST(SeededConv, BadSpecsThrow) {
   };
   const SeededConvSpec ok = spec_of(1, 8, 12, 4, 1, true);
   EXPECT_NO_THROW(seeded_conv_forward_cpu(ok, 1, 8, 8, buf.data(), buf.data(), buf.data()));
-  SeededConvSpec s = ok;
-  s.groups = 3;
-  expect_error(s, "C_in=8 is not a multiple of groups=3");
-  s = ok, s.C_out = 10;
-  expect_error(s, "C_out=10 is not a multiple of groups=4");
-  s = ok, s.k = 0;
-  expect_error(s, "k=0");
-  s = ok, s.stride = -1;
-  expect_error(s, "stride=-1");
-  s = ok, s.k = 5, s.pad = 0;
-  expect_error(s, "larger than the padded input", 3);
+  // Each case: one field of ok changed, what the error must say, and the input size H (= W) to run it at.
+  const struct {
+    std::function<void(SeededConvSpec&)> edit;
+    const char* needle;
+    int H;
+  } bad[] = {
+      {[](SeededConvSpec& s) { s.groups = 3; }, "C_in=8 is not a multiple of groups=3", 8},
+      {[](SeededConvSpec& s) { s.C_out = 10; }, "C_out=10 is not a multiple of groups=4", 8},
+      {[](SeededConvSpec& s) { s.k = 0; }, "k=0", 8},
+      {[](SeededConvSpec& s) { s.stride = -1; }, "stride=-1", 8},
+      {[](SeededConvSpec& s) { s.k = 5, s.pad = 0; }, "larger than the padded input", 3},
+  };
+  for (const auto& b : bad) {
+    SeededConvSpec s = ok;
+    b.edit(s);
+    expect_error(s, b.needle, b.H);
+  }
   EXPECT_THROW(seeded_conv_weights(spec_of(1, 8, 12, 5, 1, true), buf.data()), rf::Error);
   std::vector<float> y(1 << 12);
   EXPECT_THROW(seeded_conv_forward_cpu(ok, 1, 8, 8, buf.data(), buf.data(), y.data(), 12 * 64 - 1), rf::Error);
