@@ -5,7 +5,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 
 #include <png.h>
 
@@ -33,30 +32,6 @@ void write_pair(const std::string& root, const std::string& stem, int W, int H, 
     for (int x = 0; x < LW; ++x) lab[size_t(y) * size_t(LW) + size_t(x)] = uint8_t((x + 2 * y) % 12);
   if (bad_value >= 0) lab[size_t(2) * size_t(LW) + 3] = uint8_t(bad_value);  // pixel (x=3, y=2)
   write_png_file(root + "/lab/" + stem + ".png", lab.data(), LH, LW, 1);
-}
-
-// A PNG written row by row through libpng, for the formats write_png_file does not produce (16-bit grey, palette):
-// bytes_per_row bytes per row, row(y, bytes) fills row y.
-void write_png_rows(const std::string& path, int W, int H, int bit_depth, int color_type,
-                    const std::vector<png_color>& palette, size_t bytes_per_row,
-                    const std::function<void(int, uint8_t*)>& row) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  ASSERT_TRUE(f);
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  png_init_io(png, f);
-  png_set_IHDR(png, info, png_uint_32(W), png_uint_32(H), bit_depth, color_type, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  if (!palette.empty()) png_set_PLTE(png, info, palette.data(), int(palette.size()));
-  png_write_info(png, info);
-  std::vector<uint8_t> bytes(bytes_per_row);
-  for (int y = 0; y < H; ++y) {
-    row(y, bytes.data());
-    png_write_row(png, bytes.data());
-  }
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  std::fclose(f);
 }
 
 }  // namespace
@@ -226,9 +201,10 @@ TEST(CamVid, SixteenBitLabelMapIsRefusedNotStripped) {
   const std::string root = tmp / "cv";
   write_pair(root, "a", 4, 3);
   // The same labels (0..11) stored in 16 bits: the old reader kept the high byte (all 0, mIoU 1.0).
-  write_png_rows(root + "/lab/a16.png", 4, 3, 16, PNG_COLOR_TYPE_GRAY, {}, 8, [](int y, uint8_t* row) {
-    for (int x = 0; x < 4; ++x) row[2 * x] = 0, row[2 * x + 1] = uint8_t((x + 2 * y) % 12);
-  });
+  std::vector<uint8_t> packed(3 * 8);  // big-endian 16-bit samples, 4 per row
+  for (int y = 0; y < 3; ++y)
+    for (int x = 0; x < 4; ++x) packed[size_t(8 * y + 2 * x + 1)] = uint8_t((x + 2 * y) % 12);
+  write_png_raw(root + "/lab/a16.png", 4, 3, 16, PNG_COLOR_TYPE_GRAY, packed);
   write_text(root + "/s.txt", "img/a.png lab/a16.png\n");
   const std::string m = error_of([&] { load_camvid(root, "s"); });
   EXPECT_TRUE(contains(m, "lab/a16.png: label map is 16-bit (grayscale); expected an 8-bit single-channel PNG")) << m;
@@ -240,10 +216,10 @@ TEST(CamVid, PaletteLabelMapReadsTheIndices) {
   write_pair(root, "a", 4, 3);
   std::vector<png_color> pal;
   for (int i = 0; i < 12; ++i) pal.push_back({uint8_t(128 + i), uint8_t(64 + 3 * i), uint8_t(250 - i)});
-  std::vector<uint8_t> want;
-  write_png_rows(root + "/lab/p.png", 4, 3, 8, PNG_COLOR_TYPE_PALETTE, pal, 4, [&](int y, uint8_t* row) {
-    for (int x = 0; x < 4; ++x) row[x] = uint8_t((3 * x + y) % 12), want.push_back(row[x]);
-  });
+  std::vector<uint8_t> want;  // 8-bit indices, row by row
+  for (int y = 0; y < 3; ++y)
+    for (int x = 0; x < 4; ++x) want.push_back(uint8_t((3 * x + y) % 12));
+  write_png_raw(root + "/lab/p.png", 4, 3, 8, PNG_COLOR_TYPE_PALETTE, want, pal);
   write_text(root + "/s.txt", "img/a.png lab/p.png\n");
   const SegDataset d = load_camvid(root, "s");
   EXPECT_EQ(d.labels[0], want);

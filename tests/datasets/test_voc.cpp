@@ -63,6 +63,11 @@ struct VocTree {
     ann("a", xml_of("a", size_w, size_h, objs));
     split("s", {"a"});
   }
+  // basic(objs, ...), then the message of the rf::Error loading split "s" throws.
+  std::string error_with(const std::vector<Obj>& objs, int size_w = 40, int size_h = 30) {
+    basic(objs, size_w, size_h);
+    return error_of([&] { load_voc(root, "s"); });
+  }
 };
 
 }  // namespace
@@ -119,11 +124,9 @@ TEST(Voc, ZeroSizeBoxIsDroppedWithWarningInvertedIsAnError) {
   EXPECT_TRUE(contains(d.warnings[0], "xmin=12 ymin=9 xmax=12 ymax=9"));
   EXPECT_TRUE(contains(d.warnings[1], "object 2 (dog)"));
   // xmin > xmax / ymin > ymax: an error naming file, object, fields and values.
-  t.basic({{"cat", "5", "5", "10", "10"}, {"dog", "3", "8", "9", "7"}});
-  std::string m = error_of([&] { load_voc(t.root, "s"); });
+  std::string m = t.error_with({{"cat", "5", "5", "10", "10"}, {"dog", "3", "8", "9", "7"}});
   EXPECT_TRUE(contains(m, "a.xml: object 1 (dog) <bndbox> <ymin> is 8 but <ymax> is 7: an inverted box")) << m;
-  t.basic({{"cat", "11", "5", "10", "10"}});
-  m = error_of([&] { load_voc(t.root, "s"); });
+  m = t.error_with({{"cat", "11", "5", "10", "10"}});
   EXPECT_TRUE(contains(m, "<xmin> is 11 but <xmax> is 10")) << m;
 }
 
@@ -140,12 +143,10 @@ TEST(Voc, BoxOutsideTheImageIsAnErrorZeroCornerIsClipped) {
   ASSERT_EQ(d.warnings.size(), 1u);
   EXPECT_TRUE(contains(d.warnings[0], "clipped"));
   EXPECT_NO_THROW(d.validate());
-  t.basic({{"cat", "41", "2", "60", "9"}});
-  std::string m = error_of([&] { load_voc(t.root, "s"); });
+  std::string m = t.error_with({{"cat", "41", "2", "60", "9"}});
   EXPECT_TRUE(contains(m, "a.xml: object 0 (cat) <bndbox> xmin=41 ymin=2 xmax=60 ymax=9 lies outside the 40x30")) << m;
   EXPECT_TRUE(contains(m, "xmax > 40")) << m;
-  t.basic({{"cat", "1", "2", "40", "31"}});
-  m = error_of([&] { load_voc(t.root, "s"); });
+  m = t.error_with({{"cat", "1", "2", "40", "31"}});
   EXPECT_TRUE(contains(m, "ymax > 30")) << m;
 }
 
@@ -153,8 +154,7 @@ TEST(Voc, NumbersMustBePlainDecimals) {
   TempDir tmp;
   VocTree t(tmp / "voc");
   for (const char* bad : {"0x40", "1e2", "-3", "12abc", "inf", "nan", "+4", "1 2", "4.", ".5", "0x1p3", "9999999999"}) {
-    t.basic({{"cat", "1", "2", bad, "9"}});
-    const std::string m = error_of([&] { load_voc(t.root, "s"); });
+    const std::string m = t.error_with({{"cat", "1", "2", bad, "9"}});
     EXPECT_TRUE(contains(m, "a.xml: object 0 (cat) <bndbox> <xmax> is '" + std::string(bad) + "', expected a number"))
         << bad << ": " << m;
   }
@@ -168,8 +168,7 @@ TEST(Voc, NumbersMustBePlainDecimals) {
   t.ann("a", "<annotation><size><width>40.0</width><height>30</height></size></annotation>");
   std::string m = error_of([&] { load_voc(t.root, "s", {"cat"}); });
   EXPECT_TRUE(contains(m, "a.xml: <size> <width> is '40.0', expected a number: a non-negative integer")) << m;
-  t.basic({{"cat", "1", "2", "5", "9", "1e0"}});
-  m = error_of([&] { load_voc(t.root, "s"); });
+  m = t.error_with({{"cat", "1", "2", "5", "9", "1e0"}});
   EXPECT_TRUE(contains(m, "<difficult> is '1e0'")) << m;
 }
 
@@ -297,8 +296,7 @@ TEST(Voc, MissingFilesAndSizeMismatch) {
   {
     TempDir tmp;
     VocTree t(tmp / "voc");
-    t.basic({{"cat", "1", "1", "5", "5"}}, 50, 30);
-    const std::string m = error_of([&] { load_voc(t.root, "s"); });
+    const std::string m = t.error_with({{"cat", "1", "1", "5", "5"}}, 50, 30);
     EXPECT_TRUE(contains(m, "<size> 50x30"));
     EXPECT_TRUE(contains(m, "decodes to 40x30"));
     EXPECT_TRUE(contains(m, "a.jpg"));

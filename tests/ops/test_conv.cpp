@@ -16,11 +16,7 @@
 namespace rf {
 namespace {
 
-using ::rf::testing::all_close;
-using ::rf::testing::cast_vec;
-using ::rf::testing::check_grad;
-using ::rf::testing::dot;
-using ::rf::testing::random_vec;
+using namespace ::rf::testing;
 
 // A sweep case: the shape, bias or not, and where y sits inside a bigger (N, K + extra, OH, OW) tensor.
 struct Case {

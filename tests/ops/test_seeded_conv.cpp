@@ -16,10 +16,7 @@
 namespace rf {
 namespace {
 
-using ::rf::testing::all_close;
-using ::rf::testing::check_grad;
-using ::rf::testing::dot;
-using ::rf::testing::random_vec;
+using namespace ::rf::testing;
 
 SeededConvSpec spec_of(uint64_t seed, int C_in, int C_out, int groups, int stride, bool relu, int k = 3) {
   SeededConvSpec s;
