@@ -34,6 +34,12 @@ void write_pair(const std::string& root, const std::string& stem, int W, int H, 
   write_png_file(root + "/lab/" + stem + ".png", lab.data(), LH, LW, 1);
 }
 
+// The message of the rf::Error load_camvid(root, split) throws once root/<split>.txt holds list.
+std::string list_error(const std::string& root, const std::string& split, const std::string& list) {
+  write_text(root + "/" + split + ".txt", list);
+  return error_of([&] { load_camvid(root, split); });
+}
+
 }  // namespace
 
 TEST(CamVid, LoadsPairsExactly) {
@@ -71,8 +77,7 @@ TEST(CamVid, SizeMismatchNamesBoth) {
   TempDir tmp;
   const std::string root = tmp / "cv";
   write_pair(root, "a", 9, 7, 9, 6);
-  write_text(root + "/s.txt", "img/a.png lab/a.png\n");
-  const std::string m = error_of([&] { load_camvid(root, "s"); });
+  const std::string m = list_error(root, "s", "img/a.png lab/a.png\n");
   EXPECT_TRUE(contains(m, "img/a.png is 7x9"));
   EXPECT_TRUE(contains(m, "lab/a.png is 6x9"));
 }
@@ -81,8 +86,7 @@ TEST(CamVid, LabelOutOfRangeNamesValueAndPixel) {
   TempDir tmp;
   const std::string root = tmp / "cv";
   write_pair(root, "a", 9, 7, -1, -1, 12);
-  write_text(root + "/s.txt", "img/a.png lab/a.png\n");
-  const std::string m = error_of([&] { load_camvid(root, "s"); });
+  const std::string m = list_error(root, "s", "img/a.png lab/a.png\n");
   EXPECT_TRUE(contains(m, "lab/a.png"));
   EXPECT_TRUE(contains(m, "value 12 at pixel (x=3, y=2)"));
   // With 13 classes and void 255, 12 is a class.
@@ -98,14 +102,12 @@ TEST(CamVid, BadListLinesAndMissingFiles) {
   TempDir tmp;
   const std::string root = tmp / "cv";
   write_pair(root, "a", 9, 7);
-  write_text(root + "/s.txt", "img/a.png lab/a.png\nimg/a.png\n");
-  std::string m = error_of([&] { load_camvid(root, "s"); });
+  std::string m = list_error(root, "s", "img/a.png lab/a.png\nimg/a.png\n");
   EXPECT_TRUE(contains(m, "s.txt line 2"));
   EXPECT_TRUE(contains(m, "1 field(s)"));
   write_text(root + "/s3.txt", "img/a.png lab/a.png extra\n");
   EXPECT_TRUE(contains(error_of([&] { load_camvid(root, "s3"); }), "s3.txt line 1"));
-  write_text(root + "/m.txt", "img/a.png lab/a.png\nimg/zz.png lab/zz.png\n");
-  m = error_of([&] { load_camvid(root, "m"); });
+  m = list_error(root, "m", "img/a.png lab/a.png\nimg/zz.png lab/zz.png\n");
   EXPECT_TRUE(contains(m, "missing image file"));
   EXPECT_TRUE(contains(m, "zz.png"));
   EXPECT_TRUE(contains(m, "m.txt line 2"));
@@ -166,14 +168,11 @@ TEST(CamVid, ListPathsMustStayInsideTheRoot) {
   TempDir tmp;
   const std::string root = tmp / "cv";
   write_pair(root, "a", 9, 7);
-  write_text(root + "/abs.txt", "/etc/passwd lab/a.png\n");
-  std::string m = error_of([&] { load_camvid(root, "abs"); });
+  std::string m = list_error(root, "abs", "/etc/passwd lab/a.png\n");
   EXPECT_TRUE(contains(m, "abs.txt line 1: image path '/etc/passwd' is an absolute path")) << m;
-  write_text(root + "/up.txt", "img/a.png\tlab/a.png\nimg/a.png ../../outside/l.png\n");
-  m = error_of([&] { load_camvid(root, "up"); });
+  m = list_error(root, "up", "img/a.png\tlab/a.png\nimg/a.png ../../outside/l.png\n");
   EXPECT_TRUE(contains(m, "up.txt line 2: label path '../../outside/l.png' leaves the dataset root")) << m;
-  write_text(root + "/up2.txt", "img/../../a.png lab/a.png\n");
-  m = error_of([&] { load_camvid(root, "up2"); });
+  m = list_error(root, "up2", "img/../../a.png lab/a.png\n");
   EXPECT_TRUE(contains(m, "up2.txt line 1: image path 'img/../../a.png' leaves the dataset root")) << m;
   // Inside after normalisation is fine.
   write_text(root + "/ok.txt", "img/../img/a.png ./lab/a.png\n");
@@ -185,14 +184,11 @@ TEST(CamVid, DuplicatePairsAreRefused) {
   const std::string root = tmp / "cv";
   write_pair(root, "a", 9, 7);
   write_pair(root, "b", 9, 7);
-  write_text(root + "/dup.txt", "img/a.png lab/a.png\nimg/b.png lab/b.png\nimg/./a.png lab/a.png\n");
-  std::string m = error_of([&] { load_camvid(root, "dup"); });
+  std::string m = list_error(root, "dup", "img/a.png lab/a.png\nimg/b.png lab/b.png\nimg/./a.png lab/a.png\n");
   EXPECT_TRUE(contains(m, "dup.txt line 3: image img/./a.png is listed twice (lines 1 and 3)")) << m;
-  write_text(root + "/same.txt", "img/a.png img/./a.png\n");
-  m = error_of([&] { load_camvid(root, "same"); });
+  m = list_error(root, "same", "img/a.png img/./a.png\n");
   EXPECT_TRUE(contains(m, "same.txt line 1: the image and the label map are the same file img/a.png")) << m;
-  write_text(root + "/dupl.txt", "img/a.png lab/a.png\nimg/b.png lab/a.png\n");
-  m = error_of([&] { load_camvid(root, "dupl"); });
+  m = list_error(root, "dupl", "img/a.png lab/a.png\nimg/b.png lab/a.png\n");
   EXPECT_TRUE(contains(m, "dupl.txt line 2: label map lab/a.png is listed twice")) << m;
 }
 
@@ -205,8 +201,7 @@ TEST(CamVid, SixteenBitLabelMapIsRefusedNotStripped) {
   for (int y = 0; y < 3; ++y)
     for (int x = 0; x < 4; ++x) packed[size_t(8 * y + 2 * x + 1)] = uint8_t((x + 2 * y) % 12);
   write_png_raw(root + "/lab/a16.png", 4, 3, 16, PNG_COLOR_TYPE_GRAY, packed);
-  write_text(root + "/s.txt", "img/a.png lab/a16.png\n");
-  const std::string m = error_of([&] { load_camvid(root, "s"); });
+  const std::string m = list_error(root, "s", "img/a.png lab/a16.png\n");
   EXPECT_TRUE(contains(m, "lab/a16.png: label map is 16-bit (grayscale); expected an 8-bit single-channel PNG")) << m;
 }
 
