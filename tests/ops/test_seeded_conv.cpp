@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <functional>
 
 #include "host/core/check.h"
@@ -67,6 +68,11 @@ std::vector<float> make_y(const Case& c, int64_t& ys, int64_t& off) {
   return std::vector<float>(size_t(c.N * (ys ? ys : s.K * plane) + off), 777.f);
 }
 
+// A case's seeded weights and a random float input (seed x_seed).
+std::pair<std::vector<float>, std::vector<float>> operands(const Case& c, uint32_t x_seed) {
+  return {weights_of(c.spec), random_vec<float>(size_t(c.N) * c.spec.C_in * c.H * c.W, x_seed)};
+}
+
 TEST(SeededConv, WeightsAreAFunctionOfSeedAndIndexOnly) {
   const SeededConvSpec s = spec_of(42, 64, 768, 64, 1, true);
   const float sigma = s.weight_std();
@@ -118,8 +124,7 @@ TEST(SeededConv, ForwardMatchesReference) {
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.str());
     const SeededConvSpec& sp = c.spec;
-    const std::vector<float> w = weights_of(sp);
-    auto x = random_vec<float>(size_t(c.N) * sp.C_in * c.H * c.W, 31);
+    const auto [w, x] = operands(c, 31);
     int64_t ys, off;
     std::vector<float> ref = make_y(c, ys, off), got = ref, regen = ref, direct = ref;
     std::vector<double> ref_d(ref.begin(), ref.end());
@@ -148,8 +153,7 @@ TEST(SeededConv, BackwardDataMatchesReference) {
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.str());
     const SeededConvSpec& sp = c.spec;
-    const std::vector<float> w = weights_of(sp);
-    auto x = random_vec<float>(size_t(c.N) * sp.C_in * c.H * c.W, 41);
+    const auto [w, x] = operands(c, 41);
     int64_t ys, off;
     std::vector<float> y = make_y(c, ys, off);
     seeded_conv_forward_ref<float>(sp, c.N, c.H, c.W, x.data(), w.data(), y.data() + off, ys);
