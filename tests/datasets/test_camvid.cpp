@@ -40,6 +40,17 @@ std::string list_error(const std::string& root, const std::string& split, const 
   return error_of([&] { load_camvid(root, split); });
 }
 
+// Each case: the split, its list, and what the error of loading it must say.
+struct BadList {
+  std::string split, list, needle;
+};
+void expect_list_errors(const std::string& root, const std::vector<BadList>& bad) {
+  for (const BadList& b : bad) {
+    const std::string m = list_error(root, b.split, b.list);
+    EXPECT_TRUE(contains(m, b.needle)) << m;
+  }
+}
+
 }  // namespace
 
 TEST(CamVid, LoadsPairsExactly) {
@@ -168,12 +179,14 @@ TEST(CamVid, ListPathsMustStayInsideTheRoot) {
   TempDir tmp;
   const std::string root = tmp / "cv";
   write_pair(root, "a", 9, 7);
-  std::string m = list_error(root, "abs", "/etc/passwd lab/a.png\n");
-  EXPECT_TRUE(contains(m, "abs.txt line 1: image path '/etc/passwd' is an absolute path")) << m;
-  m = list_error(root, "up", "img/a.png\tlab/a.png\nimg/a.png ../../outside/l.png\n");
-  EXPECT_TRUE(contains(m, "up.txt line 2: label path '../../outside/l.png' leaves the dataset root")) << m;
-  m = list_error(root, "up2", "img/../../a.png lab/a.png\n");
-  EXPECT_TRUE(contains(m, "up2.txt line 1: image path 'img/../../a.png' leaves the dataset root")) << m;
+  expect_list_errors(root, {
+      {"abs", "/etc/passwd lab/a.png\n",
+       "abs.txt line 1: image path '/etc/passwd' is an absolute path"},
+      {"up", "img/a.png\tlab/a.png\nimg/a.png ../../outside/l.png\n",
+       "up.txt line 2: label path '../../outside/l.png' leaves the dataset root"},
+      {"up2", "img/../../a.png lab/a.png\n",
+       "up2.txt line 1: image path 'img/../../a.png' leaves the dataset root"},
+  });
   // Inside after normalisation is fine.
   write_text(root + "/ok.txt", "img/../img/a.png ./lab/a.png\n");
   EXPECT_EQ(load_camvid(root, "ok").size(), 1);
@@ -184,12 +197,14 @@ TEST(CamVid, DuplicatePairsAreRefused) {
   const std::string root = tmp / "cv";
   write_pair(root, "a", 9, 7);
   write_pair(root, "b", 9, 7);
-  std::string m = list_error(root, "dup", "img/a.png lab/a.png\nimg/b.png lab/b.png\nimg/./a.png lab/a.png\n");
-  EXPECT_TRUE(contains(m, "dup.txt line 3: image img/./a.png is listed twice (lines 1 and 3)")) << m;
-  m = list_error(root, "same", "img/a.png img/./a.png\n");
-  EXPECT_TRUE(contains(m, "same.txt line 1: the image and the label map are the same file img/a.png")) << m;
-  m = list_error(root, "dupl", "img/a.png lab/a.png\nimg/b.png lab/a.png\n");
-  EXPECT_TRUE(contains(m, "dupl.txt line 2: label map lab/a.png is listed twice")) << m;
+  expect_list_errors(root, {
+      {"dup", "img/a.png lab/a.png\nimg/b.png lab/b.png\nimg/./a.png lab/a.png\n",
+       "dup.txt line 3: image img/./a.png is listed twice (lines 1 and 3)"},
+      {"same", "img/a.png img/./a.png\n",
+       "same.txt line 1: the image and the label map are the same file img/a.png"},
+      {"dupl", "img/a.png lab/a.png\nimg/b.png lab/a.png\n",
+       "dupl.txt line 2: label map lab/a.png is listed twice"},
+  });
 }
 
 TEST(CamVid, SixteenBitLabelMapIsRefusedNotStripped) {
