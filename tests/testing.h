@@ -1,11 +1,12 @@
-// Test helpers: random inputs (never zeros), scaled tolerances, finite-difference gradient checks, the expected
-// error (expect_error) and a fresh temp folder (temp_dir).
+// Test helpers: random inputs (never zeros; random_vec, random_tensor), scaled tolerances, finite-difference
+// gradient checks, the expected error (expect_error) and a fresh temp folder (temp_dir).
 #pragma once
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "host/core/check.h"
+#include "host/core/tensor.h"
 
 namespace rf::testing {
 
@@ -108,9 +110,31 @@ inline ::testing::AssertionResult check_grad(const std::function<double(const st
   return ::testing::AssertionSuccess();
 }
 
+// A slice of cuRAND's Philox stream: key seed, subsequence sub, offset off (in 32-bit words), n words (the
+// stream-layout tables of tests/core/test_philox.cpp and tests/gpu/test_philox_gpu.cpp).
+struct CurandSlice {
+  uint64_t seed, sub, off;
+  size_t n;
+};
+
 inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
   double s = 0;
   for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+// An f32 tensor of shape s, filled by random_vec in [-scale, scale].
+inline rf::Tensor random_tensor(const rf::Shape& s, uint32_t seed, float scale = 1.f) {
+  rf::Tensor t = rf::Tensor::empty(s);
+  auto v = random_vec<float>(size_t(t.numel()), seed, -scale, scale);
+  std::copy(v.begin(), v.end(), t.f32());
+  return t;
+}
+
+// sum_i a_i * b_i in double over two f32 tensors of b's size (the loss y . g of a directional-derivative check).
+inline double tensor_dot(const rf::Tensor& a, const rf::Tensor& b) {
+  double s = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) s += double(a.f32()[i]) * b.f32()[i];
   return s;
 }
 

@@ -13,6 +13,7 @@
 
 #include "host/core/check.h"
 #include "host/core/philox.h"
+#include "testing.h"
 
 namespace {
 
@@ -100,11 +101,7 @@ std::vector<uint32_t> manual_stream(uint64_t seed, uint64_t sub, uint64_t off, s
 }
 
 TEST(Philox, CurandStreamLayout) {
-  struct Case {
-    uint64_t seed, sub, off;
-    size_t n;
-  };
-  const Case cases[] = {
+  const rf::testing::CurandSlice cases[] = {
       {0, 0, 0, 16},
       {1234, 0, 1, 13},
       {1234, 0, 2, 7},
@@ -116,7 +113,7 @@ TEST(Philox, CurandStreamLayout) {
       {42, 0xFEDCBA9876543210ull, 0x0123456789ABCDEFull, 21},   // large both
       {99, 3, 4 * 0xFFFFFFFFull + 2, 12},                       // block counter x wraps into y mid-stream
   };
-  for (const Case& c : cases) {
+  for (const rf::testing::CurandSlice& c : cases) {
     SCOPED_TRACE(fmt::format("curand stream(seed={:#x}, subsequence={:#x}, offset={:#x}, n={})", c.seed, c.sub,
                              c.off, c.n));
     std::vector<uint32_t> got(c.n);

@@ -13,16 +13,9 @@
 #include "ds_testing.h"
 
 using namespace rf::data;
-using rf::testing::contains;
-using rf::testing::error_of;
-using rf::testing::TempDir;
+using namespace rf::testing;
 
 namespace {
-
-void write_text(const std::string& path, const std::string& text) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream(path) << text;
-}
 
 // An RGB image and a label map with value (x + 2y) % 12 at (x, y), so 11 (void) appears too.
 void write_pair(const std::string& root, const std::string& stem, int W, int H, int LW = -1, int LH = -1,
@@ -39,6 +32,23 @@ void write_pair(const std::string& root, const std::string& stem, int W, int H, 
     for (int x = 0; x < LW; ++x) lab[size_t(y) * size_t(LW) + size_t(x)] = uint8_t((x + 2 * y) % 12);
   if (bad_value >= 0) lab[size_t(2) * size_t(LW) + 3] = uint8_t(bad_value);  // pixel (x=3, y=2)
   write_png_file(root + "/lab/" + stem + ".png", lab.data(), LH, LW, 1);
+}
+
+// The message of the rf::Error load_camvid(root, split) throws once root/<split>.txt holds list.
+std::string list_error(const std::string& root, const std::string& split, const std::string& list) {
+  write_text(root + "/" + split + ".txt", list);
+  return error_of([&] { load_camvid(root, split); });
+}
+
+// Each case: the split, its list, and what the error of loading it must say.
+struct BadList {
+  std::string split, list, needle;
+};
+void expect_list_errors(const std::string& root, const std::vector<BadList>& bad) {
+  for (const BadList& b : bad) {
+    const std::string m = list_error(root, b.split, b.list);
+    EXPECT_TRUE(contains(m, b.needle)) << m;
+  }
 }
 
 }  // namespace
@@ -78,8 +88,7 @@ TEST(CamVid, SizeMismatchNamesBoth) {
   TempDir tmp;
   const std::string root = tmp / "cv";
   write_pair(root, "a", 9, 7, 9, 6);
-  write_text(root + "/s.txt", "img/a.png lab/a.png\n");
-  const std::string m = error_of([&] { load_camvid(root, "s"); });
+  const std::string m = list_error(root, "s", "img/a.png lab/a.png\n");
   EXPECT_TRUE(contains(m, "img/a.png is 7x9"));
   EXPECT_TRUE(contains(m, "lab/a.png is 6x9"));
 }
@@ -88,8 +97,7 @@ TEST(CamVid, LabelOutOfRangeNamesValueAndPixel) {
   TempDir tmp;
   const std::string root = tmp / "cv";
   write_pair(root, "a", 9, 7, -1, -1, 12);
-  write_text(root + "/s.txt", "img/a.png lab/a.png\n");
-  const std::string m = error_of([&] { load_camvid(root, "s"); });
+  const std::string m = list_error(root, "s", "img/a.png lab/a.png\n");
   EXPECT_TRUE(contains(m, "lab/a.png"));
   EXPECT_TRUE(contains(m, "value 12 at pixel (x=3, y=2)"));
   // With 13 classes and void 255, 12 is a class.
@@ -105,14 +113,12 @@ TEST(CamVid, BadListLinesAndMissingFiles) {
   TempDir tmp;
   const std::string root = tmp / "cv";
   write_pair(root, "a", 9, 7);
-  write_text(root + "/s.txt", "img/a.png lab/a.png\nimg/a.png\n");
-  std::string m = error_of([&] { load_camvid(root, "s"); });
+  std::string m = list_error(root, "s", "img/a.png lab/a.png\nimg/a.png\n");
   EXPECT_TRUE(contains(m, "s.txt line 2"));
   EXPECT_TRUE(contains(m, "1 field(s)"));
   write_text(root + "/s3.txt", "img/a.png lab/a.png extra\n");
   EXPECT_TRUE(contains(error_of([&] { load_camvid(root, "s3"); }), "s3.txt line 1"));
-  write_text(root + "/m.txt", "img/a.png lab/a.png\nimg/zz.png lab/zz.png\n");
-  m = error_of([&] { load_camvid(root, "m"); });
+  m = list_error(root, "m", "img/a.png lab/a.png\nimg/zz.png lab/zz.png\n");
   EXPECT_TRUE(contains(m, "missing image file"));
   EXPECT_TRUE(contains(m, "zz.png"));
   EXPECT_TRUE(contains(m, "m.txt line 2"));
@@ -173,15 +179,14 @@ TEST(CamVid, ListPathsMustStayInsideTheRoot) {
   TempDir tmp;
   const std::string root = tmp / "cv";
   write_pair(root, "a", 9, 7);
-  write_text(root + "/abs.txt", "/etc/passwd lab/a.png\n");
-  std::string m = error_of([&] { load_camvid(root, "abs"); });
-  EXPECT_TRUE(contains(m, "abs.txt line 1: image path '/etc/passwd' is an absolute path")) << m;
-  write_text(root + "/up.txt", "img/a.png\tlab/a.png\nimg/a.png ../../outside/l.png\n");
-  m = error_of([&] { load_camvid(root, "up"); });
-  EXPECT_TRUE(contains(m, "up.txt line 2: label path '../../outside/l.png' leaves the dataset root")) << m;
-  write_text(root + "/up2.txt", "img/../../a.png lab/a.png\n");
-  m = error_of([&] { load_camvid(root, "up2"); });
-  EXPECT_TRUE(contains(m, "up2.txt line 1: image path 'img/../../a.png' leaves the dataset root")) << m;
+  expect_list_errors(root, {
+      {"abs", "/etc/passwd lab/a.png\n",
+       "abs.txt line 1: image path '/etc/passwd' is an absolute path"},
+      {"up", "img/a.png\tlab/a.png\nimg/a.png ../../outside/l.png\n",
+       "up.txt line 2: label path '../../outside/l.png' leaves the dataset root"},
+      {"up2", "img/../../a.png lab/a.png\n",
+       "up2.txt line 1: image path 'img/../../a.png' leaves the dataset root"},
+  });
   // Inside after normalisation is fine.
   write_text(root + "/ok.txt", "img/../img/a.png ./lab/a.png\n");
   EXPECT_EQ(load_camvid(root, "ok").size(), 1);
@@ -192,15 +197,14 @@ TEST(CamVid, DuplicatePairsAreRefused) {
   const std::string root = tmp / "cv";
   write_pair(root, "a", 9, 7);
   write_pair(root, "b", 9, 7);
-  write_text(root + "/dup.txt", "img/a.png lab/a.png\nimg/b.png lab/b.png\nimg/./a.png lab/a.png\n");
-  std::string m = error_of([&] { load_camvid(root, "dup"); });
-  EXPECT_TRUE(contains(m, "dup.txt line 3: image img/./a.png is listed twice (lines 1 and 3)")) << m;
-  write_text(root + "/same.txt", "img/a.png img/./a.png\n");
-  m = error_of([&] { load_camvid(root, "same"); });
-  EXPECT_TRUE(contains(m, "same.txt line 1: the image and the label map are the same file img/a.png")) << m;
-  write_text(root + "/dupl.txt", "img/a.png lab/a.png\nimg/b.png lab/a.png\n");
-  m = error_of([&] { load_camvid(root, "dupl"); });
-  EXPECT_TRUE(contains(m, "dupl.txt line 2: label map lab/a.png is listed twice")) << m;
+  expect_list_errors(root, {
+      {"dup", "img/a.png lab/a.png\nimg/b.png lab/b.png\nimg/./a.png lab/a.png\n",
+       "dup.txt line 3: image img/./a.png is listed twice (lines 1 and 3)"},
+      {"same", "img/a.png img/./a.png\n",
+       "same.txt line 1: the image and the label map are the same file img/a.png"},
+      {"dupl", "img/a.png lab/a.png\nimg/b.png lab/a.png\n",
+       "dupl.txt line 2: label map lab/a.png is listed twice"},
+  });
 }
 
 TEST(CamVid, SixteenBitLabelMapIsRefusedNotStripped) {
@@ -208,24 +212,11 @@ TEST(CamVid, SixteenBitLabelMapIsRefusedNotStripped) {
   const std::string root = tmp / "cv";
   write_pair(root, "a", 4, 3);
   // The same labels (0..11) stored in 16 bits: the old reader kept the high byte (all 0, mIoU 1.0).
-  FILE* f = std::fopen((root + "/lab/a16.png").c_str(), "wb");
-  ASSERT_TRUE(f);
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  png_init_io(png, f);
-  png_set_IHDR(png, info, 4, 3, 16, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
-  png_write_info(png, info);
-  for (int y = 0; y < 3; ++y) {
-    uint8_t row[8];
-    for (int x = 0; x < 4; ++x) row[2 * x] = 0, row[2 * x + 1] = uint8_t((x + 2 * y) % 12);
-    png_write_row(png, row);
-  }
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  std::fclose(f);
-  write_text(root + "/s.txt", "img/a.png lab/a16.png\n");
-  const std::string m = error_of([&] { load_camvid(root, "s"); });
+  std::vector<uint8_t> packed(3 * 8);  // big-endian 16-bit samples, 4 per row
+  for (int y = 0; y < 3; ++y)
+    for (int x = 0; x < 4; ++x) packed[size_t(8 * y + 2 * x + 1)] = uint8_t((x + 2 * y) % 12);
+  write_png_raw(root + "/lab/a16.png", 4, 3, 16, PNG_COLOR_TYPE_GRAY, packed);
+  const std::string m = list_error(root, "s", "img/a.png lab/a16.png\n");
   EXPECT_TRUE(contains(m, "lab/a16.png: label map is 16-bit (grayscale); expected an 8-bit single-channel PNG")) << m;
 }
 
@@ -233,26 +224,12 @@ TEST(CamVid, PaletteLabelMapReadsTheIndices) {
   TempDir tmp;
   const std::string root = tmp / "cv";
   write_pair(root, "a", 4, 3);
-  FILE* f = std::fopen((root + "/lab/p.png").c_str(), "wb");
-  ASSERT_TRUE(f);
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  png_init_io(png, f);
-  png_set_IHDR(png, info, 4, 3, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
   std::vector<png_color> pal;
   for (int i = 0; i < 12; ++i) pal.push_back({uint8_t(128 + i), uint8_t(64 + 3 * i), uint8_t(250 - i)});
-  png_set_PLTE(png, info, pal.data(), 12);
-  png_write_info(png, info);
-  std::vector<uint8_t> want;
-  for (int y = 0; y < 3; ++y) {
-    uint8_t row[4];
-    for (int x = 0; x < 4; ++x) row[x] = uint8_t((3 * x + y) % 12), want.push_back(row[x]);
-    png_write_row(png, row);
-  }
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  std::fclose(f);
+  std::vector<uint8_t> want;  // 8-bit indices, row by row
+  for (int y = 0; y < 3; ++y)
+    for (int x = 0; x < 4; ++x) want.push_back(uint8_t((3 * x + y) % 12));
+  write_png_raw(root + "/lab/p.png", 4, 3, 8, PNG_COLOR_TYPE_PALETTE, want, pal);
   write_text(root + "/s.txt", "img/a.png lab/p.png\n");
   const SegDataset d = load_camvid(root, "s");
   EXPECT_EQ(d.labels[0], want);

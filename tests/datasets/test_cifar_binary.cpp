@@ -5,10 +5,7 @@
 #include "ds_testing.h"
 
 using namespace rf::data;
-using rf::testing::contains;
-using rf::testing::error_of;
-using rf::testing::TempDir;
-using rf::testing::write_bytes;
+using namespace rf::testing;
 
 namespace {
 // Pixel p (0..1023) of plane c of record r of file f: a value that differs with all four.
@@ -111,8 +108,7 @@ TEST(CifarBinary, MissingOrEmptyFile) {
 TEST(CifarBinary, BadMetaFile) {
   TempDir t;
   write_set(t);
-  const std::string meta = "a\nb\nc\n";
-  write_bytes(t / "batches.meta.txt", std::vector<uint8_t>(meta.begin(), meta.end()));
+  write_text(t / "batches.meta.txt", "a\nb\nc\n");
   const std::string msg = error_of([&] { load_cifar_binary(t.path.string(), "test"); });
   EXPECT_TRUE(contains(msg, "batches.meta.txt: 3 class names, expected 10")) << msg;
 }

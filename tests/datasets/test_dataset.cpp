@@ -9,8 +9,7 @@
 #include "ds_testing.h"
 
 using namespace rf::data;
-using rf::testing::contains;
-using rf::testing::error_of;
+using namespace rf::testing;
 
 namespace {
 Dataset tiny(int64_t N, int K) {

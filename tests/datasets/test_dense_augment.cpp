@@ -13,8 +13,7 @@
 #include "ds_testing.h"
 
 using namespace rf::data;
-using rf::testing::contains;
-using rf::testing::error_of;
+using namespace rf::testing;
 
 namespace {
 

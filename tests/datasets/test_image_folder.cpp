@@ -14,11 +14,7 @@
 #include "ds_testing.h"
 
 using namespace rf::data;
-using rf::testing::contains;
-using rf::testing::error_of;
-using rf::testing::read_bytes;
-using rf::testing::TempDir;
-using rf::testing::write_bytes;
+using namespace rf::testing;
 
 namespace {
 std::vector<uint8_t> noise_hwc(int H, int W, int C, uint32_t seed) {
@@ -155,8 +151,7 @@ TEST(ImageFolder, CorruptedPngThrowsNamingTheFile) {
 TEST(ImageFolder, LoadsSortedClassesAndFiles) {
   TempDir t;
   make_tree(t);
-  const std::string junk = "notes";
-  write_bytes(t / "root/train/apple/readme.txt", std::vector<uint8_t>(junk.begin(), junk.end()));
+  write_text(t / "root/train/apple/readme.txt", "notes");
   ImageFolderReport rep;
   const Dataset d = load_image_folder(t / "root", "train", {}, &rep);
   ASSERT_EQ(d.N, 4);
@@ -236,24 +231,6 @@ TEST(ImageFolder, SizeMismatchAndResize) {
 
 // ---- issue 18: pixel limit, label maps, skipped files, one class ------------------------------------------
 namespace {
-// Any PNG libpng can write: bit depth, colour type, samples packed as libpng expects (rows of rowbytes).
-void write_png_raw(const std::string& path, int W, int H, int depth, int color, const std::vector<uint8_t>& packed,
-                   const std::vector<png_color>& palette = {}) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  ASSERT_TRUE(f);
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  png_init_io(png, f);
-  png_set_IHDR(png, info, png_uint_32(W), png_uint_32(H), depth, color, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  if (!palette.empty()) png_set_PLTE(png, info, palette.data(), int(palette.size()));
-  png_write_info(png, info);
-  const size_t rb = packed.size() / size_t(H);
-  for (int y = 0; y < H; ++y) png_write_row(png, packed.data() + size_t(y) * rb);
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  std::fclose(f);
-}
 
 uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 void put_be32(uint8_t* p, uint32_t v) {

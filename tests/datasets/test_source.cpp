@@ -8,10 +8,7 @@
 #include "ds_testing.h"
 
 using namespace rf::data;
-using rf::testing::contains;
-using rf::testing::error_of;
-using rf::testing::TempDir;
-using rf::testing::write_bytes;
+using namespace rf::testing;
 
 namespace {
 // src/mini/{train,test}/{cat,dog}/k.png, 4x4 images; archive = t/mini.tar.zst holding mini/...

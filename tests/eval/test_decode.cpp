@@ -16,11 +16,7 @@
 
 namespace {
 
-using rf::eval::Box;
-using rf::eval::decode_centernet;
-using rf::eval::decode_centernet_ref;
-using rf::eval::DecodeOptions;
-using rf::eval::Detection;
+using namespace rf::eval;
 
 using rf::testing::expect_error;
 

@@ -12,15 +12,7 @@
 
 namespace {
 
-using rf::eval::average_precision_101;
-using rf::eval::average_precision_all_point;
-using rf::eval::box_iou;
-using rf::eval::Box;
-using rf::eval::DetMetrics;
-using rf::eval::format_metric;
-using rf::eval::Detection;
-using rf::eval::evaluate_detections;
-using rf::eval::GroundTruth;
+using namespace rf::eval;
 
 constexpr double kEps = 1e-12;
 

@@ -21,10 +21,8 @@
 namespace {
 
 using rf::NLModuleShape;
-using rf::gpu_testing::DeviceBuffer;
-using rf::gpu_testing::first_bit_mismatch;
-using rf::testing::all_close;
-using rf::testing::random_vec;
+using namespace rf::gpu_testing;
+using namespace rf::testing;
 
 class NLModuleGpu : public rf::gpu_testing::GpuTest {};
 

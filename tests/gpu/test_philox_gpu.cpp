@@ -13,6 +13,7 @@
 #include "cuda/ops/seeded_weights.h"
 #include "gpu_testing.h"
 #include "host/core/philox.h"
+#include "testing.h"
 
 namespace {
 
@@ -66,11 +67,7 @@ TEST_F(PhiloxGpu, OnAStreamToo) {
 
 TEST_F(PhiloxGpu, OurPhiloxEqualsCurandDeviceApi) {
   RF_SKIP_IN_EMULATION("cuRAND's device API (curand_kernel.h)");
-  struct Case {
-    uint64_t seed, sub, off;
-    int64_t n;
-  };
-  const Case cases[] = {
+  const rf::testing::CurandSlice cases[] = {
       {0, 0, 0, 64},
       {1234, 0, 1, 37},
       {1234, 0, 4 * 1000 + 2, 19},
@@ -79,13 +76,13 @@ TEST_F(PhiloxGpu, OurPhiloxEqualsCurandDeviceApi) {
       {42, 0xFEDCBA9876543210ull, 0x0123456789ABCDEFull, 33},  // large both
       {99, 3, 4 * 0xFFFFFFFFull + 2, 12},                       // block counter x wraps into y
   };
-  for (const Case& c : cases) {
+  for (const rf::testing::CurandSlice& c : cases) {
     SCOPED_TRACE(fmt::format("curand_init(seed={:#x}, subsequence={:#x}, offset={:#x}) then {} curand()", c.seed,
                              c.sub, c.off, c.n));
-    DeviceBuffer<uint32_t> d(static_cast<size_t>(c.n));
-    rf::curand_device_stream_cuda(c.seed, c.sub, c.off, c.n, d.ptr);
-    std::vector<uint32_t> ours(static_cast<size_t>(c.n));
-    rf::philox_curand_stream(c.seed, c.sub, c.off, size_t(c.n), ours.data());
+    DeviceBuffer<uint32_t> d(c.n);
+    rf::curand_device_stream_cuda(c.seed, c.sub, c.off, int64_t(c.n), d.ptr);
+    std::vector<uint32_t> ours(c.n);
+    rf::philox_curand_stream(c.seed, c.sub, c.off, c.n, ours.data());
     EXPECT_EQ(d.to_host(), ours);
   }
   // The seeded-normal blocks are cuRAND's stream at subsequence 0, offset 4b.

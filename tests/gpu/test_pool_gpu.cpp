@@ -19,10 +19,8 @@ namespace {
 
 using rf::MixedPoolShape;
 using rf::Pool2dShape;
-using rf::gpu_testing::DeviceBuffer;
-using rf::gpu_testing::first_bit_mismatch;
-using rf::testing::all_close;
-using rf::testing::random_vec;
+using namespace rf::gpu_testing;
+using namespace rf::testing;
 
 class PoolGpu : public rf::gpu_testing::GpuTest {};
 

@@ -21,11 +21,8 @@ namespace {
 
 using rf::SeededConvLaunch;
 using rf::SeededConvSpec;
-using rf::gpu_testing::DeviceBuffer;
-using rf::gpu_testing::first_bit_mismatch;
-using rf::gpu_testing::fnv1a_bits;
-using rf::testing::all_close;
-using rf::testing::random_vec;
+using namespace rf::gpu_testing;
+using namespace rf::testing;
 
 class SeededConvGpu : public rf::gpu_testing::GpuTest {};
 

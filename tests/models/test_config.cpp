@@ -3,8 +3,16 @@
 
 #include "host/core/check.h"
 #include "host/models/config.h"
+#include "testing.h"
 
 using namespace rf;
+
+namespace {
+// ModelConfig::parse(text) must throw an rf::Error whose message holds needle.
+void expect_error(const std::string& text, const std::string& needle) {
+  rf::testing::expect_error([&] { ModelConfig::parse(text); }, {needle}, text);
+}
+}  // namespace
 
 TEST(ModelConfig, ParsesAndRoundTrips) {
   for (const char* text : {"resnet18", "nl-resnet18:cnl=dw,gpw=4", "nl-resnet18:cnl=512,shuffle=off,seed=7",
@@ -34,14 +42,6 @@ TEST(ModelConfig, SeedRuleIsBasePlusIndex) {
 }
 
 TEST(ModelConfig, BadInputNamesTheField) {
-  auto expect_error = [](const std::string& text, const std::string& needle) {
-    try {
-      ModelConfig::parse(text);
-      ADD_FAILURE() << text << " parsed";
-    } catch (const rf::Error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
   expect_error("vgg16", "unknown architecture");
   expect_error("nl-resnet18:cnl=wide", "cnl=wide (expected an integer in 1..4096)");
   expect_error("nl-resnet18:gpw=3", "gpw=3");
@@ -62,14 +62,6 @@ TEST(ModelConfig, SeedsRoundTripOverTheWholeUnsignedRangeAndNegativeOnesAreRefus
     EXPECT_EQ(ModelConfig::parse(c.str()).seed, c.seed);
     EXPECT_EQ(ModelConfig::parse(c.str()).init_seed, c.init_seed);
   }
-  auto expect_error = [](const std::string& text, const std::string& needle) {
-    try {
-      ModelConfig::parse(text);
-      ADD_FAILURE() << text << " parsed";
-    } catch (const rf::Error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
   expect_error("nl-resnet18:seed=-1", "seed=-1 (expected an unsigned integer 0..18446744073709551615)");
   expect_error("nl-resnet18:init_seed=-5", "init_seed=-5 (expected an unsigned integer");
   expect_error("nl-resnet18:seed=18446744073709551616", "seed=18446744073709551616 (expected an unsigned");
@@ -80,14 +72,6 @@ TEST(ModelConfig, SeedsRoundTripOverTheWholeUnsignedRangeAndNegativeOnesAreRefus
 
 // Issue 18, class 4: absurd widths are refused when the text is parsed, naming the field and the range.
 TEST(ModelConfig, AbsurdWidthsAreRefusedAtParseTime) {
-  auto expect_error = [](const std::string& text, const std::string& needle) {
-    try {
-      ModelConfig::parse(text);
-      ADD_FAILURE() << text << " parsed";
-    } catch (const rf::Error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
   expect_error("nl-resnet18:cnl=65536", "cnl=65536 (expected an integer in 1..4096)");
   expect_error("nl-resnet18:cnl=99999999999999999999999", "cnl=99999999999999999999999 (expected an integer in 1..4096)");
   expect_error("nl-resnet18:cnl=0", "cnl=0 (expected an integer in 1..4096)");

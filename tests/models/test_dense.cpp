@@ -14,12 +14,8 @@ using namespace rf;
 
 namespace {
 
-Tensor random_tensor(const Shape& s, uint32_t seed, float scale = 1.f) {
-  Tensor t = Tensor::empty(s);
-  auto v = rf::testing::random_vec<float>(size_t(t.numel()), seed, -scale, scale);
-  std::copy(v.begin(), v.end(), t.f32());
-  return t;
-}
+using rf::testing::random_tensor;
+using rf::testing::tensor_dot;
 
 const char* kConfigs[] = {
     "resnet18:classes=3,stem=large,task=detect,neck=16",
@@ -89,9 +85,7 @@ TEST(Dense, TrunkBackwardMatchesDirectionalDerivative) {
       Tensor g = random_tensor(t.out_shape(x.shape()), 4);
       auto loss = [&]() {
         Tensor y = t.forward(x, true);
-        double s = 0;
-        for (int64_t i = 0; i < y.numel(); ++i) s += double(y.f32()[i]) * g.f32()[i];
-        return s;
+        return tensor_dot(y, g);
       };
       t.forward(x, true);
       Tensor dx = t.backward(g);

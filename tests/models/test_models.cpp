@@ -28,12 +28,8 @@ const Expected kTable[] = {
     {"resnet18:classes=1000,stem=large", 224, 11689512, 0, 9600, 1814073344, 1806336},
 };
 
-Tensor random_tensor(const Shape& s, uint32_t seed, float scale = 1.f) {
-  Tensor t = Tensor::empty(s);
-  auto v = rf::testing::random_vec<float>(size_t(t.numel()), seed, -scale, scale);
-  std::copy(v.begin(), v.end(), t.f32());
-  return t;
-}
+using rf::testing::random_tensor;
+using rf::testing::tensor_dot;
 }  // namespace
 
 TEST(Accounting, MatchesModelsMdExactly) {
@@ -127,14 +123,11 @@ TEST(Models, NLModuleBackwardMatchesDirectionalDerivative) {
         Tensor xt = x.clone();
         for (int64_t i = 0; i < xt.numel(); ++i) xt.f32()[i] += t * v.f32()[i];
         Tensor y = m.forward(xt, false);
-        double s = 0;
-        for (int64_t i = 0; i < y.numel(); ++i) s += double(y.f32()[i]) * g.f32()[i];
-        return s;
+        return tensor_dot(y, g);
       };
       m.forward(x, true);
       Tensor dx = m.backward(g);
-      double analytic = 0;
-      for (int64_t i = 0; i < dx.numel(); ++i) analytic += double(dx.f32()[i]) * v.f32()[i];
+      double analytic = tensor_dot(dx, v);
       const float eps = 1e-3f;
       double numeric = (loss(eps) - loss(-eps)) / (2 * eps);
       EXPECT_NEAR(numeric, analytic, 2e-2 * (1 + std::fabs(analytic)));

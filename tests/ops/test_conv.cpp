@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <random>
 
 #include "host/core/check.h"
@@ -15,11 +16,7 @@
 namespace rf {
 namespace {
 
-using ::rf::testing::all_close;
-using ::rf::testing::cast_vec;
-using ::rf::testing::check_grad;
-using ::rf::testing::dot;
-using ::rf::testing::random_vec;
+using namespace ::rf::testing;
 
 // A sweep case: the shape, bias or not, and where y sits inside a bigger (N, K + extra, OH, OW) tensor.
 struct Case {
@@ -353,25 +350,26 @@ void expect_error(const Conv2dShape& s, const std::string& needle) {
 TEST(Conv2d, BadShapesThrow) {
   const Conv2dShape ok = make_case(1, 4, 5, 5, 4, 3, 1, 1, 2, false, 0).s;
   EXPECT_NO_THROW(ok.validate());
-  Conv2dShape s = ok;
-  s.groups = 3;
-  expect_error(s, "multiple of groups");
-  s = ok, s.K = 5;
-  expect_error(s, "K=5 is not a multiple");
-  s = ok, s.N = 0;
-  expect_error(s, "sizes must be >= 1");
-  s = ok, s.k = 0;
-  expect_error(s, "k=0");
-  s = ok, s.stride = 0;
-  expect_error(s, "stride=0");
-  s = ok, s.pad = -1;
-  expect_error(s, "pad=-1");
-  s = ok, s.groups = 0;
-  expect_error(s, "groups=0");
-  s = ok, s.k = 9;
-  expect_error(s, "larger than the padded input");
-  s = ok, s.y_nstride = 10;
-  expect_error(s, "y_nstride=10");
+  // Each case: one field of ok changed, and what the error must say.
+  const struct {
+    std::function<void(Conv2dShape&)> edit;
+    const char* needle;
+  } bad[] = {
+      {[](Conv2dShape& s) { s.groups = 3; }, "multiple of groups"},
+      {[](Conv2dShape& s) { s.K = 5; }, "K=5 is not a multiple"},
+      {[](Conv2dShape& s) { s.N = 0; }, "sizes must be >= 1"},
+      {[](Conv2dShape& s) { s.k = 0; }, "k=0"},
+      {[](Conv2dShape& s) { s.stride = 0; }, "stride=0"},
+      {[](Conv2dShape& s) { s.pad = -1; }, "pad=-1"},
+      {[](Conv2dShape& s) { s.groups = 0; }, "groups=0"},
+      {[](Conv2dShape& s) { s.k = 9; }, "larger than the padded input"},
+      {[](Conv2dShape& s) { s.y_nstride = 10; }, "y_nstride=10"},
+  };
+  for (const auto& b : bad) {
+    Conv2dShape s = ok;
+    b.edit(s);
+    expect_error(s, b.needle);
+  }
   EXPECT_EQ("conv2d(N=1,C=4,H=5,W=5,K=4,k=3,s=1,p=1,g=2)", ok.str());
 }
 

@@ -17,10 +17,7 @@
 namespace {
 
 using rf::NLModuleShape;
-using rf::testing::all_close;
-using rf::testing::check_grad;
-using rf::testing::dot;
-using rf::testing::random_vec;
+using namespace rf::testing;
 
 const std::vector<NLModuleShape>& cases() {
   static const std::vector<NLModuleShape> c = {
@@ -45,25 +42,27 @@ std::vector<float> seeded_weights(const NLModuleShape& s) {
 
 struct Inputs {
   std::vector<float> x, w_pw, b_pw, ws;
+  std::vector<float> cat, y;  // the float reference forward on these inputs: the concat buffer, the module output
   explicit Inputs(const NLModuleShape& s)
       : x(random_vec<float>(size_t(s.N) * s.C_in * s.H * s.W, uint32_t(s.seed))),
         w_pw(random_vec<float>(size_t(s.C_out) * (s.C_cat() / s.gpw), uint32_t(s.seed + 1), -0.2, 0.2)),
         b_pw(random_vec<float>(size_t(s.C_out), uint32_t(s.seed + 2))),
-        ws(seeded_weights(s)) {}
+        ws(seeded_weights(s)),
+        cat(size_t(s.cat_numel())),
+        y(size_t(s.out_numel())) {
+    rf::nl_module_forward_ref<float>(s, x.data(), ws.data(), w_pw.data(), b_pw.data(), cat.data(), y.data());
+  }
 };
 
 TEST(NLModule, ForwardMatchesReferenceComposition) {
   for (const NLModuleShape& s : cases()) {
     SCOPED_TRACE(s.str());
     const Inputs in(s);
-    std::vector<float> cat_ref(size_t(s.cat_numel())), y_ref(size_t(s.out_numel()));
-    rf::nl_module_forward_ref<float>(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat_ref.data(),
-                                     y_ref.data());
-    std::vector<float> cat(cat_ref.size(), 7.f), y(y_ref.size(), 7.f), z(y_ref.size());
+    std::vector<float> cat(in.cat.size(), 7.f), y(in.y.size(), 7.f), z(in.y.size());
     rf::nl_module_forward_cpu(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat.data(), y.data(),
                               z.data());
-    EXPECT_TRUE(all_close(cat, cat_ref, 1e-5, 1e-5, "concat buffer (three branches)"));
-    EXPECT_TRUE(all_close(y, y_ref, 1e-4, 1e-4, "module output"));
+    EXPECT_TRUE(all_close(cat, in.cat, 1e-5, 1e-5, "concat buffer (three branches)"));
+    EXPECT_TRUE(all_close(y, in.y, 1e-4, 1e-4, "module output"));
   }
 }
 
@@ -72,16 +71,13 @@ TEST(NLModule, ReferenceBranchesAreTheReferenceOps) {
   for (const NLModuleShape& s : {cases()[1], cases()[3], cases()[7]}) {
     SCOPED_TRACE(s.str());
     const Inputs in(s);
-    std::vector<float> cat(size_t(s.cat_numel())), y(size_t(s.out_numel()));
-    rf::nl_module_forward_ref<float>(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat.data(),
-                                     y.data());
     const int64_t plane = int64_t(s.OH()) * s.OW();
     std::vector<float> a(size_t(s.N) * s.C_nl * plane), b(size_t(s.N) * s.C_in * plane), c(b.size());
     rf::seeded_conv_forward_ref<float>(s.seeded_spec(), s.N, s.H, s.W, in.x.data(), in.ws.data(), a.data());
     rf::max_pool2d_forward_ref<float>(rf::Pool2dShape{s.N, s.C_in, s.H, s.W, 3, s.stride, 1}, in.x.data(), b.data());
     rf::mixed_avg_pool_forward_ref<float>(rf::MixedPoolShape{s.N, s.C_in, s.H, s.W, s.stride}, in.x.data(), c.data());
     for (int n = 0; n < s.N; ++n) {
-      const float* cn = cat.data() + n * s.C_cat() * plane;
+      const float* cn = in.cat.data() + n * s.C_cat() * plane;
       const int64_t na = s.C_nl * plane, nb = s.C_in * plane;
       EXPECT_EQ(std::vector<float>(cn, cn + na), std::vector<float>(a.begin() + n * na, a.begin() + (n + 1) * na));
       EXPECT_EQ(std::vector<float>(cn + na, cn + na + nb),
@@ -89,11 +85,11 @@ TEST(NLModule, ReferenceBranchesAreTheReferenceOps) {
       EXPECT_EQ(std::vector<float>(cn + na + nb, cn + na + 2 * nb),
                 std::vector<float>(c.begin() + n * nb, c.begin() + (n + 1) * nb));
     }
-    std::vector<float> z(y.size()), y2(y.size());
-    rf::conv2d_forward_ref<float>(s.pointwise_shape(), cat.data(), in.w_pw.data(), in.b_pw.data(), z.data());
+    std::vector<float> z(in.y.size()), y2(in.y.size());
+    rf::conv2d_forward_ref<float>(s.pointwise_shape(), in.cat.data(), in.w_pw.data(), in.b_pw.data(), z.data());
     if (s.shuffle) rf::channel_shuffle_forward_ref<float>(s.N, s.C_out, int(plane), s.gpw, z.data(), y2.data());
     else y2 = z;
-    EXPECT_EQ(y, y2);
+    EXPECT_EQ(in.y, y2);
   }
 }
 
@@ -101,16 +97,13 @@ TEST(NLModule, BackwardMatchesReference) {
   for (const NLModuleShape& s : cases()) {
     SCOPED_TRACE(s.str());
     const Inputs in(s);
-    std::vector<float> cat(size_t(s.cat_numel())), y(size_t(s.out_numel()));
-    rf::nl_module_forward_ref<float>(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat.data(),
-                                     y.data());
-    const std::vector<float> dy = random_vec<float>(y.size(), uint32_t(s.seed + 3));
+    const std::vector<float> dy = random_vec<float>(in.y.size(), uint32_t(s.seed + 3));
     std::vector<float> dx_ref(in.x.size()), dw_ref(in.w_pw.size()), db_ref(in.b_pw.size());
-    rf::nl_module_backward_ref<float>(s, in.x.data(), cat.data(), dy.data(), in.ws.data(), in.w_pw.data(),
+    rf::nl_module_backward_ref<float>(s, in.x.data(), in.cat.data(), dy.data(), in.ws.data(), in.w_pw.data(),
                                       dx_ref.data(), dw_ref.data(), db_ref.data());
     std::vector<float> dx(dx_ref.size(), 7.f), dw(dw_ref.size(), 7.f), db(db_ref.size(), 7.f);
-    std::vector<float> dcat(cat.size()), tmp(in.x.size()), dz(y.size());
-    rf::nl_module_backward_cpu(s, in.x.data(), cat.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(),
+    std::vector<float> dcat(in.cat.size()), tmp(in.x.size()), dz(in.y.size());
+    rf::nl_module_backward_cpu(s, in.x.data(), in.cat.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(),
                                dw.data(), db.data(), dcat.data(), tmp.data(), dz.data());
     EXPECT_TRUE(all_close(dx, dx_ref, 1e-4, 1e-4, "dx"));
     EXPECT_TRUE(all_close(dw, dw_ref, 1e-3, 1e-4, "dw_pw"));

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "host/core/check.h"
@@ -19,11 +21,7 @@ namespace {
 
 using rf::MixedPoolShape;
 using rf::Pool2dShape;
-using rf::testing::all_close;
-using rf::testing::cast_vec;
-using rf::testing::check_grad;
-using rf::testing::dot;
-using rf::testing::random_vec;
+using namespace rf::testing;
 
 constexpr double kU = 1.0 / (1 << 24);  // unit roundoff of float
 
@@ -219,24 +217,42 @@ TEST(MaxPool, MinusInfinityWindowsRouteToFirstValidElement) {
   }
 }
 
-TEST(MaxPool, ReferenceGradientMatchesFiniteDifferences) {
+namespace {
+
+// A pool's double reference backward against finite differences of its reference forward, over small geometries
+// with every padding up to k/2: x_of(s, pad) makes the input, gy is random_vec(gy_seed + pad).
+void expect_ref_grad_matches_finite_differences(
+    const std::string& what, const std::function<std::vector<double>(const Pool2dShape&, int)>& x_of,
+    uint32_t gy_seed, const std::function<void(const Pool2dShape&, const double*, const double*, double*)>& backward,
+    const std::function<void(const Pool2dShape&, const double*, double*)>& forward) {
   const int geoms[][6] = {{2, 3, 7, 6, 3, 1}, {1, 2, 8, 8, 3, 2}, {2, 2, 9, 5, 2, 1}, {1, 3, 6, 7, 5, 3}};
   for (auto& g : geoms)
     for (int pad = 0; pad <= g[4] / 2; ++pad) {
       Pool2dShape s;
       s.N = g[0], s.C = g[1], s.H = g[2], s.W = g[3], s.k = g[4], s.stride = g[5], s.pad = pad;
       SCOPED_TRACE(s.str());
-      auto x = distinct_vec(x_numel(s), 7 + pad);
-      auto gy = random_vec<double>(y_numel(s), 8 + pad);
+      auto x = x_of(s, pad);
+      auto gy = random_vec<double>(y_numel(s), gy_seed + pad);
       std::vector<double> dx(x_numel(s));
-      rf::max_pool2d_backward_ref(s, x.data(), gy.data(), dx.data());
+      backward(s, x.data(), gy.data(), dx.data());
       auto loss = [&](const std::vector<double>& xv) {
         std::vector<double> y(y_numel(s));
-        rf::max_pool2d_forward_ref(s, xv.data(), y.data());
+        forward(s, xv.data(), y.data());
         return dot(y, gy);
       };
-      EXPECT_TRUE(check_grad(loss, x, dx, "max_pool2d dx", 1e-6, 1e-6, 200));
+      EXPECT_TRUE(check_grad(loss, x, dx, what, 1e-6, 1e-6, 200));
     }
+}
+
+}  // namespace
+
+TEST(MaxPool, ReferenceGradientMatchesFiniteDifferences) {
+  expect_ref_grad_matches_finite_differences(
+      "max_pool2d dx", [](const Pool2dShape& s, int pad) { return distinct_vec(x_numel(s), 7 + pad); }, 8,
+      [](const Pool2dShape& s, const double* x, const double* gy, double* dx) {
+        rf::max_pool2d_backward_ref(s, x, gy, dx);
+      },
+      [](const Pool2dShape& s, const double* x, double* y) { rf::max_pool2d_forward_ref(s, x, y); });
 }
 
 // ---- average pool --------------------------------------------------------------------------------
@@ -276,23 +292,12 @@ TEST(AvgPool, FastMatchesReferenceWithinErrorBound) {
 }
 
 TEST(AvgPool, ReferenceGradientMatchesFiniteDifferences) {
-  const int geoms[][6] = {{2, 3, 7, 6, 3, 1}, {1, 2, 8, 8, 3, 2}, {2, 2, 9, 5, 2, 1}, {1, 3, 6, 7, 5, 3}};
-  for (auto& g : geoms)
-    for (int pad = 0; pad <= g[4] / 2; ++pad) {
-      Pool2dShape s;
-      s.N = g[0], s.C = g[1], s.H = g[2], s.W = g[3], s.k = g[4], s.stride = g[5], s.pad = pad;
-      SCOPED_TRACE(s.str());
-      auto x = random_vec<double>(x_numel(s), 17 + pad);
-      auto gy = random_vec<double>(y_numel(s), 18 + pad);
-      std::vector<double> dx(x_numel(s));
-      rf::avg_pool2d_backward_ref(s, gy.data(), dx.data());
-      auto loss = [&](const std::vector<double>& xv) {
-        std::vector<double> y(y_numel(s));
-        rf::avg_pool2d_forward_ref(s, xv.data(), y.data());
-        return dot(y, gy);
-      };
-      EXPECT_TRUE(check_grad(loss, x, dx, "avg_pool2d dx", 1e-6, 1e-6, 200));
-    }
+  expect_ref_grad_matches_finite_differences(
+      "avg_pool2d dx", [](const Pool2dShape& s, int pad) { return random_vec<double>(x_numel(s), 17 + pad); }, 18,
+      [](const Pool2dShape& s, const double*, const double* gy, double* dx) {
+        rf::avg_pool2d_backward_ref(s, gy, dx);
+      },
+      [](const Pool2dShape& s, const double* x, double* y) { rf::avg_pool2d_forward_ref(s, x, y); });
 }
 
 TEST(AvgPool, HandComputedCountIncludePad) {

@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
+#include <functional>
 
 #include "host/core/check.h"
 #include "host/core/philox.h"
@@ -15,10 +17,7 @@
 namespace rf {
 namespace {
 
-using ::rf::testing::all_close;
-using ::rf::testing::check_grad;
-using ::rf::testing::dot;
-using ::rf::testing::random_vec;
+using namespace ::rf::testing;
 
 SeededConvSpec spec_of(uint64_t seed, int C_in, int C_out, int groups, int stride, bool relu, int k = 3) {
   SeededConvSpec s;
@@ -67,6 +66,11 @@ std::vector<float> make_y(const Case& c, int64_t& ys, int64_t& off) {
   ys = c.extra ? (c.spec.C_out + c.extra) * plane : 0;
   off = c.extra ? (c.extra / 2) * plane : 0;
   return std::vector<float>(size_t(c.N * (ys ? ys : s.K * plane) + off), 777.f);
+}
+
+// A case's seeded weights and a random float input (seed x_seed).
+std::pair<std::vector<float>, std::vector<float>> operands(const Case& c, uint32_t x_seed) {
+  return {weights_of(c.spec), random_vec<float>(size_t(c.N) * c.spec.C_in * c.H * c.W, x_seed)};
 }
 
 TEST(SeededConv, WeightsAreAFunctionOfSeedAndIndexOnly) {
@@ -120,8 +124,7 @@ TEST(SeededConv, ForwardMatchesReference) {
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.str());
     const SeededConvSpec& sp = c.spec;
-    const std::vector<float> w = weights_of(sp);
-    auto x = random_vec<float>(size_t(c.N) * sp.C_in * c.H * c.W, 31);
+    const auto [w, x] = operands(c, 31);
     int64_t ys, off;
     std::vector<float> ref = make_y(c, ys, off), got = ref, regen = ref, direct = ref;
     std::vector<double> ref_d(ref.begin(), ref.end());
@@ -150,8 +153,7 @@ TEST(SeededConv, BackwardDataMatchesReference) {
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.str());
     const SeededConvSpec& sp = c.spec;
-    const std::vector<float> w = weights_of(sp);
-    auto x = random_vec<float>(size_t(c.N) * sp.C_in * c.H * c.W, 41);
+    const auto [w, x] = operands(c, 41);
     int64_t ys, off;
     std::vector<float> y = make_y(c, ys, off);
     seeded_conv_forward_ref<float>(sp, c.N, c.H, c.W, x.data(), w.data(), y.data() + off, ys);
@@ -215,17 +217,23 @@ TEST(SeededConv, BadSpecsThrow) {
   };
   const SeededConvSpec ok = spec_of(1, 8, 12, 4, 1, true);
   EXPECT_NO_THROW(seeded_conv_forward_cpu(ok, 1, 8, 8, buf.data(), buf.data(), buf.data()));
-  SeededConvSpec s = ok;
-  s.groups = 3;
-  expect_error(s, "C_in=8 is not a multiple of groups=3");
-  s = ok, s.C_out = 10;
-  expect_error(s, "C_out=10 is not a multiple of groups=4");
-  s = ok, s.k = 0;
-  expect_error(s, "k=0");
-  s = ok, s.stride = -1;
-  expect_error(s, "stride=-1");
-  s = ok, s.k = 5, s.pad = 0;
-  expect_error(s, "larger than the padded input", 3);
+  // Each case: one field of ok changed, what the error must say, and the input size H (= W) to run it at.
+  const struct {
+    std::function<void(SeededConvSpec&)> edit;
+    const char* needle;
+    int H;
+  } bad[] = {
+      {[](SeededConvSpec& s) { s.groups = 3; }, "C_in=8 is not a multiple of groups=3", 8},
+      {[](SeededConvSpec& s) { s.C_out = 10; }, "C_out=10 is not a multiple of groups=4", 8},
+      {[](SeededConvSpec& s) { s.k = 0; }, "k=0", 8},
+      {[](SeededConvSpec& s) { s.stride = -1; }, "stride=-1", 8},
+      {[](SeededConvSpec& s) { s.k = 5, s.pad = 0; }, "larger than the padded input", 3},
+  };
+  for (const auto& b : bad) {
+    SeededConvSpec s = ok;
+    b.edit(s);
+    expect_error(s, b.needle, b.H);
+  }
   EXPECT_THROW(seeded_conv_weights(spec_of(1, 8, 12, 5, 1, true), buf.data()), rf::Error);
   std::vector<float> y(1 << 12);
   EXPECT_THROW(seeded_conv_forward_cpu(ok, 1, 8, 8, buf.data(), buf.data(), y.data(), 12 * 64 - 1), rf::Error);

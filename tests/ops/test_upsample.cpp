@@ -16,11 +16,7 @@
 namespace {
 
 using rf::UpsampleShape;
-using rf::testing::all_close;
-using rf::testing::cast_vec;
-using rf::testing::check_grad;
-using rf::testing::dot;
-using rf::testing::random_vec;
+using namespace rf::testing;
 
 UpsampleShape shape(int N, int C, int H, int W, int Ho, int Wo) {
   UpsampleShape s;

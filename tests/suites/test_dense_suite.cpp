@@ -19,18 +19,35 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Tensor random_tensor(const Shape& s, uint32_t seed, float scale = 1.f) {
-  Tensor t = Tensor::empty(s);
-  auto v = rf::testing::random_vec<float>(size_t(t.numel()), seed, -scale, scale);
-  std::copy(v.begin(), v.end(), t.f32());
-  return t;
-}
+using rf::testing::random_tensor;
 
 std::string temp_dir(const std::string& name) {
   std::string d = (fs::temp_directory_path() / ("rf_dense_" + name + "_" + std::to_string(::getpid()))).string();
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
+}
+
+// One epoch of task on the data at data_root (64x64 inputs, batch 2, neck 16, no pictures), writing to a fresh
+// temp folder named out.
+DenseOptions one_epoch_run(const std::string& task, const std::string& data_root, const std::string& out) {
+  DenseOptions o;
+  o.task = task;
+  o.data = data_root;
+  o.input_h = o.input_w = 64;
+  o.train.epochs = 1, o.train.batch = 2, o.neck = 16, o.pictures = 0;
+  o.out_dir = temp_dir(out);
+  return o;
+}
+
+// The message of the rf::Error run_dense(o) throws; empty when it does not throw.
+std::string error_of_run(const DenseOptions& o) {
+  try {
+    run_dense(o);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace
@@ -213,18 +230,8 @@ TEST(DenseSuite, DetectionSplitWithoutObjectsIsRefusedBeforeTraining) {
   std::ofstream(root + "/ImageSets/Main/train.txt") << "t0\nt1\n";
   std::ofstream(root + "/ImageSets/Main/val.txt") << "v0\n";
   std::ofstream(root + "/ImageSets/Main/test.txt") << "x0\nx1\n";
-  DenseOptions o;
-  o.task = "detect";
-  o.data = root;
-  o.input_h = o.input_w = 64;
-  o.train.epochs = 1, o.train.batch = 2, o.neck = 16, o.pictures = 0;
-  o.out_dir = temp_dir("voc_no_gt_out");
-  std::string msg;
-  try {
-    run_dense(o);
-  } catch (const Error& e) {
-    msg = e.what();
-  }
+  const DenseOptions o = one_epoch_run("detect", root, "voc_no_gt_out");
+  const std::string msg = error_of_run(o);
   EXPECT_NE(msg.find("the test split (2 images) has no objects that are not marked difficult: mAP would have no "
                      "ground truth"),
             std::string::npos)
@@ -267,18 +274,8 @@ TEST(DenseSuite, SegmentationSplitAllVoidIsRefusedBeforeTraining) {
   std::ofstream(root + "/val.txt") << list_val;
   std::ofstream(root + "/test.txt") << list_test;
   fs::create_directories(root + "/train");
-  DenseOptions o;
-  o.task = "segment";
-  o.data = root;
-  o.input_h = o.input_w = 64;
-  o.train.epochs = 1, o.train.batch = 2, o.neck = 16, o.pictures = 0;
-  o.out_dir = temp_dir("camvid_all_void_out");
-  std::string msg;
-  try {
-    run_dense(o);
-  } catch (const Error& e) {
-    msg = e.what();
-  }
+  const DenseOptions o = one_epoch_run("segment", root, "camvid_all_void_out");
+  const std::string msg = error_of_run(o);
   EXPECT_NE(msg.find("every label in the test split (1 images) is void (11): mIoU would have no ground truth"),
             std::string::npos)
       << msg;
