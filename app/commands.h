@@ -32,7 +32,7 @@ std::pair<CLI::App*, Options*> add_command(CLI::App& parent, Commands& out, cons
                                            const std::string& about, Run run) {
   auto o = std::make_shared<Options>();
   CLI::App* sub = parent.add_subcommand(name, about);
-  out.push_back({sub, [o, run] { return run(*o); }});
+  out.push_back({sub, [o, run] { return run(*o); }, nullptr});
   return {sub, o.get()};
 }
 

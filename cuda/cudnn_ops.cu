@@ -1,6 +1,6 @@
 // cuDNN wrapper (see cudnn_ops.h): the context (handle, stream, workspace), the conv entry points, which hand the
 // conv to the selected path (cuda/cudnn_graph_conv.cu, the default; cuda/cudnn_legacy_conv.cu, deprecated, kept
-// for comparison) and add / reduce the bias with the two small kernels below, and batch norm.
+// for comparison) and add / reduce the bias with cuda/ops/bias.cu's kernels, and batch norm.
 // Batch norm still uses cuDNN's legacy cudnnBatchNormalization* calls, deprecated in cuDNN 9 (why, and what
 // replaces them: docs/DEVICE-CHECK.md, "cuDNN 9 deprecations"). Every cuDNN call goes through CUDNN_CHECK.
 // Compiled without cuDNN (RF_HAVE_CUDNN unset) every entry point throws rf::Error saying so.
@@ -11,11 +11,10 @@
 #include <cstring>
 
 #include "cuda/cuda_check.h"
+#include "cuda/ops/bias.h"
 #include "host/core/enum_name.h"
 
 #if defined(RF_HAVE_CUDNN)
-#include <cub/block/block_reduce.cuh>
-
 #include "cuda/cudnn_internal.h"
 #endif
 
@@ -31,43 +30,6 @@ const char* pass_name(ConvPass p) {
 }
 
 namespace {
-
-constexpr int kBiasThreads = 256;
-
-// y[n, k, :] += b[k] for y (N, K, plane) with batch stride ys (a channel slice of a wider buffer).
-__global__ void add_bias_kernel(float* y, const float* b, int K, int64_t plane, int64_t ys, int64_t total) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t per_sample = int64_t(K) * plane, n = i / per_sample, r = i % per_sample;
-    y[n * ys + r] += b[r / plane];
-  }
-}
-
-// db[k] = sum over n and the plane of dy[n, k, :]: one block per channel, each thread a fixed strided share, then
-// CUB's block reduction, so the sum's order (and its rounding) is the same on every run.
-__global__ void __launch_bounds__(kBiasThreads) bias_grad_kernel(const float* dy, float* db, int N, int64_t plane,
-                                                                 int64_t ys) {
-  using Reduce = cub::BlockReduce<float, kBiasThreads>;
-  __shared__ typename Reduce::TempStorage tmp;
-  const int k = blockIdx.x;
-  float sum = 0.0f;
-  for (int64_t i = threadIdx.x; i < int64_t(N) * plane; i += kBiasThreads)
-    sum += dy[(i / plane) * ys + int64_t(k) * plane + i % plane];
-  sum = Reduce(tmp).Sum(sum);
-  if (threadIdx.x == 0) db[k] = sum;
-}
-
-void add_bias(cudaStream_t stream, const Conv2dShape& s, const float* b, float* y) {
-  const int64_t plane = int64_t(s.OH()) * s.OW(), total = int64_t(s.N) * s.K * plane;
-  const int64_t blocks = std::min<int64_t>((total + kBiasThreads - 1) / kBiasThreads, 65535);
-  add_bias_kernel<<<unsigned(blocks), kBiasThreads, 0, stream>>>(y, b, s.K, plane, s.y_batch_stride(), total);
-  CUDA_CHECK(cudaGetLastError());
-}
-
-void bias_grad(cudaStream_t stream, const Conv2dShape& s, const float* dy, float* db) {
-  const int64_t plane = int64_t(s.OH()) * s.OW();
-  bias_grad_kernel<<<unsigned(s.K), kBiasThreads, 0, stream>>>(dy, db, s.N, plane, s.y_batch_stride());
-  CUDA_CHECK(cudaGetLastError());
-}
 
 CudnnApi resolve_api(CudnnApi api) {
   if (api != CudnnApi::from_env) return api;
@@ -124,7 +86,7 @@ void cudnn_conv2d_forward(CudnnContext& ctx, const Conv2dShape& s, const float* 
   RF_CHECK(x && w && y, "cudnn_conv2d_forward: {}: null x, w or y", s.str());
   CudnnContext::Impl& I = ctx.impl();
   I.conv->run(cudnn_detail::ConvPass::forward, s, x, w, y);
-  if (b) cudnn_detail::add_bias(I.stream, s, b, y);
+  if (b) bias_add_cuda(s, b, y, I.stream);
 }
 
 void cudnn_conv2d_backward_data(CudnnContext& ctx, const Conv2dShape& s, const float* dy, const float* w, float* dx) {
@@ -137,7 +99,7 @@ void cudnn_conv2d_backward_weight(CudnnContext& ctx, const Conv2dShape& s, const
   RF_CHECK(x && dy && dw, "cudnn_conv2d_backward_weight: {}: null x, dy or dw", s.str());
   CudnnContext::Impl& I = ctx.impl();
   I.conv->run(cudnn_detail::ConvPass::backward_filter, s, x, dy, dw);
-  if (db) cudnn_detail::bias_grad(I.stream, s, dy, db);
+  if (db) bias_grad_cuda(s, dy, db, I.stream);
 }
 
 // ---- batch norm ----------------------------------------------------------------------------------------------

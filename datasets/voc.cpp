@@ -324,7 +324,6 @@ DetDataset load_voc(const std::string& root, const std::string& split, const std
   d.boxes.resize(size_t(N));
   for (int64_t i = 0; i < N; ++i) {
     RawAnnotation& a = raw[size_t(i)];
-    const float W = float(a.image.W), H = float(a.image.H);
     const std::string& xml = a.ann.xml;
     for (size_t k = 0; k < a.ann.objects.size(); ++k) {
       const VocObject& o = a.ann.objects[k];

@@ -88,7 +88,7 @@ TEST(ModelConfig, AbsurdWidthsAreRefusedAtParseTime) {
 
 // Issue 18, class 6: control characters (a terminal escape) in a config are escaped in the message.
 TEST(ModelConfig, ControlCharactersInTheTextAreEscapedInErrors) {
-  for (const std::string text : {std::string("res\x1b[31mnet18"), std::string("resnet18:stem=\x1b]0;pwned\x07"),
+  for (const std::string& text : {std::string("res\x1b[31mnet18"), std::string("resnet18:stem=\x1b]0;pwned\x07"),
                                  std::string("resnet18:colour\r=red"), std::string("resnet18:classes=\xff\xfe")}) {
     try {
       ModelConfig::parse(text);
