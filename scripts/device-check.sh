@@ -17,7 +17,7 @@
 #   racecheck        60  compute-sanitizer racecheck on the shared-memory kernel tests (seeded conv, pool, NL)
 #   model-bench      30  OPTIONAL: bench_models' GPU benchmarks, only if the bundle has bench_models and it lists any
 #   train            60  OPTIONAL: a short real-data CIFAR-10 run, only if the bundle has `reframe` and
-#                        `reframe train --help` lists --device (the bundle then carries the CIFAR-10 archive)
+#                        `reframe --version` says "GPU models yes" (the bundle then carries the CIFAR-10 archive)
 #
 # Without a GPU (nvidia-smi lists none) every GPU step is "skipped (no GPU)" and the script exits 0 after the setup
 # and descriptor steps: that is the local rehearsal, under a minute.
@@ -221,15 +221,15 @@ if (( GPU == 1 )); then
     record model-bench "skipped (optional: no GPU model benchmarks in the bundle)" 0 30
   fi
 
-  # ---- train (optional): a short real-data run, only once `reframe train --device` exists -------------------------
+  # ---- train (optional): a short real-data run, once `reframe --version` says "GPU models yes" ------------
   CIFAR=$(ls "$ROOT"/.dev/device/cifar10*.tar.zst 2>/dev/null | head -1)
-  if [[ -x $B/bin/reframe ]] && "$B/bin/reframe" train --help 2>/dev/null | grep -q -- '--device' && [[ -n $CIFAR ]]; then
+  if [[ -x $B/bin/reframe ]] && "$B/bin/reframe" --version 2>/dev/null | grep -q '^GPU models  *yes' && [[ -n $CIFAR ]]; then
     # shellcheck disable=SC2086
     run_step train 60 "$RES/train.log" "$B/bin/reframe" train --device cuda --data "$CIFAR" $TRAIN_ARGS \
       --out "$RES/train.rfpk"
     rm -f "$RES/train.rfpk"  # the package is not worth its bytes in the archive; the log holds the figures
   else
-    record train "skipped (optional: no reframe with train --device, or no CIFAR-10 archive, in the bundle)" 0 60
+    record train "skipped (optional: no reframe with GPU models, or no CIFAR-10 archive, in the bundle)" 0 60
   fi
 else
   skip_all_gpu

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds what the device check runs HERE (sm_90, portable host code) and stages it into .dev/device/ (ignored by
 # git): bundle.tar.xz with bin/ (the GPU tests, test_cudnn_descriptors, bench_kernels with its GPU half, and, when
-# `reframe train` has --device, reframe and bench_models), lib/ (the shared libraries ldd finds that the GPU machine
+# the GPU model path exists (reframe --version), reframe and bench_models), lib/ (the shared libraries ldd finds that the GPU machine
 # lacks: oneDNN, fmt, Google Benchmark, OpenMP, OpenCL loader), lib-fallback/ (libstdc++, libgcc_s: used there only
 # when the system has none), GIT_REV and MANIFEST; and, with reframe, the CIFAR-10 archive for the short training
 # run. cuDNN and cuRAND are NOT carried: the GPU machine has them as pip packages and scripts/device-check.sh points
@@ -40,11 +40,11 @@ done
 echo "device-pack: building ${targets[*]} in $BUILD_DIR (-j$JOBS)"
 cmake --build "$BUILD_DIR" -j"$JOBS" --target "${targets[@]}"
 
-# The model steps of the check (GPU model benchmarks, a short CIFAR-10 training run) need `reframe train --device`.
+# The model steps of the check (GPU model benchmarks, a short CIFAR-10 training run) need whole models on the GPU (`reframe --version`: "GPU models yes").
 with_models=0
 if [[ $MODELS != 0 ]]; then
   cmake --build "$BUILD_DIR" -j"$JOBS" --target reframe bench_models
-  if [[ $MODELS == 1 ]] || "$BUILD_DIR/reframe" train --help 2>/dev/null | grep -q -- '--device'; then
+  if [[ $MODELS == 1 ]] || "$BUILD_DIR/reframe" --version 2>/dev/null | grep -q '^GPU models  *yes'; then
     with_models=1
     targets+=(reframe bench_models)
   fi
@@ -52,7 +52,7 @@ fi
 if [[ $with_models == 1 ]]; then
   echo "device-pack: model steps (reframe, bench_models, CIFAR-10) included"
 else
-  echo "device-pack: model steps (reframe, bench_models, CIFAR-10) not included: reframe train has no --device yet"
+  echo "device-pack: model steps (reframe, bench_models, CIFAR-10) not included: reframe --version says GPU models no"
 fi
 
 if [[ $with_models == 1 && ! -f $CIFAR ]]; then

@@ -142,10 +142,12 @@ std::string version_text() {
       "CUDA           {}\n"
       "cuDNN          {}\n"
       "MPI            {}\n"
-      "oneDNN         {}",
+      "oneDNN         {}\n"
+      "GPU models     {}",
       RF_VERSION, git_revision(), RF_SOURCE_DIR, b["compiler"].get<std::string>(), RF_BUILD_TYPE,
       RF_NATIVE_BUILD ? ", -march=native" : ", portable target", simd_name(), yn(RF_BUILD_CUDA), yn(RF_BUILD_CUDNN),
-      RF_BUILD_MPI ? "yes" : "no (no MPI backend in this project)", b["onednn"].get<std::string>());
+      RF_BUILD_MPI ? "yes" : "no (no MPI backend in this project)", b["onednn"].get<std::string>(),
+      kGpuModels ? "yes (--device cuda)" : "no (CUDA kernels only; --device cuda is refused, models run on the CPU)");
 }
 
 nlohmann::json provenance_json(const std::string& command_line) {

@@ -72,6 +72,7 @@ Device select_device(const std::string& spec, const std::string& option) {
   RF_CHECK(c.count > 0, "{} {}: no CUDA device is visible ({}); use --device cpu", option, spec, c.error);
   RF_CHECK(index < c.count, "{} {}: device {} asked for, {} visible (0..{})", option, spec, index, c.count,
            c.count - 1);
+  static_assert(!kGpuModels, "select_device: return Device::cuda here once the GPU model path exists");
   RF_FAIL("{} {}: found {}, but whole models do not run on the GPU yet: the CUDA kernels and cuDNN wrappers are "
           "tested (ctest -L gpu), the GPU model path is still to come; use --device cpu", option, spec,
           cuda_summary());

@@ -13,6 +13,11 @@
 
 namespace rf {
 
+// Whether whole models can run on a CUDA device in this source tree: false until the GPU model path exists. The
+// one switch behind select_device's last refusal, `reframe --version`'s "GPU models" line and the device check's
+// model steps (scripts/device-check.sh, device-pack.sh read that line).
+constexpr bool kGpuModels = false;
+
 struct CudaInfo {
   bool built = false;      // this build links the CUDA runtime
   int count = 0;           // visible devices

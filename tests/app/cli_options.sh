@@ -36,6 +36,8 @@ for cmd in "${T[@]:0:1}" "bench classify" "bench detect" "bench segment" eval ru
   "$R" $cmd --help | grep -q -- "--device" || fail "reframe $cmd --help lists no --device"
 done
 expect_refused "--device cuda: " "$R" "${T[@]}" --device cuda
+# The one switch the device check reads: no whole-model GPU path yet, so --version says so.
+"$R" --version | grep -q '^GPU models  *no ' || fail "reframe --version has no 'GPU models no' line"
 expect_refused "use --device cpu" "$R" bench detect --device cuda:0 -o d0
 expect_refused "--device tpu: unknown device (expected cpu, cuda, cuda:N or auto)" "$R" "${T[@]}" --device tpu
 expect_refused "--device cuda:x:" "$R" run missing.rfpk --device cuda:x --batch 2
