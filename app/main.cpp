@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   rf::add_run_command(app, commands);
   rf::add_predict_command(app, commands);
   rf::add_apply_command(app, commands);
+  rf::add_export_command(app, commands);
   rf::add_bench_command(app, commands, command_line);
   rf::add_train_command(app, commands);
   rf::add_eval_command(app, commands);
