@@ -31,9 +31,9 @@ fi
 
 # ---- ONNX: the Python virtual environment of the ONNX Runtime check (tests/export/) and scripts/peers.py --------
 # .venv/ in the repository (git-ignored), made with Debian's python3, every package pinned (the direct ones and
-# everything they pull in), from PyPI only. Skipped when the venv already has exactly these versions; a fresh
-# machine downloads about 60 MB of wheels (the time is in the README). RF_NO_VENV=1 skips it (then the ONNX
-# Runtime test skips with a message).
+# everything they pull in), from PyPI only. Skipped when the venv already has exactly these versions (1-2 s); a
+# fresh machine downloads about 70 MB of wheels (370 MB installed): 30 s here, 90 s on a busy 2-core machine
+# without pip's cache. RF_NO_VENV=1 skips it (then the ONNX Runtime test skips with a message).
 VENV_PINS=(onnx==1.19.1 onnxruntime==1.23.2 numpy==1.26.4 pillow==11.3.0)  # pillow: real JPEGs in the test
 VENV_DEPS=(coloredlogs==15.0.1 flatbuffers==25.12.19 humanfriendly==10.0 ml_dtypes==0.5.4 mpmath==1.3.0
            packaging==26.4 protobuf==7.36.2 sympy==1.14.0 typing_extensions==4.16.0)  # what the pins pull in
