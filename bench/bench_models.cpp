@@ -1,5 +1,6 @@
 // bench_models: model-level timing with Google Benchmark. Forward (eval) and a training step (forward +
-// loss + backward + SGD) per model and batch size; reports images/s and MAC/s as counters.
+// loss + backward + SGD) per model and batch size; reports images/s and MAC/s as counters, and the training
+// step's peak tensor memory (peak_MB).
 //   bench_models [--smoke | --gate] [google benchmark flags]
 // --smoke registers tiny shapes only (the CTest smoke test). Ratios between models come from the JSON
 // (scripts/bench_ratio.py), measured in the same process.
@@ -57,9 +58,13 @@ void BM_train_step(benchmark::State& state, std::string config, int N, int S) {
     opt.step(0.01f, 5.f);
   };
   step();  // warm-up
+  host_reset_peak();
   for (auto _ : state) step();
   state.SetItemsProcessed(state.iterations() * N);
   state.counters["batch"] = N;
+  // Tracked-allocation high-water mark (host tensors: parameters, gradients, SGD state, activations, scratch)
+  // over the timed steps, as the suites' train_tensors figure; not RSS (the allocator's cache is excluded).
+  state.counters["peak_MB"] = double(host_memory_stats().peak_live_bytes) / 1e6;
   state.SetLabel(m.config().name());
 }
 

@@ -271,16 +271,16 @@ Tensor NLModule::forward_with(const Tensor& x, bool train, bool shuffle) {
   check_nchw(x, C_in_, name_ + " input");
   NLModuleShape s = op_shape(x.shape());
   s.shuffle = shuffle;
-  // The three branches write straight into their channel slices of the concat buffer.
+  // The three branches write straight into their channel slices of the concat buffer. Training keeps x only
+  // (the block keeps it anyway): backward rebuilds cat from it, since cat is 3x x (dw) to 14x (768, stage 1)
+  // and its branches cost ~9 MACs or window reads per element, a small share of the step (ReFrame's 1x1 conv
+  // does C_cat/4 MACs per output).
   Tensor cat = Tensor::empty(Shape{s.N, Ccat(), s.OH(), s.OW()});
   Tensor z = Tensor::empty(out_shape(x.shape()));  // the 1x1 conv's output, before the shuffle
   Tensor y = shuffle ? Tensor::empty(z.shape()) : z;
   nl_module_forward_cpu(s, x.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(), pw_.bias.value.f32(),
                         cat.f32(), y.f32(), z.f32());
-  if (train) {
-    x_ = x;
-    cat_ = cat;
-  }
+  if (train) x_ = x;
   return y;
 }
 
@@ -292,11 +292,13 @@ Tensor NLModule::backward(const Tensor& dy) {
   RF_CHECK(x_.defined(), "{}: backward without a training forward", name_);
   check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
   const NLModuleShape s = op_shape(x_.shape());
+  // One concat-sized buffer: the branches rebuilt from x, then their gradient (nl_module_backward_cpu).
+  Tensor cat = Tensor::empty(Shape{s.N, Ccat(), s.OH(), s.OW()});
+  Tensor mask = Tensor::empty(Shape{s.N, C_nl_, s.OH(), s.OW()}, DType::u8);
   Tensor dz = shuffle_ ? Tensor::empty(dy.shape()) : Tensor();
-  Tensor dcat = Tensor::empty(cat_.shape());
   Tensor dx = Tensor::empty(x_.shape()), tmp = Tensor::empty(x_.shape());
-  nl_module_backward_cpu(s, x_.f32(), cat_.f32(), dy.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(),
-                         dx.f32(), pw_.weight.grad.f32(), pw_.bias.grad.f32(), dcat.f32(), tmp.f32(),
+  nl_module_backward_cpu(s, x_.f32(), dy.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(), dx.f32(),
+                         pw_.weight.grad.f32(), pw_.bias.grad.f32(), cat.f32(), mask.data<uint8_t>(), tmp.f32(),
                          shuffle_ ? dz.f32() : nullptr);
   return dx;
 }
@@ -542,7 +544,12 @@ Tensor Sequential::forward(const Tensor& x, bool train) {
 
 Tensor Sequential::backward(const Tensor& dy) {
   Tensor g = dy;
-  for (auto it = mods_.rbegin(); it != mods_.rend(); ++it) g = (*it)->backward(g);
+  // A module's saved activations die with its backward: the layers below then run their backward without
+  // the layers above still holding theirs (the training step's peak memory is in the first stage).
+  for (auto it = mods_.rbegin(); it != mods_.rend(); ++it) {
+    g = (*it)->backward(g);
+    (*it)->clear_cache();
+  }
   return g;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "host/core/check.h"
+#include "host/core/parallel.h"
 #include "host/ops/elementwise.h"
 #include "host/ops/pool.h"
 #include "host/ops/shuffle.h"
@@ -98,34 +99,52 @@ RF_NL_MODULE_INSTANTIATE(double)
 
 // ---- fast path ---------------------------------------------------------------------------------------------
 
-void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
-                           const float* b_pw, float* cat, float* y, float* z) {
+void nl_module_branches_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, float* cat) {
   s.validate();
-  RF_CHECK(!s.shuffle || z, "{}: nl_module_forward_cpu needs the scratch z when the shuffle is on", s.str());
   const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane;
   seeded_conv_forward_cpu(s.seeded_spec(), s.N, s.H, s.W, x, w_seeded, cat, ns);
   // Both pools in one pass over x (bit-identical to max_pool2d_forward_cpu + mixed_avg_pool_forward_cpu).
   nl_pools_forward_cpu(max_pool_shape(s, ns), mixed_pool_shape(s, ns), x, cat + s.C_nl * plane,
                        cat + (s.C_nl + s.C_in) * plane);
+}
+
+void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
+                           const float* b_pw, float* cat, float* y, float* z) {
+  s.validate();
+  RF_CHECK(!s.shuffle || z, "{}: nl_module_forward_cpu needs the scratch z when the shuffle is on", s.str());
+  const int64_t plane = int64_t(s.OH()) * s.OW();
+  nl_module_branches_forward_cpu(s, x, w_seeded, cat);
   conv2d_forward_cpu(s.pointwise_shape(), cat, w_pw, b_pw, s.shuffle ? z : y);
   if (s.shuffle) channel_shuffle_forward_cpu(s.N, s.C_out, int(plane), s.gpw, z, y);
 }
 
-void nl_module_backward_cpu(const NLModuleShape& s, const float* x, const float* cat, const float* dy,
-                            const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
-                            float* dcat, float* tmp, float* dz) {
+void nl_module_backward_cpu(const NLModuleShape& s, const float* x, const float* dy, const float* w_seeded,
+                            const float* w_pw, float* dx, float* dw_pw, float* db_pw, float* cat, uint8_t* mask,
+                            float* tmp, float* dz) {
   s.validate();
   RF_CHECK(!s.shuffle || dz, "{}: nl_module_backward_cpu needs the scratch dz when the shuffle is on", s.str());
-  const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane;
+  const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane, na = int64_t(s.C_nl) * plane;
   const int64_t nx = int64_t(s.N) * s.C_in * s.H * s.W;
+  nl_module_branches_forward_cpu(s, x, w_seeded, cat);
   if (s.shuffle) {
     channel_shuffle_backward_cpu(s.N, s.C_out, int(plane), s.gpw, dy, dz);
     dy = dz;
   }
   const Conv2dShape ps = s.pointwise_shape();
-  conv2d_backward_data_cpu(ps, dy, w_pw, dcat);
   conv2d_backward_weight_cpu(ps, cat, dy, dw_pw, db_pw);
-  seeded_conv_backward_data_cpu(s.seeded_spec(), s.N, s.H, s.W, cat, dcat, w_seeded, dx, ns);
+  // Branch a's ReLU mask, then dcat over cat. Masking dcat's slice a here and running the seeded conv's
+  // backward without its ReLU gives the same bits: its kernels mask with the same select (y > 0 ? dy : 0).
+#pragma omp parallel for schedule(static) if (worth_threading(s.N * na))
+  for (int n = 0; n < s.N; ++n)
+    for (int64_t i = 0; i < na; ++i) mask[n * na + i] = cat[n * ns + i] > 0;
+  float* dcat = cat;
+  conv2d_backward_data_cpu(ps, dy, w_pw, dcat);
+#pragma omp parallel for schedule(static) if (worth_threading(s.N * na))
+  for (int n = 0; n < s.N; ++n)
+    for (int64_t i = 0; i < na; ++i) dcat[n * ns + i] = mask[n * na + i] ? dcat[n * ns + i] : 0.f;
+  SeededConvSpec sa = s.seeded_spec();
+  sa.relu = false;
+  seeded_conv_backward_data_cpu(sa, s.N, s.H, s.W, nullptr, dcat, w_seeded, dx, ns);
   max_pool2d_backward_cpu(max_pool_shape(s, ns), x, dcat + s.C_nl * plane, tmp);
   add_forward_cpu(nx, dx, tmp, dx, false);
   mixed_avg_pool_backward_cpu(mixed_pool_shape(s, ns), dcat + (s.C_nl + s.C_in) * plane, tmp);
