@@ -4,7 +4,9 @@
 // (cuda/ops/nl_module.cu) by tests/gpu/test_nl_module_gpu.cpp against nl_module_forward_ref.
 #include "host/ops/nl_module.h"
 
+#include <algorithm>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "host/core/check.h"
@@ -118,11 +120,12 @@ void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* 
   if (s.shuffle) channel_shuffle_forward_cpu(s.N, s.C_out, int(plane), s.gpw, z, y);
 }
 
-void nl_module_backward_cpu(const NLModuleShape& s, const float* x, const float* dy, const float* w_seeded,
-                            const float* w_pw, float* dx, float* dw_pw, float* db_pw, float* cat, uint8_t* mask,
-                            float* tmp, float* dz) {
-  s.validate();
-  RF_CHECK(!s.shuffle || dz, "{}: nl_module_backward_cpu needs the scratch dz when the shuffle is on", s.str());
+namespace {
+// nl_module_backward_cpu on one range of samples (s.N of them); dW accumulates into acc, or, without it, the
+// 1x1 conv's weight gradient is computed here on all of s.N.
+void backward_range(const NLModuleShape& s, const float* x, const float* dy, const float* w_seeded,
+                    const float* w_pw, float* dx, float* dw_pw, float* db_pw, float* cat, uint8_t* mask, float* tmp,
+                    float* dz, Conv1x1WeightGrad* acc, int n0) {
   const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane, na = int64_t(s.C_nl) * plane;
   const int64_t nx = int64_t(s.N) * s.C_in * s.H * s.W;
   nl_module_branches_forward_cpu(s, x, w_seeded, cat);
@@ -131,7 +134,8 @@ void nl_module_backward_cpu(const NLModuleShape& s, const float* x, const float*
     dy = dz;
   }
   const Conv2dShape ps = s.pointwise_shape();
-  conv2d_backward_weight_cpu(ps, cat, dy, dw_pw, db_pw);
+  if (acc) acc->add(n0, n0 + s.N, cat, dy);
+  else conv2d_backward_weight_cpu(ps, cat, dy, dw_pw, db_pw);
   // Branch a's ReLU mask, then dcat over cat. Masking dcat's slice a here and running the seeded conv's
   // backward without its ReLU gives the same bits: its kernels mask with the same select (y > 0 ? dy : 0).
 #pragma omp parallel for schedule(static) if (worth_threading(s.N * na))
@@ -149,6 +153,35 @@ void nl_module_backward_cpu(const NLModuleShape& s, const float* x, const float*
   add_forward_cpu(nx, dx, tmp, dx, false);
   mixed_avg_pool_backward_cpu(mixed_pool_shape(s, ns), dcat + (s.C_nl + s.C_in) * plane, tmp);
   add_forward_cpu(nx, dx, tmp, dx, false);
+}
+}  // namespace
+
+int nl_module_backward_chunk(const NLModuleShape& s, int64_t max_cat_bytes) {
+  s.validate();
+  const int64_t per_sample = int64_t(s.C_cat()) * s.OH() * s.OW() * int64_t(sizeof(float));
+  if (per_sample * s.N <= max_cat_bytes || !Conv1x1WeightGrad::applies(s.pointwise_shape())) return s.N;
+  return int(std::clamp<int64_t>(max_cat_bytes / per_sample, 1, s.N));
+}
+
+void nl_module_backward_cpu(const NLModuleShape& s, int chunk, const float* x, const float* dy,
+                            const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
+                            float* cat, uint8_t* mask, float* tmp, float* dz) {
+  s.validate();
+  RF_CHECK(!s.shuffle || dz, "{}: nl_module_backward_cpu needs the scratch dz when the shuffle is on", s.str());
+  RF_CHECK(chunk >= 1 && chunk <= s.N, "{}: chunk={} must be in 1..N", s.str(), chunk);
+  const Conv2dShape ps = s.pointwise_shape();
+  RF_CHECK(chunk == s.N || Conv1x1WeightGrad::applies(ps),
+           "{}: chunk={} < N but the 1x1 weight gradient has no range-by-range path here", s.str(), chunk);
+  std::optional<Conv1x1WeightGrad> acc;
+  if (chunk < s.N) acc.emplace(ps);
+  const int64_t per_x = int64_t(s.C_in) * s.H * s.W, per_y = int64_t(s.C_out) * s.OH() * s.OW();
+  for (int n0 = 0; n0 < s.N; n0 += chunk) {
+    NLModuleShape r = s;
+    r.N = std::min(chunk, s.N - n0);
+    backward_range(r, x + n0 * per_x, dy + n0 * per_y, w_seeded, w_pw, dx + n0 * per_x, dw_pw, db_pw, cat, mask,
+                   tmp, dz, acc ? &*acc : nullptr, n0);
+  }
+  if (acc) acc->finish(dw_pw, db_pw);
 }
 
 }  // namespace rf

@@ -52,13 +52,18 @@ void nl_module_branches_forward_cpu(const NLModuleShape& s, const float* x, cons
 // (unused, may be null, without: the conv writes y).
 void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
                            const float* b_pw, float* cat, float* y, float* z = nullptr);
-// Training backward from x alone. Scratch: cat (cat_numel() floats): the branches are rebuilt from x into it,
-// then the 1x1 conv's input gradient dcat replaces them in the same buffer, so that a training step holds one
-// concat-sized buffer, not two; mask (N * C_nl * OH * OW bytes): branch a's ReLU mask, taken before cat is
-// overwritten; tmp (N*C_in*H*W floats); dz (out_numel() floats, when s.shuffle; else unused, may be null).
-// The same bits as the backward on a kept cat (tests/ops/test_nl_module.cpp).
-void nl_module_backward_cpu(const NLModuleShape& s, const float* x, const float* dy, const float* w_seeded,
-                            const float* w_pw, float* dx, float* dw_pw, float* db_pw, float* cat, uint8_t* mask,
-                            float* tmp, float* dz = nullptr);
+// Training backward from x alone, `chunk` samples at a time (chunk = N: all at once). Per range: the branches
+// are rebuilt from x into cat, then the 1x1 conv's input gradient dcat replaces them in the same buffer;
+// the 1x1 weight gradient is summed range by range (Conv1x1WeightGrad: the bits of one call on all N).
+// Scratch for `chunk` samples: cat (chunk * C_cat * OH * OW floats); mask (chunk * C_nl * OH * OW bytes:
+// branch a's ReLU mask, taken before cat is overwritten); tmp (chunk * C_in * H * W floats); dz (chunk *
+// C_out * OH * OW floats, when s.shuffle; else unused, may be null). The same bits as the fast ops on a kept
+// concat (tests/ops/test_nl_module.cpp), for every chunk.
+void nl_module_backward_cpu(const NLModuleShape& s, int chunk, const float* x, const float* dy,
+                            const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
+                            float* cat, uint8_t* mask, float* tmp, float* dz = nullptr);
+// The chunk for nl_module_backward_cpu whose concat scratch fits max_cat_bytes (at least 1 sample); N where
+// the 1x1 weight gradient has no range-by-range path (Conv1x1WeightGrad::applies) or all of cat fits.
+int nl_module_backward_chunk(const NLModuleShape& s, int64_t max_cat_bytes);
 
 }  // namespace rf

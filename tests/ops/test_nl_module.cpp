@@ -31,6 +31,7 @@ const std::vector<NLModuleShape>& cases() {
       {2, 12, 7, 13, 12, 1, 20, 4, false, 1004},  // no shuffle
       {4, 64, 4, 4, 64, 1, 64, 4, true, 1005},    // a last-stage map (the small-plane pools)
       {2, 32, 32, 32, 32, 1, 32, 4, true, 1007},  // a first-stage map (the 1x1 GEMM kernels)
+      {3, 16, 32, 32, 16, 1, 48, 4, true, 1008},  // 768-like first stage: backward ranges of 1 and 2 samples
       {1, 7, 1, 3, 8, 2, 10, 4, true, 1006},      // C_in % 5 != 0 (uneven mixed groups), dense conv, 1-row map
   };
   return c;
@@ -106,7 +107,7 @@ TEST(NLModule, BackwardMatchesReference) {
     std::vector<float> dx(dx_ref.size(), 7.f), dw(dw_ref.size(), 7.f), db(db_ref.size(), 7.f);
     std::vector<float> cat(in.cat.size(), 7.f), tmp(in.x.size()), dz(in.y.size());
     std::vector<uint8_t> mask(size_t(s.N) * s.C_nl * s.OH() * s.OW());
-    rf::nl_module_backward_cpu(s, in.x.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(), dw.data(),
+    rf::nl_module_backward_cpu(s, s.N, in.x.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(), dw.data(),
                                db.data(), cat.data(), mask.data(), tmp.data(), dz.data());
     EXPECT_TRUE(all_close(dx, dx_ref, 1e-4, 1e-4, "dx"));
     EXPECT_TRUE(all_close(dw, dw_ref, 1e-3, 1e-4, "dw_pw"));
@@ -144,19 +145,25 @@ TEST(NLModule, BackwardEqualsOpByOpOnKeptConcat) {
     rf::mixed_avg_pool_backward_cpu(rf::MixedPoolShape{s.N, s.C_in, s.H, s.W, s.stride, ns},
                                     dcat.data() + (s.C_nl + s.C_in) * plane, tmp.data());
     rf::add_forward_cpu(nx, dx0.data(), tmp.data(), dx0.data(), false);
-    // The op.
-    std::vector<float> dx(dx0.size(), 7.f), dw(dw0.size(), 7.f), db(db0.size(), 7.f), scratch(cat.size(), 7.f);
-    std::vector<uint8_t> mask(size_t(s.N) * s.C_nl * plane);
-    rf::nl_module_backward_cpu(s, in.x.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(), dw.data(),
-                               db.data(), scratch.data(), mask.data(), tmp.data(), dz.data());
-    EXPECT_EQ(dx, dx0);
-    EXPECT_EQ(dw, dw0);
-    EXPECT_EQ(db, db0);
+    // The op, all samples at once and range by range where the 1x1 weight gradient allows it.
+    std::vector<int> chunks = {s.N};
+    if (rf::Conv1x1WeightGrad::applies(s.pointwise_shape()))
+      for (int c = 1; c < s.N; ++c) chunks.push_back(c);
+    for (int chunk : chunks) {
+      SCOPED_TRACE(fmt::format("chunk={}", chunk));
+      std::vector<float> dx(dx0.size(), 7.f), dw(dw0.size(), 7.f), db(db0.size(), 7.f);
+      std::vector<float> scratch(size_t(chunk) * s.C_cat() * plane, 7.f), t(size_t(chunk) * s.C_in * s.H * s.W);
+      std::vector<float> dzc(size_t(chunk) * s.C_out * plane);
+      std::vector<uint8_t> mask(size_t(chunk) * s.C_nl * plane);
+      rf::nl_module_backward_cpu(s, chunk, in.x.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(),
+                                 dw.data(), db.data(), scratch.data(), mask.data(), t.data(), dzc.data());
+      EXPECT_EQ(dx, dx0);
+      EXPECT_EQ(dw, dw0);
+      EXPECT_EQ(db, db0);
+    }
   }
 }
 
-// d/d(x, w_pw, b_pw) of sum(y * g) by central differences on the double reference. Random inputs keep the
-// ReLU's kinks and the max pool's ties far from the 1e-6 steps at the checked elements (fixed seeds).
 TEST(NLModule, ReferenceGradientsMatchFiniteDifferences) {
   for (const NLModuleShape& s : {NLModuleShape{2, 10, 5, 6, 8, 1, 12, 4, true, 2000},
                                  NLModuleShape{1, 8, 7, 5, 12, 2, 12, 4, true, 2001},
@@ -198,7 +205,8 @@ TEST(NLModule, BadShapesThrow) {
   // With the shuffle on the fast path needs its scratch.
   EXPECT_THROW(rf::nl_module_forward_cpu(ok, &d, &d, &d, &d, &d, &d, nullptr), rf::Error);
   uint8_t m = 0;
-  EXPECT_THROW(rf::nl_module_backward_cpu(ok, &d, &d, &d, &d, &d, &d, &d, &d, &m, &d, nullptr), rf::Error);
+  EXPECT_THROW(rf::nl_module_backward_cpu(ok, 1, &d, &d, &d, &d, &d, &d, &d, &d, &m, &d, nullptr), rf::Error);
+  EXPECT_THROW(rf::nl_module_backward_cpu(ok, 0, &d, &d, &d, &d, &d, &d, &d, &d, &m, &d, &d), rf::Error);  // chunk 0
   EXPECT_EQ(ok.seeded_spec().groups, 16);
   EXPECT_EQ((NLModuleShape{1, 512, 4, 4, 512, 1, 768, 4, true, 1}.seeded_spec().groups), 256);
 }
