@@ -11,6 +11,7 @@
 
 #include "host/core/check.h"
 #include "host/core/parallel.h"
+#include "host/core/profile.h"
 #include "host/ops/elementwise.h"
 #include "host/ops/pool.h"
 #include "host/ops/shuffle.h"
@@ -104,8 +105,12 @@ RF_NL_MODULE_INSTANTIATE(double)
 void nl_module_branches_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, float* cat) {
   s.validate();
   const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane;
-  seeded_conv_forward_cpu(s.seeded_spec(), s.N, s.H, s.W, x, w_seeded, cat, ns);
+  {
+    RF_PROFILE("NL seeded conv");
+    seeded_conv_forward_cpu(s.seeded_spec(), s.N, s.H, s.W, x, w_seeded, cat, ns);
+  }
   // Both pools in one pass over x (bit-identical to max_pool2d_forward_cpu + mixed_avg_pool_forward_cpu).
+  RF_PROFILE("NL pools (max + mixed avg)");
   nl_pools_forward_cpu(max_pool_shape(s, ns), mixed_pool_shape(s, ns), x, cat + s.C_nl * plane,
                        cat + (s.C_nl + s.C_in) * plane);
 }
@@ -116,7 +121,11 @@ void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* 
   RF_CHECK(!s.shuffle || z, "{}: nl_module_forward_cpu needs the scratch z when the shuffle is on", s.str());
   const int64_t plane = int64_t(s.OH()) * s.OW();
   nl_module_branches_forward_cpu(s, x, w_seeded, cat);
-  conv2d_forward_cpu(s.pointwise_shape(), cat, w_pw, b_pw, s.shuffle ? z : y);
+  {
+    RF_PROFILE("NL grouped 1x1 conv");
+    conv2d_forward_cpu(s.pointwise_shape(), cat, w_pw, b_pw, s.shuffle ? z : y);
+  }
+  RF_PROFILE("NL shuffle");
   if (s.shuffle) channel_shuffle_forward_cpu(s.N, s.C_out, int(plane), s.gpw, z, y);
 }
 
@@ -128,27 +137,41 @@ void backward_range(const NLModuleShape& s, const float* x, const float* dy, con
                     float* dz, Conv1x1WeightGrad* acc, int n0) {
   const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane, na = int64_t(s.C_nl) * plane;
   const int64_t nx = int64_t(s.N) * s.C_in * s.H * s.W;
-  nl_module_branches_forward_cpu(s, x, w_seeded, cat);
+  {
+    RF_PROFILE("NL backward: rebuild branches");  // what keeping only x costs
+    nl_module_branches_forward_cpu(s, x, w_seeded, cat);
+  }
   if (s.shuffle) {
+    RF_PROFILE("NL shuffle");
     channel_shuffle_backward_cpu(s.N, s.C_out, int(plane), s.gpw, dy, dz);
     dy = dz;
   }
   const Conv2dShape ps = s.pointwise_shape();
-  if (acc) acc->add(n0, n0 + s.N, cat, dy);
-  else conv2d_backward_weight_cpu(ps, cat, dy, dw_pw, db_pw);
+  {
+    RF_PROFILE("NL grouped 1x1 conv: weight grad");
+    if (acc) acc->add(n0, n0 + s.N, cat, dy);
+    else conv2d_backward_weight_cpu(ps, cat, dy, dw_pw, db_pw);
+  }
   // Branch a's ReLU mask, then dcat over cat. Masking dcat's slice a here and running the seeded conv's
   // backward without its ReLU gives the same bits: its kernels mask with the same select (y > 0 ? dy : 0).
-#pragma omp parallel for schedule(static) if (worth_threading(s.N * na))
-  for (int n = 0; n < s.N; ++n)
-    for (int64_t i = 0; i < na; ++i) mask[n * na + i] = cat[n * ns + i] > 0;
   float* dcat = cat;
-  conv2d_backward_data_cpu(ps, dy, w_pw, dcat);
+  {
+    RF_PROFILE("NL grouped 1x1 conv: input grad (+ReLU mask)");
 #pragma omp parallel for schedule(static) if (worth_threading(s.N * na))
-  for (int n = 0; n < s.N; ++n)
-    for (int64_t i = 0; i < na; ++i) dcat[n * ns + i] = mask[n * na + i] ? dcat[n * ns + i] : 0.f;
+    for (int n = 0; n < s.N; ++n)
+      for (int64_t i = 0; i < na; ++i) mask[n * na + i] = cat[n * ns + i] > 0;
+    conv2d_backward_data_cpu(ps, dy, w_pw, dcat);
+#pragma omp parallel for schedule(static) if (worth_threading(s.N * na))
+    for (int n = 0; n < s.N; ++n)
+      for (int64_t i = 0; i < na; ++i) dcat[n * ns + i] = mask[n * na + i] ? dcat[n * ns + i] : 0.f;
+  }
   SeededConvSpec sa = s.seeded_spec();
   sa.relu = false;
-  seeded_conv_backward_data_cpu(sa, s.N, s.H, s.W, nullptr, dcat, w_seeded, dx, ns);
+  {
+    RF_PROFILE("NL seeded conv: input grad");
+    seeded_conv_backward_data_cpu(sa, s.N, s.H, s.W, nullptr, dcat, w_seeded, dx, ns);
+  }
+  RF_PROFILE("NL pools: input grad");
   max_pool2d_backward_cpu(max_pool_shape(s, ns), x, dcat + s.C_nl * plane, tmp);
   add_forward_cpu(nx, dx, tmp, dx, false);
   mixed_avg_pool_backward_cpu(mixed_pool_shape(s, ns), dcat + (s.C_nl + s.C_in) * plane, tmp);
