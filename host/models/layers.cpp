@@ -100,7 +100,7 @@ void Conv2d::forward_into(const Tensor& x, float* y, int64_t y_nstride, bool tra
   Conv2dShape s = conv_shape(x.shape());
   s.y_nstride = y_nstride;
   s.validate();
-  profile::Scope scope(profile::kind_id(conv_kind(C_, k_)));
+  profile::Scope scope(profile::enabled() ? profile::kind_id(conv_kind(C_, k_)) : -1);  // lookup only when on
   conv2d_forward_cpu(s, x.f32(), weight.value.f32(), has_bias_ ? bias.value.f32() : nullptr, y);
   if (train) x_ = x;
 }
@@ -117,7 +117,7 @@ Tensor Conv2d::backward(const Tensor& dy) {
   Conv2dShape s = conv_shape(x_.shape());
   check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
   Tensor dx = Tensor::empty(x_.shape());
-  profile::Scope scope(profile::kind_id(conv_kind(C_, k_)));
+  profile::Scope scope(profile::enabled() ? profile::kind_id(conv_kind(C_, k_)) : -1);  // lookup only when on
   conv2d_backward_data_cpu(s, dy.f32(), weight.value.f32(), dx.f32());
   conv2d_backward_weight_cpu(s, x_.f32(), dy.f32(), weight.grad.f32(), has_bias_ ? bias.grad.f32() : nullptr);
   return dx;
