@@ -4,6 +4,7 @@
 //   --gate   the shapes of the CI gate (scripts/ci-gate.sh): small enough for a few repetitions in CI,
 //            large enough that a fast path's speedup over its reference is measured, not its overhead
 //   (none)   the full shapes of the issue (batch 64, 32x32, ResNet-18's layers)
+//   --profile per-op time counters (host/core/profile.h) as benchmark counters: ms per iteration by op kind
 //   --device cpu|cuda|cuda:N|auto   where the models run (host/core/device.h): refused before anything runs when
 //            the device cannot be used
 #pragma once
@@ -16,6 +17,7 @@
 
 #include "host/core/check.h"
 #include "host/core/device.h"
+#include "host/core/profile.h"
 
 namespace rf {
 
@@ -38,6 +40,8 @@ inline int run_benchmark_main(int argc, char** argv, void (*register_all)(BenchM
       mode = BenchMode::smoke;
     else if (std::strcmp(argv[i], "--gate") == 0)
       mode = BenchMode::gate;
+    else if (std::strcmp(argv[i], "--profile") == 0)
+      profile::set_enabled(true);
     else
       args.push_back(argv[i]);
   }

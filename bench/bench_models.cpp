@@ -1,5 +1,6 @@
 // bench_models: model-level timing with Google Benchmark. Forward (eval) and a training step (forward +
-// loss + backward + SGD) per model and batch size; reports images/s and MAC/s as counters.
+// loss + backward + SGD) per model and batch size; reports images/s and MAC/s as counters, and the training
+// step's peak tensor memory (peak_MB).
 //   bench_models [--smoke | --gate] [google benchmark flags]
 // --smoke registers tiny shapes only (the CTest smoke test). Ratios between models come from the JSON
 // (scripts/bench_ratio.py), measured in the same process.
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "host/core/philox.h"
+#include "host/core/profile.h"
 #include "host/models/model.h"
 #include "host/ops/loss.h"
 
@@ -26,10 +28,18 @@ Tensor bench_input(int N, int S) {
   return x;
 }
 
+// --profile: the per-op counters of the timed iterations, as "op:<kind>" counters in ms per iteration.
+void report_profile(benchmark::State& state) {
+  if (!profile::enabled()) return;
+  for (const profile::Row& r : profile::snapshot())
+    state.counters["op:" + r.kind] = r.seconds * 1e3 / double(std::max<int64_t>(1, state.iterations()));
+}
+
 void BM_forward(benchmark::State& state, std::string config, int N, int S) {
   Model m(ModelConfig::parse(config));
   Tensor x = bench_input(N, S);
   m.forward(x, false);  // warm-up: oneDNN primitive creation, allocator cache
+  profile::reset();
   for (auto _ : state) {
     Tensor y = m.forward(x, false);
     benchmark::DoNotOptimize(y.f32());
@@ -38,6 +48,7 @@ void BM_forward(benchmark::State& state, std::string config, int N, int S) {
   state.SetItemsProcessed(state.iterations() * N);
   state.counters["MACs"] = benchmark::Counter(double(t.macs) * double(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["batch"] = N;
+  report_profile(state);
   state.SetLabel(m.config().name());
 }
 
@@ -51,15 +62,25 @@ void BM_train_step(benchmark::State& state, std::string config, int N, int S) {
   Tensor probs = Tensor::empty(Shape{N, C}), dlogits = Tensor::empty(Shape{N, C});
   auto step = [&]() {
     Tensor logits = m.forward(x, true);
-    softmax_cross_entropy_forward_cpu(N, C, logits.f32(), labels.data(), probs.f32());
-    softmax_cross_entropy_backward_cpu(N, C, probs.f32(), labels.data(), dlogits.f32());
+    {
+      RF_PROFILE("loss");
+      softmax_cross_entropy_forward_cpu(N, C, logits.f32(), labels.data(), probs.f32());
+      softmax_cross_entropy_backward_cpu(N, C, probs.f32(), labels.data(), dlogits.f32());
+    }
     m.backward(dlogits);
+    RF_PROFILE("SGD step");
     opt.step(0.01f, 5.f);
   };
   step();  // warm-up
+  host_reset_peak();
+  profile::reset();
   for (auto _ : state) step();
   state.SetItemsProcessed(state.iterations() * N);
   state.counters["batch"] = N;
+  // Tracked-allocation high-water mark (host tensors: parameters, gradients, SGD state, activations, scratch)
+  // over the timed steps, as the suites' train_tensors figure; not RSS (the allocator's cache is excluded).
+  state.counters["peak_MB"] = double(host_memory_stats().peak_live_bytes) / 1e6;
+  report_profile(state);
   state.SetLabel(m.config().name());
 }
 

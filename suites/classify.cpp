@@ -101,7 +101,8 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
       std::fprintf(stderr, "classify: %s seed %d/%d: training %d epochs\n", cfg.name().c_str(), s + 1, o.seeds,
                    to.epochs);
       TrainResult tr = train_model(model, d.train, d.val, to);
-      mr.train_peak = std::max<int64_t>(mr.train_peak, int64_t(host_memory_stats().peak_live_bytes));
+      const int64_t run_peak = int64_t(host_memory_stats().peak_live_bytes);  // this run's training
+      mr.train_peak = std::max<int64_t>(mr.train_peak, run_peak);
       model.clear_cache();
 
       // Cloud side: pack. Device side: read back, verify, regenerate, evaluate on the test split (once each).
@@ -127,7 +128,8 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
       mr.runs.push_back({{"seed", s}, {"config", cfg.str()}, {"epochs", log},
                       {"val_acc_last_epoch", tr.epochs.empty() ? 0.0 : tr.epochs.back().val_acc},
                       {"bn_recalibration_images", tr.bn_recalibrated}, {"val_acc_final", val_acc.back()},
-                      {"packages", pk}, {"test_evaluations_per_package", 1}});
+                      {"packages", pk}, {"test_evaluations_per_package", 1},
+                      {"train_peak_tensor_bytes", run_peak}});
       std::fprintf(stderr, "classify: %s seed %d: val %.4f (%s), test %.4f (fp32 package), int8 %.4f\n",
                    cfg.name().c_str(), s + 1, val_acc.back(), recal ? "after BN recalibration" : "last epoch",
                    test_acc.back(), test_acc_i8.back());

@@ -242,7 +242,8 @@ json run_dense(const DenseOptions& o) {
                    o.seeds, to.epochs);
       DenseObjective task(d, to, loss_options);
       const TrainResult tr = train_task(model, task, to);
-      mr.train_peak = std::max<int64_t>(mr.train_peak, int64_t(host_memory_stats().peak_live_bytes));
+      const int64_t run_peak = int64_t(host_memory_stats().peak_live_bytes);  // this run's training
+      mr.train_peak = std::max<int64_t>(mr.train_peak, run_peak);
       model.clear_cache();
       PackedRun packed = pack_and_evaluate(
           model, meta, fmt::format("{}/packages/{}-{}-s{}", o.out_dir, o.task, cfg.name(), s),
@@ -275,7 +276,7 @@ json run_dense(const DenseOptions& o) {
       }
       val_v.push_back(val_last);
       mr.runs.push_back({{"seed", s}, {"config", cfg.str()}, {"epochs", epochs}, {"packages", pk},
-                      {"test_evaluations_per_package", 1}});
+                      {"test_evaluations_per_package", 1}, {"train_peak_tensor_bytes", run_peak}});
       std::fprintf(stderr, "%s: %s seed %d: test %s %s (fp32 package), %s %s, int8 %s %s\n", o.task.c_str(),
                    cfg.name().c_str(), s + 1, main_key, eval::format_metric(main_v.back()).c_str(), second_key,
                    eval::format_metric(second_v.back()).c_str(), main_key, eval::format_metric(main_i8.back()).c_str());

@@ -41,7 +41,7 @@ struct ModelRuns {
   nlohmann::json runs = nlohmann::json::array();  // one object per seed (the suite's own fields)
   nlohmann::json bytes;                           // package bytes per dtype (the last seed's)
   std::vector<double> epoch_s, regen_s, regen_cold_s;
-  int64_t train_peak = 0;                         // peak live host tensor bytes while training
+  int64_t train_peak = 0;  // peak live host tensor bytes while training, max over runs (each run: runs[i])
   std::unique_ptr<Model> device_model;            // the last seed's regenerated fp32 model
   // Records a seed's training (its epoch log) and packages (pack_and_evaluate's result, device model taken).
   void add(const TrainResult& tr, PackedRun& packed);

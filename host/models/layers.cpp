@@ -11,6 +11,7 @@
 
 #include "host/core/enum_name.h"
 #include "host/core/philox.h"
+#include "host/core/profile.h"
 #include "host/ops/batchnorm.h"
 #include "host/ops/elementwise.h"
 #include "host/ops/linear.h"
@@ -50,6 +51,9 @@ static void check_backward(const Tensor& saved, const Tensor& dy, const std::str
   RF_CHECK(saved.defined(), "{}: backward without a training forward", name);
   check_same_shape(dy, saved, name + " output gradient");
 }
+
+// The profile kind of a learnable conv (host/core/profile.h), by its role in these models.
+static const char* conv_kind(int C, int k) { return C == 3 ? "stem conv" : k == 1 ? "shortcut 1x1 conv" : "3x3 conv (ResNet-18)"; }
 
 static LayerCost cost_row(const std::string& name, const std::string& type, const Shape& in, const Shape& out) {
   LayerCost r;
@@ -96,6 +100,7 @@ void Conv2d::forward_into(const Tensor& x, float* y, int64_t y_nstride, bool tra
   Conv2dShape s = conv_shape(x.shape());
   s.y_nstride = y_nstride;
   s.validate();
+  profile::Scope scope(profile::enabled() ? profile::kind_id(conv_kind(C_, k_)) : -1);  // lookup only when on
   conv2d_forward_cpu(s, x.f32(), weight.value.f32(), has_bias_ ? bias.value.f32() : nullptr, y);
   if (train) x_ = x;
 }
@@ -112,6 +117,7 @@ Tensor Conv2d::backward(const Tensor& dy) {
   Conv2dShape s = conv_shape(x_.shape());
   check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
   Tensor dx = Tensor::empty(x_.shape());
+  profile::Scope scope(profile::enabled() ? profile::kind_id(conv_kind(C_, k_)) : -1);  // lookup only when on
   conv2d_backward_data_cpu(s, dy.f32(), weight.value.f32(), dx.f32());
   conv2d_backward_weight_cpu(s, x_.f32(), dy.f32(), weight.grad.f32(), has_bias_ ? bias.grad.f32() : nullptr);
   return dx;
@@ -146,6 +152,7 @@ Tensor BatchNorm2d::forward(const Tensor& x, bool train) {
   BatchNormShape s{int(x.size(0)), C_, int(x.size(2) * x.size(3))};
   if (g_bn_momentum >= 0) s.momentum = g_bn_momentum;
   Tensor y = Tensor::empty(x.shape());
+  RF_PROFILE("BN");
   if (train) {
     save_mean_ = Tensor::empty(Shape{C_});
     save_invstd_ = Tensor::empty(Shape{C_});
@@ -163,6 +170,7 @@ Tensor BatchNorm2d::backward(const Tensor& dy) {
   check_backward(x_, dy, name_);
   BatchNormShape s{int(x_.size(0)), C_, int(x_.size(2) * x_.size(3))};
   Tensor dx = Tensor::empty(x_.shape());
+  RF_PROFILE("BN");
   batchnorm_backward_cpu(s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(), dx.f32(),
                          gamma.grad.f32(), beta.grad.f32());
   return dx;
@@ -186,6 +194,7 @@ void BatchNorm2d::account(const Shape& in, std::vector<LayerCost>& rows) const {
 
 Tensor ReLU::forward(const Tensor& x, bool train) {
   // In place: the input is a fresh activation that nothing else reads (BN keeps its own input).
+  RF_PROFILE("ReLU / residual add");
   relu_forward_cpu(x.numel(), x.f32(), x.f32());
   if (train) y_ = x;
   return x;
@@ -194,6 +203,7 @@ Tensor ReLU::forward(const Tensor& x, bool train) {
 Tensor ReLU::backward(const Tensor& dy) {
   check_backward(y_, dy, name_);
   Tensor dx = Tensor::empty(dy.shape());
+  RF_PROFILE("ReLU / residual add");
   relu_backward_cpu(dy.numel(), y_.f32(), dy.f32(), dx.f32());
   return dx;
 }
@@ -211,6 +221,7 @@ Tensor MaxPool2d::forward(const Tensor& x, bool train) {
   Pool2dShape s{int(x.size(0)), int(x.size(1)), int(x.size(2)), int(x.size(3)), k_, stride_, pad_};
   s.validate();
   Tensor y = Tensor::empty(out_shape(x.shape()));
+  RF_PROFILE("stem max pool");
   max_pool2d_forward_cpu(s, x.f32(), y.f32());
   if (train) x_ = x;
   return y;
@@ -221,6 +232,7 @@ Tensor MaxPool2d::backward(const Tensor& dy) {
   Pool2dShape s{int(x_.size(0)), int(x_.size(1)), int(x_.size(2)), int(x_.size(3)), k_, stride_, pad_};
   check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
   Tensor dx = Tensor::empty(x_.shape());
+  RF_PROFILE("stem max pool");
   max_pool2d_backward_cpu(s, x_.f32(), dy.f32(), dx.f32());
   return dx;
 }
@@ -271,16 +283,16 @@ Tensor NLModule::forward_with(const Tensor& x, bool train, bool shuffle) {
   check_nchw(x, C_in_, name_ + " input");
   NLModuleShape s = op_shape(x.shape());
   s.shuffle = shuffle;
-  // The three branches write straight into their channel slices of the concat buffer.
+  // The three branches write straight into their channel slices of the concat buffer. Training keeps x only
+  // (the block keeps it anyway): backward rebuilds cat from it, since cat is 3x x (dw) to 14x (768, stage 1)
+  // and its branches cost ~9 MACs or window reads per element, a small share of the step (ReFrame's 1x1 conv
+  // does C_cat/4 MACs per output).
   Tensor cat = Tensor::empty(Shape{s.N, Ccat(), s.OH(), s.OW()});
   Tensor z = Tensor::empty(out_shape(x.shape()));  // the 1x1 conv's output, before the shuffle
   Tensor y = shuffle ? Tensor::empty(z.shape()) : z;
   nl_module_forward_cpu(s, x.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(), pw_.bias.value.f32(),
                         cat.f32(), y.f32(), z.f32());
-  if (train) {
-    x_ = x;
-    cat_ = cat;
-  }
+  if (train) x_ = x;
   return y;
 }
 
@@ -292,11 +304,18 @@ Tensor NLModule::backward(const Tensor& dy) {
   RF_CHECK(x_.defined(), "{}: backward without a training forward", name_);
   check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
   const NLModuleShape s = op_shape(x_.shape());
-  Tensor dz = shuffle_ ? Tensor::empty(dy.shape()) : Tensor();
-  Tensor dcat = Tensor::empty(cat_.shape());
-  Tensor dx = Tensor::empty(x_.shape()), tmp = Tensor::empty(x_.shape());
-  nl_module_backward_cpu(s, x_.f32(), cat_.f32(), dy.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(),
-                         dx.f32(), pw_.weight.grad.f32(), pw_.bias.grad.f32(), dcat.f32(), tmp.f32(),
+  // One concat-sized buffer for the branches rebuilt from x, then their gradient, kChunkBytes of it at a
+  // time where the 1x1 weight gradient can be summed by sample ranges (nl_module_backward_cpu): at batch 64
+  // the 768 variant's first-stage concat is 235 MB, more than all of ResNet-18's weights, gradients and
+  // momenta; in ranges of 8 samples it is 29 MB, and the range stays in the L3 cache between its passes.
+  constexpr int64_t kChunkBytes = int64_t(32) << 20;
+  const int chunk = nl_module_backward_chunk(s, kChunkBytes);
+  Tensor cat = Tensor::empty(Shape{chunk, Ccat(), s.OH(), s.OW()});
+  Tensor mask = Tensor::empty(Shape{chunk, C_nl_, s.OH(), s.OW()}, DType::u8);
+  Tensor dz = shuffle_ ? Tensor::empty(Shape{chunk, C_out_, s.OH(), s.OW()}) : Tensor();
+  Tensor dx = Tensor::empty(x_.shape()), tmp = Tensor::empty(Shape{chunk, C_in_, s.H, s.W});
+  nl_module_backward_cpu(s, chunk, x_.f32(), dy.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(), dx.f32(),
+                         pw_.weight.grad.f32(), pw_.bias.grad.f32(), cat.f32(), mask.data<uint8_t>(), tmp.f32(),
                          shuffle_ ? dz.f32() : nullptr);
   return dx;
 }
@@ -373,6 +392,7 @@ Tensor BasicBlock::forward_eval_fused(const Tensor& x, float* out) {
   auto epilogue = [](const Tensor& z, int groups, BatchNorm2d& bn, const Tensor* res, bool relu, float* into) {
     Tensor y = into ? Tensor::borrow(into, z.shape()) : Tensor::empty(z.shape());
     BatchNormShape s{int(z.size(0)), int(z.size(1)), int(z.size(2) * z.size(3))};
+    RF_PROFILE("BN epilogue (+shuffle, residual, ReLU)");
     batchnorm_eval_epilogue_cpu(s, z.f32(), groups, bn.gamma.value.f32(), bn.beta.value.f32(),
                                 bn.running_mean.value.f32(), bn.running_var.value.f32(),
                                 res ? res->f32() : nullptr, relu, y.f32());
@@ -431,7 +451,10 @@ Tensor BasicBlock::forward(const Tensor& x, bool train) {
   Tensor sc = sc_conv_ ? sc_bn_->forward(sc_conv_->forward(x, train), train) : x;
   RF_CHECK(sc.shape() == b.shape(), "{}: shortcut {} vs main path {}", name_, sc.shape().str(), b.shape().str());
   Tensor out = Tensor::empty(b.shape());
-  add_forward_cpu(out.numel(), b.f32(), sc.f32(), out.f32(), true);
+  {
+    RF_PROFILE("ReLU / residual add");
+    add_forward_cpu(out.numel(), b.f32(), sc.f32(), out.f32(), true);
+  }
   if (train) out_ = out;
   return out;
 }
@@ -439,9 +462,13 @@ Tensor BasicBlock::forward(const Tensor& x, bool train) {
 Tensor BasicBlock::backward(const Tensor& dy) {
   check_backward(out_, dy, name_);
   Tensor d = Tensor::empty(dy.shape());
-  add_backward_cpu(d.numel(), out_.f32(), dy.f32(), d.f32(), d.f32(), true);
+  {
+    RF_PROFILE("ReLU / residual add");
+    add_backward_cpu(d.numel(), out_.f32(), dy.f32(), d.f32(), d.f32(), true);
+  }
   Tensor dx = conv1_->backward(bn1_.backward(relu1_.backward(conv2_->backward(bn2_.backward(d)))));
   Tensor dsc = sc_conv_ ? sc_conv_->backward(sc_bn_->backward(d)) : d;
+  RF_PROFILE("ReLU / residual add");
   add_forward_cpu(dx.numel(), dx.f32(), dsc.f32(), dx.f32(), false);
   return dx;
 }
@@ -496,6 +523,7 @@ Tensor Head::forward(const Tensor& x, bool train) {
   check_nchw(x, C_, name_ + " input");
   const int N = int(x.size(0)), HW = int(x.size(2) * x.size(3));
   Tensor pooled = Tensor::empty(Shape{N, C_});
+  RF_PROFILE("head (global pool + linear)");
   global_avg_pool_forward_cpu(N, C_, HW, x.f32(), pooled.f32());
   Tensor y = Tensor::empty(Shape{N, classes_});
   linear_forward_cpu(N, C_, classes_, pooled.f32(), weight.value.f32(), bias.value.f32(), y.f32());
@@ -511,6 +539,7 @@ Tensor Head::backward(const Tensor& dy) {
   const int N = int(in_[0]), HW = int(in_[2] * in_[3]);
   check_shape(dy, Shape{N, classes_}, name_ + " output gradient");
   Tensor dpooled = Tensor::empty(Shape{N, C_});
+  RF_PROFILE("head (global pool + linear)");
   linear_backward_cpu(N, C_, classes_, pooled_.f32(), weight.value.f32(), dy.f32(), dpooled.f32(), weight.grad.f32(),
                       bias.grad.f32());
   Tensor dx = Tensor::empty(in_);
@@ -542,7 +571,12 @@ Tensor Sequential::forward(const Tensor& x, bool train) {
 
 Tensor Sequential::backward(const Tensor& dy) {
   Tensor g = dy;
-  for (auto it = mods_.rbegin(); it != mods_.rend(); ++it) g = (*it)->backward(g);
+  // A module's saved activations die with its backward: the layers below then run their backward without
+  // the layers above still holding theirs (the training step's peak memory is in the first stage).
+  for (auto it = mods_.rbegin(); it != mods_.rend(); ++it) {
+    g = (*it)->backward(g);
+    (*it)->clear_cache();
+  }
   return g;
 }
 

@@ -41,6 +41,7 @@ class Module {
   // train=true keeps what backward needs and uses batch statistics in BN.
   virtual Tensor forward(const Tensor& x, bool train) = 0;
   // Returns dL/dx and writes the learnable params' gradients (overwriting). Needs a prior forward(train=true).
+  // Inside a Sequential, a module's backward is followed by its clear_cache(): one backward per forward.
   virtual Tensor backward(const Tensor& dy) = 0;
   virtual void collect(std::vector<Param*>& out) = 0;
   virtual Shape out_shape(const Shape& in) const = 0;
@@ -133,7 +134,7 @@ class NLModule : public Module {
   void collect(std::vector<Param*>& out) override;
   Shape out_shape(const Shape& in) const override;
   void account(const Shape& in, std::vector<LayerCost>& rows) const override;
-  void clear_cache() override { x_ = cat_ = Tensor(); pw_.clear_cache(); }
+  void clear_cache() override { x_ = Tensor(); pw_.clear_cache(); }
   const SeededConvSpec& seeded_spec() const { return spec_; }
   // Eval only: the pointwise conv's output before the channel shuffle, and the shuffle's group count (1 when
   // off), so that BasicBlock can fuse shuffle + BN + ReLU into one pass.
@@ -149,7 +150,7 @@ class NLModule : public Module {
   bool shuffle_;
   SeededConvSpec spec_;
   Conv2d pw_;
-  Tensor x_, cat_;
+  Tensor x_;  // the training forward's input: backward rebuilds the concat buffer from it
   NLModuleShape op_shape(const Shape& in) const;  // the op's shape for input `in` (host/ops/nl_module.h)
   Tensor forward_with(const Tensor& x, bool train, bool shuffle);
   int Ccat() const { return C_nl_ + 2 * C_in_; }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace rf {
 
@@ -74,6 +75,23 @@ void conv2d_backward_data_cpu_with(ConvAlgo a, const Conv2dShape& s, const float
                                    float* dx, const float* relu_y = nullptr);
 void conv2d_backward_weight_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* x, const float* dy,
                                      float* dw, float* db);
+
+// The weight gradient of a 1x1 stride-1 conv on the gemm_1x1 path (applies()), summed over consecutive sample
+// ranges: add(0, n1) .. add(nk, N), then finish() gives the bits of conv2d_backward_weight_cpu on all N samples
+// at once (the same per-thread partial sums, added in the same order). The NL module's backward rebuilds its
+// concat range by range and never holds all of it. x, dy: samples n0..n1-1 (x contiguous, dy with s.y_nstride).
+class Conv1x1WeightGrad {
+ public:
+  static bool applies(const Conv2dShape& s);
+  explicit Conv1x1WeightGrad(const Conv2dShape& s);  // s: all N samples
+  void add(int n0, int n1, const float* x, const float* dy);
+  void finish(float* dw, float* db);  // db may be null
+
+ private:
+  Conv2dShape s_;
+  int nthr_ = 1, next_ = 0;
+  std::vector<float> part_;  // per-thread partial sums: weights, then bias
+};
 
 // The direct kernel's forward with weights produced per output-channel group on demand: weights_of_group(g,
 // w_g) fills w_g[(K/groups) * (C/groups) * k * k] (group g's slice of the weight tensor) in a thread-local

@@ -204,43 +204,79 @@ void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w
 }
 
 void gemm1x1_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db) {
+  Conv1x1WeightGrad acc(s);
+  acc.add(0, s.N, x, dy);
+  acc.finish(dw, db);
+}
+
+}  // namespace conv_detail
+}  // namespace rf
+
+namespace rf {
+
+using namespace conv_detail;
+
+bool Conv1x1WeightGrad::applies(const Conv2dShape& s) {
+  return gemm_applies(s) && conv2d_cpu_algo(s, ConvPass::backward_weight) == ConvAlgo::gemm_1x1;
+}
+
+Conv1x1WeightGrad::Conv1x1WeightGrad(const Conv2dShape& s) : s_(s) {
+  s.validate();
+  RF_CHECK(gemm_applies(s), "{}: Conv1x1WeightGrad needs a 1x1 stride-1 conv without padding", s.str());
+  nthr_ = omp_get_max_threads();
+  part_.assign(size_t(nthr_) * size_t(s.weight_numel() + s.K), 0.f);
+}
+
+// Items are (group, sample) pairs, group-major; thread t of a team of T owns the items a static schedule
+// would give it (libgomp's split: the first items % T threads one more), so that every group's partial sum
+// is added sample after sample in one thread whether the samples come at once or range by range.
+void Conv1x1WeightGrad::add(int n0, int n1, const float* x, const float* dy) {
+  const Conv2dShape& s = s_;
+  RF_CHECK(n0 == next_ && n1 > n0 && n1 <= s.N, "{}: Conv1x1WeightGrad::add({}, {}) after samples 0..{}", s.str(),
+           n0, n1, next_);
+  next_ = n1;
   const int Cg = s.C / s.groups, Kg = s.K / s.groups;
   const int64_t HW = int64_t(s.H) * s.W, xs = s.C * HW, ys = s.y_batch_stride(), items = int64_t(s.N) * s.groups;
   const int64_t wn = s.weight_numel();
-  const int nthr = omp_get_max_threads();
-  // Per-thread partial sums (static schedule), added in thread order afterwards: the same bits on every run.
-  std::vector<float> part(int64_t(nthr) * (wn + s.K), 0.f);
   // Rows of HW = 1024 floats lie 4 KB apart: the 10 rows a dots_block streams would share one L1 set (8
   // ways). Copies with a pitch of HW rounded up to the vector width, plus 16, spread them over the sets (and
   // zero-pad the tail). Below 32x32 the horizontal sums dominate and sgemm is as fast or faster.
   const bool own = HW >= 1024;
   const int64_t pitch = round_up(HW, kLanes) + 16;
-#pragma omp parallel num_threads(nthr) if (parallel_worth(s))
+#pragma omp parallel num_threads(nthr_) if (parallel_worth(s))
   {
-    float* my = part.data() + int64_t(omp_get_thread_num()) * (wn + s.K);
+    const int T = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t q = items / T, r = items % T;
+    const int64_t lo = t * q + std::min<int64_t>(t, r), hi = lo + q + (t < r ? 1 : 0);
+    float* my = part_.data() + int64_t(t) * (wn + s.K);
     std::vector<float> pa(own ? Kg * pitch : 0, 0.f), pb(own ? Cg * pitch : 0, 0.f);
-#pragma omp for schedule(static)
-    for (int64_t it = 0; it < items; ++it) {  // group-major: a thread keeps adding into the same slice
-      const int g = int(it / s.N), n = int(it % s.N);
-      const float* d = dy + n * ys + int64_t(g) * Kg * HW;
-      const float* xg = x + n * xs + int64_t(g) * Cg * HW;
-      if (own) {
-        for (int o = 0; o < Kg; ++o) copy_row(pa.data() + o * pitch, d + o * HW, int(HW));
-        for (int c = 0; c < Cg; ++c) copy_row(pb.data() + c * pitch, xg + c * HW, int(HW));
-        dots(Kg, Cg, pa.data(), pitch, pb.data(), pitch, round_up(HW, kLanes), my + int64_t(g) * Kg * Cg, Cg);
-      } else {
-        sgemm('N', 'T', Kg, Cg, HW, d, HW, xg, HW, 1.f, my + int64_t(g) * Kg * Cg, Cg);
-      }
-      if (db)
-        for (int o = 0; o < Kg; ++o) {
+    for (int g = 0; g < s.groups; ++g) {
+      const int64_t a = std::max<int64_t>(lo, int64_t(g) * s.N + n0), b = std::min<int64_t>(hi, int64_t(g) * s.N + n1);
+      for (int64_t it = a; it < b; ++it) {
+        const int n = int(it - int64_t(g) * s.N) - n0;  // within this range
+        const float* d = dy + n * ys + int64_t(g) * Kg * HW;
+        const float* xg = x + n * xs + int64_t(g) * Cg * HW;
+        if (own) {
+          for (int o = 0; o < Kg; ++o) copy_row(pa.data() + o * pitch, d + o * HW, int(HW));
+          for (int c = 0; c < Cg; ++c) copy_row(pb.data() + c * pitch, xg + c * HW, int(HW));
+          dots(Kg, Cg, pa.data(), pitch, pb.data(), pitch, round_up(HW, kLanes), my + int64_t(g) * Kg * Cg, Cg);
+        } else {
+          sgemm('N', 'T', Kg, Cg, HW, d, HW, xg, HW, 1.f, my + int64_t(g) * Kg * Cg, Cg);
+        }
+        for (int o = 0; o < Kg; ++o) {  // the bias gradient (finish drops it when db is null)
           float sum = 0;
           for (int64_t i = 0; i < HW; ++i) sum += d[o * HW + i];
           my[wn + g * Kg + o] += sum;
         }
+      }
     }
   }
-  add_thread_parts(part, nthr, wn, s.K, dw, db);
 }
 
-}  // namespace conv_detail
+void Conv1x1WeightGrad::finish(float* dw, float* db) {
+  RF_CHECK(next_ == s_.N, "{}: Conv1x1WeightGrad::finish after samples 0..{} of {}", s_.str(), next_, s_.N);
+  add_thread_parts(part_, nthr_, s_.weight_numel(), s_.K, dw, db);
+}
+
 }  // namespace rf
+

@@ -4,10 +4,14 @@
 // (cuda/ops/nl_module.cu) by tests/gpu/test_nl_module_gpu.cpp against nl_module_forward_ref.
 #include "host/ops/nl_module.h"
 
+#include <algorithm>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "host/core/check.h"
+#include "host/core/parallel.h"
+#include "host/core/profile.h"
 #include "host/ops/elementwise.h"
 #include "host/ops/pool.h"
 #include "host/ops/shuffle.h"
@@ -98,38 +102,109 @@ RF_NL_MODULE_INSTANTIATE(double)
 
 // ---- fast path ---------------------------------------------------------------------------------------------
 
+void nl_module_branches_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, float* cat) {
+  s.validate();
+  const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane;
+  {
+    RF_PROFILE("NL seeded conv");
+    seeded_conv_forward_cpu(s.seeded_spec(), s.N, s.H, s.W, x, w_seeded, cat, ns);
+  }
+  // Both pools in one pass over x (bit-identical to max_pool2d_forward_cpu + mixed_avg_pool_forward_cpu).
+  RF_PROFILE("NL pools (max + mixed avg)");
+  nl_pools_forward_cpu(max_pool_shape(s, ns), mixed_pool_shape(s, ns), x, cat + s.C_nl * plane,
+                       cat + (s.C_nl + s.C_in) * plane);
+}
+
 void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
                            const float* b_pw, float* cat, float* y, float* z) {
   s.validate();
   RF_CHECK(!s.shuffle || z, "{}: nl_module_forward_cpu needs the scratch z when the shuffle is on", s.str());
-  const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane;
-  seeded_conv_forward_cpu(s.seeded_spec(), s.N, s.H, s.W, x, w_seeded, cat, ns);
-  // Both pools in one pass over x (bit-identical to max_pool2d_forward_cpu + mixed_avg_pool_forward_cpu).
-  nl_pools_forward_cpu(max_pool_shape(s, ns), mixed_pool_shape(s, ns), x, cat + s.C_nl * plane,
-                       cat + (s.C_nl + s.C_in) * plane);
-  conv2d_forward_cpu(s.pointwise_shape(), cat, w_pw, b_pw, s.shuffle ? z : y);
+  const int64_t plane = int64_t(s.OH()) * s.OW();
+  nl_module_branches_forward_cpu(s, x, w_seeded, cat);
+  {
+    RF_PROFILE("NL grouped 1x1 conv");
+    conv2d_forward_cpu(s.pointwise_shape(), cat, w_pw, b_pw, s.shuffle ? z : y);
+  }
+  RF_PROFILE("NL shuffle");
   if (s.shuffle) channel_shuffle_forward_cpu(s.N, s.C_out, int(plane), s.gpw, z, y);
 }
 
-void nl_module_backward_cpu(const NLModuleShape& s, const float* x, const float* cat, const float* dy,
-                            const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
-                            float* dcat, float* tmp, float* dz) {
-  s.validate();
-  RF_CHECK(!s.shuffle || dz, "{}: nl_module_backward_cpu needs the scratch dz when the shuffle is on", s.str());
-  const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane;
+namespace {
+// nl_module_backward_cpu on one range of samples (s.N of them); dW accumulates into acc, or, without it, the
+// 1x1 conv's weight gradient is computed here on all of s.N.
+void backward_range(const NLModuleShape& s, const float* x, const float* dy, const float* w_seeded,
+                    const float* w_pw, float* dx, float* dw_pw, float* db_pw, float* cat, uint8_t* mask, float* tmp,
+                    float* dz, Conv1x1WeightGrad* acc, int n0) {
+  const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane, na = int64_t(s.C_nl) * plane;
   const int64_t nx = int64_t(s.N) * s.C_in * s.H * s.W;
+  {
+    RF_PROFILE("NL backward: rebuild branches");  // what keeping only x costs
+    nl_module_branches_forward_cpu(s, x, w_seeded, cat);
+  }
   if (s.shuffle) {
+    RF_PROFILE("NL shuffle");
     channel_shuffle_backward_cpu(s.N, s.C_out, int(plane), s.gpw, dy, dz);
     dy = dz;
   }
   const Conv2dShape ps = s.pointwise_shape();
-  conv2d_backward_data_cpu(ps, dy, w_pw, dcat);
-  conv2d_backward_weight_cpu(ps, cat, dy, dw_pw, db_pw);
-  seeded_conv_backward_data_cpu(s.seeded_spec(), s.N, s.H, s.W, cat, dcat, w_seeded, dx, ns);
+  {
+    RF_PROFILE("NL grouped 1x1 conv: weight grad");
+    if (acc) acc->add(n0, n0 + s.N, cat, dy);
+    else conv2d_backward_weight_cpu(ps, cat, dy, dw_pw, db_pw);
+  }
+  // Branch a's ReLU mask, then dcat over cat. Masking dcat's slice a here and running the seeded conv's
+  // backward without its ReLU gives the same bits: its kernels mask with the same select (y > 0 ? dy : 0).
+  float* dcat = cat;
+  {
+    RF_PROFILE("NL grouped 1x1 conv: input grad (+ReLU mask)");
+#pragma omp parallel for schedule(static) if (worth_threading(s.N * na))
+    for (int n = 0; n < s.N; ++n)
+      for (int64_t i = 0; i < na; ++i) mask[n * na + i] = cat[n * ns + i] > 0;
+    conv2d_backward_data_cpu(ps, dy, w_pw, dcat);
+#pragma omp parallel for schedule(static) if (worth_threading(s.N * na))
+    for (int n = 0; n < s.N; ++n)
+      for (int64_t i = 0; i < na; ++i) dcat[n * ns + i] = mask[n * na + i] ? dcat[n * ns + i] : 0.f;
+  }
+  SeededConvSpec sa = s.seeded_spec();
+  sa.relu = false;
+  {
+    RF_PROFILE("NL seeded conv: input grad");
+    seeded_conv_backward_data_cpu(sa, s.N, s.H, s.W, nullptr, dcat, w_seeded, dx, ns);
+  }
+  RF_PROFILE("NL pools: input grad");
   max_pool2d_backward_cpu(max_pool_shape(s, ns), x, dcat + s.C_nl * plane, tmp);
   add_forward_cpu(nx, dx, tmp, dx, false);
   mixed_avg_pool_backward_cpu(mixed_pool_shape(s, ns), dcat + (s.C_nl + s.C_in) * plane, tmp);
   add_forward_cpu(nx, dx, tmp, dx, false);
+}
+}  // namespace
+
+int nl_module_backward_chunk(const NLModuleShape& s, int64_t max_cat_bytes) {
+  s.validate();
+  const int64_t per_sample = int64_t(s.C_cat()) * s.OH() * s.OW() * int64_t(sizeof(float));
+  if (per_sample * s.N <= max_cat_bytes || !Conv1x1WeightGrad::applies(s.pointwise_shape())) return s.N;
+  return int(std::clamp<int64_t>(max_cat_bytes / per_sample, 1, s.N));
+}
+
+void nl_module_backward_cpu(const NLModuleShape& s, int chunk, const float* x, const float* dy,
+                            const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
+                            float* cat, uint8_t* mask, float* tmp, float* dz) {
+  s.validate();
+  RF_CHECK(!s.shuffle || dz, "{}: nl_module_backward_cpu needs the scratch dz when the shuffle is on", s.str());
+  RF_CHECK(chunk >= 1 && chunk <= s.N, "{}: chunk={} must be in 1..N", s.str(), chunk);
+  const Conv2dShape ps = s.pointwise_shape();
+  RF_CHECK(chunk == s.N || Conv1x1WeightGrad::applies(ps),
+           "{}: chunk={} < N but the 1x1 weight gradient has no range-by-range path here", s.str(), chunk);
+  std::optional<Conv1x1WeightGrad> acc;
+  if (chunk < s.N) acc.emplace(ps);
+  const int64_t per_x = int64_t(s.C_in) * s.H * s.W, per_y = int64_t(s.C_out) * s.OH() * s.OW();
+  for (int n0 = 0; n0 < s.N; n0 += chunk) {
+    NLModuleShape r = s;
+    r.N = std::min(chunk, s.N - n0);
+    backward_range(r, x + n0 * per_x, dy + n0 * per_y, w_seeded, w_pw, dx + n0 * per_x, dw_pw, db_pw, cat, mask,
+                   tmp, dz, acc ? &*acc : nullptr, n0);
+  }
+  if (acc) acc->finish(dw_pw, db_pw);
 }
 
 }  // namespace rf

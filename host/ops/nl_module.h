@@ -44,14 +44,26 @@ template <typename T>
 void nl_module_backward_ref(const NLModuleShape& s, const T* x, const T* cat, const T* dy, const float* w_seeded,
                             const T* w_pw, T* dx, T* dw_pw, T* db_pw);
 
-// The fast path. z: the 1x1 conv's output before the shuffle (out_numel() floats), needed when s.shuffle
+// The fast path. Branches a, b, c only: x (N, C_in, H, W) -> cat (N, C_cat, OH, OW). The forward runs it, and
+// the training backward runs it again to rebuild cat from x instead of keeping cat alive between the passes
+// (the same calls on the same input: the same bits).
+void nl_module_branches_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, float* cat);
+// The whole module. z: the 1x1 conv's output before the shuffle (out_numel() floats), needed when s.shuffle
 // (unused, may be null, without: the conv writes y).
 void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
                            const float* b_pw, float* cat, float* y, float* z = nullptr);
-// Scratch: dcat (cat_numel() floats), tmp (N*C_in*H*W floats), dz (out_numel() floats, when s.shuffle; else
-// unused, may be null).
-void nl_module_backward_cpu(const NLModuleShape& s, const float* x, const float* cat, const float* dy,
+// Training backward from x alone, `chunk` samples at a time (chunk = N: all at once). Per range: the branches
+// are rebuilt from x into cat, then the 1x1 conv's input gradient dcat replaces them in the same buffer;
+// the 1x1 weight gradient is summed range by range (Conv1x1WeightGrad: the bits of one call on all N).
+// Scratch for `chunk` samples: cat (chunk * C_cat * OH * OW floats); mask (chunk * C_nl * OH * OW bytes:
+// branch a's ReLU mask, taken before cat is overwritten); tmp (chunk * C_in * H * W floats); dz (chunk *
+// C_out * OH * OW floats, when s.shuffle; else unused, may be null). The same bits as the fast ops on a kept
+// concat (tests/ops/test_nl_module.cpp), for every chunk.
+void nl_module_backward_cpu(const NLModuleShape& s, int chunk, const float* x, const float* dy,
                             const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
-                            float* dcat, float* tmp, float* dz = nullptr);
+                            float* cat, uint8_t* mask, float* tmp, float* dz = nullptr);
+// The chunk for nl_module_backward_cpu whose concat scratch fits max_cat_bytes (at least 1 sample); N where
+// the 1x1 weight gradient has no range-by-range path (Conv1x1WeightGrad::applies) or all of cat fits.
+int nl_module_backward_chunk(const NLModuleShape& s, int64_t max_cat_bytes);
 
 }  // namespace rf

@@ -1,7 +1,8 @@
 // The NL module op (host/ops/nl_module.{h,cpp}): the fast path against the reference composition over a sweep
 // of shapes (dw / 512-like / 768-like widths, strides 1 and 2, odd sizes, uneven mixed-pool groups, shuffle on
 // and off), forward and backward; the reference's branches against the reference ops run on their own; the
-// double reference's gradients (input, 1x1 weights and bias) against finite differences; bad shapes.
+// double reference's gradients (input, 1x1 weights and bias) against finite differences; the fast backward
+// (concat rebuilt from x) bit for bit against the fast ops on a kept concat; bad shapes.
 #include "host/ops/nl_module.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "host/core/check.h"
+#include "host/ops/elementwise.h"
 #include "host/ops/pool.h"
 #include "host/ops/shuffle.h"
 #include "testing.h"
@@ -29,6 +31,7 @@ const std::vector<NLModuleShape>& cases() {
       {2, 12, 7, 13, 12, 1, 20, 4, false, 1004},  // no shuffle
       {4, 64, 4, 4, 64, 1, 64, 4, true, 1005},    // a last-stage map (the small-plane pools)
       {2, 32, 32, 32, 32, 1, 32, 4, true, 1007},  // a first-stage map (the 1x1 GEMM kernels)
+      {3, 16, 32, 32, 16, 1, 48, 4, true, 1008},  // 768-like first stage: backward ranges of 1 and 2 samples
       {1, 7, 1, 3, 8, 2, 10, 4, true, 1006},      // C_in % 5 != 0 (uneven mixed groups), dense conv, 1-row map
   };
   return c;
@@ -102,17 +105,65 @@ TEST(NLModule, BackwardMatchesReference) {
     rf::nl_module_backward_ref<float>(s, in.x.data(), in.cat.data(), dy.data(), in.ws.data(), in.w_pw.data(),
                                       dx_ref.data(), dw_ref.data(), db_ref.data());
     std::vector<float> dx(dx_ref.size(), 7.f), dw(dw_ref.size(), 7.f), db(db_ref.size(), 7.f);
-    std::vector<float> dcat(in.cat.size()), tmp(in.x.size()), dz(in.y.size());
-    rf::nl_module_backward_cpu(s, in.x.data(), in.cat.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(),
-                               dw.data(), db.data(), dcat.data(), tmp.data(), dz.data());
+    std::vector<float> cat(in.cat.size(), 7.f), tmp(in.x.size()), dz(in.y.size());
+    std::vector<uint8_t> mask(size_t(s.N) * s.C_nl * s.OH() * s.OW());
+    rf::nl_module_backward_cpu(s, s.N, in.x.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(), dw.data(),
+                               db.data(), cat.data(), mask.data(), tmp.data(), dz.data());
     EXPECT_TRUE(all_close(dx, dx_ref, 1e-4, 1e-4, "dx"));
     EXPECT_TRUE(all_close(dw, dw_ref, 1e-3, 1e-4, "dw_pw"));
     EXPECT_TRUE(all_close(db, db_ref, 1e-3, 1e-4, "db_pw"));
   }
 }
 
-// d/d(x, w_pw, b_pw) of sum(y * g) by central differences on the double reference. Random inputs keep the
-// ReLU's kinks and the max pool's ties far from the 1e-6 steps at the checked elements (fixed seeds).
+// The fast backward rebuilds the concat from x and overwrites it with its gradient (training memory): it must
+// give the bits of the fast ops run one by one on a kept concat buffer and a separate gradient buffer.
+TEST(NLModule, BackwardEqualsOpByOpOnKeptConcat) {
+  for (const NLModuleShape& s : cases()) {
+    SCOPED_TRACE(s.str());
+    const Inputs in(s);
+    const std::vector<float> dy = random_vec<float>(in.y.size(), uint32_t(s.seed + 3));
+    const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane;
+    const int64_t nx = int64_t(in.x.size());
+    // Op by op, as the module ran before (the forward's concat kept).
+    std::vector<float> cat(in.cat.size()), y(in.y.size()), z(in.y.size());
+    rf::nl_module_forward_cpu(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat.data(), y.data(),
+                              z.data());
+    std::vector<float> dz(in.y.size()), dcat(cat.size()), tmp(in.x.size());
+    std::vector<float> dx0(in.x.size()), dw0(in.w_pw.size()), db0(in.b_pw.size());
+    const float* d = dy.data();
+    if (s.shuffle) {
+      rf::channel_shuffle_backward_cpu(s.N, s.C_out, int(plane), s.gpw, dy.data(), dz.data());
+      d = dz.data();
+    }
+    rf::conv2d_backward_data_cpu(s.pointwise_shape(), d, in.w_pw.data(), dcat.data());
+    rf::conv2d_backward_weight_cpu(s.pointwise_shape(), cat.data(), d, dw0.data(), db0.data());
+    rf::seeded_conv_backward_data_cpu(s.seeded_spec(), s.N, s.H, s.W, cat.data(), dcat.data(), in.ws.data(),
+                                      dx0.data(), ns);
+    rf::max_pool2d_backward_cpu(rf::Pool2dShape{s.N, s.C_in, s.H, s.W, 3, s.stride, 1, ns}, in.x.data(),
+                                dcat.data() + s.C_nl * plane, tmp.data());
+    rf::add_forward_cpu(nx, dx0.data(), tmp.data(), dx0.data(), false);
+    rf::mixed_avg_pool_backward_cpu(rf::MixedPoolShape{s.N, s.C_in, s.H, s.W, s.stride, ns},
+                                    dcat.data() + (s.C_nl + s.C_in) * plane, tmp.data());
+    rf::add_forward_cpu(nx, dx0.data(), tmp.data(), dx0.data(), false);
+    // The op, all samples at once and range by range where the 1x1 weight gradient allows it.
+    std::vector<int> chunks = {s.N};
+    if (rf::Conv1x1WeightGrad::applies(s.pointwise_shape()))
+      for (int c = 1; c < s.N; ++c) chunks.push_back(c);
+    for (int chunk : chunks) {
+      SCOPED_TRACE(fmt::format("chunk={}", chunk));
+      std::vector<float> dx(dx0.size(), 7.f), dw(dw0.size(), 7.f), db(db0.size(), 7.f);
+      std::vector<float> scratch(size_t(chunk) * s.C_cat() * plane, 7.f), t(size_t(chunk) * s.C_in * s.H * s.W);
+      std::vector<float> dzc(size_t(chunk) * s.C_out * plane);
+      std::vector<uint8_t> mask(size_t(chunk) * s.C_nl * plane);
+      rf::nl_module_backward_cpu(s, chunk, in.x.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(),
+                                 dw.data(), db.data(), scratch.data(), mask.data(), t.data(), dzc.data());
+      EXPECT_EQ(dx, dx0);
+      EXPECT_EQ(dw, dw0);
+      EXPECT_EQ(db, db0);
+    }
+  }
+}
+
 TEST(NLModule, ReferenceGradientsMatchFiniteDifferences) {
   for (const NLModuleShape& s : {NLModuleShape{2, 10, 5, 6, 8, 1, 12, 4, true, 2000},
                                  NLModuleShape{1, 8, 7, 5, 12, 2, 12, 4, true, 2001},
@@ -153,7 +204,9 @@ TEST(NLModule, BadShapesThrow) {
   }
   // With the shuffle on the fast path needs its scratch.
   EXPECT_THROW(rf::nl_module_forward_cpu(ok, &d, &d, &d, &d, &d, &d, nullptr), rf::Error);
-  EXPECT_THROW(rf::nl_module_backward_cpu(ok, &d, &d, &d, &d, &d, &d, &d, &d, &d, &d, nullptr), rf::Error);
+  uint8_t m = 0;
+  EXPECT_THROW(rf::nl_module_backward_cpu(ok, 1, &d, &d, &d, &d, &d, &d, &d, &d, &m, &d, nullptr), rf::Error);
+  EXPECT_THROW(rf::nl_module_backward_cpu(ok, 0, &d, &d, &d, &d, &d, &d, &d, &d, &m, &d, &d), rf::Error);  // chunk 0
   EXPECT_EQ(ok.seeded_spec().groups, 16);
   EXPECT_EQ((NLModuleShape{1, 512, 4, 4, 512, 1, 768, 4, true, 1}.seeded_spec().groups), 256);
 }

@@ -39,6 +39,7 @@ TEST(Classify, ReportsLastEpochAndTouchesTestOncePerPackage) {
     std::vector<double> vals;
     for (const auto& run : m["runs"]) {
       EXPECT_EQ(run["test_evaluations_per_package"], 1);
+      EXPECT_GT(run["train_peak_tensor_bytes"].get<int64_t>(), 0);  // per run; the model's figure is their max
       // The reported validation accuracy is the last epoch's model (never the best epoch's), after BN
       // recalibration; the epoch log keeps the figure from before it.
       EXPECT_EQ(run["val_acc_last_epoch"], run["epochs"].back()["val_acc"]);
