@@ -69,6 +69,27 @@ int cmd_bench_dense(DenseOptions o) {
   return 0;
 }
 
+// --shard I/N (suites/runs.h: Shard), parsed and checked when the command line is.
+void add_shard_option(CLI::App* app, Shard& shard) {
+  app->add_option_function<std::string>(
+         "--shard", [&shard](const std::string& t) { shard = Shard::parse(t); },
+         "run only part I of N of the suite's (model, seed) runs (0 <= I < N); `reframe merge` combines the parts")
+      ->type_name("I/N")
+      ->check(CLI::Validator(
+          [](std::string& t) {
+            try {
+              (void)Shard::parse(t);
+              return std::string();
+            } catch (const Error& e) {  // the message without RF_CHECK's source location
+              std::string m = e.what();
+              const size_t at = m.rfind(" (");
+              if (at != std::string::npos && m.find("check `", at) != std::string::npos) m.resize(at);
+              return m;
+            }
+          },
+          "I/N"));
+}
+
 void add_classify(CLI::App* bench, Commands& out, const std::string& command_line) {
   auto [a, c] = add_command<ClassifyCmdOptions>(
       *bench, out, "classify", "ResNet-18 vs NL-ResNet-18: train, pack, regenerate, evaluate", cmd_bench_classify);
@@ -92,6 +113,7 @@ void add_classify(CLI::App* bench, Commands& out, const std::string& command_lin
       ->check(CLI::Range(1, 1024));
   a->add_option("--latency-reps", o.latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
   add_run_dir_options(a, o.out_dir, c->overwrite);
+  add_shard_option(a, o.shard);
 }
 
 // bench detect / bench segment share one option set (suites/dense.h), bound once per subcommand.
@@ -132,6 +154,7 @@ void add_dense(CLI::App* bench, Commands& out, const std::string& command_line, 
       ->check(CLI::Range(1, 256));
   a->add_option("--latency-reps", d->latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
   add_run_dir_options(a, d->out_dir, d->overwrite);
+  add_shard_option(a, d->shard);
 }
 
 }  // namespace

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   rf::add_eval_command(app, commands);
   rf::add_gate_command(app, commands);
   rf::add_report_command(app, commands);
+  rf::add_merge_command(app, commands);
 
   try {
     app.parse(argc, argv);
