@@ -9,6 +9,7 @@
 
 #include "app/commands.h"
 #include "app/options.h"
+#include "host/core/comm.h"
 #include "host/core/printable.h"
 #include "host/models/model.h"
 #include "suites/classify.h"
@@ -32,7 +33,7 @@ void prepare_suite(std::string& out_dir, TrainOptions& train, bool overwrite) {
   validate_train_options(train);
   check_suite_checkpoint_options(train);
   train.overwrite = overwrite;  // --overwrite also lets a fresh run replace --checkpoint's files
-  prepare_run_dir(out_dir, overwrite, "--out");
+  if (comm::is_root()) prepare_run_dir(out_dir, overwrite, "--out");  // rank 0 alone writes (mpirun)
 }
 
 int cmd_bench_classify(ClassifyCmdOptions& c) {
@@ -45,6 +46,7 @@ int cmd_bench_classify(ClassifyCmdOptions& c) {
   }
   prepare_suite(o.out_dir, o.train, c.overwrite);
   nlohmann::json r = run_classify(o);
+  if (!comm::is_root()) return 0;  // the other ranks of a data-parallel run only trained
   std::printf("\n%s\n", classify_table(r).c_str());
   std::printf("budget: %d epochs, batch %lld, SGD lr %.3g momentum 0.9 wd 5e-4 (2+-dim weights), cosine, clip 5, "
               "%s; %d seed(s); accuracy = last epoch%s, test split touched once per package\n",
@@ -63,6 +65,7 @@ int cmd_bench_dense(DenseOptions o) {
                           "--synthetic-train + --synthetic-val + --synthetic-test");
   prepare_suite(o.out_dir, o.train, o.overwrite);
   nlohmann::json r = run_dense(o);
+  if (!comm::is_root()) return 0;
   std::printf("\n%s", dense_table(r).c_str());
   for (const auto& p : r["pictures"]) std::printf("picture: %s\n", p.get<std::string>().c_str());
   std::printf("results: %s/%s.json  (%.0f s)\n", printable(o.out_dir).c_str(), o.task.c_str(), r["wall_seconds"].get<double>());

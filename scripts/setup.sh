@@ -11,6 +11,10 @@ PKGS=(build-essential cmake ninja-build pkg-config git  # git: the revision in e
       libtinyxml2-dev python3-matplotlib python3-numpy  # VOC XML; scripts/report.py plots
       clang libclang-rt-14-dev libomp-14-dev)  # clang + libFuzzer/ASan runtimes + its omp.h: scripts/fuzz.sh
 
+# ---- MPI (issue 15): data-parallel training under `mpirun -np N reframe train|bench`, CTest label `mpi`.
+# Optional for the build (find_package(MPI) is optional; without it the world is one process).
+PKGS+=(openmpi-bin libopenmpi-dev)
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

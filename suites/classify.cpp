@@ -12,6 +12,7 @@
 
 #include "datasets/source.h"
 #include "datasets/synthetic.h"
+#include "host/core/comm.h"
 #include "host/core/philox.h"
 #include "host/package/model_package.h"
 #include "host/core/printable.h"
@@ -79,7 +80,7 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
   for (int B : o.throughput_batches)
     RF_CHECK(B >= 1 && B <= 1024, "classify: --throughput-batches {} (expected 1..1024)", B);
   RF_CHECK(!o.out_dir.empty(), "classify: --out is empty (expected a folder)");
-  std::filesystem::create_directories(o.out_dir + "/packages");
+  if (comm::is_root()) std::filesystem::create_directories(o.out_dir + "/packages");
   auto t_start = Clock::now();
   Data d = load_data(o);
   const int S = int(d.train.H);
@@ -106,6 +107,7 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
       std::fprintf(stderr, "classify: %s seed %d/%d: training %d epochs\n", cfg.name().c_str(), s + 1, o.seeds,
                    to.epochs);
       TrainResult tr = train_model(model, d.train, d.val, to);
+      if (!comm::is_root()) continue;  // data parallel (mpirun): rank 0 alone packs, evaluates and writes
       mr.train_peak = std::max<int64_t>(mr.train_peak, int64_t(host_memory_stats().peak_live_bytes));
       model.clear_cache();
 
@@ -138,12 +140,14 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
                    test_acc.back(), test_acc_i8.back());
     }
 
+    if (!comm::is_root()) continue;
     nlohmann::json row = model_row(base_cfg, tot, mr, S, S, {o.latency_reps, o.throughput_reps, o.throughput_batches});
     summarize_classify_row(row);
     models.push_back(row);
     row_models.push_back(int(mi));
   }
 
+  if (!comm::is_root()) return nlohmann::json();
   const TrainOptions& t = o.train;
   nlohmann::json out = {
       {"schema", "reframe.classify/1"},

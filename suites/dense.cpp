@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "datasets/camvid.h"
+#include "host/core/comm.h"
 #include "datasets/overlay.h"
 #include "datasets/source.h"
 #include "datasets/synthetic_dense.h"
@@ -196,7 +197,7 @@ json run_dense(const DenseOptions& o) {
   for (int B : o.throughput_batches)
     RF_CHECK(B >= 1 && B <= 256, "{}: --throughput-batches {} (expected 1..256)", o.task, B);
   RF_CHECK(!o.out_dir.empty(), "{}: --out is empty (expected a folder)", o.task);
-  fs::create_directories(o.out_dir + "/packages");
+  if (comm::is_root()) fs::create_directories(o.out_dir + "/packages");
   auto t_start = Clock::now();
   Data d = load_data(o, detect);
   const int K = int(d.classes.size());
@@ -244,6 +245,7 @@ json run_dense(const DenseOptions& o) {
                    o.seeds, to.epochs);
       DenseObjective task(d, to, loss_options);
       const TrainResult tr = train_task(model, task, to);
+      if (!comm::is_root()) continue;  // data parallel (mpirun): rank 0 alone packs, evaluates and writes
       mr.train_peak = std::max<int64_t>(mr.train_peak, int64_t(host_memory_stats().peak_live_bytes));
       model.clear_cache();
       PackedRun packed = pack_and_evaluate(
@@ -283,6 +285,7 @@ json run_dense(const DenseOptions& o) {
                    cfg.name().c_str(), s + 1, main_key, eval::format_metric(main_v.back()).c_str(), second_key,
                    eval::format_metric(second_v.back()).c_str(), main_key, eval::format_metric(main_i8.back()).c_str());
     }
+    if (!comm::is_root()) continue;
     json m = model_row(base, tot, mr, d.in_h, d.in_w, {o.latency_reps, o.throughput_reps, o.throughput_batches});
     m["input"] = {3, d.in_h, d.in_w};
     summarize_dense_row(m, o.task, d.classes);
@@ -292,6 +295,7 @@ json run_dense(const DenseOptions& o) {
     device_models.push_back(std::move(mr.device_model));
     picture_models.push_back({base.name(), device_models.back().get()});
   }
+  if (!comm::is_root()) return json();
   json pictures = json::array();
   if (o.pictures > 0) write_pictures(o, d, detect, picture_models, picture_scores, pictures);
 

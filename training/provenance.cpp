@@ -2,6 +2,7 @@
 // (RF_SOURCE_DIR), so a results file names the code that produced it.
 #include "host/core/device.h"
 #include "training/provenance.h"
+#include "host/core/comm.h"
 
 #include <sys/resource.h>
 
@@ -166,6 +167,8 @@ nlohmann::json provenance_json(const std::string& command_line) {
           {"device", "cpu"},  // every model runs on the CPU until the GPU model path exists (host/core/device.h)
           {"cuda_device", cuda_summary()},
           {"command", command_line},
+          // Processes of a data-parallel run (mpirun -np N; 1 without): each trained on 1/N of every batch.
+          {"world_size", comm::size()},
           {"written_utc", utc_now_iso()}};
 }
 
