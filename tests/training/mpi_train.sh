@@ -5,7 +5,8 @@
 #      summation tolerance after 3 steps (logits of the two packages compared by `reframe run --reference`);
 #   2. a 2-rank run stopped after epoch 1 (--stop-after-epochs: a planned kill) and resumed with --resume ends
 #      with the weights of an uninterrupted 2-rank run, bit for bit;
-#   3. only rank 0 prints (the other rank's output is silent), errors of any rank end the run with status 1.
+#   3. a suite (bench detect) under mpirun writes its results once, recording world size 2;
+#   4. only rank 0 prints (the other rank's output is silent), errors of any rank end the run with status 1.
 # Skipped (exit 77) when mpirun is absent. About 10-20 s on the shared 2-core machine.
 set -euo pipefail
 R=${1:?usage: mpi_train.sh path/to/reframe}
@@ -50,7 +51,14 @@ d=$(logit_diff resumed.rfpk whole.rfpk)
 echo "mpi_train: resumed vs uninterrupted (2 ranks): logits max |diff| $d"
 [ "$d" = 0 ] || fail "the resumed run differs from the uninterrupted one by $d (expected 0)"
 
-# 3. An error on the ranks ends the run with status 1 and one message.
+# 3. A suite under mpirun (detection: its objective splits batches too): rank 0 writes the results, world size 2.
+"${MPIRUN[@]}" "$R" bench detect -m nl-resnet18:cnl=dw --synthetic-train 8 --synthetic-val 4 --synthetic-test 4 \
+  --synthetic-size 64 --epochs 1 --batch 4 --neck 16 --pictures 0 --latency-reps 1 --throughput-batches 1 \
+  --threads 1 --sync-bn -o det > det.log 2>&1 || { cat det.log; fail "bench detect under mpirun"; }
+grep -q '"world_size": 2' det/detect.json || fail "det/detect.json does not record world_size 2"
+[ "$(ls det/packages | wc -l)" = 3 ] || fail "expected the 3 packages of one run in det/packages"
+
+# 4. An error on the ranks ends the run with status 1 and one message.
 if "${MPIRUN[@]}" "$R" train --synthetic-train 48 --image-size 16 --batch 3 --epochs 1 > err.log 2>&1; then fail "--batch 3 over 2 ranks was accepted"; fi
 grep -q "expected >= 2 images per rank" err.log || { cat err.log; fail "no message for --batch 3 over 2 ranks"; }
 echo "mpi_train: ok"
