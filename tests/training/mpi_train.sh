@@ -14,6 +14,12 @@ if ! command -v mpirun > /dev/null; then
   echo "mpi_train: skipped: mpirun not found (install openmpi-bin: scripts/setup.sh)"
   exit 77
 fi
+# Open MPI's launcher talks to its ranks over TCP on the loopback interface (also in a chroot or a network
+# namespace whose only interface is lo, which was checked): lo must be up.
+if command -v ip > /dev/null && ! ip -o link show lo 2> /dev/null | grep -q '[<,]UP[,>]'; then
+  echo "mpi_train: FAIL: the loopback interface lo is down; mpirun needs it (ip link set lo up)"
+  exit 1
+fi
 # CI runs as root; loopback only (works in a chroot whose only interface is lo); shared memory between ranks.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo
