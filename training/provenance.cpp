@@ -147,7 +147,7 @@ std::string version_text() {
       "GPU models     {}",
       RF_VERSION, git_revision(), RF_SOURCE_DIR, b["compiler"].get<std::string>(), RF_BUILD_TYPE,
       RF_NATIVE_BUILD ? ", -march=native" : ", portable target", simd_name(), yn(RF_BUILD_CUDA), yn(RF_BUILD_CUDNN),
-      RF_BUILD_MPI ? "yes" : "no (no MPI backend in this project)", b["onednn"].get<std::string>(),
+      RF_BUILD_MPI ? "yes (data-parallel training under mpirun)" : "no (Open MPI not found at build time: one process only)", b["onednn"].get<std::string>(),
       kGpuModels ? "yes (--device cuda)" : "no (CUDA kernels only; --device cuda is refused, models run on the CPU)");
 }
 
