@@ -2,7 +2,8 @@
 # Data-parallel training under Open MPI (CTest mpi_train, label mpi): 2 ranks on this machine over loopback,
 # 1 thread each. Checks (training/trainer.h, host/core/comm.h):
 #   1. 2 ranks with --sync-bn train the weights 1 process trains from the same global batch, within float
-#      summation tolerance after 3 steps (logits of the two packages compared by `reframe run --reference`);
+#      summation tolerance after 3 steps (logits of the two packages compared by `reframe run --reference`: 7e-5
+#      here, 1e-3 allowed), while per-rank BN gives another model (1e-2);
 #   2. a 2-rank run stopped after epoch 1 (--stop-after-epochs: a planned kill) and resumed with --resume ends
 #      with the weights of an uninterrupted 2-rank run, bit for bit;
 #   3. a suite (bench detect) under mpirun writes its results once, recording world size 2;
@@ -24,7 +25,12 @@ fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
-MPIRUN=(mpirun --oversubscribe -np 2 --bind-to none)
+# In the sanitized build (scripts/sanitize.sh) the ranks run without LeakSanitizer: Open MPI's components are
+# dlopen'ed and unloaded again in MPI_Finalize, and their never-freed start-up allocations are reported from
+# "<unknown module>", which no suppression can match (seen: 30 reports per rank, from libmpi's op selection,
+# vasprintf and ld.so). Memory errors and UBSan stay on in the ranks, and the 1-process runs below (no MPI is
+# started without mpirun) keep leak checking.
+MPIRUN=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" mpirun --oversubscribe -np 2 --bind-to none)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cd "$T"
@@ -32,7 +38,7 @@ fail() { echo "mpi_train: FAIL: $*"; exit 1; }
 # Max |logit difference| between two packages on the same inputs.
 logit_diff() { "$R" run "$1" --reference "$2" --batch 4 --threads 1 2>&1 | sed -n 's/.*logits max |diff| \([0-9.e+-]*\).*/\1/p'; }
 
-C=(train -m nl-resnet18:cnl=dw --synthetic-train 48 --image-size 16 --val 0 --batch 16 --lr 0.01 --no-augment
+C=(train -m nl-resnet18:cnl=dw --synthetic-train 48 --image-size 16 --val 0 --batch 16 --lr 0.005 --no-augment
    --bn-recalibrate 0 --threads 1)
 A=("${C[@]}" --epochs 1)
 
@@ -43,6 +49,12 @@ d=$(logit_diff two.rfpk one.rfpk)
 echo "mpi_train: 2 ranks --sync-bn vs 1 process after 3 steps: logits max |diff| $d"
 [ -n "$d" ] || fail "no logit difference read"
 awk -v d="$d" 'BEGIN { exit !(d < 1e-3) }' || fail "2 ranks differ from 1 process by $d (expected < 1e-3)"
+# Without --sync-bn each rank normalises its own 8 images: measurably another model (~1e-2 here), which shows
+# that the check above can tell the difference.
+"${MPIRUN[@]}" "$R" "${A[@]}" -o per_rank_bn.rfpk > per_rank.log 2>&1 || { cat per_rank.log; fail "2-rank run, per-rank BN"; }
+d=$(logit_diff per_rank_bn.rfpk one.rfpk)
+echo "mpi_train: 2 ranks with per-rank BN vs 1 process: logits max |diff| $d"
+awk -v d="$d" 'BEGIN { exit !(d > 5e-3) }' || fail "per-rank BN gave the 1-process weights too ($d): the check cannot tell"
 # Rank 0 alone prints: one result line, not two.
 [ "$(grep -c 'nl-resnet18-dw: 1 epochs' two.log)" = 1 ] || { cat two.log; fail "expected one result line (rank 0's)"; }
 
