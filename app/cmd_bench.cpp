@@ -9,6 +9,7 @@
 
 #include "app/commands.h"
 #include "app/options.h"
+#include "host/core/comm.h"
 #include "host/core/printable.h"
 #include "host/models/model.h"
 #include "suites/classify.h"
@@ -32,7 +33,7 @@ void prepare_suite(std::string& out_dir, TrainOptions& train, bool overwrite) {
   validate_train_options(train);
   check_suite_checkpoint_options(train);
   train.overwrite = overwrite;  // --overwrite also lets a fresh run replace --checkpoint's files
-  prepare_run_dir(out_dir, overwrite, "--out");
+  if (comm::is_root()) prepare_run_dir(out_dir, overwrite, "--out");  // rank 0 alone writes (mpirun)
 }
 
 int cmd_bench_classify(ClassifyCmdOptions& c) {
@@ -45,6 +46,7 @@ int cmd_bench_classify(ClassifyCmdOptions& c) {
   }
   prepare_suite(o.out_dir, o.train, c.overwrite);
   nlohmann::json r = run_classify(o);
+  if (!comm::is_root()) return 0;  // the other ranks of a data-parallel run only trained
   std::printf("\n%s\n", classify_table(r).c_str());
   std::printf("budget: %d epochs, batch %lld, SGD lr %.3g momentum 0.9 wd 5e-4 (2+-dim weights), cosine, clip 5, "
               "%s; %d seed(s); accuracy = last epoch%s, test split touched once per package\n",
@@ -63,10 +65,32 @@ int cmd_bench_dense(DenseOptions o) {
                           "--synthetic-train + --synthetic-val + --synthetic-test");
   prepare_suite(o.out_dir, o.train, o.overwrite);
   nlohmann::json r = run_dense(o);
+  if (!comm::is_root()) return 0;
   std::printf("\n%s", dense_table(r).c_str());
   for (const auto& p : r["pictures"]) std::printf("picture: %s\n", p.get<std::string>().c_str());
   std::printf("results: %s/%s.json  (%.0f s)\n", printable(o.out_dir).c_str(), o.task.c_str(), r["wall_seconds"].get<double>());
   return 0;
+}
+
+// --shard I/N (suites/runs.h: Shard), parsed and checked when the command line is.
+void add_shard_option(CLI::App* app, Shard& shard) {
+  app->add_option_function<std::string>(
+         "--shard", [&shard](const std::string& t) { shard = Shard::parse(t); },
+         "run only part I of N of the suite's (model, seed) runs (0 <= I < N); `reframe merge` combines the parts")
+      ->type_name("I/N")
+      ->check(CLI::Validator(
+          [](std::string& t) {
+            try {
+              (void)Shard::parse(t);
+              return std::string();
+            } catch (const Error& e) {  // the message without RF_CHECK's source location
+              std::string m = e.what();
+              const size_t at = m.rfind(" (");
+              if (at != std::string::npos && m.find("check `", at) != std::string::npos) m.resize(at);
+              return m;
+            }
+          },
+          "I/N"));
 }
 
 void add_classify(CLI::App* bench, Commands& out, const std::string& command_line) {
@@ -92,6 +116,7 @@ void add_classify(CLI::App* bench, Commands& out, const std::string& command_lin
       ->check(CLI::Range(1, 1024));
   a->add_option("--latency-reps", o.latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
   add_run_dir_options(a, o.out_dir, c->overwrite);
+  add_shard_option(a, o.shard);
 }
 
 // bench detect / bench segment share one option set (suites/dense.h), bound once per subcommand.
@@ -132,6 +157,7 @@ void add_dense(CLI::App* bench, Commands& out, const std::string& command_line, 
       ->check(CLI::Range(1, 256));
   a->add_option("--latency-reps", d->latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
   add_run_dir_options(a, d->out_dir, d->overwrite);
+  add_shard_option(a, d->shard);
 }
 
 }  // namespace

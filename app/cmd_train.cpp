@@ -18,6 +18,7 @@
 #include "host/package/model_package.h"
 #include "suites/classify.h"
 #include "training/outputs.h"
+#include "host/core/comm.h"
 #include "training/trainer.h"
 
 namespace rf {
@@ -62,7 +63,7 @@ int cmd_train(TrainCmdOptions& t) {
   data::TrainVal tv = data::holdout_split(full, val, o.seed);
   Model m(cfg);
   TrainResult r = train_model(m, tv.train, tv.val, o);
-  if (!t.out.empty()) {
+  if (!t.out.empty() && comm::is_root() && int(r.epochs.size()) == o.epochs) {  // rank 0 writes; not a stopped run
     PackOptions po;
     po.dtype = out_dtype;
     Package p = pack_model(m, po);

@@ -49,5 +49,6 @@ void add_train_command(CLI::App& app, Commands& out);    // app/cmd_train.cpp
 void add_eval_command(CLI::App& app, Commands& out);     // app/cmd_eval.cpp
 void add_gate_command(CLI::App& app, Commands& out);     // app/cmd_gate.cpp
 void add_report_command(CLI::App& app, Commands& out);   // app/cmd_report.cpp
+void add_merge_command(CLI::App& app, Commands& out);    // app/cmd_merge.cpp
 
 }  // namespace rf

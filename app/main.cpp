@@ -1,6 +1,9 @@
 // reframe: the command-line entry point: the version, the global options, every command (one file each,
 // app/cmd_<name>.cpp, registered below in the order --help lists them) and the one error handler. Every error
 // is printed as one line naming what was wrong; exit 1. Covered by tests/app/cli_options.sh.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <new>
@@ -9,12 +12,39 @@
 #include "app/commands.h"
 #include "datasets/image_folder.h"
 #include "host/core/check.h"
+#include "host/core/comm.h"
 #include "host/core/device.h"
 #include "host/core/parallel.h"
 #include "host/core/printable.h"
 #include "training/provenance.h"
 
+namespace {
+// Under mpirun only rank 0 speaks: the other ranks' stdout and stderr go to /dev/null, and their errors to the
+// stderr they were started with (kept here), so that an error on any rank is still seen.
+int g_error_fd = 2;
+void quiet_other_ranks() {
+  if (rf::comm::is_root()) return;
+  g_error_fd = dup(2);
+  const int null_fd = open("/dev/null", O_WRONLY);
+  if (g_error_fd < 0 || null_fd < 0) return;
+  std::fflush(stdout), std::fflush(stderr);
+  dup2(null_fd, 1), dup2(null_fd, 2);
+  close(null_fd);
+}
+// One error line; on a data-parallel run every rank is ended (the others would wait in a collective forever).
+int fail(const std::string& message) {
+  std::string line = "reframe: error: " + message + "\n";
+  if (rf::comm::active()) line = "reframe: rank " + std::to_string(rf::comm::rank()) + ": error: " + message + "\n";
+  if (write(g_error_fd, line.data(), line.size()) < 0) {}
+  if (rf::comm::active()) rf::comm::abort_all(1);
+  rf::comm::finalize();
+  return 1;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
+  rf::comm::init(&argc, &argv);  // MPI only under mpirun (host/core/comm.h)
+  quiet_other_ranks();
   CLI::App app{"reframe: benchmarks for ReFrame's seeded (non-learnable) ResNets against ResNet-18"};
   app.require_subcommand(1);
   app.set_version_flag("--version", [] { return rf::version_text(); },
@@ -43,11 +73,15 @@ int main(int argc, char** argv) {
   rf::add_eval_command(app, commands);
   rf::add_gate_command(app, commands);
   rf::add_report_command(app, commands);
+  rf::add_merge_command(app, commands);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int rc = app.exit(e);
+    if (rc != 0 && rf::comm::active()) rf::comm::abort_all(rc);
+    rf::comm::finalize();
+    return rc;
   }
   try {
     rf::set_num_threads(threads);
@@ -55,20 +89,19 @@ int main(int argc, char** argv) {
     for (const rf::Command& c : commands)
       if (c.app->parsed()) {
         if (c.device) rf::select_device(*c.device, "--device");
-        return c.run();
+        const int rc = c.run();
+        rf::comm::finalize();
+        return rc;
       }
   } catch (const rf::Error& e) {
     // Messages quote file names, configs and class names: control characters are printed escaped.
-    std::fprintf(stderr, "reframe: error: %s\n", rf::printable_lines(e.what()).c_str());
-    return 1;
+    return fail(rf::printable_lines(e.what()));
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "reframe: error: out of memory (std::bad_alloc): an option or input asked for more memory "
-                         "than this machine has; lower the sizes (--batch, --image-size, --throughput-batches, the "
-                         "config's widths)\n");
-    return 1;
+    return fail("out of memory (std::bad_alloc): an option or input asked for more memory than this machine has; "
+                "lower the sizes (--batch, --image-size, --throughput-batches, the config's widths)");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "reframe: error: %s\n", rf::printable_lines(e.what()).c_str());
-    return 1;
+    return fail(rf::printable_lines(e.what()));
   }
+  rf::comm::finalize();
   return 0;
 }

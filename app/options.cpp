@@ -67,6 +67,10 @@ void add_train_options(CLI::App* app, TrainOptions& o, const TrainOptionTexts& t
       ->check(CLI::Range(int64_t(0), int64_t(100000000)));
   // A flag callback, not a bool: `--no-augment=false` keeps augmentation, as a bound bool flag would.
   app->add_flag_callback("--no-augment", [&o] { o.augment = false; }, texts.no_augment);
+  app->add_flag("--sync-bn", o.sync_bn, "under mpirun: BN statistics over the global batch (all ranks), not per rank");
+  app->add_option("--stop-after-epochs", o.stop_after_epochs,
+                  "stop after this many epochs of this call, checkpoint written (a planned kill; --resume continues)")
+      ->check(CLI::Range(1, 10000));
 }
 
 void add_suite_checkpoint_options(CLI::App* app, TrainOptions& o) {

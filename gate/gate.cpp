@@ -310,6 +310,9 @@ std::vector<Figure> extract(const json& j, const std::string& source, const Warn
       if (j.contains("machine")) (void)machine_from_json(j.at("machine"), source + ": machine");
       break;
     case InputKind::suite:
+      // A part of a sharded run (--shard I/N; suites/merge.h) holds some seeds only: its mean ± std are not the run's.
+      RF_CHECK(!j.contains("shard"), "{}: one part of a suite run spread with --shard ({}); combine every part with "
+               "`reframe merge PART.json... -o OUT.json` and gate the merged file", source, j["shard"].dump());
       extract_suite(j, task, source, out);
       break;
     case InputKind::benchmark:

@@ -14,6 +14,10 @@ PKGS=(build-essential cmake ninja-build pkg-config git  # git: the revision in e
 # checker, built on libprotobuf-dev; python3-venv makes the virtual environment below (ONNX Runtime checks, peers).
 PKGS+=(libonnx-dev libprotobuf-dev python3-venv)
 
+# ---- MPI (issue 15): data-parallel training under `mpirun -np N reframe train|bench`, CTest label `mpi`.
+# Optional for the build (find_package(MPI) is optional; without it the world is one process).
+PKGS+=(openmpi-bin libopenmpi-dev)
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

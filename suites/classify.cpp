@@ -12,6 +12,7 @@
 
 #include "datasets/source.h"
 #include "datasets/synthetic.h"
+#include "host/core/comm.h"
 #include "host/core/philox.h"
 #include "host/package/model_package.h"
 #include "host/core/printable.h"
@@ -70,6 +71,8 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
   // Everything that can be refused is refused before the first epoch (issue 18: options checked after the work).
   RF_CHECK(o.seeds >= 1 && o.seeds <= 100, "classify: --seeds {} (expected 1..100)", o.seeds);
   RF_CHECK(!o.models.empty(), "classify: no models");
+  RF_CHECK(o.shard.count >= 1 && o.shard.index >= 0 && o.shard.index < o.shard.count,
+           "classify: --shard {}/{} (expected 0 <= I < N)", o.shard.index, o.shard.count);
   for (const std::string& text : o.models) (void)ModelConfig::parse(text);
   validate_train_options(o.train);
   RF_CHECK(o.latency_reps >= 1 && o.latency_reps <= 100000, "classify: --latency-reps {} (expected 1..100000)",
@@ -77,7 +80,7 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
   for (int B : o.throughput_batches)
     RF_CHECK(B >= 1 && B <= 1024, "classify: --throughput-batches {} (expected 1..1024)", B);
   RF_CHECK(!o.out_dir.empty(), "classify: --out is empty (expected a folder)");
-  std::filesystem::create_directories(o.out_dir + "/packages");
+  if (comm::is_root()) std::filesystem::create_directories(o.out_dir + "/packages");
   auto t_start = Clock::now();
   Data d = load_data(o);
   const int S = int(d.train.H);
@@ -86,14 +89,17 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
                int(d.train.W), d.train.num_classes());
 
   nlohmann::json models = nlohmann::json::array();
-  for (const std::string& text : o.models) {
-    ModelConfig base_cfg = ModelConfig::parse(text);
+  std::vector<int> row_models;  // the model index of each row (a shard holds the models it has runs of)
+  for (size_t mi = 0; mi < o.models.size(); ++mi) {
+    if (!shard_has_model(o.shard, int(mi), o.seeds)) continue;
+    ModelConfig base_cfg = ModelConfig::parse(o.models[mi]);
     base_cfg.classes = std::max(d.train.num_classes(), d.test.num_classes());
     Model probe(base_cfg);
     ModelTotals tot = probe.totals(Shape{1, 3, S, S});
     ModelRuns mr;
     std::vector<double> val_acc, test_acc, test_acc_f16, test_acc_i8;
     for (int s = 0; s < o.seeds; ++s) {
+      if (!o.shard.owns(int64_t(mi) * o.seeds + s)) continue;
       const ModelConfig cfg = run_config(base_cfg, o.base_seed, s);
       Model model(cfg);
       const TrainOptions to = run_train_options(o.train, o.base_seed, s, cfg.name());
@@ -102,6 +108,7 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
                    to.epochs);
       TrainResult tr = train_model(model, d.train, d.val, to);
       const int64_t run_peak = int64_t(host_memory_stats().peak_live_bytes);  // this run's training
+      if (!comm::is_root()) continue;  // data parallel (mpirun): rank 0 alone packs, evaluates and writes
       mr.train_peak = std::max<int64_t>(mr.train_peak, run_peak);
       model.clear_cache();
 
@@ -116,7 +123,7 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
       test_acc.push_back(pk["f32"]["test_acc"].get<double>());
       test_acc_f16.push_back(pk["f16"]["test_acc"].get<double>());
       test_acc_i8.push_back(pk["i8"]["test_acc"].get<double>());
-      mr.add(tr, packed);
+      mr.add(packed);
       // The model that is packed: after BN recalibration when it ran (then the last epoch's val is before it).
       const bool recal = tr.bn_recalibrated > 0 && d.val.size() > 0;
       val_acc.push_back(recal ? tr.final_val.acc : tr.epochs.empty() ? 0.0 : tr.epochs.back().val_acc);
@@ -135,14 +142,14 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
                    test_acc.back(), test_acc_i8.back());
     }
 
+    if (!comm::is_root()) continue;
     nlohmann::json row = model_row(base_cfg, tot, mr, S, S, {o.latency_reps, o.throughput_reps, o.throughput_batches});
-    row["val_acc"] = mean_std_json(val_acc);
-    row["test_acc"] = mean_std_json(test_acc);
-    row["test_acc_fp16"] = mean_std_json(test_acc_f16);
-    row["test_acc_int8"] = mean_std_json(test_acc_i8);
+    summarize_classify_row(row);
     models.push_back(row);
+    row_models.push_back(int(mi));
   }
 
+  if (!comm::is_root()) return nlohmann::json();
   const TrainOptions& t = o.train;
   nlohmann::json out = {
       {"schema", "reframe.classify/1"},
@@ -160,8 +167,23 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
       {"models", models},
       {"wall_seconds", since(t_start)},
       {"max_rss_bytes", max_rss_bytes()}};
+  if (!o.shard.whole()) out["shard"] = shard_json(o.shard, o.models, o.seeds, row_models);
   write_json_atomic(o.out_dir + "/classify.json", out);  // invalid UTF-8 in names repaired, never a throw
   return out;
+}
+
+void summarize_classify_row(nlohmann::json& row) {
+  std::vector<double> val_acc, test_acc, test_acc_f16, test_acc_i8;
+  for (const nlohmann::json& run : row["runs"]) {
+    val_acc.push_back(run["val_acc_final"].get<double>());
+    test_acc.push_back(run["packages"]["f32"]["test_acc"].get<double>());
+    test_acc_f16.push_back(run["packages"]["f16"]["test_acc"].get<double>());
+    test_acc_i8.push_back(run["packages"]["i8"]["test_acc"].get<double>());
+  }
+  row["val_acc"] = mean_std_json(val_acc);
+  row["test_acc"] = mean_std_json(test_acc);
+  row["test_acc_fp16"] = mean_std_json(test_acc_f16);
+  row["test_acc_int8"] = mean_std_json(test_acc_i8);
 }
 
 // Throughput at the largest measured batch (JSON object keys sort as strings, so pick numerically).

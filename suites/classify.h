@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/package/package.h"
+#include "suites/runs.h"
 #include "training/trainer.h"
 
 namespace rf {
@@ -28,12 +29,16 @@ struct ClassifyOptions {
   int latency_reps = 20, throughput_reps = 3;
   std::string out_dir;       // where classify.json and the packages go
   std::string command_line;
+  Shard shard;               // --shard I/N: only this part's (model, seed) runs; the JSON records the part
 };
 
 nlohmann::json run_classify(const ClassifyOptions& o);
 // The package metadata (docs/PACKAGE.md, version 2) of a classifier trained on `train` with the trainer's
 // loaders: the images' size, the loaders' normalisation (data::Normalize) and the dataset's class names.
 PackageMeta inference_meta(const data::Dataset& train);
+// A classify row's figures over seeds from its "runs": val_acc, test_acc, test_acc_fp16, test_acc_int8 (run_classify
+// and `reframe merge` both use it).
+void summarize_classify_row(nlohmann::json& row);
 // The terminal table of a classify.json.
 std::string classify_table(const nlohmann::json& results);
 

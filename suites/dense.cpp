@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "datasets/camvid.h"
+#include "host/core/comm.h"
 #include "datasets/overlay.h"
 #include "datasets/source.h"
 #include "datasets/synthetic_dense.h"
@@ -196,7 +197,7 @@ json run_dense(const DenseOptions& o) {
   for (int B : o.throughput_batches)
     RF_CHECK(B >= 1 && B <= 256, "{}: --throughput-batches {} (expected 1..256)", o.task, B);
   RF_CHECK(!o.out_dir.empty(), "{}: --out is empty (expected a folder)", o.task);
-  fs::create_directories(o.out_dir + "/packages");
+  if (comm::is_root()) fs::create_directories(o.out_dir + "/packages");
   auto t_start = Clock::now();
   Data d = load_data(o, detect);
   const int K = int(d.classes.size());
@@ -222,17 +223,19 @@ json run_dense(const DenseOptions& o) {
     meta.std.assign(ea.std.begin(), ea.std.end());
     meta.classes = d.classes;
   }
-  for (const std::string& text : o.models) {
-    ModelConfig base = ModelConfig::parse(text);
+  std::vector<int> row_models;  // the model index of each row (a shard holds the models it has runs of)
+  for (size_t mi = 0; mi < o.models.size(); ++mi) {
+    if (!shard_has_model(o.shard, int(mi), o.seeds)) continue;
+    ModelConfig base = ModelConfig::parse(o.models[mi]);
     base.classes = K, base.stem = "large", base.task = o.task, base.neck = o.neck;
     base.head_nl = o.head_nl && base.is_nl();
     base.validate();
     Model probe(base);
     ModelTotals tot = probe.totals(Shape{1, 3, d.in_h, d.in_w});
     ModelRuns mr;
-    std::vector<double> main_v, second_v, main_f16, main_i8, val_v;
-    std::vector<std::vector<double>> per_class;
+    std::vector<double> main_v, second_v, main_i8;
     for (int s = 0; s < o.seeds; ++s) {
+      if (!o.shard.owns(int64_t(mi) * o.seeds + s)) continue;
       const ModelConfig cfg = run_config(base, o.base_seed, s);
       Model model(cfg);
       TrainOptions to = run_train_options(o.train, o.base_seed, s, o.task + "-" + cfg.name());
@@ -243,22 +246,26 @@ json run_dense(const DenseOptions& o) {
       DenseObjective task(d, to, loss_options);
       const TrainResult tr = train_task(model, task, to);
       const int64_t run_peak = int64_t(host_memory_stats().peak_live_bytes);  // this run's training
+      if (!comm::is_root()) continue;  // data parallel (mpirun): rank 0 alone packs, evaluates and writes
       mr.train_peak = std::max<int64_t>(mr.train_peak, run_peak);
       model.clear_cache();
       PackedRun packed = pack_and_evaluate(
           model, meta, fmt::format("{}/packages/{}-{}-s{}", o.out_dir, o.task, cfg.name(), s),
           [&](Model& dev, const std::string& dt) {
             DenseMetrics tm = evaluate_dense(dev, d.test, d, o.score_threshold);
-            if (dt == "f32") per_class.push_back(tm.per_class);
-            return json{{main_key, tm.main}, {second_key, tm.second}};
+            json e{{main_key, tm.main}, {second_key, tm.second}};
+            if (dt == "f32") {  // per class (null: a class without ground truth), averaged over seeds per row
+              json pc = json::array();
+              for (double v : tm.per_class) pc.push_back(std::isfinite(v) ? json(v) : json(nullptr));
+              e["per_class"] = pc;
+            }
+            return e;
           });
       const json pk = packed.packages;
       main_v.push_back(pk["f32"][main_key].get<double>());
       second_v.push_back(pk["f32"][second_key].get<double>());
-      main_f16.push_back(pk["f16"][main_key].get<double>());
       main_i8.push_back(pk["i8"][main_key].get<double>());
-      mr.add(tr, packed);
-      double val_last = 0;
+      mr.add(packed);
       json epochs = json::array();
       for (size_t i = 0; i < tr.epochs.size(); ++i) {
         const EpochLog& l = tr.epochs[i];
@@ -271,36 +278,25 @@ json run_dense(const DenseOptions& o) {
           e["bn_recalibration_images"] = tr.bn_recalibrated;
           e[std::string("val_") + main_key + "_before_bn_recalibration"] = l.val_acc;
         }
-        val_last = e[std::string("val_") + main_key].get<double>();
         epochs.push_back(e);
       }
-      val_v.push_back(val_last);
       mr.runs.push_back({{"seed", s}, {"config", cfg.str()}, {"epochs", epochs}, {"packages", pk},
                       {"test_evaluations_per_package", 1}, {"train_peak_tensor_bytes", run_peak}});
       std::fprintf(stderr, "%s: %s seed %d: test %s %s (fp32 package), %s %s, int8 %s %s\n", o.task.c_str(),
                    cfg.name().c_str(), s + 1, main_key, eval::format_metric(main_v.back()).c_str(), second_key,
                    eval::format_metric(second_v.back()).c_str(), main_key, eval::format_metric(main_i8.back()).c_str());
     }
-    json pcl = json::array();
-    for (int k = 0; k < K; ++k) {
-      std::vector<double> v;
-      for (const auto& pc : per_class)
-        if (std::isfinite(pc[size_t(k)])) v.push_back(pc[size_t(k)]);
-      pcl.push_back({{"class", d.classes[size_t(k)]}, {"value", v.empty() ? json(nullptr) : mean_std_json(v)["mean"]}});
-    }
+    if (!comm::is_root()) continue;
     json m = model_row(base, tot, mr, d.in_h, d.in_w, {o.latency_reps, o.throughput_reps, o.throughput_batches});
     m["input"] = {3, d.in_h, d.in_w};
-    m[std::string("val_") + main_key] = mean_std_json(val_v);
-    m[main_key] = mean_std_json(main_v);
-    m[second_key] = mean_std_json(second_v);
-    m[std::string(main_key) + "_fp16"] = mean_std_json(main_f16);
-    m[std::string(main_key) + "_int8"] = mean_std_json(main_i8);
-    m[detect ? "ap50_per_class" : "iou_per_class"] = pcl;
+    summarize_dense_row(m, o.task, d.classes);
     models.push_back(m);
+    row_models.push_back(int(mi));
     picture_scores.push_back(main_v.back());
     device_models.push_back(std::move(mr.device_model));
     picture_models.push_back({base.name(), device_models.back().get()});
   }
+  if (!comm::is_root()) return json();
   json pictures = json::array();
   if (o.pictures > 0) write_pictures(o, d, detect, picture_models, picture_scores, pictures);
 
@@ -337,8 +333,37 @@ json run_dense(const DenseOptions& o) {
       {"pictures", pictures},
       {"wall_seconds", since(t_start)},
       {"max_rss_bytes", max_rss_bytes()}};
+  if (!o.shard.whole()) out["shard"] = shard_json(o.shard, o.models, o.seeds, row_models);
   write_json_atomic(o.out_dir + "/" + o.task + ".json", out);  // invalid UTF-8 in names repaired, never a throw
   return out;
+}
+
+void summarize_dense_row(json& m, const std::string& task, const std::vector<std::string>& classes) {
+  const bool detect = task == "detect";
+  const std::string main_key = detect ? "map50" : "miou", second_key = detect ? "map_coco" : "pixel_acc";
+  std::vector<double> main_v, second_v, main_f16, main_i8, val_v;
+  std::vector<std::vector<double>> per_class(classes.size());
+  for (const json& run : m["runs"]) {
+    const json& pk = run["packages"];
+    main_v.push_back(pk["f32"][main_key].get<double>());
+    second_v.push_back(pk["f32"][second_key].get<double>());
+    main_f16.push_back(pk["f16"][main_key].get<double>());
+    main_i8.push_back(pk["i8"][main_key].get<double>());
+    val_v.push_back(run["epochs"].empty() ? 0.0 : run["epochs"].back()["val_" + main_key].get<double>());
+    const json& pc = pk["f32"]["per_class"];
+    for (size_t k = 0; k < classes.size() && k < pc.size(); ++k)
+      if (!pc[k].is_null()) per_class[k].push_back(pc[k].get<double>());
+  }
+  json pcl = json::array();
+  for (size_t k = 0; k < classes.size(); ++k)
+    pcl.push_back({{"class", classes[k]},
+                   {"value", per_class[k].empty() ? json(nullptr) : mean_std_json(per_class[k])["mean"]}});
+  m["val_" + main_key] = mean_std_json(val_v);
+  m[main_key] = mean_std_json(main_v);
+  m[second_key] = mean_std_json(second_v);
+  m[main_key + "_fp16"] = mean_std_json(main_f16);
+  m[main_key + "_int8"] = mean_std_json(main_i8);
+  m[detect ? "ap50_per_class" : "iou_per_class"] = pcl;
 }
 
 std::string dense_table(const json& r) {

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/eval/decode.h"
+#include "suites/runs.h"
 #include "training/dense_objective.h"
 #include "training/trainer.h"
 
@@ -52,9 +53,13 @@ struct DenseOptions {
   int latency_reps = 10, throughput_reps = 3;
   std::string out_dir, command_line;
   bool overwrite = false;            // CLI: --out may hold a previous run (its results are removed first)
+  Shard shard;                       // --shard I/N: only this part's (model, seed) runs; the JSON records the part
 };
 
 nlohmann::json run_dense(const DenseOptions& o);
 std::string dense_table(const nlohmann::json& results);
+// A row's task figures over seeds from its "runs" (packages' metrics, the last epoch's validation figure, the f32
+// package's per-class values): run_dense and `reframe merge` both use it. `classes`: the dataset's class names.
+void summarize_dense_row(nlohmann::json& row, const std::string& task, const std::vector<std::string>& classes);
 
 }  // namespace rf

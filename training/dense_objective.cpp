@@ -93,13 +93,23 @@ void DenseObjective::start_epoch(int epoch) {
 bool DenseObjective::next(Tensor& x) {
   for (; b0_ < n_; b0_ += batch_) {
     std::vector<int64_t> idx(perm_.begin() + b0_, perm_.begin() + std::min(n_, b0_ + batch_));
-    if (idx.size() < 2) continue;  // BN needs two samples
+    // BN needs two samples (on every rank: a last batch too small to share is skipped by all ranks alike)
+    if (idx.size() < size_t(2 * ranks_)) continue;
+    if (ranks_ > 1) {  // this rank's images [n r / R, n (r + 1) / R) of the global batch
+      const size_t n = idx.size(), lo = n * size_t(rank_) / size_t(ranks_), hi = n * size_t(rank_ + 1) / size_t(ranks_);
+      idx = std::vector<int64_t>(idx.begin() + int64_t(lo), idx.begin() + int64_t(hi));
+    }
     b_ = make_dense_batch(d_.train, d_.detect, idx, aug_, seed_, epoch_);
     b0_ += batch_;
     x = dense_batch_tensor(b_);
     return true;
   }
   return false;
+}
+
+bool DenseObjective::set_rank_share(int rank, int ranks) {
+  rank_ = rank, ranks_ = ranks;
+  return true;
 }
 
 BatchLoss DenseObjective::loss(const Tensor& out, Tensor& dout) {

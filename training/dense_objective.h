@@ -75,6 +75,10 @@ class DenseObjective : public Objective {
   std::string metric_name() const override { return d_.detect ? "mAP@0.5" : "mIoU"; }
   int64_t recalibrate_bn(Model& model, int64_t max_images) override;
   nlohmann::json settings() const override;
+  // Each rank builds only its images of the global batch (augmentation is per image, so the images are those
+  // of one process). The losses are normalised per rank (objects, non-void pixels), so N ranks train close to,
+  // not exactly, what one process trains.
+  bool set_rank_share(int rank, int ranks) override;
 
  private:
   const DenseData& d_;
@@ -86,6 +90,7 @@ class DenseObjective : public Objective {
   int64_t b0_ = 0;
   std::vector<int64_t> perm_;
   data::DenseBatch b_;
+  int rank_ = 0, ranks_ = 1;
 };
 
 }  // namespace rf

@@ -51,6 +51,10 @@ class Objective {
   // BN running statistics recomputed from up to max_images un-augmented training images (recalibrate_bn);
   // returns the images used (0: not done).
   virtual int64_t recalibrate_bn(Model& model, int64_t max_images) = 0;
+  // Data-parallel training: from now on next() returns only rank `rank`'s share of each global batch (a contiguous
+  // slice of its images, the shares of all ranks making up the batch), and loss() is on that share. false: the
+  // task cannot split its batches (the trainer refuses to run it on more than one rank).
+  virtual bool set_rank_share(int rank, int ranks) { (void)rank, (void)ranks; return false; }
   // What a checkpoint records about the data and the task (hashes, sizes, task settings); --resume refuses a
   // checkpoint whose record differs.
   virtual nlohmann::json settings() const = 0;
@@ -70,6 +74,7 @@ class ClassifyObjective : public Objective {
   Validation validate(Model& model) override;
   int64_t recalibrate_bn(Model& model, int64_t max_images) override;
   nlohmann::json settings() const override;
+  bool set_rank_share(int rank, int ranks) override;
 
  private:
   static data::LoaderOptions loader_options(const data::Dataset& train, const TrainOptions& o, int classes);
@@ -81,6 +86,7 @@ class ClassifyObjective : public Objective {
   uint64_t seed_;
   data::BatchLoader loader_;
   data::Batch b_;
+  int rank_ = 0, ranks_ = 1;
 };
 
 }  // namespace rf

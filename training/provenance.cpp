@@ -2,6 +2,7 @@
 // (RF_SOURCE_DIR), so a results file names the code that produced it.
 #include "host/core/device.h"
 #include "training/provenance.h"
+#include "host/core/comm.h"
 
 #include <sys/resource.h>
 
@@ -146,7 +147,7 @@ std::string version_text() {
       "GPU models     {}",
       RF_VERSION, git_revision(), RF_SOURCE_DIR, b["compiler"].get<std::string>(), RF_BUILD_TYPE,
       RF_NATIVE_BUILD ? ", -march=native" : ", portable target", simd_name(), yn(RF_BUILD_CUDA), yn(RF_BUILD_CUDNN),
-      RF_BUILD_MPI ? "yes" : "no (no MPI backend in this project)", b["onednn"].get<std::string>(),
+      RF_BUILD_MPI ? "yes (data-parallel training under mpirun)" : "no (Open MPI not found at build time: one process only)", b["onednn"].get<std::string>(),
       kGpuModels ? "yes (--device cuda)" : "no (CUDA kernels only; --device cuda is refused, models run on the CPU)");
 }
 
@@ -166,6 +167,8 @@ nlohmann::json provenance_json(const std::string& command_line) {
           {"device", "cpu"},  // every model runs on the CPU until the GPU model path exists (host/core/device.h)
           {"cuda_device", cuda_summary()},
           {"command", command_line},
+          // Processes of a data-parallel run (mpirun -np N; 1 without): each trained on 1/N of every batch.
+          {"world_size", comm::size()},
           {"written_utc", utc_now_iso()}};
 }
 

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "host/core/comm.h"
 #include "host/eval/det_metrics.h"
 #include "host/ops/loss.h"
 #include "host/core/printable.h"
@@ -112,6 +113,10 @@ std::string train_settings_json(const Model& model, const nlohmann::json& task_s
                       {"pad", o.pad},
                       {"bn_recalibrate", o.bn_recalibrate},
                       {"data", o.data_source.empty() ? std::string("(not recorded)") : o.data_source}};
+  if (comm::size() > 1 || o.sync_bn) {  // absent in a single process's record, as before data-parallel runs
+    j["world_size"] = comm::size();
+    j["sync_bn"] = o.sync_bn;
+  }
   for (auto it = task_settings.begin(); it != task_settings.end(); ++it) j[it.key()] = it.value();
   return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);  // ASCII only
 }
@@ -206,7 +211,21 @@ data::LoaderOptions ClassifyObjective::loader_options(const data::Dataset& train
 
 bool ClassifyObjective::next(Tensor& x) {
   if (!loader_.next(b_)) return false;
+  if (ranks_ > 1) {  // this rank's rows [N r / R, N (r + 1) / R) of the global batch
+    const int64_t N = b_.x.size(0), lo = N * rank_ / ranks_, hi = N * (rank_ + 1) / ranks_;
+    const int64_t per = b_.x.numel() / N;
+    Tensor xs = Tensor::empty(Shape{hi - lo, b_.x.size(1), b_.x.size(2), b_.x.size(3)});
+    std::memcpy(xs.f32(), b_.x.f32() + lo * per, size_t((hi - lo) * per) * sizeof(float));
+    Tensor ys = Tensor::empty(Shape{hi - lo}, b_.y.dtype());
+    std::memcpy(ys.raw(), b_.y.data<int32_t>() + lo, size_t(hi - lo) * sizeof(int32_t));
+    b_.x = xs, b_.y = ys;
+  }
   x = b_.x;
+  return true;
+}
+
+bool ClassifyObjective::set_rank_share(int rank, int ranks) {
+  rank_ = rank, ranks_ = ranks;
   return true;
 }
 
@@ -240,9 +259,51 @@ TrainResult train_model(Model& model, const data::Dataset& train, const data::Da
   return train_task(model, task, o);
 }
 
+namespace {
+// Sums every parameter's gradient over the ranks, in buckets of up to kBucket values packed into one buffer
+// (one all-reduce per bucket instead of one per tensor: ResNet-18 has 62 gradient tensors, many of a few
+// hundred values, where the per-call latency would dominate).
+void allreduce_gradients(const std::vector<Param*>& params) {
+  constexpr int64_t kBucket = int64_t(1) << 22;  // 16 MiB of floats
+  std::vector<float> buf;
+  size_t first = 0;
+  while (first < params.size()) {
+    size_t last = first;
+    int64_t n = 0;
+    while (last < params.size() && (n == 0 || n + params[last]->grad.numel() <= kBucket)) n += params[last++]->grad.numel();
+    buf.resize(size_t(n));
+    int64_t at = 0;
+    for (size_t i = first; i < last; ++i, at += params[i - 1]->grad.numel())
+      std::memcpy(buf.data() + at, params[i]->grad.f32(), size_t(params[i]->grad.numel()) * sizeof(float));
+    comm::allreduce_sum(buf.data(), n);
+    at = 0;
+    for (size_t i = first; i < last; ++i, at += params[i - 1]->grad.numel())
+      std::memcpy(params[i]->grad.f32(), buf.data() + at, size_t(params[i]->grad.numel()) * sizeof(float));
+    first = last;
+  }
+}
+
+// --sync-bn for the length of a training call (BN layers read a process-wide switch; host/models/layers.h).
+struct BnSyncScope {
+  explicit BnSyncScope(bool on) { set_bn_sync(on); }
+  ~BnSyncScope() { set_bn_sync(false); }
+};
+}  // namespace
+
 TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
   validate_train_options(o);
   TrainResult result;
+  // Data parallel under mpirun: every rank holds the same model, trains on its share of each global batch and
+  // applies the summed gradient; rank 0 alone writes the checkpoint and prints progress.
+  const int ranks = comm::size(), rank = comm::rank();
+  if (ranks > 1) {
+    RF_CHECK(o.batch >= 2 * ranks, "train: --batch {} over {} ranks (expected >= 2 images per rank: BN needs two "
+             "samples)", o.batch, ranks);
+    RF_CHECK(task.set_rank_share(rank, ranks), "train: this task cannot split its batches over {} ranks (run it "
+             "without mpirun)", ranks);
+  }
+  const bool root = rank == 0, progress = o.progress && root;
+  BnSyncScope bn_sync(o.sync_bn && ranks > 1);
   SGD opt(model.params(), o.momentum, o.weight_decay);
   const std::string settings = train_settings_json(model, task.settings(), o);
   if (!o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
@@ -290,7 +351,17 @@ TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
       const int64_t step = int64_t(epoch) * steps_per_epoch + batch;
       const float lr = cosine_lr(o.lr, step, total, warmup);
       Tensor out = model.forward(x, true), dout;
-      const BatchLoss bl = task.loss(out, dout);
+      BatchLoss bl = task.loss(out, dout);
+      double share = 1.0;  // this rank's images over the global batch's: the weight of its mean loss
+      if (ranks > 1) {
+        double n_all = double(N);
+        comm::allreduce_sum(&n_all, 1);
+        share = double(N) / n_all;
+        if (std::isfinite(bl.loss)) {
+          float* d = dout.f32();
+          for (int64_t i = 0; i < dout.numel(); ++i) d[i] *= float(share);
+        }
+      }
       const double loss = bl.loss;
       // Divergence stops the run here, before a checkpoint or package of NaN weights is written.
       auto diverged = [&](const std::string& what) {
@@ -306,6 +377,7 @@ TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
                                          : fmt::format(" (tensor '{}' value {} is not finite)", bad, at)));
       }
       model.backward(dout);
+      if (ranks > 1) allreduce_gradients(opt.params());
       // A non-finite gradient: name the first tensor whose gradient holds one (the weights are still finite).
       for (Param* p : opt.params()) {
         const float* g = p->grad.f32();
@@ -323,7 +395,7 @@ TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
       correct += bl.correct;
       seen += N;
       log.lr = lr;
-      if (o.progress && (batch % 10 == 9 || batch + 1 == steps_per_epoch)) {
+      if (progress && (batch % 10 == 9 || batch + 1 == steps_per_epoch)) {
         double el = since(t0), ips = double(seen) / std::max(el, 1e-9);
         double eta = double(steps_per_epoch - batch - 1) * double(o.batch) / std::max(ips, 1e-9) +
                      double(o.epochs - epoch - 1) * double(steps_per_epoch * o.batch) / std::max(ips, 1e-9);
@@ -334,6 +406,11 @@ TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
       }
     }
     model.clear_cache();
+    if (ranks > 1) {  // the epoch's figures over the global batches
+      double sums[3] = {loss_sum, double(correct), double(seen)};
+      comm::allreduce_sum(sums, 3);
+      loss_sum = sums[0], correct = int64_t(sums[1]), seen = int64_t(sums[2]);
+    }
     log.seconds = since(t0);
     const int64_t images = task.epoch_images(seen);
     log.train_loss = images ? loss_sum / double(images) : 0;
@@ -345,16 +422,17 @@ TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
       log.val_loss = v.loss;
       log.val_acc = v.metric;
     }
-    if (o.progress) {
+    if (progress) {
       const std::string acc = task.has_accuracy() ? fmt::format("  acc {:.3f}", log.train_acc) : "";
       std::fprintf(stderr, "\r  %s epoch %d/%d  loss %.4f%s  %s  %.0f img/s  %.1fs%20s\n", name.c_str(), epoch + 1,
                    o.epochs, log.train_loss, acc.c_str(), val_text(log.val_acc).c_str(), log.images_per_s,
                    log.seconds, "");
     }
     result.epochs.push_back(log);
-    if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, model, opt, result.epochs, settings);
+    if (!o.checkpoint.empty() && root) save_checkpoint(o.checkpoint, model, opt, result.epochs, settings);
     if (o.stop_after_epochs > 0 && ++done_this_call >= o.stop_after_epochs) break;
   }
+  set_bn_sync(false);  // every rank recalibrates on the same images: the same statistics, no sums needed
   if (o.bn_recalibrate > 0 && int(result.epochs.size()) == o.epochs) {
     // After the last checkpoint: a resumed run that finished recalibrates the same way (the statistics
     // depend only on the weights and the data).
@@ -364,7 +442,7 @@ TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
       model.clear_cache();
       result.final_val.loss = v.loss;
       result.final_val.acc = v.metric;
-      if (o.progress)
+      if (progress)
         std::fprintf(stderr, "  %s BN statistics recomputed from %lld training images: %s -> %s\n", name.c_str(),
                      (long long)result.bn_recalibrated, val_text(result.epochs.back().val_acc).c_str(),
                      metric.empty() ? fmt::format("{:.3f}", result.final_val.acc).c_str()

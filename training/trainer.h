@@ -40,6 +40,10 @@ struct TrainOptions {
   std::string data_source;    // recorded for the message (the data itself is compared by hash)
   bool resume_force = false;
   bool overwrite = false;
+  // Data-parallel training (under mpirun; host/core/comm.h): each rank trains on its share of every global batch
+  // (`batch` images), gradients summed over the ranks. BN normalises each rank's share (the default) or, with
+  // sync_bn, the global batch (then N ranks train what one process would, up to float summation order).
+  bool sync_bn = false;
 };
 
 // Refuses options no run should start with, naming the option and the accepted range: lr finite in (0, 10],

@@ -9,6 +9,7 @@
 #include <exception>
 #include <numeric>
 
+#include "host/core/comm.h"
 #include "host/core/enum_name.h"
 #include "host/core/philox.h"
 #include "host/core/profile.h"
@@ -20,6 +21,7 @@ namespace rf {
 
 namespace {
 float g_bn_momentum = -1.f;  // set_bn_momentum_override
+bool g_bn_sync = false;      // set_bn_sync
 }  // namespace
 
 const char* param_kind_name(ParamKind k) {
@@ -153,7 +155,14 @@ Tensor BatchNorm2d::forward(const Tensor& x, bool train) {
   if (g_bn_momentum >= 0) s.momentum = g_bn_momentum;
   Tensor y = Tensor::empty(x.shape());
   RF_PROFILE("BN");
-  if (train) {
+  if (train && g_bn_sync && comm::active()) {
+    save_mean_ = Tensor::empty(Shape{C_});
+    save_invstd_ = Tensor::empty(Shape{C_});
+    batchnorm_forward_train_sync_cpu(s, x.f32(), gamma.value.f32(), beta.value.f32(), y.f32(), save_mean_.f32(),
+                                     save_invstd_.f32(), running_mean.value.f32(), running_var.value.f32(),
+                                     [](double* d, int64_t n) { comm::allreduce_sum(d, n); });
+    x_ = x;
+  } else if (train) {
     save_mean_ = Tensor::empty(Shape{C_});
     save_invstd_ = Tensor::empty(Shape{C_});
     batchnorm_forward_train_cpu(s, x.f32(), gamma.value.f32(), beta.value.f32(), y.f32(), save_mean_.f32(),
@@ -171,8 +180,13 @@ Tensor BatchNorm2d::backward(const Tensor& dy) {
   BatchNormShape s{int(x_.size(0)), C_, int(x_.size(2) * x_.size(3))};
   Tensor dx = Tensor::empty(x_.shape());
   RF_PROFILE("BN");
-  batchnorm_backward_cpu(s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(), dx.f32(),
-                         gamma.grad.f32(), beta.grad.f32());
+  if (g_bn_sync && comm::active())
+    batchnorm_backward_sync_cpu(s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(),
+                                dx.f32(), gamma.grad.f32(), beta.grad.f32(),
+                                [](double* d, int64_t n) { comm::allreduce_sum(d, n); });
+  else
+    batchnorm_backward_cpu(s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(), dx.f32(),
+                           gamma.grad.f32(), beta.grad.f32());
   return dx;
 }
 
@@ -370,6 +384,7 @@ constexpr int kDefaultSampleBlock = 1;
 void set_eval_fusion(bool on) { g_eval_fusion = on; }
 bool eval_fusion() { return g_eval_fusion; }
 void set_bn_momentum_override(float m) { g_bn_momentum = m; }
+void set_bn_sync(bool on) { g_bn_sync = on; }
 void set_eval_sample_block(int samples) { g_sample_block = std::max(0, samples); }
 int eval_sample_block() {
   if (g_sample_block < 0) {

@@ -229,6 +229,10 @@ int eval_sample_block();
 // it uses m instead (< 0: no override). recalibrate_bn (training/) sets 1/(k+1) on its k-th batch, which
 // makes the running statistics the plain average over its batches.
 void set_bn_momentum_override(float m);
+// Synchronised BN (--sync-bn) for data-parallel training: while on and the world has more than one process
+// (host/core/comm.h), train-mode BN layers take their batch statistics, and in backward the sums over dy, over
+// every rank's share of the batch (batchnorm_forward_train_sync_cpu). Off: each rank normalises its own share.
+void set_bn_sync(bool on);
 
 // Fills t with std * N(0,1) from (seed, index): used for the learnable initialisation too.
 void init_normal(Tensor& t, uint64_t seed, float std);

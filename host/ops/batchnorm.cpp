@@ -134,6 +134,45 @@ template void batchnorm_backward_ref<double>(const BatchNormShape&, const double
 // Each run is summed in float by a vectorised loop (at most HW terms), the runs are added in double.
 // Results do not depend on the thread count: each channel is computed by one thread in a fixed order.
 
+namespace {
+// Channel c's sums of d = x - K and d^2 (the train forward's statistics), each run of HW in float, runs in double.
+void shifted_sums(const BatchNormShape& s, const float* x, int64_t c, float K, double& s1, double& s2) {
+  const int64_t N = s.N, C = s.C, HW = s.HW;
+  s1 = 0, s2 = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const float* xp = x + (n * C + c) * HW;
+    float a1 = 0.f, a2 = 0.f;
+#pragma omp simd reduction(+ : a1, a2)
+    for (int64_t i = 0; i < HW; ++i) {
+      const float d = xp[i] - K;
+      a1 += d;
+      a2 += d * d;
+    }
+    s1 += a1;
+    s2 += a2;
+  }
+}
+
+// Channel c's sums of dy and dy (x - mean) (the backward's), summed as shifted_sums.
+void dy_sums(const BatchNormShape& s, const float* x, const float* dy, int64_t c, float mean, double& sdy,
+             double& sdy_xmu) {
+  const int64_t N = s.N, C = s.C, HW = s.HW;
+  sdy = 0, sdy_xmu = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const float* xp = x + (n * C + c) * HW;
+    const float* dyp = dy + (n * C + c) * HW;
+    float a1 = 0.f, a2 = 0.f;
+#pragma omp simd reduction(+ : a1, a2)
+    for (int64_t i = 0; i < HW; ++i) {
+      a1 += dyp[i];
+      a2 += dyp[i] * (xp[i] - mean);
+    }
+    sdy += a1;
+    sdy_xmu += a2;
+  }
+}
+}  // namespace
+
 void batchnorm_forward_train_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
                                  float* y, float* save_mean, float* save_invstd, float* running_mean,
                                  float* running_var) {
@@ -145,18 +184,7 @@ void batchnorm_forward_train_cpu(const BatchNormShape& s, const float* x, const 
     // within a few std of the mean, sum d^2 - (sum d)^2 / M cancels little, unlike E[x^2] - E[x]^2.
     const float K = x[c * HW];
     double s1 = 0, s2 = 0;
-    for (int64_t n = 0; n < N; ++n) {
-      const float* xp = x + (n * C + c) * HW;
-      float a1 = 0.f, a2 = 0.f;
-#pragma omp simd reduction(+ : a1, a2)
-      for (int64_t i = 0; i < HW; ++i) {
-        const float d = xp[i] - K;
-        a1 += d;
-        a2 += d * d;
-      }
-      s1 += a1;
-      s2 += a2;
-    }
+    shifted_sums(s, x, c, K, s1, s2);
     const double shift = s1 / double(M);
     const double sq = std::max(0.0, s2 - s1 * shift);  // sum (x - mean)^2
     const double mean = double(K) + shift;
@@ -206,18 +234,7 @@ void batchnorm_backward_cpu(const BatchNormShape& s, const float* x, const float
   for (int64_t c = 0; c < C; ++c) {
     const float mean = save_mean[c], invstd = save_invstd[c];
     double sdy = 0, sdy_xmu = 0;  // sum dy, sum dy * (x - mean)
-    for (int64_t n = 0; n < N; ++n) {
-      const float* xp = x + (n * C + c) * HW;
-      const float* dyp = dy + (n * C + c) * HW;
-      float a1 = 0.f, a2 = 0.f;
-#pragma omp simd reduction(+ : a1, a2)
-      for (int64_t i = 0; i < HW; ++i) {
-        a1 += dyp[i];
-        a2 += dyp[i] * (xp[i] - mean);
-      }
-      sdy += a1;
-      sdy_xmu += a2;
-    }
+    dy_sums(s, x, dy, c, mean, sdy, sdy_xmu);
     dbeta[c] = float(sdy);
     dgamma[c] = float(sdy_xmu * double(invstd));
     // dx = gamma * invstd * (dy - sum dy / M - (x - mean) * invstd^2 * sum dy (x - mean) / M)
@@ -231,6 +248,87 @@ void batchnorm_backward_cpu(const BatchNormShape& s, const float* x, const float
 #pragma omp simd
       for (int64_t i = 0; i < HW; ++i) dxp[i] = k * ((dyp[i] - mean_dy) - (xp[i] - mean) * kx);
     }
+  }
+}
+
+void batchnorm_forward_train_sync_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
+                                      float* y, float* save_mean, float* save_invstd, float* running_mean,
+                                      float* running_var, const BnSum& sum) {
+  check_batchnorm_shape(s);
+  const int64_t N = s.N, C = s.C, HW = s.HW;
+  // Two passes, two sums over the processes: the global mean, then the squares about it. One pass with a shift
+  // (as batchnorm_forward_train_cpu) needs a shift near the batch's values that every process shares; the
+  // running mean is not near them early in training, and sum d^2 - (sum d)^2 / M then cancels (tested).
+  auto channel_sums = [&](const float* shift, std::vector<double>& out) {  // per channel: sum d, sum d^2
+#pragma omp parallel for schedule(static) if (C > 1 && worth_threading(N * C * HW, kParallelMin))
+    for (int64_t c = 0; c < C; ++c) shifted_sums(s, x, c, shift[c], out[size_t(c)], out[size_t(C + c)]);
+    out[size_t(2 * C)] = double(N * HW);
+    sum(out.data(), int64_t(out.size()));
+  };
+  std::vector<double> sums(size_t(2 * C + 1), 0.0);
+  channel_sums(running_mean, sums);
+  const double M = sums[size_t(2 * C)];
+  RF_CHECK(M > 1, "batchnorm (synchronised): {} values per channel over all processes (expected > 1)", M);
+  std::vector<double> mean(static_cast<size_t>(C));
+  std::vector<float> fmean(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    mean[size_t(c)] = double(running_mean[c]) + sums[size_t(c)] / M;
+    fmean[size_t(c)] = float(mean[size_t(c)]);
+  }
+  channel_sums(fmean.data(), sums);  // about the mean: no cancellation
+  std::vector<double> invstd_d(static_cast<size_t>(C));  // y's scale from the double, as the plain op
+  for (int64_t c = 0; c < C; ++c) {
+    const double s1 = sums[size_t(c)], s2 = sums[size_t(C + c)];
+    const double m_c = double(fmean[size_t(c)]) + s1 / M;
+    const double sq = std::max(0.0, s2 - s1 * (s1 / M));
+    const double invstd = 1.0 / std::sqrt(sq / M + double(s.eps));
+    save_mean[c] = float(m_c);
+    save_invstd[c] = float(invstd);
+    invstd_d[size_t(c)] = invstd;
+    const double m = double(s.momentum);
+    running_mean[c] = float((1.0 - m) * double(running_mean[c]) + m * m_c);
+    running_var[c] = float((1.0 - m) * double(running_var[c]) + m * sq / (M - 1));
+  }
+#pragma omp parallel for schedule(static) if (worth_threading(N * C * HW, kParallelMin))
+  for (int64_t p = 0; p < N * C; ++p) {
+    const int64_t c = p % C;
+    const float fm = save_mean[c], scale = float(double(gamma[c]) * invstd_d[size_t(c)]), b = beta[c];
+    const float* xp = x + p * HW;
+    float* yp = y + p * HW;
+#pragma omp simd
+    for (int64_t i = 0; i < HW; ++i) yp[i] = (xp[i] - fm) * scale + b;
+  }
+}
+
+void batchnorm_backward_sync_cpu(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+                                 const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
+                                 float* dbeta, const BnSum& sum) {
+  check_batchnorm_shape(s);
+  const int64_t N = s.N, C = s.C, HW = s.HW;
+  std::vector<double> sums(size_t(2 * C + 1), 0.0);  // sum dy, sum dy (x - mean) per channel, count
+#pragma omp parallel for schedule(static) if (C > 1 && worth_threading(N * C * HW, kParallelMin))
+  for (int64_t c = 0; c < C; ++c) {
+    double sdy = 0, sdy_xmu = 0;
+    dy_sums(s, x, dy, c, save_mean[c], sdy, sdy_xmu);
+    sums[size_t(c)] = sdy, sums[size_t(C + c)] = sdy_xmu;
+    dbeta[c] = float(sdy);  // this process's share
+    dgamma[c] = float(sdy_xmu * double(save_invstd[c]));
+  }
+  sums[size_t(2 * C)] = double(N * HW);
+  sum(sums.data(), int64_t(sums.size()));
+  const double M = sums[size_t(2 * C)];
+#pragma omp parallel for schedule(static) if (worth_threading(N * C * HW, kParallelMin))
+  for (int64_t p = 0; p < N * C; ++p) {
+    const int64_t c = p % C;
+    const float mean = save_mean[c], invstd = save_invstd[c];
+    const float k = float(double(gamma[c]) * double(invstd));
+    const float mean_dy = float(sums[size_t(c)] / M);
+    const float kx = float(sums[size_t(C + c)] * double(invstd) * double(invstd) / M);
+    const float* xp = x + p * HW;
+    const float* dyp = dy + p * HW;
+    float* dxp = dx + p * HW;
+#pragma omp simd
+    for (int64_t i = 0; i < HW; ++i) dxp[i] = k * ((dyp[i] - mean_dy) - (xp[i] - mean) * kx);
   }
 }
 

@@ -2,6 +2,8 @@
 // batch variance and updates running stats with momentum and the unbiased variance; eval mode uses the
 // running stats. Checked by tests/ops/test_batchnorm.cpp.
 #pragma once
+#include <cstdint>
+#include <functional>
 #include <string>
 
 namespace rf {
@@ -36,6 +38,20 @@ void batchnorm_forward_eval_cpu(const BatchNormShape& s, const float* x, const f
 void batchnorm_backward_cpu(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                             const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
                             float* dbeta);
+
+// Synchronised BN (data-parallel training, --sync-bn): the batch is spread over processes and `sum` adds a
+// per-channel double buffer over all of them in place (host/core/comm.h allreduce_sum). Forward: mean and biased
+// variance over the global batch (two sums: the mean, then the squares about it), running stats updated with the
+// global count. Backward: dx from the global sums of dy and dy (x - mean); dgamma, dbeta are this
+// process's share (the trainer's gradient all-reduce adds the shares). With one process these equal the plain
+// ops up to float summation order. Checked by tests/training/mpi_train.sh (2 ranks against 1).
+using BnSum = std::function<void(double*, int64_t)>;
+void batchnorm_forward_train_sync_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
+                                      float* y, float* save_mean, float* save_invstd, float* running_mean,
+                                      float* running_var, const BnSum& sum);
+void batchnorm_backward_sync_cpu(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+                                 const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
+                                 float* dbeta, const BnSum& sum);
 
 // Eval-mode epilogue of a conv, fused into one pass (inference only):
 //   y[n, o] = act((z[n, c] - mean[o]) * scale[o] + beta[o] (+ res[n, o])),  scale = gamma / sqrt(var + eps)

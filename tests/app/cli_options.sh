@@ -63,6 +63,11 @@ expect_refused "--warmup 3 (expected 0..1, at most --epochs)" "$R" "${T[@]}" --w
 expect_refused "--throughput-batches" "$R" bench classify --throughput-batches 65536 -o c1
 expect_refused "--throughput-batches" "$R" bench detect --throughput-batches 4096 -o d1
 expect_refused "--latency-reps" "$R" bench classify --latency-reps 0 -o c2
+# --shard I/N (suites/runs.h) and reframe merge (suites/merge.h): refused before any work.
+expect_refused "I = 2 is not a part of 2" "$R" bench classify --shard 2/2 -o c4
+expect_refused "expected I/N in decimal digits" "$R" bench segment --shard 1 -o c4
+expect_refused "N = 0" "$R" bench detect --shard 0/0 -o c4
+expect_refused "merge: nope.json: cannot open" "$R" merge nope.json -o merged.json
 expect_refused "--seeds" "$R" bench classify --seeds 0 -o c3
 expect_refused "--threads" "$R" --threads 100000 models
 expect_refused "--synthetic-train" "$R" "${T[@]}" --synthetic-train 5

@@ -115,6 +115,12 @@ TEST(Gate, ExtractsEveryKindOfFigure) {
   EXPECT_NEAR(by["ratio/BM_forward/nl-resnet18-dw_over_resnet18/N=8/32x32"].value, 2.5, 1e-9);
 }
 
+TEST(Gate, APartOfAShardedRunIsRefused) {
+  json part = suite_doc();
+  part["shard"] = {{"index", 1}, {"count", 2}};
+  rf::testing::expect_error([&] { (void)extract(part, "part1.json"); }, {"part1.json", "--shard", "reframe merge"});
+}
+
 TEST(Gate, UnchangedRunPasses) {
   auto base = figures(suite_doc(), bench_doc());
   auto rows = compare(base, figures(suite_doc(), bench_doc()), Options{});

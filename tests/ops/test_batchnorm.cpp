@@ -292,3 +292,33 @@ TEST(BatchNormEpilogue, MatchesReferenceChain) {
         EXPECT_TRUE(rf::testing::all_close(got, ref, 1e-5, 1e-5, "epilogue"));
       }
 }
+
+// Synchronised BN (--sync-bn) in a world of one process (the sum adds nothing): the plain train ops' results up to
+// float rounding. Two ranks against one: tests/training/mpi_train.sh.
+TEST(BatchNorm, SyncOpsInOneProcessMatchPlainOps) {
+  const BnSum none = [](double*, int64_t) {};
+  for (const auto& s : sweep()) {
+    if (s.N * s.HW == 1) continue;
+    SCOPED_TRACE(s.str());
+    const uint32_t seed = 301 + s.N * 7 + s.C * 13 + s.HW;
+    Inputs in(s, seed), in2(s, seed);
+    const size_t n = numel(s);
+    std::vector<float> y(n), y2(n), mean(s.C), mean2(s.C), invstd(s.C), invstd2(s.C);
+    batchnorm_forward_train_cpu(s, in.x.data(), in.gamma.data(), in.beta.data(), y.data(), mean.data(),
+                                invstd.data(), in.rm.data(), in.rv.data());
+    batchnorm_forward_train_sync_cpu(s, in2.x.data(), in2.gamma.data(), in2.beta.data(), y2.data(), mean2.data(),
+                                     invstd2.data(), in2.rm.data(), in2.rv.data(), none);
+    EXPECT_TRUE(all_close(y2, y, 1e-5, 1e-5, "y"));
+    EXPECT_TRUE(all_close(in2.rm, in.rm, 1e-6, 1e-6, "running mean"));
+    EXPECT_TRUE(all_close(in2.rv, in.rv, 1e-5, 1e-5, "running var"));
+    const auto dy = random_vec<float>(n, seed + 9);
+    std::vector<float> dx(n), dx2(n), dg(s.C), dg2(s.C), db(s.C), db2(s.C);
+    batchnorm_backward_cpu(s, in.x.data(), dy.data(), in.gamma.data(), mean.data(), invstd.data(), dx.data(),
+                           dg.data(), db.data());
+    batchnorm_backward_sync_cpu(s, in.x.data(), dy.data(), in.gamma.data(), mean.data(), invstd.data(), dx2.data(),
+                                dg2.data(), db2.data(), none);
+    EXPECT_TRUE(all_close(dx2, dx, 1e-6, 1e-6, "dx"));
+    EXPECT_TRUE(all_close(dg2, dg, 1e-6, 1e-6, "dgamma"));
+    EXPECT_TRUE(all_close(db2, db, 1e-6, 1e-6, "dbeta"));
+  }
+}
