@@ -75,7 +75,7 @@ for cfg in "${SEEDED[@]}"; do
   "${X[@]}" pack -m "$cfg" -o "$p" >/dev/null
   "${X[@]}" inspect "$p" --no-tensors --seeded-hashes >"$W/x86/seeded$i.txt"
   "${A[@]}" inspect "$p" --no-tensors --seeded-hashes >"$W/arm/seeded$i.txt"
-  n=$(grep -c ' xxh64 0x' "$W/x86/seeded$i.txt" || true)
+  n=$(grep -c 'seeded.weight .* xxh64 0x' "$W/x86/seeded$i.txt" || true)
   if [ "$n" -gt 0 ] && cmp -s "$W/x86/seeded$i.txt" "$W/arm/seeded$i.txt"; then
     pass "a. $cfg: $n NL modules' regenerated weights bit-identical (XXH64 per layer)"
   else
