@@ -28,7 +28,7 @@ DATA=${RF_SHARED_DATASETS:-../shared/datasets}
 CIFAR="$DATA/cifar10-jpg.tar.zst"
 [ -f "$CIFAR" ] || { echo "check-arm64: $CIFAR not found (set RF_SHARED_DATASETS to the folder holding it)" >&2; exit 2; }
 
-bash scripts/setup.sh | grep -v '^setup: all' || true
+bash scripts/setup.sh  # the arm64 block: cross compiler, qemu, :arm64 libraries
 command -v qemu-aarch64-static >/dev/null || { echo "check-arm64: qemu-aarch64-static missing" >&2; exit 2; }
 LAUNCH=()
 command -v ccache >/dev/null && LAUNCH=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
