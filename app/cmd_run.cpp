@@ -29,7 +29,7 @@ namespace rf {
 namespace {
 
 struct RunOptions {
-  std::string path, base, input, reference;
+  std::string path, base, input, reference, output;
   int batch = 1, reps = 20, warmup = 2, size = 0;  // size 0: 32 for the cifar stem, 224 for the large one
   uint64_t seed = 7;
   bool json = false;
@@ -44,17 +44,9 @@ double max_rss_mib() {
   return double(u.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
-// The package a command runs on: a full package, or a delta rebuilt on its base. *sent: the bytes of PATH.
-Package read_full(const std::string& path, const std::string& base, uint64_t* sent) {
-  Package p = read_package(path);
-  *sent = p.file_bytes;
-  if (base.empty()) return p;
-  Package b = read_package(base);
-  return apply_delta(b, p, base, path);
-}
-
 int cmd_run(const RunOptions& o) {
   RF_CHECK(o.batch >= 1 && o.reps >= 1 && o.warmup >= 0, "run: --batch and --reps must be >= 1, --warmup >= 0");
+  if (!o.output.empty()) check_output_file(o.output, "--output");
   const auto t_read = Clock::now();
   uint64_t sent = 0;
   Package p = read_full(o.path, o.base, &sent);
@@ -138,11 +130,16 @@ int cmd_run(const RunOptions& o) {
   }
   std::vector<int64_t> top1;
   top1.reserve(size_t(n_images));
+  std::vector<uint8_t> outputs;  // --output: every image's raw network output, in input order
   double max_diff = -1, mean_diff = -1, diff_sum = 0, diff_count = 0;
   for (int64_t first = 0; first < n_images;) {
     Tensor xb = first == 0 ? x : read_batch(first, std::min<int64_t>(o.batch, n_images - first));
     Tensor lb = first == 0 ? logits : m->forward(xb, false);
     const int64_t nb = xb.size(0), K = lb.size(1);
+    if (!o.output.empty()) {
+      const auto* b = reinterpret_cast<const uint8_t*>(lb.f32());
+      outputs.insert(outputs.end(), b, b + lb.numel() * int64_t(sizeof(float)));
+    }
     for (int64_t n = 0; n < nb; ++n) {
       const float* l = lb.f32() + n * K;
       top1.push_back(std::max_element(l, l + K) - l);
@@ -160,6 +157,7 @@ int cmd_run(const RunOptions& o) {
     first += nb;
   }
   if (r) mean_diff = diff_sum / diff_count;
+  if (!o.output.empty()) write_file_atomic(o.output, outputs);
   const double rss = max_rss_mib();
   if (o.json) {
     nlohmann::json j = {{"schema", "reframe.run/1"},
@@ -245,6 +243,9 @@ void add_run_command(CLI::App& app, Commands& out) {
   c->add_option("--warmup", o->warmup, "untimed repetitions first")->check(CLI::Range(0, 1000));
   c->add_option("--seed", o->seed, "seed of the synthetic input")->check(seed_value());
   c->add_option("--reference", o->reference, "also run this package and report the logit difference");
+  c->add_option("--output", o->output, "write the network's raw outputs of every image (float32, the output shape "
+                                       "per image, in input order) to this file (what tests/export compares ONNX "
+                                       "Runtime against)");
   c->add_flag("--json", o->json, "emit JSON (schema reframe.run/1)");
 }
 

@@ -42,6 +42,7 @@ void add_inspect_command(CLI::App& app, Commands& out);  // app/cmd_inspect.cpp
 void add_run_command(CLI::App& app, Commands& out);      // app/cmd_run.cpp
 void add_predict_command(CLI::App& app, Commands& out);  // app/cmd_predict.cpp
 void add_apply_command(CLI::App& app, Commands& out);    // app/cmd_apply.cpp
+void add_export_command(CLI::App& app, Commands& out);   // app/cmd_export.cpp
 // `bench classify|detect|segment` (app/cmd_bench.cpp); command_line is recorded in the results.
 void add_bench_command(CLI::App& app, Commands& out, const std::string& command_line);
 void add_train_command(CLI::App& app, Commands& out);    // app/cmd_train.cpp

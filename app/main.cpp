@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   rf::add_predict_command(app, commands);
   rf::add_apply_command(app, commands);
 #ifndef RF_DEVICE_ONLY  // reframe-device (CMakeLists.txt): the device commands above only
+  rf::add_export_command(app, commands);
   rf::add_bench_command(app, commands, command_line);
   rf::add_train_command(app, commands);
   rf::add_eval_command(app, commands);

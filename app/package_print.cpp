@@ -3,7 +3,7 @@
 
 #include <fmt/format.h>
 
-#include "host/package/package.h"
+#include "host/package/model_package.h"
 
 namespace rf {
 
@@ -28,6 +28,14 @@ std::string flags_str(uint32_t f) {
   add(kPkgBnFolded, "bn_folded");
   add(kPkgMaterialized, "materialized");
   return s.empty() ? "none" : s;
+}
+
+Package read_full(const std::string& path, const std::string& base, uint64_t* sent) {
+  Package p = read_package(path);
+  *sent = p.file_bytes;
+  if (base.empty()) return p;
+  Package b = read_package(base);
+  return apply_delta(b, p, base, path);
 }
 
 }  // namespace rf

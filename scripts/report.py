@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from reframe_report.load import InputError, load_inputs, warn  # noqa: E402
 from reframe_report.output import Writer  # noqa: E402
+from reframe_report.peers import PEER_COLS, peer_rows  # noqa: E402
 from reframe_report.plots import make_plots  # noqa: E402
 from reframe_report.summary import summary  # noqa: E402
 from reframe_report.tables import bench_points, bench_rows, layer_rows, per_class_rows, run_rows, \
@@ -37,12 +38,13 @@ def main(argv):
     ap.add_argument("inputs", nargs="+", help="result JSON files or folders of them")
     args = ap.parse_args(argv)
     try:
-        suites, layer_docs, benches = load_inputs(args.inputs)
+        peers = []
+        suites, layer_docs, benches = load_inputs(args.inputs, peers)
     except InputError as e:
         return error(e)
-    if not (suites or layer_docs or benches):
+    if not (suites or layer_docs or benches or peers):
         return error("no usable input (expected reframe.classify/detect/segment results, "
-                     "`reframe models --json --layers` output or Google Benchmark JSON)")
+                     "`reframe models --json --layers` output, Google Benchmark JSON or scripts/peers.py JSON)")
     try:
         w = Writer(args.out)
     except OSError as e:
@@ -66,10 +68,14 @@ def main(argv):
                              "learnable", "seeded", "state", "macs", "pool_reads", "act_bytes"], lrows)
     if benches:
         w.csv("benchmarks.csv", bcols, brows)
-    figs = make_plots(w, suites, lmodels, bpoints, pc_rows)
+    prows = peer_rows(peers)
+    if peers:
+        w.csv("peers.csv", PEER_COLS, prows)
+    figs = make_plots(w, suites, lmodels, bpoints, pc_rows, prows)
     cmd = " ".join([os.path.basename(sys.argv[0])] + list(argv))
     d, title = summary(cmd, suites, mrows, pc_rows, lmodels, bpoints, figs,
-                       [s["path"] for s in suites] + [x["path"] for x in layer_docs] + [b["path"] for b in benches])
+                       [s["path"] for s in suites] + [x["path"] for x in layer_docs] + [b["path"] for b in benches]
+                       + [p["path"] for p in peers], peers, prows)
     w.text("summary.md", d.markdown())
     w.text("summary.html", d.html(title))
     for f in w.written:

@@ -10,6 +10,9 @@ PKGS=(build-essential cmake ninja-build pkg-config git  # git: the revision in e
       libjpeg62-turbo-dev libpng-dev libzstd-dev zstd python3
       libtinyxml2-dev python3-matplotlib python3-numpy  # VOC XML; scripts/report.py plots
       clang libclang-rt-14-dev libomp-14-dev)  # clang + libFuzzer/ASan runtimes + its omp.h: scripts/fuzz.sh
+# ONNX export (`reframe export --onnx`, host/export/): libonnx-dev (1.12) has the ONNX protobuf classes and the C++
+# checker, built on libprotobuf-dev; python3-venv makes the virtual environment below (ONNX Runtime checks, peers).
+PKGS+=(libonnx-dev libprotobuf-dev python3-venv)
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -40,9 +43,45 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PKGS[@]} packages present"
-  exit 0
+else
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# ---- ONNX: the Python virtual environment of the ONNX Runtime check (tests/export/) and scripts/peers.py --------
+# .venv/ in the repository (git-ignored), made with Debian's python3, every package pinned (the direct ones and
+# everything they pull in), from PyPI only. Skipped when the venv already has exactly these versions (1-2 s); a
+# fresh machine downloads about 70 MB of wheels (370 MB installed): 30 s here, 90 s on a busy 2-core machine
+# without pip's cache. RF_NO_VENV=1 skips it (then the ONNX Runtime test skips with a message).
+VENV_PINS=(onnx==1.19.1 onnxruntime==1.23.2 numpy==1.26.4 pillow==11.3.0)  # pillow: real JPEGs in the test
+VENV_DEPS=(coloredlogs==15.0.1 flatbuffers==25.12.19 humanfriendly==10.0 ml_dtypes==0.5.4 mpmath==1.3.0
+           packaging==26.4 protobuf==7.36.2 sympy==1.14.0 typing_extensions==4.16.0)  # what the pins pull in
+VENV="$(cd "$(dirname "$0")/.." && pwd)/.venv"
+# venv_has: every pin is in the venv's `pip freeze` (names compared case-insensitively, - and _ alike).
+venv_has() {
+  [ -x "$VENV/bin/python" ] || return 1
+  local have
+  have=$("$VENV/bin/python" -m pip freeze --all 2>/dev/null | tr 'A-Z_' 'a-z-') || return 1
+  local p
+  for p in "${VENV_PINS[@]}" "${VENV_DEPS[@]}"; do
+    grep -qxF "$(echo "$p" | tr 'A-Z_' 'a-z-')" <<<"$have" || return 1
+  done
+}
+if [ "${RF_NO_VENV:-0}" = 1 ]; then
+  echo "setup: RF_NO_VENV=1: no Python venv (the ONNX Runtime checks will skip)"
+elif venv_has; then
+  echo "setup: venv $VENV has ${VENV_PINS[*]}"
+else
+  echo "setup: making the venv $VENV (${VENV_PINS[*]}) from PyPI"
+  /usr/bin/python3 -m venv "$VENV"
+  # PyPI only: no local wheel folders (PIP_FIND_LINKS), wheels only (nothing is compiled here).
+  if ! PIP_FIND_LINKS="" "$VENV/bin/python" -m pip install -q --disable-pip-version-check --only-binary :all: \
+       "${VENV_PINS[@]}" "${VENV_DEPS[@]}"; then
+    echo "setup: ERROR: pip could not install ${VENV_PINS[*]} into $VENV from PyPI (is pypi.org reachable?)." >&2
+    echo "setup: set RF_NO_VENV=1 to go on without it (the ONNX Runtime checks then skip)." >&2
+    exit 1
+  fi
+  venv_has || { echo "setup: ERROR: $VENV lacks some pins after pip install" >&2; exit 1; }
+fi

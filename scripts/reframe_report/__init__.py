@@ -6,6 +6,7 @@ tables   the rows of models.csv, metrics_per_class.csv, runs.csv, layers.csv and
 output   the Writer: every output file written atomically into the output folder
 plots    the PNG + SVG figures (matplotlib, optional)
 summary  summary.md and summary.html
+peers    scripts/peers.py's JSON: peers.csv, the peers plot and the ratio table
 
 Checked by tests/report/test_report.sh (fixtures in tests/report/fixtures/).
 """

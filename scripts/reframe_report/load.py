@@ -150,7 +150,9 @@ def expand_inputs(paths):
     return files
 
 
-def load_inputs(paths):
+def load_inputs(paths, peers=None):
+    """(suites, layer_docs, benches); scripts/peers.py's JSON (reframe.peers) goes into the list peers when given,
+    and is skipped with a warning otherwise."""
     suites, layer_docs, benches = [], [], []
     for path in expand_inputs(paths):
         try:
@@ -172,6 +174,10 @@ def load_inputs(paths):
         elif base == "reframe.models":
             check_models(doc, path)
             layer_docs.append({"path": path, "doc": doc})
+        elif base == "reframe.peers" and peers is not None:
+            from .peers import check_peers  # peers.py imports this module
+            check_peers(doc, path)
+            peers.append({"path": path, "doc": doc})
         elif "benchmarks" in doc and "context" in doc:
             check_gbench(doc, path)
             benches.append({"path": path, "doc": doc})

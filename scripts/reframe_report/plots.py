@@ -11,6 +11,7 @@ import os
 import re
 
 from .load import BASELINE, MAIN_METRIC, METRIC_LABEL, MODEL_BENCH_RE, PRECISIONS, is_num, unique, warn
+from .peers import plot_peers
 from .tables import layer_group, per_class_groups, precision_metric
 
 PREC_MARKER = {"f32": "o", "f16": "s", "i8": "^"}
@@ -355,7 +356,7 @@ def subtitle_of(suites):
     return clip("; ".join(out), 160)
 
 
-def make_plots(w, suites, lmodels, bpoints, pc_rows):
+def make_plots(w, suites, lmodels, bpoints, pc_rows, prows=()):
     """The PNG/SVG figures; returns a list of (caption, basename) for the summary, or None without matplotlib."""
     try:
         import matplotlib
@@ -372,6 +373,7 @@ def make_plots(w, suites, lmodels, bpoints, pc_rows):
     for s in suites:
         names += [m["model"] for m in s["doc"]["models"]]
     names += [lm["model"] for lm in lmodels] + [r["model"] for r in bpoints if r["model"]]
+    names += [r["engine"] for r in prows]  # peers: one colour per engine
     pl = Plotter(plt, np, names)
     figs = []
     scored = [s for s in suites if s["task"] in MAIN_METRIC]
@@ -382,6 +384,8 @@ def make_plots(w, suites, lmodels, bpoints, pc_rows):
         figs.append(("Main metric vs MACs per image", "accuracy_vs_macs"))
     if pl.throughput(w, suites, bpoints):
         figs.append(("Throughput vs batch size", "throughput_vs_batch"))
+    if prows and plot_peers(pl, w, prows):
+        figs.append(("Engines on the same models (scripts/peers.py)", "peers_throughput"))
     if lmodels:
         pl.layer_costs(w, lmodels)
         figs.append(("Per-layer costs by layer group", "layer_costs"))

@@ -12,6 +12,7 @@ import html
 
 from .load import BASELINE, MAIN_METRIC, METRIC_LABEL, PRECISIONS, PREC_SUFFIX, is_metric, is_num, metric_names, \
     unique
+from .peers import peers_section
 from .tables import BENCH_FIXED_COLS, BENCH_TAIL_COLS, baseline_of, per_class_groups, shape_str
 
 # Metrics that time the run rather than score the model: kept in CSV, left out of the quality columns.
@@ -143,7 +144,7 @@ def quality_metrics(suite):
     return names
 
 
-def summary(args_cmd, suites, mrows, pc_rows, lmodels, bpoints, figs, files):
+def summary(args_cmd, suites, mrows, pc_rows, lmodels, bpoints, figs, files, peers=(), prows=()):
     """The summary's Doc and title. mrows, pc_rows: models.csv and metrics_per_class.csv rows; lmodels: the
     per-model layer lists; bpoints: one row per benchmark; figs: (caption, basename) of the plots, or None when
     matplotlib is missing; files: the inputs read."""
@@ -157,6 +158,7 @@ def summary(args_cmd, suites, mrows, pc_rows, lmodels, bpoints, figs, files):
     if lmodels:
         accounting_section(d, lmodels)
     bench_section(d, bpoints)
+    peers_section(d, peers, prows)
     if figs:
         d.h(2, "Plots")
         for cap, base in figs:

@@ -3,7 +3,7 @@
 lower layer into a higher one, or between two folders of the same layer that must not know each other.
 
 The layers, lowest first (README, "Layout"):
-  engine     host/core < host/ops < cuda < host/models, host/eval < host/package
+  engine     host/core < host/ops < cuda < host/models, host/eval < host/package < host/export
   datasets   datasets/
   training   training/
   suites     suites/, gate/      (the gate reads results JSON; it knows nothing of the suites, nor they of it)
@@ -27,6 +27,7 @@ RANKS = [
     ["cuda"],
     ["host/models", "host/eval"],
     ["host/package"],
+    ["host/export"],
     ["datasets"],
     ["training"],
     ["suites", "gate"],
