@@ -16,7 +16,11 @@
 #include "training/provenance.h"
 
 int main(int argc, char** argv) {
+#ifdef RF_DEVICE_ONLY
+  CLI::App app{"reframe-device: the device side of reframe (inspect, run, predict, apply a model package)"};
+#else
   CLI::App app{"reframe: benchmarks for ReFrame's seeded (non-learnable) ResNets against ResNet-18"};
+#endif
   app.require_subcommand(1);
   app.set_version_flag("--version", [] { return rf::version_text(); },
                        "version, git revision, compiler, SIMD level, CUDA/cuDNN/MPI, oneDNN version");
