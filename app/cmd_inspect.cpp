@@ -1,5 +1,7 @@
 // `reframe inspect`: a package verified, its header, metadata, tensors and byte breakdown printed (or as JSON,
-// schema reframe.package/1). Strings from the file are printed escaped. Covered by tests/package/cli_package.sh.
+// schema reframe.package/1). Strings from the file are printed escaped. --seeded-hashes builds the model and
+// hashes each NL module's regenerated weights: the same bits on every build and architecture
+// (scripts/check-arm64.sh compares the x86 and ARM builds' lists). Covered by tests/package/cli_package.sh.
 #include <memory>
 
 #include <CLI/CLI.hpp>
@@ -9,8 +11,11 @@
 #include "app/commands.h"
 #include "app/package_print.h"
 #include "app/predict.h"
+#include "host/core/check.h"
 #include "host/core/printable.h"
+#include "host/models/layers.h"
 #include "host/package/model_package.h"
+#include "host/package/xxhash64.h"
 #include "training/outputs.h"
 
 namespace rf {
@@ -19,8 +24,24 @@ namespace {
 
 struct InspectOptions {
   std::string path;
-  bool json = false, no_tensors = false;
+  bool json = false, no_tensors = false, seeded_hashes = false;
 };
+
+// --seeded-hashes: the model the package describes, its seeded weights regenerated from the seeds (also when the
+// package stores them), one row per NL module: parameter name, seed, values, XXH64 of the fp32 bits.
+nlohmann::json seeded_hashes(const Package& p, const std::string& path) {
+  RF_CHECK(!p.has(kPkgDelta), "{}: --seeded-hashes needs a full package, not a delta (rebuild it with `apply`)",
+           path);
+  std::unique_ptr<Model> m = load_model(p, path);
+  m->regenerate_seeded();
+  nlohmann::json rows = nlohmann::json::array();
+  for (NLModule* nl : m->nl_modules()) {
+    const Tensor& w = nl->seeded_weight.value;
+    rows.push_back({{"name", nl->seeded_weight.name}, {"seed", nl->seeded_spec().seed}, {"numel", w.numel()},
+                    {"xxh64", hex64(xxhash64(w.f32(), sizeof(float) * size_t(w.numel())))}});
+  }
+  return rows;
+}
 
 int cmd_inspect(const InspectOptions& o) {
   Package p = read_package(o.path);
@@ -77,6 +98,7 @@ int cmd_inspect(const InspectOptions& o) {
       j["base_payload_hash"] = hex64(p.base_payload_hash);
       j["target_payload_hash"] = hex64(p.target_payload_hash);
     }
+    if (o.seeded_hashes) j["seeded_hashes"] = seeded_hashes(p, o.path);
     fmt::print("{}\n", json_text(j));  // invalid UTF-8 in a package's strings repaired, not thrown
     return 0;
   }
@@ -131,6 +153,13 @@ int cmd_inspect(const InspectOptions& o) {
              p.has(kPkgZstd) ? fmt::format(" (zstd: {:.1f}% of raw)", 100.0 * double(b.file) / total) : "");
   fmt::print("  values: learnable {}, BN state {}, seeded stored {}, seeded from seeds {}\n", thousands(v_learn),
              thousands(v_state), thousands(v_seeded), seeded_by_seeds < 0 ? "?" : thousands(uint64_t(seeded_by_seeds)));
+  if (o.seeded_hashes) {
+    const nlohmann::json rows = seeded_hashes(p, o.path);
+    fmt::print("  seeded weights regenerated from the seeds, xxh64 of the fp32 bits ({} NL modules):\n", rows.size());
+    for (const nlohmann::json& r : rows)
+      fmt::print("    {:<36} seed {:<20} {:>9} values  xxh64 {}\n", printable(r["name"].get<std::string>()),
+                 r["seed"].get<uint64_t>(), r["numel"].get<int64_t>(), r["xxh64"].get<std::string>());
+  }
   return 0;
 }
 
@@ -142,6 +171,8 @@ void add_inspect_command(CLI::App& app, Commands& out) {
   c->add_option("package", o->path, "package file")->required();
   c->add_flag("--json", o->json, "emit JSON (schema reframe.package/1)");
   c->add_flag("--no-tensors", o->no_tensors, "omit the tensor list");
+  c->add_flag("--seeded-hashes", o->seeded_hashes, "build the model and print the XXH64 of each NL module's "
+                                                   "regenerated seeded weights (equal on every architecture)");
 }
 
 }  // namespace rf

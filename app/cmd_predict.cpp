@@ -23,9 +23,9 @@
 #include "app/options.h"
 #include "app/predict.h"
 #include "datasets/image_folder.h"
+#include "host/eval/decode.h"
 #include "host/eval/det_metrics.h"
 #include "host/package/model_package.h"
-#include "suites/dense.h"
 
 namespace rf {
 

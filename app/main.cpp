@@ -1,5 +1,6 @@
 // reframe: the command-line entry point: the version, the global options, every command (one file each,
-// app/cmd_<name>.cpp, registered below in the order --help lists them) and the one error handler. Every error
+// app/cmd_<name>.cpp, registered below in the order --help lists them; `reframe-device`, built with
+// RF_DEVICE_ONLY, registers the device commands only) and the one error handler. Every error
 // is printed as one line naming what was wrong; exit 1. Covered by tests/app/cli_options.sh.
 #include <fcntl.h>
 #include <unistd.h>
@@ -45,7 +46,11 @@ int fail(const std::string& message) {
 int main(int argc, char** argv) {
   rf::comm::init(&argc, &argv);  // MPI only under mpirun (host/core/comm.h)
   quiet_other_ranks();
+#ifdef RF_DEVICE_ONLY
+  CLI::App app{"reframe-device: the device side of reframe (inspect, run, predict, apply a model package)"};
+#else
   CLI::App app{"reframe: benchmarks for ReFrame's seeded (non-learnable) ResNets against ResNet-18"};
+#endif
   app.require_subcommand(1);
   app.set_version_flag("--version", [] { return rf::version_text(); },
                        "version, git revision, compiler, SIMD level, CUDA/cuDNN/MPI, oneDNN version");
@@ -61,12 +66,15 @@ int main(int argc, char** argv) {
   std::string command_line;  // recorded in the suites' results
   for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
   rf::Commands commands;
+#ifndef RF_DEVICE_ONLY
   rf::add_models_command(app, commands);
   rf::add_pack_command(app, commands);
+#endif
   rf::add_inspect_command(app, commands);
   rf::add_run_command(app, commands);
   rf::add_predict_command(app, commands);
   rf::add_apply_command(app, commands);
+#ifndef RF_DEVICE_ONLY  // reframe-device (CMakeLists.txt): the device commands above only
   rf::add_export_command(app, commands);
   rf::add_bench_command(app, commands, command_line);
   rf::add_train_command(app, commands);
@@ -74,6 +82,7 @@ int main(int argc, char** argv) {
   rf::add_gate_command(app, commands);
   rf::add_report_command(app, commands);
   rf::add_merge_command(app, commands);
+#endif
 
   try {
     app.parse(argc, argv);

@@ -2,7 +2,8 @@
 # Proves the README's test command on a fresh Debian 12 machine: a minimal bookworm root (debootstrap
 # --variant=minbase, cached under $RF_FRESH_CACHE and rebuilt when missing), a fresh copy of it per run, the
 # commit under test cloned into it, and `bash scripts/test.sh` (set-up, build, CTest, fuzzing) run inside with
-# chroot. A package that only a developer's machine has (installed by hand) makes this fail.
+# chroot, then `bash scripts/check-arm64.sh` (the ARM64 device build under qemu). A package that only a
+# developer's machine has (installed by hand) makes this fail.
 #   scripts/check-fresh-machine.sh            test command in a fresh root (what .ci/run calls)
 #   scripts/check-fresh-machine.sh --main-job also the main-job command (bash scripts/run.sh; ~15 min more)
 #   scripts/check-fresh-machine.sh --main-job-only   the main-job command alone (it sets up and builds too)
@@ -117,6 +118,11 @@ if [ "$TEST_CMD" = 1 ]; then
   stamp "bash scripts/test.sh in the fresh root (commit $REV)"
   run_in_root "bash scripts/test.sh"
   stamp "test command passed in the fresh root"
+  # The device side cross-built for ARM64 and run under qemu against the x86 build test.sh left (issue 16): here
+  # once per CI, not in test.sh. Its packages came with test.sh's set-up.
+  stamp "bash scripts/check-arm64.sh in the fresh root"
+  run_in_root "bash scripts/check-arm64.sh"
+  stamp "ARM64 check passed in the fresh root"
 fi
 if [ "$MAIN_JOB" = 1 ]; then
   stamp "bash scripts/run.sh in the fresh root (commit $REV)"

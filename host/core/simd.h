@@ -1,5 +1,5 @@
 // The host kernels' SIMD vocabulary: one lane type, Lanes (kLanes floats: one native vector register, 16 on
-// AVX-512, 8 on AVX2 + FMA, 4 elsewhere, as a GCC/Clang vector type, so `+`, `*`, `>` and `?:` work lane by
+// AVX-512, 8 on AVX2 + FMA, 4 on NEON and elsewhere, as a GCC/Clang vector type, so `+`, `*`, `>` and `?:` work lane by
 // lane), and the few operations the conv and pool kernels build on. vfma is one fused multiply-add per lane
 // where the ISA has it (the intrinsic: explicit, not a contraction, which -ffp-contract=off forbids) and
 // c + a*b rounded twice elsewhere, as the conv kernels always computed it. Used by host/ops/conv_*.cpp and
@@ -12,6 +12,8 @@
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
 #endif
 
 namespace rf::simd {
@@ -61,6 +63,18 @@ inline float vhsum(Lanes a) {
   return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
 }
 inline Lanes even_lanes(Lanes lo, Lanes hi) { return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14); }
+#elif defined(__ARM_NEON)
+// ARMv8-A (AArch64: Raspberry Pi 4/5, Jetson; cmake/aarch64-linux-gnu.cmake): 4 lanes, one 128-bit NEON register.
+// The GCC vector type is a NEON register already; what the portable path below lacks is the fused multiply-add,
+// which every ARMv8-A core has (FMLA): one rounding, like the AVX paths.
+inline Lanes vzero() { return Lanes{}; }
+inline Lanes vset1(float a) { return Lanes(vdupq_n_f32(a)); }
+inline Lanes vload(const float* p) { return Lanes(vld1q_f32(p)); }
+inline void vstore(float* p, Lanes a) { vst1q_f32(p, float32x4_t(a)); }
+inline Lanes vfma(Lanes a, Lanes b, Lanes c) { return Lanes(vfmaq_f32(float32x4_t(c), float32x4_t(a), float32x4_t(b))); }
+inline Lanes vrelu(Lanes a) { return Lanes(vmaxq_f32(float32x4_t(a), vdupq_n_f32(0.f))); }
+inline float vhsum(Lanes a) { return (a[0] + a[1]) + (a[2] + a[3]); }
+inline Lanes even_lanes(Lanes lo, Lanes hi) { return __builtin_shufflevector(lo, hi, 0, 2, 4, 6); }
 #else
 inline Lanes vzero() { return Lanes{}; }
 inline Lanes vset1(float a) { return Lanes{a, a, a, a}; }

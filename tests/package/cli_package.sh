@@ -23,6 +23,19 @@ expect_error() {  # expect_error NEEDLE CMD...: exit status 1 and NEEDLE in stde
 "$R" inspect --json dw.rfpk > dw.json || fail "inspect"
 grep -q '"learnable": 1107786' dw.json || fail "inspect --json: learnable count is not MODELS.md's 1,107,786"
 grep -q '"seeded_from_seeds": 30528' dw.json || fail "inspect --json: seeded count is not 30,528"
+# --seeded-hashes: one XXH64 per NL module of the regenerated weights (scripts/check-arm64.sh compares them across
+# architectures), the same from any package of the same seeds; the first layer's pinned guards the bits.
+"$R" inspect --json --seeded-hashes dw.rfpk > dw_seeded.json || fail "inspect --seeded-hashes"
+"$R" inspect --json --seeded-hashes dw_i8.rfpk > dw_i8_seeded.json || fail "inspect --seeded-hashes int8"
+python3 -c "
+import json
+a, b = (json.load(open(f))['seeded_hashes'] for f in ('dw_seeded.json', 'dw_i8_seeded.json'))
+assert len(a) == 16 and sum(r['numel'] for r in a) == 30528, (len(a), sum(r['numel'] for r in a))
+assert a == b, 'int8 + zstd package regenerates other seeded weights'
+assert a[0] == {'name': 'layer1.0.nl1.seeded.weight', 'seed': 0, 'numel': 576, 'xxh64': '0xda508d5bb5a8ca0f'}, a[0]
+" || fail "inspect --seeded-hashes: rows"
+"$R" inspect --seeded-hashes --no-tensors dw.rfpk | grep -q "layer4.1.nl2.seeded.weight .* 4608 values  xxh64 0x" ||
+  fail "inspect --seeded-hashes: text rows"
 "$R" run dw_i8.rfpk --reps 1 --warmup 0 --reference dw.rfpk | grep -q "max |diff|" || fail "run --reference"
 # run --input streams the file in batches of --batch: the same top-1 and logit difference for every batching,
 # and the memory of one batch (not the file).
