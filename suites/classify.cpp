@@ -103,6 +103,7 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
       const ModelConfig cfg = run_config(base_cfg, o.base_seed, s);
       Model model(cfg);
       const TrainOptions to = run_train_options(o.train, o.base_seed, s, cfg.name());
+      mr.device_model.reset();  // the previous seed's: not part of this run's peak (and not needed again)
       host_reset_peak();
       std::fprintf(stderr, "classify: %s seed %d/%d: training %d epochs\n", cfg.name().c_str(), s + 1, o.seeds,
                    to.epochs);

@@ -240,6 +240,7 @@ json run_dense(const DenseOptions& o) {
       Model model(cfg);
       TrainOptions to = run_train_options(o.train, o.base_seed, s, o.task + "-" + cfg.name());
       if (to.data_source.empty()) to.data_source = d.source;
+      mr.device_model.reset();  // the previous seed's: not part of this run's peak (and not needed again)
       host_reset_peak();
       std::fprintf(stderr, "%s: %s seed %d/%d: training %d epochs\n", o.task.c_str(), cfg.name().c_str(), s + 1,
                    o.seeds, to.epochs);
