@@ -1,6 +1,7 @@
 // `reframe bench classify|detect|segment`: a benchmark suite end to end (train, pack, regenerate, evaluate,
 // tabulate) into a run folder. classify binds the suite's own ClassifyOptions (with the shared training options
-// of app/options.h); detect and segment bind DenseOptions (suites/dense.h). Covered by tests/app/cli_options.sh.
+// of app/options.h); detect and segment bind DenseOptions (suites/dense.h). Covered by tests/app/cli_options.sh;
+// --rank-groups by tests/training/mpi_train.sh.
 #include <cstdio>
 #include <memory>
 
@@ -14,6 +15,7 @@
 #include "host/models/model.h"
 #include "suites/classify.h"
 #include "suites/dense.h"
+#include "suites/merge.h"
 #include "training/outputs.h"
 #include "training/trainer.h"
 
@@ -24,7 +26,22 @@ namespace {
 struct ClassifyCmdOptions {
   ClassifyOptions suite;   // out_dir "" : default_run_dir()
   bool overwrite = false;  // --out may hold a previous run (prepare_run_dir)
+  int rank_groups = 1;     // --rank-groups G
 };
+
+// --rank-groups G under mpirun: the world split into G groups of consecutive ranks (host/core/comm.h: split),
+// group g running shard g/G of the suite's `runs` (model, seed) runs data-parallel inside the group; the parts
+// are merged at world rank 0 (suites/merge.h: merge_rank_groups), which writes the one results file. Checked
+// before any work. Not combined with --shard (a part of a part would need its own merge; give one of them).
+void start_rank_groups(int groups, Shard& shard, int64_t runs) {
+  if (groups == 1) return;
+  RF_CHECK(shard.whole(), "--rank-groups {} with --shard {}/{}: give one of them (--shard splits a suite over jobs, "
+           "--rank-groups over the processes of one mpirun)", groups, shard.index, shard.count);
+  comm::split(groups, "--rank-groups");  // checks 1 <= G <= world size, G divides it (every rank the same)
+  RF_CHECK(groups <= runs, "--rank-groups {}: more groups than the suite's {} (model, seed) runs (expected 1..{})",
+           groups, runs, runs);
+  shard = Shard{comm::group(), groups};
+}
 
 // The checks and the run folder every suite needs before any work: the training options, --checkpoint, and --out
 // (defaulted, then created or, with --overwrite, reused).
@@ -33,7 +50,9 @@ void prepare_suite(std::string& out_dir, TrainOptions& train, bool overwrite) {
   validate_train_options(train);
   check_suite_checkpoint_options(train);
   train.overwrite = overwrite;  // --overwrite also lets a fresh run replace --checkpoint's files
-  if (comm::is_root()) prepare_run_dir(out_dir, overwrite, "--out");  // rank 0 alone writes (mpirun)
+  // World rank 0 alone prepares (mpirun); the rank groups' roots write their packages into it after the barrier.
+  if (comm::is_world_root()) prepare_run_dir(out_dir, overwrite, "--out");
+  comm::world_barrier();
 }
 
 int cmd_bench_classify(ClassifyCmdOptions& c) {
@@ -44,9 +63,12 @@ int cmd_bench_classify(ClassifyCmdOptions& c) {
     check_synthetic_bytes(o.synthetic_train, o.image_size, "--synthetic-train");
     check_synthetic_bytes(o.synthetic_test, o.image_size, "--synthetic-test");
   }
+  start_rank_groups(c.rank_groups, o.shard, int64_t(o.models.size()) * o.seeds);
+  o.write_results = comm::groups() == 1;
   prepare_suite(o.out_dir, o.train, c.overwrite);
   nlohmann::json r = run_classify(o);
-  if (!comm::is_root()) return 0;  // the other ranks of a data-parallel run only trained
+  if (comm::groups() > 1) r = merge_rank_groups(r, o.out_dir + "/classify.json");
+  if (!comm::is_world_root()) return 0;  // the other ranks of a data-parallel run only trained
   std::printf("\n%s\n", classify_table(r).c_str());
   std::printf("budget: %d epochs, batch %lld, SGD lr %.3g momentum 0.9 wd 5e-4 (2+-dim weights), cosine, clip 5, "
               "%s; %d seed(s); accuracy = last epoch%s, test split touched once per package\n",
@@ -63,9 +85,15 @@ int cmd_bench_dense(DenseOptions o) {
   if (o.data.empty())
     check_synthetic_bytes(o.synthetic_train + o.synthetic_val + o.synthetic_test, o.synthetic_size,
                           "--synthetic-train + --synthetic-val + --synthetic-test");
+  start_rank_groups(o.rank_groups, o.shard, int64_t(o.models.size()) * o.seeds);
+  o.write_results = comm::groups() == 1;
+  // Pictures (every model of a group side by side, one file per test image) are drawn by group 0 alone, of the
+  // models it ran, so that no two groups write one file.
+  if (comm::group() > 0) o.pictures = 0;
   prepare_suite(o.out_dir, o.train, o.overwrite);
   nlohmann::json r = run_dense(o);
-  if (!comm::is_root()) return 0;
+  if (comm::groups() > 1) r = merge_rank_groups(r, o.out_dir + "/" + o.task + ".json");
+  if (!comm::is_world_root()) return 0;
   std::printf("\n%s", dense_table(r).c_str());
   for (const auto& p : r["pictures"]) std::printf("picture: %s\n", p.get<std::string>().c_str());
   std::printf("results: %s/%s.json  (%.0f s)\n", printable(o.out_dir).c_str(), o.task.c_str(), r["wall_seconds"].get<double>());
@@ -93,6 +121,14 @@ void add_shard_option(CLI::App* app, Shard& shard) {
           "I/N"));
 }
 
+void add_rank_groups_option(CLI::App* app, int& groups) {
+  app->add_option("--rank-groups", groups,
+                  "under mpirun -np N: G groups of N/G ranks (G divides N), each training its share of the (model, "
+                  "seed) runs data-parallel; one results file (default 1: every rank trains every run)")
+      ->type_name("G")
+      ->check(CLI::Range(1, 100000));
+}
+
 void add_classify(CLI::App* bench, Commands& out, const std::string& command_line) {
   auto [a, c] = add_command<ClassifyCmdOptions>(
       *bench, out, "classify", "ResNet-18 vs NL-ResNet-18: train, pack, regenerate, evaluate", cmd_bench_classify);
@@ -117,6 +153,7 @@ void add_classify(CLI::App* bench, Commands& out, const std::string& command_lin
   a->add_option("--latency-reps", o.latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
   add_run_dir_options(a, o.out_dir, c->overwrite);
   add_shard_option(a, o.shard);
+  add_rank_groups_option(a, c->rank_groups);
 }
 
 // bench detect / bench segment share one option set (suites/dense.h), bound once per subcommand.
@@ -158,6 +195,7 @@ void add_dense(CLI::App* bench, Commands& out, const std::string& command_line, 
   a->add_option("--latency-reps", d->latency_reps, "batch-1 latency repetitions (median)")->check(CLI::Range(1, 100000));
   add_run_dir_options(a, d->out_dir, d->overwrite);
   add_shard_option(a, d->shard);
+  add_rank_groups_option(a, d->rank_groups);
 }
 
 }  // namespace

@@ -24,7 +24,7 @@ namespace {
 // stderr they were started with (kept here), so that an error on any rank is still seen.
 int g_error_fd = 2;
 void quiet_other_ranks() {
-  if (rf::comm::is_root()) return;
+  if (rf::comm::is_world_root()) return;
   g_error_fd = dup(2);
   const int null_fd = open("/dev/null", O_WRONLY);
   if (g_error_fd < 0 || null_fd < 0) return;
@@ -35,9 +35,11 @@ void quiet_other_ranks() {
 // One error line; on a data-parallel run every rank is ended (the others would wait in a collective forever).
 int fail(const std::string& message) {
   std::string line = "reframe: error: " + message + "\n";
-  if (rf::comm::active()) line = "reframe: rank " + std::to_string(rf::comm::rank()) + ": error: " + message + "\n";
+  // World-wide (not the caller's rank group: the other groups would wait at the results' gather).
+  const bool ranks = rf::comm::world_size() > 1;
+  if (ranks) line = "reframe: rank " + std::to_string(rf::comm::world_rank()) + ": error: " + message + "\n";
   if (write(g_error_fd, line.data(), line.size()) < 0) {}
-  if (rf::comm::active()) rf::comm::abort_all(1);
+  if (ranks) rf::comm::abort_all(1);
   rf::comm::finalize();
   return 1;
 }
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
-    if (rc != 0 && rf::comm::active()) rf::comm::abort_all(rc);
+    if (rc != 0 && rf::comm::world_size() > 1) rf::comm::abort_all(rc);
     rf::comm::finalize();
     return rc;
   }

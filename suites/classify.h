@@ -30,6 +30,7 @@ struct ClassifyOptions {
   std::string out_dir;       // where classify.json and the packages go
   std::string command_line;
   Shard shard;               // --shard I/N: only this part's (model, seed) runs; the JSON records the part
+  bool write_results = true; // false: return the results only (--rank-groups: world rank 0 writes the merged file)
 };
 
 nlohmann::json run_classify(const ClassifyOptions& o);

@@ -335,7 +335,8 @@ json run_dense(const DenseOptions& o) {
       {"wall_seconds", since(t_start)},
       {"max_rss_bytes", max_rss_bytes()}};
   if (!o.shard.whole()) out["shard"] = shard_json(o.shard, o.models, o.seeds, row_models);
-  write_json_atomic(o.out_dir + "/" + o.task + ".json", out);  // invalid UTF-8 in names repaired, never a throw
+  // Invalid UTF-8 in names repaired, never a throw.
+  if (o.write_results) write_json_atomic(o.out_dir + "/" + o.task + ".json", out);
   return out;
 }
 

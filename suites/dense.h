@@ -54,6 +54,8 @@ struct DenseOptions {
   std::string out_dir, command_line;
   bool overwrite = false;            // CLI: --out may hold a previous run (its results are removed first)
   Shard shard;                       // --shard I/N: only this part's (model, seed) runs; the JSON records the part
+  bool write_results = true;         // false: return the results only (--rank-groups: world rank 0 writes them)
+  int rank_groups = 1;               // CLI: --rank-groups G (app/cmd_bench.cpp splits the world, sets shard)
 };
 
 nlohmann::json run_dense(const DenseOptions& o);

@@ -8,10 +8,12 @@
 #include <fmt/ranges.h>
 
 #include "host/core/check.h"
+#include "host/core/comm.h"
 #include "host/core/printable.h"
 #include "suites/classify.h"
 #include "suites/dense.h"
 #include "suites/runs.h"
+#include "training/outputs.h"
 
 namespace rf {
 
@@ -151,6 +153,24 @@ json merge_parts(const std::vector<std::pair<std::string, json>>& parts) {
   out["provenance"]["merged_from"] = from;
   if (out.contains("pictures")) out["pictures"] = pictures;
   return out;
+}
+
+json merge_rank_groups(const json& part, const std::string& results_path) {
+  // Only the group roots hold a part (the other ranks of a group trained and send nothing).
+  const std::vector<std::string> all = comm::gather_to_world_root(part.is_null() ? std::string() : part.dump());
+  if (!comm::is_world_root()) return json();
+  std::vector<std::pair<std::string, json>> parts;
+  for (size_t r = 0; r < all.size(); ++r) {
+    if (all[r].empty()) continue;
+    json j = json::parse(all[r], nullptr, false);
+    RF_CHECK(!j.is_discarded() && j.contains("shard"), "merge: world rank {}'s results are not a suite's part", r);
+    parts.emplace_back(fmt::format("rank group {}/{} (world rank {})", j["shard"]["index"].get<int>(),
+                                   comm::groups(), r),
+                       std::move(j));
+  }
+  json merged = merge_parts(parts);
+  write_json_atomic(results_path, merged);
+  return merged;
 }
 
 }  // namespace rf

@@ -6,6 +6,8 @@
 // latency and throughput come from the part that ran the model's last seed, as in a whole run. The parts must
 // be of one run (schema, dataset, budget, model list, seeds and N equal) and cover 0..N-1 exactly once; anything
 // else is refused naming the files. Checked by tests/suites/test_shard_merge.cpp.
+// merge_rank_groups: the same merge inside one mpirun job (`bench ... --rank-groups G`), the parts sent to world
+// rank 0 instead of written; checked by tests/training/mpi_train.sh (2 ranks, 2 groups against 1 process).
 #pragma once
 #include <string>
 #include <utility>
@@ -17,5 +19,12 @@ namespace rf {
 
 // parts: (file name for messages, its JSON).
 nlohmann::json merge_parts(const std::vector<std::pair<std::string, nlohmann::json>>& parts);
+
+// After a suite ran with the world split into rank groups (host/core/comm.h: split; group g ran shard g/G): every
+// process calls it with its suite's result (a part at each group's root, null elsewhere); the parts go to world
+// rank 0, which merges them (merge_parts; provenance: its own, with "merged_from" naming each rank group) and
+// writes the one results file `results_path` atomically. Returns the merged results at world rank 0, null
+// elsewhere.
+nlohmann::json merge_rank_groups(const nlohmann::json& part, const std::string& results_path);
 
 }  // namespace rf

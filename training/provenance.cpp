@@ -153,7 +153,7 @@ std::string version_text() {
 
 nlohmann::json provenance_json(const std::string& command_line) {
   const nlohmann::json b = build_facts_json();
-  return {{"git_revision", git_revision()},
+  nlohmann::json p = {{"git_revision", git_revision()},
           {"version", b["version"]},
           {"compiler", b["compiler"]},
 #ifdef NDEBUG
@@ -167,9 +167,13 @@ nlohmann::json provenance_json(const std::string& command_line) {
           {"device", "cpu"},  // every model runs on the CPU until the GPU model path exists (host/core/device.h)
           {"cuda_device", cuda_summary()},
           {"command", command_line},
-          // Processes of a data-parallel run (mpirun -np N; 1 without): each trained on 1/N of every batch.
-          {"world_size", comm::size()},
+          // Processes started (mpirun -np N; 1 without). Without rank groups each trained on 1/N of every batch;
+          // with them, on 1/(N/G) (the runs' "world_size" in their training records).
+          {"world_size", comm::world_size()},
           {"written_utc", utc_now_iso()}};
+  // --rank-groups G: the world split into G data-parallel runs side by side (absent without: as before).
+  if (comm::groups() > 1) p["rank_groups"] = comm::groups();
+  return p;
 }
 
 void write_text_atomic(const std::string& path, const std::string& text) {

@@ -7,7 +7,9 @@
 #   2. a 2-rank run stopped after epoch 1 (--stop-after-epochs: a planned kill) and resumed with --resume ends
 #      with the weights of an uninterrupted 2-rank run, bit for bit;
 #   3. a suite (bench detect) under mpirun writes its results once, recording world size 2;
-#   4. only rank 0 prints (the other rank's output is silent), errors of any rank end the run with status 1.
+#   4. only rank 0 prints (the other rank's output is silent), errors of any rank end the run with status 1;
+#   5. --rank-groups 2 over 2 ranks (app/cmd_bench.cpp: each rank a group running one of the suite's 2 seeds,
+#      merged at rank 0) writes the results file a 1-process run writes, measured fields aside; bad values refused.
 # Skipped (exit 77) when mpirun is absent. About 10-20 s on the shared 2-core machine.
 set -euo pipefail
 R=${1:?usage: mpi_train.sh path/to/reframe}
@@ -79,4 +81,34 @@ grep -q '"world_size": 2' det/detect.json || fail "det/detect.json does not reco
 # 4. An error on the ranks ends the run with status 1 and one message.
 if "${MPIRUN[@]}" "$R" train --synthetic-train 48 --image-size 16 --batch 3 --epochs 1 > err.log 2>&1; then fail "--batch 3 over 2 ranks was accepted"; fi
 grep -q "expected >= 2 images per rank" err.log || { cat err.log; fail "no message for --batch 3 over 2 ranks"; }
+
+# 5. Rank groups: 1 model x 2 seeds, one seed per group, against 1 process (the same JSON without what a process
+# measures or names for itself: timings, memory, paths, provenance; as tests/suites/test_shard_merge.cpp).
+G=(bench classify -m nl-resnet18:cnl=dw --seeds 2 --synthetic-train 40 --synthetic-test 20 --image-size 8 --val 0
+   --epochs 1 --batch 8 --latency-reps 1 --throughput-batches 1 --bn-recalibrate 0 --threads 1)
+"$R" "${G[@]}" -o g1 > g1.log 2>&1 || { cat g1.log; fail "1-process classify"; }
+"${MPIRUN[@]}" "$R" "${G[@]}" --rank-groups 2 -o g2 > g2.log 2>&1 || { cat g2.log; fail "classify --rank-groups 2"; }
+[ "$(grep -c '^results: ' g2.log)" = 1 ] || { cat g2.log; fail "expected one results line (world rank 0's)"; }
+[ "$(ls g2/packages | wc -l)" = 6 ] || fail "expected the 6 packages of 2 runs in g2/packages: $(ls g2/packages)"
+python3 - g1/classify.json g2/classify.json << 'PY' || fail "--rank-groups 2 results differ from the 1-process run's"
+import json, sys
+def det(j):
+    if isinstance(j, dict):
+        return {k: det(v) for k, v in j.items() if not (any(w in k for w in ("seconds", "per_s", "latency",
+                "throughput")) or k in ("peak_memory_bytes", "max_rss_bytes", "path", "provenance"))}
+    return [det(v) for v in j] if isinstance(j, list) else j
+one, two = (json.load(open(f)) for f in sys.argv[1:3])
+p = two["provenance"]
+if (p["world_size"], p.get("rank_groups"), len(p["merged_from"])) != (2, 2, 2): sys.exit(f"provenance {p}")
+if det(one) != det(two): sys.exit("results differ:\n%s\n%s" % (json.dumps(det(one)), json.dumps(det(two))))
+PY
+echo "mpi_train: classify --rank-groups 2 (2 ranks) equals the 1-process run (measured fields aside)"
+# Refused before any work, naming the option: more groups than ranks, with --shard, and without mpirun.
+if "${MPIRUN[@]}" "$R" "${G[@]}" --rank-groups 3 -o g3 > g3.log 2>&1; then fail "--rank-groups 3 over 2 ranks was accepted"; fi
+grep -q -- "--rank-groups 3: expected 1..2" g3.log || { cat g3.log; fail "no message for --rank-groups 3 over 2 ranks"; }
+if "${MPIRUN[@]}" "$R" "${G[@]}" --rank-groups 2 --shard 0/2 -o g4 > g4.log 2>&1; then fail "--rank-groups with --shard accepted"; fi
+grep -q -- "--rank-groups 2 with --shard 0/2" g4.log || { cat g4.log; fail "no message for --rank-groups with --shard"; }
+if "$R" "${G[@]}" --rank-groups 2 -o g5 > g5.log 2>&1; then fail "--rank-groups 2 in a world of one was accepted"; fi
+grep -q -- "--rank-groups 2: expected 1..1" g5.log || { cat g5.log; fail "no message for --rank-groups 2 without mpirun"; }
+[ ! -e g3 ] && [ ! -e g4 ] && [ ! -e g5 ] || fail "a refused --rank-groups run created its --out folder"
 echo "mpi_train: ok"
