@@ -6,7 +6,7 @@
 // Rank groups (split): the world cut into G groups of consecutive world ranks, each a data-parallel run of its own;
 // rank, size and the collectives then act on the caller's group, the world_* functions on every process.
 // Checked by tests/training/mpi_train.sh (CTest label mpi: 2 ranks against 1, 2 rank groups) and
-// tests/core/test_comm.cpp (the world of one).
+// tests/core/test_comm.cpp (the world of one, rank groups refused there).
 #pragma once
 #include <cstdint>
 #include <string>
