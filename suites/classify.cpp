@@ -169,7 +169,8 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
       {"wall_seconds", since(t_start)},
       {"max_rss_bytes", max_rss_bytes()}};
   if (!o.shard.whole()) out["shard"] = shard_json(o.shard, o.models, o.seeds, row_models);
-  if (o.write_results) write_json_atomic(o.out_dir + "/classify.json", out);  // invalid UTF-8 in names repaired, never a throw
+  // Invalid UTF-8 in names repaired, never a throw.
+  if (o.write_results) write_json_atomic(o.out_dir + "/classify.json", out);
   return out;
 }
 

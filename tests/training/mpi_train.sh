@@ -104,11 +104,14 @@ if det(one) != det(two): sys.exit("results differ:\n%s\n%s" % (json.dumps(det(on
 PY
 echo "mpi_train: classify --rank-groups 2 (2 ranks) equals the 1-process run (measured fields aside)"
 # Refused before any work, naming the option: more groups than ranks, with --shard, and without mpirun.
-if "${MPIRUN[@]}" "$R" "${G[@]}" --rank-groups 3 -o g3 > g3.log 2>&1; then fail "--rank-groups 3 over 2 ranks was accepted"; fi
-grep -q -- "--rank-groups 3: expected 1..2" g3.log || { cat g3.log; fail "no message for --rank-groups 3 over 2 ranks"; }
-if "${MPIRUN[@]}" "$R" "${G[@]}" --rank-groups 2 --shard 0/2 -o g4 > g4.log 2>&1; then fail "--rank-groups with --shard accepted"; fi
-grep -q -- "--rank-groups 2 with --shard 0/2" g4.log || { cat g4.log; fail "no message for --rank-groups with --shard"; }
-if "$R" "${G[@]}" --rank-groups 2 -o g5 > g5.log 2>&1; then fail "--rank-groups 2 in a world of one was accepted"; fi
-grep -q -- "--rank-groups 2: expected 1..1" g5.log || { cat g5.log; fail "no message for --rank-groups 2 without mpirun"; }
+refused() {  # refused LOG MESSAGE COMMAND...: the command fails and LOG has MESSAGE
+  local log=$1 message=$2
+  shift 2
+  if "$@" > "$log" 2>&1; then fail "accepted: ${*: -4}"; fi
+  grep -q -- "$message" "$log" || { cat "$log"; fail "no message '$message'"; }
+}
+refused g3.log "--rank-groups 3: expected 1..2" "${MPIRUN[@]}" "$R" "${G[@]}" --rank-groups 3 -o g3
+refused g4.log "--rank-groups 2 with --shard 0/2" "${MPIRUN[@]}" "$R" "${G[@]}" --rank-groups 2 --shard 0/2 -o g4
+refused g5.log "--rank-groups 2: expected 1..1" "$R" "${G[@]}" --rank-groups 2 -o g5  # without mpirun
 [ ! -e g3 ] && [ ! -e g4 ] && [ ! -e g5 ] || fail "a refused --rank-groups run created its --out folder"
 echo "mpi_train: ok"
