@@ -97,6 +97,15 @@ for k in $(sed -n 's/^Signed-By: *\([^ ]*\).*/\1/p; s/.*signed-by=\([^] ]*\).*/\
   if [ -f "$k" ] && [ ! -e "$ROOT$k" ]; then mkdir -p "$ROOT$(dirname "$k")"; cp "$k" "$ROOT$k"; fi
 done
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+# This machine's own TLS trust and pip settings (a site CA, e.g. an egress proxy's, in /usr/local/share/ca-certificates;
+# /etc/pip.conf naming the system bundle): setup.sh's pip reaches PyPI over HTTPS, and a user's machine has its own.
+# The root's ca-certificates (installed by setup.sh's apt) adds the local CAs to its bundle when it is set up.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+  [ -x "$ROOT/usr/sbin/update-ca-certificates" ] && chroot "$ROOT" update-ca-certificates >/dev/null 2>&1 || true
+fi
+[ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/pip.conf"
 
 # The clone: only what is committed, as a user gets it; ../shared beside it, read-only as in CI.
 mkdir -p "$ROOT/src"
