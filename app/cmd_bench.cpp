@@ -11,6 +11,7 @@
 #include "app/commands.h"
 #include "app/options.h"
 #include "host/core/comm.h"
+#include "host/core/device.h"
 #include "host/core/printable.h"
 #include "host/models/model.h"
 #include "suites/classify.h"
@@ -65,6 +66,9 @@ int cmd_bench_classify(ClassifyCmdOptions& c) {
   }
   start_rank_groups(c.rank_groups, o.shard, int64_t(o.models.size()) * o.seeds);
   o.write_results = comm::groups() == 1;
+  o.train_device = run_device();
+  RF_CHECK(o.train_device == Device::cpu || comm::world_size() == 1, "bench classify --device cuda under mpirun: "
+           "data-parallel GPU training is not wired (NCCL); run one process");
   prepare_suite(o.out_dir, o.train, c.overwrite);
   nlohmann::json r = run_classify(o);
   if (comm::groups() > 1) r = merge_rank_groups(r, o.out_dir + "/classify.json");
@@ -132,7 +136,7 @@ void add_rank_groups_option(CLI::App* app, int& groups) {
 void add_classify(CLI::App* bench, Commands& out, const std::string& command_line) {
   auto [a, c] = add_command<ClassifyCmdOptions>(
       *bench, out, "classify", "ResNet-18 vs NL-ResNet-18: train, pack, regenerate, evaluate", cmd_bench_classify);
-  add_device_option(a, out.back());
+  add_device_option(a, out.back(), true);  // training on the GPU; the device side (packages, timing) on the CPU
   ClassifyOptions& o = c->suite;
   o.train.epochs = 3;  // the suite's budget (the trainer's default is 10)
   o.command_line = command_line;

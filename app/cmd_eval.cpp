@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/commands.h"
+#include "host/core/device.h"
 #include "app/options.h"
 #include "datasets/source.h"
 #include "datasets/synthetic.h"
@@ -43,6 +44,7 @@ int cmd_eval(const EvalCmdOptions& e) {
       ds = data::holdout_split(cd.train, val, e.seed).val;
     }
   }
+  m->to(run_device());
   EvalResult r = evaluate(*m, ds);
   std::printf("%s on %s (%lld images, %s): accuracy %.4f, loss %.4f, %.1f images/s, regeneration %.2f ms\n",
               m->config().name().c_str(), e.data.empty() ? "synthetic" : printable(e.data).c_str(), (long long)r.n,
@@ -56,7 +58,7 @@ void add_eval_command(CLI::App& app, Commands& out) {
   auto [c, o] =
       add_command<EvalCmdOptions>(app, out, "eval", "Evaluate a package on a dataset split (device side)", cmd_eval);
   c->add_option("package", o->package, "model package (.rfpk)")->required();
-  add_device_option(c, out.back());
+  add_device_option(c, out.back(), true);
   add_data_option(c, o->data);
   c->add_option("--split", o->split, "test or val")->check(CLI::IsMember({"test", "val"}));
   c->add_option("--val", o->val, "size of the held-out validation split (as in training; -1: 10 %)")

@@ -14,6 +14,7 @@
 #include "app/options.h"
 #include "datasets/source.h"
 #include "datasets/synthetic.h"
+#include "host/core/device.h"
 #include "host/core/printable.h"
 #include "host/package/model_package.h"
 #include "suites/classify.h"
@@ -62,6 +63,7 @@ int cmd_train(TrainCmdOptions& t) {
   int64_t val = t.val >= 0 ? t.val : full.size() / 10;
   data::TrainVal tv = data::holdout_split(full, val, o.seed);
   Model m(cfg);
+  m.to(run_device());  // --device: the trainer runs where the model is
   TrainResult r = train_model(m, tv.train, tv.val, o);
   if (!t.out.empty() && comm::is_root() && int(r.epochs.size()) == o.epochs) {  // rank 0 writes; not a stopped run
     PackOptions po;
@@ -86,7 +88,7 @@ void add_train_command(CLI::App& app, Commands& out) {
   auto [c, o] = add_command<TrainCmdOptions>(
       app, out, "train", "Train one model (cloud side), checkpoint every epoch, optionally pack it", cmd_train);
   TrainOptions& t = o->train;
-  add_device_option(c, out.back());
+  add_device_option(c, out.back(), true);
   c->add_option("--model,-m", o->model, "model config");
   add_data_option(c, o->data);
   add_train_options(c, t);

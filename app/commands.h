@@ -21,6 +21,7 @@ struct Command {
   CLI::App* app = nullptr;
   std::function<int()> run;
   std::shared_ptr<std::string> device;  // --device (add_device_option): main selects it before run()
+  bool gpu_path = false;                 // the command runs its models on the GPU when --device says so
 };
 using Commands = std::vector<Command>;
 

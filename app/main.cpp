@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
     rf::data::set_max_image_pixels(max_image_pixels);
     for (const rf::Command& c : commands)
       if (c.app->parsed()) {
-        if (c.device) rf::select_device(*c.device, "--device");
+        if (c.device) rf::set_run_device(rf::select_device(*c.device, "--device", c.gpu_path));
         const int rc = c.run();
         rf::comm::finalize();
         return rc;

@@ -91,10 +91,12 @@ void add_run_dir_options(CLI::App* app, std::string& out, bool& overwrite) {
   app->add_flag("--overwrite", overwrite, "--out may hold a previous run: remove its JSON, packages and pictures first (and start --checkpoint's runs over)");
 }
 
-void add_device_option(CLI::App* app, Command& c) {
+void add_device_option(CLI::App* app, Command& c, bool gpu_path) {
   c.device = std::make_shared<std::string>("cpu");
-  app->add_option("--device", *c.device, "where the models run: cpu, cuda, cuda:N or auto (auto: the CPU until the "
-                  "GPU model path exists)");
+  c.gpu_path = gpu_path;
+  app->add_option("--device", *c.device, gpu_path ? "where the models run: cpu, cuda, cuda:N or auto (auto: the GPU "
+                  "when one is visible)" : "where the models run: cpu (cuda and cuda:N are refused: this command "
+                  "runs on the CPU), or auto (the CPU)");
 }
 
 void add_data_option(CLI::App* app, std::string& data, const char* help) { app->add_option("--data", data, help); }

@@ -51,8 +51,9 @@ void check_suite_checkpoint_options(const TrainOptions& o);
 void add_run_dir_options(CLI::App* app, std::string& out, bool& overwrite);
 
 // --device cpu|cuda|cuda:N|auto (default cpu) on command c: main calls select_device (host/core/device.h) before
-// the command runs, so a device that cannot be used is refused, with the reason, before any work.
-void add_device_option(CLI::App* app, Command& c);
+// the command runs, so a device that cannot be used is refused, with the reason, before any work, and sets
+// run_device() for the command. gpu_path: the command moves its models there (else cuda is refused, auto is cpu).
+void add_device_option(CLI::App* app, Command& c, bool gpu_path = false);
 
 // --data with `help` (train's and eval's by default).
 void add_data_option(CLI::App* app, std::string& data, const char* help = "dataset path (default: synthetic)");

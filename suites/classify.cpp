@@ -12,6 +12,7 @@
 
 #include "datasets/source.h"
 #include "datasets/synthetic.h"
+#include "cuda/runtime.h"
 #include "host/core/comm.h"
 #include "host/core/philox.h"
 #include "host/package/model_package.h"
@@ -107,8 +108,14 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
       host_reset_peak();
       std::fprintf(stderr, "classify: %s seed %d/%d: training %d epochs\n", cfg.name().c_str(), s + 1, o.seeds,
                    to.epochs);
+      if (o.train_device == Device::cuda) {
+        model.to(Device::cuda);
+        gpu_reset_peak();
+      }
       TrainResult tr = train_model(model, d.train, d.val, to);
       const int64_t run_peak = int64_t(host_memory_stats().peak_live_bytes);  // this run's training
+      const int64_t gpu_peak = o.train_device == Device::cuda ? gpu_memory_stats().peak_bytes : 0;
+      model.to(Device::cpu);  // packed and evaluated as the device side does
       if (!comm::is_root()) continue;  // data parallel (mpirun): rank 0 alone packs, evaluates and writes
       mr.train_peak = std::max<int64_t>(mr.train_peak, run_peak);
       model.clear_cache();
@@ -137,7 +144,8 @@ nlohmann::json run_classify(const ClassifyOptions& o) {
                       {"val_acc_last_epoch", tr.epochs.empty() ? 0.0 : tr.epochs.back().val_acc},
                       {"bn_recalibration_images", tr.bn_recalibrated}, {"val_acc_final", val_acc.back()},
                       {"packages", pk}, {"test_evaluations_per_package", 1},
-                      {"train_peak_tensor_bytes", run_peak}});
+                      {"train_peak_tensor_bytes", run_peak}, {"train_device", device_name(o.train_device)},
+                      {"train_gpu_peak_bytes", gpu_peak}});
       std::fprintf(stderr, "classify: %s seed %d: val %.4f (%s), test %.4f (fp32 package), int8 %.4f\n",
                    cfg.name().c_str(), s + 1, val_acc.back(), recal ? "after BN recalibration" : "last epoch",
                    test_acc.back(), test_acc_i8.back());

@@ -25,6 +25,7 @@ struct ClassifyOptions {
   int image_size = 32;       // synthetic images only
   int64_t val_count = -1;    // -1: 10 % of the training set (5,000 for CIFAR-10)
   TrainOptions train;
+  Device train_device = Device::cpu;  // --device: where the cloud side trains (the device side runs on the CPU)
   std::vector<int> throughput_batches = {64, 256};
   int latency_reps = 20, throughput_reps = 3;
   std::string out_dir;       // where classify.json and the packages go

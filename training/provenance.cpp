@@ -164,7 +164,7 @@ nlohmann::json provenance_json(const std::string& command_line) {
           {"build_facts", b},
           {"cpu", cpu_name()},
           {"threads", num_threads()},
-          {"device", "cpu"},  // every model runs on the CPU until the GPU model path exists (host/core/device.h)
+          {"device", device_name(run_device())},  // --device (host/core/device.h); suites train there
           {"cuda_device", cuda_summary()},
           {"command", command_line},
           // Processes started (mpirun -np N; 1 without). Without rank groups each trained on 1/N of every batch;

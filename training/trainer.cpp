@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cuda/ops/train_step.h"
 #include "host/core/comm.h"
 #include "host/eval/det_metrics.h"
 #include "host/ops/loss.h"
@@ -79,7 +80,8 @@ void validate_train_options(const TrainOptions& o) {
 
 std::string first_non_finite_param(Model& model, int64_t* index, float* value) {
   for (Param* p : model.params()) {
-    const float* v = p->value.f32();
+    const Tensor host = p->value.to(Device::cpu);  // a copy only for a model on the GPU
+    const float* v = host.f32();
     const int64_t n = p->value.numel();
     for (int64_t i = 0; i < n; ++i)
       if (!std::isfinite(v[i])) {
@@ -150,7 +152,7 @@ EvalResult evaluate(Model& model, const data::Dataset& ds, int64_t batch) {
   const int C = model.config().classes;
   for (data::Batch b; loader.next(b);) {
     const int N = int(b.size());
-    Tensor logits = model.forward(b.x, false);
+    Tensor logits = model.forward(b.x.to(model.device()), false).to(Device::cpu);
     Tensor probs = Tensor::empty(Shape{N, C});
     loss_sum += N * softmax_cross_entropy_forward_cpu(N, C, logits.f32(), b.y.data<int32_t>(), probs.f32());
     correct += count_correct(logits, b.y.data<int32_t>());
@@ -180,7 +182,7 @@ BnRecalibration::~BnRecalibration() { set_bn_momentum_override(-1.f); }
 
 void BnRecalibration::add(const Tensor& x) {
   set_bn_momentum_override(1.f / float(batches_ + 1));  // running = mean of the batch statistics so far
-  model_.forward(x, true);
+  model_.forward(x.to(model_.device()), true);
   model_.clear_cache();
   ++batches_;
   images_ += x.size(0);
@@ -231,6 +233,17 @@ bool ClassifyObjective::set_rank_share(int rank, int ranks) {
 
 BatchLoss ClassifyObjective::loss(const Tensor& logits, Tensor& dlogits) {
   const int N = int(logits.size(0)), C = classes_;
+  if (logits.device() == Device::cuda) {  // the loss, its gradient and the count on the GPU (CUB sums)
+    const Tensor y = b_.y.to(Device::cuda);
+    Tensor probs = Tensor::empty(Shape{N, C}, DType::f32, Device::cuda);
+    dlogits = Tensor::empty(Shape{N, C}, DType::f32, Device::cuda);
+    BatchLoss l;
+    l.loss = softmax_cross_entropy_forward_cuda(N, C, logits.f32(), y.data<int32_t>(), probs.f32(), label_smoothing_);
+    if (std::isfinite(l.loss))
+      softmax_cross_entropy_backward_cuda(N, C, probs.f32(), y.data<int32_t>(), dlogits.f32(), label_smoothing_);
+    l.correct = count_correct_cuda(N, C, logits.f32(), y.data<int32_t>());
+    return l;
+  }
   Tensor probs = Tensor::empty(Shape{N, C});
   dlogits = Tensor::empty(Shape{N, C});
   const int32_t* y = b_.y.data<int32_t>();
@@ -303,6 +316,10 @@ TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
              "without mpirun)", ranks);
   }
   const bool root = rank == 0, progress = o.progress && root;
+  const Device device = model.device();  // the model trains where it is (Model::to)
+  RF_CHECK(device == Device::cpu || ranks == 1, "train: data-parallel training on GPUs needs a device all-reduce "
+           "(NCCL), which the trainer does not wire yet: run one process with --device cuda, or --device cpu under "
+           "mpirun");
   BnSyncScope bn_sync(o.sync_bn && ranks > 1);
   SGD opt(model.params(), o.momentum, o.weight_decay);
   const std::string settings = train_settings_json(model, task.settings(), o);
@@ -348,6 +365,7 @@ TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
     Tensor x;
     for (int64_t batch = 0; task.next(x); ++batch) {
       const int N = int(x.size(0));
+      if (device != Device::cpu) x = x.to(device);
       const int64_t step = int64_t(epoch) * steps_per_epoch + batch;
       const float lr = cosine_lr(o.lr, step, total, warmup);
       Tensor out = model.forward(x, true), dout;
@@ -378,14 +396,25 @@ TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
       }
       model.backward(dout);
       if (ranks > 1) allreduce_gradients(opt.params());
-      // A non-finite gradient: name the first tensor whose gradient holds one (the weights are still finite).
-      for (Param* p : opt.params()) {
-        const float* g = p->grad.f32();
-        for (int64_t i = 0; i < p->grad.numel(); ++i)
-          if (!std::isfinite(g[i])) diverged(fmt::format("the gradient of tensor '{}' value {} is {}", p->name, i, g[i]));
+      // A non-finite gradient: name the first tensor whose gradient holds one (the weights are still finite). On
+      // a GPU the optimizer's gradient norm is the check (a scan would copy every gradient to the host each step),
+      // and the scan names the tensor only when the norm is not finite.
+      auto check_gradients = [&] {
+        for (Param* p : opt.params()) {
+          const Tensor host = p->grad.to(Device::cpu);
+          const float* g = host.f32();
+          for (int64_t i = 0; i < host.numel(); ++i)
+            if (!std::isfinite(g[i])) diverged(fmt::format("the gradient of tensor '{}' value {} is {}", p->name, i, g[i]));
+        }
+      };
+      if (device == Device::cpu) check_gradients();
+      try {
+        opt.step(lr, o.clip_norm);
+      } catch (const Error&) {
+        check_gradients();
+        throw;
       }
-      opt.step(lr, o.clip_norm);
-      {
+      if (device == Device::cpu) {
         int64_t at = 0;
         float v = 0.f;
         const std::string bad = first_non_finite_param(model, &at, &v);
@@ -429,6 +458,13 @@ TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
                    log.seconds, "");
     }
     result.epochs.push_back(log);
+    if (device != Device::cpu) {  // the per-step weight scan of the CPU, once an epoch on a GPU
+      int64_t at = 0;
+      float v = 0.f;
+      const std::string bad = first_non_finite_param(model, &at, &v);
+      RF_CHECK(bad.empty(), "train: {} diverged in epoch {} (lr {}): tensor '{}' value {} is {}; nothing written for "
+               "this epoch; lower --lr", name, epoch + 1, log.lr, bad, at, v);
+    }
     if (!o.checkpoint.empty() && root) save_checkpoint(o.checkpoint, model, opt, result.epochs, settings);
     if (o.stop_after_epochs > 0 && ++done_this_call >= o.stop_after_epochs) break;
   }
@@ -462,8 +498,9 @@ void save_checkpoint(const std::string& path, Model& model, SGD& opt, const std:
     t.kind = TensorKind::state;
     t.dtype = DType::f32;
     t.shape = opt.velocity()[i].shape().vec();
-    t.data.resize(opt.velocity()[i].nbytes());
-    std::memcpy(t.data.data(), opt.velocity()[i].raw(), t.data.size());
+    const Tensor v = opt.velocity()[i].to(Device::cpu);
+    t.data.resize(v.nbytes());
+    std::memcpy(t.data.data(), v.raw(), t.data.size());
     p.tensors.push_back(std::move(t));
   }
   PackedTensor e;
@@ -523,7 +560,7 @@ std::vector<EpochLog> load_checkpoint(const std::string& path, Model& model, SGD
     std::vector<float> v = decode_tensor(*it->second, path);
     RF_CHECK(int64_t(v.size()) == opt.velocity()[i].numel(), "{}: tensor '{}' has {} values, expected {}", path,
              name, v.size(), opt.velocity()[i].numel());
-    std::memcpy(opt.velocity()[i].raw(), v.data(), v.size() * sizeof(float));
+    opt.velocity()[i].copy_from(Tensor::borrow(v.data(), opt.velocity()[i].shape()));
   }
   if (settings) {
     settings->clear();

@@ -52,8 +52,13 @@ std::string cuda_summary() {
                      version_text(c.runtime_version), c.count > 1 ? fmt::format(" ({} devices)", c.count) : "");
 }
 
-Device select_device(const std::string& spec, const std::string& option) {
-  if (spec == "cpu" || spec == "auto") return Device::cpu;  // auto: the CPU until the GPU model path exists
+Device select_device(const std::string& spec, const std::string& option, bool has_gpu_path) {
+  if (spec == "cpu") return Device::cpu;
+  if (spec == "auto") {  // the GPU when this command has a GPU path and a device is visible, else the CPU
+    if (!has_gpu_path) return Device::cpu;
+    const CudaInfo c = cuda_info();
+    return c.built && c.count > 0 ? select_device("cuda", option, true) : Device::cpu;
+  }
   int index = 0;
   if (spec.rfind("cuda:", 0) == 0) {
     const std::string n = spec.substr(5);
@@ -72,10 +77,20 @@ Device select_device(const std::string& spec, const std::string& option) {
   RF_CHECK(c.count > 0, "{} {}: no CUDA device is visible ({}); use --device cpu", option, spec, c.error);
   RF_CHECK(index < c.count, "{} {}: device {} asked for, {} visible (0..{})", option, spec, index, c.count,
            c.count - 1);
-  static_assert(!kGpuModels, "select_device: return Device::cuda here once the GPU model path exists");
-  RF_FAIL("{} {}: found {}, but whole models do not run on the GPU yet: the CUDA kernels and cuDNN wrappers are "
-          "tested (ctest -L gpu), the GPU model path is still to come; use --device cpu", option, spec,
-          cuda_summary());
+  RF_CHECK(has_gpu_path, "{} {}: this command runs its models on the CPU only (the GPU path covers training and "
+           "evaluating the classification models: train, eval, bench classify); use --device cpu", option, spec);
+#ifdef RF_HAVE_CUDA_RUNTIME
+  const cudaError_t e = cudaSetDevice(index);
+  RF_CHECK(e == cudaSuccess, "{} {}: cudaSetDevice({}) failed: {}", option, spec, index, cudaGetErrorString(e));
+#endif
+  return Device::cuda;
 }
+
+namespace {
+Device g_run_device = Device::cpu;
+}  // namespace
+
+void set_run_device(Device device) { g_run_device = device; }
+Device run_device() { return g_run_device; }
 
 }  // namespace rf

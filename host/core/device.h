@@ -13,10 +13,10 @@
 
 namespace rf {
 
-// Whether whole models can run on a CUDA device in this source tree: false until the GPU model path exists. The
-// one switch behind select_device's last refusal, `reframe --version`'s "GPU models" line and the device check's
-// model steps (scripts/device-check.sh, device-pack.sh read that line).
-constexpr bool kGpuModels = false;
+// Whether whole models can run on a CUDA device in this source tree (the classification models, forward and
+// training): `reframe --version`'s "GPU models" line, which the device check's model steps read
+// (scripts/device-check.sh, device-pack.sh).
+constexpr bool kGpuModels = true;
 
 struct CudaInfo {
   bool built = false;      // this build links the CUDA runtime
@@ -33,7 +33,12 @@ CudaInfo cuda_info();
 // is detected)", or "NVIDIA H100 80GB HBM3, sm_90, 79.1 GiB, driver 12.8, runtime 13.0".
 std::string cuda_summary();
 
-// The device named by spec, or an rf::Error naming `option`, the value and the reason (see the header comment).
-Device select_device(const std::string& spec, const std::string& option = "--device");
+// The device named by spec, or an rf::Error naming `option`, the value and the reason (see the header comment);
+// has_gpu_path: the command can run its models on the GPU. Selecting cuda:N makes device N current.
+Device select_device(const std::string& spec, const std::string& option = "--device", bool has_gpu_path = true);
+
+// The device the parsed command's models run on: main sets it from --device before the command runs.
+void set_run_device(Device device);
+Device run_device();
 
 }  // namespace rf

@@ -7,9 +7,6 @@
 #include <mutex>
 #include <unordered_map>
 
-#ifdef RF_HAVE_CUDA_RUNTIME
-#include <cuda_runtime.h>
-#endif
 
 namespace rf {
 
@@ -153,15 +150,25 @@ void host_reset_peak() {
   c.peak_live_bytes = c.live_bytes;
 }
 
+namespace {
+DeviceHooks g_device;  // set_device_hooks
+}  // namespace
+
+void set_device_hooks(const DeviceHooks& hooks) { g_device = hooks; }
+bool device_hooks_installed() { return g_device.alloc != nullptr; }
+
+static const DeviceHooks& device_hooks() {
+  RF_CHECK(g_device.alloc, "a cuda tensor was requested but no GPU backend is initialised (this program runs on "
+           "the CPU only: build with CUDA and pass --device cuda)");
+  return g_device;
+}
+
 Storage::~Storage() {
   if (!owned || !ptr) return;
-  if (device == Device::cpu) {
+  if (device == Device::cpu)
     host_free(ptr, bytes);
-  } else {
-#ifdef RF_HAVE_CUDA_RUNTIME
-    cudaFree(ptr);  // no-throw in a destructor
-#endif
-  }
+  else if (g_device.free)
+    g_device.free(ptr, bytes);
 }
 
 std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
@@ -172,12 +179,7 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
   if (device == Device::cpu) {
     s->ptr = host_alloc(bytes);
   } else {
-#ifdef RF_HAVE_CUDA_RUNTIME
-    cudaError_t e = cudaMalloc(&s->ptr, bytes ? bytes : 1);
-    RF_CHECK(e == cudaSuccess, "cudaMalloc({} bytes) failed: {}", bytes, cudaGetErrorString(e));
-#else
-    RF_FAIL("a CUDA tensor was requested but this build has no CUDA runtime");
-#endif
+    s->ptr = device_hooks().alloc(bytes);
   }
   return s;
 }
@@ -287,16 +289,28 @@ static void for_each_offset(const Shape& shape, const Shape& strides, F f) {
 }
 
 Tensor Tensor::clone() const {
-  RF_CHECK(device_ == Device::cpu, "clone of a {} tensor on the host", device_name(device_));
   Tensor t = empty(shape_, dtype_, device_);
   t.copy_from(*this);
   return t;
 }
 
+Tensor Tensor::to(Device device) const {
+  if (device == device_) return *this;
+  RF_CHECK(defined(), "to({}): undefined tensor", device_name(device));
+  Tensor t = empty(shape_, dtype_, device);
+  t.copy_from(*this);
+  return t;
+}
+
 void Tensor::copy_from(const Tensor& src) {
-  RF_CHECK(device_ == Device::cpu && src.device_ == Device::cpu, "copy_from: host copies only");
   check_same_shape(*this, src, "copy_from");
   RF_CHECK(dtype_ == src.dtype_, "copy_from: dtype {} into {}", dtype_name(src.dtype_), dtype_name(dtype_));
+  if (device_ != Device::cpu || src.device_ != Device::cpu) {
+    RF_CHECK(is_contiguous() && src.is_contiguous(), "copy_from: {} into {}: copies involving a cuda tensor take "
+             "contiguous tensors", src.str(), str());
+    if (nbytes() > 0) device_hooks().copy(raw(), device_, src.raw(), src.device_, nbytes());
+    return;
+  }
   size_t es = dtype_size(dtype_);
   if (is_contiguous() && src.is_contiguous()) {
     std::memcpy(raw(), src.raw(), nbytes());
@@ -329,7 +343,11 @@ void Tensor::zero() {
     std::memset(raw(), 0, nbytes());
     return;
   }
-  RF_CHECK(device_ == Device::cpu, "zero: CUDA tensors are zeroed in cuda/");
+  if (device_ != Device::cpu) {
+    RF_CHECK(is_contiguous(), "zero: a strided view of a cuda tensor ({})", str());
+    if (nbytes() > 0) device_hooks().memset(raw(), 0, nbytes());
+    return;
+  }
   fill(0.f);
 }
 

@@ -57,6 +57,19 @@ void host_release_cache();
 HostMemoryStats host_memory_stats();
 void host_reset_peak();
 
+// The CUDA side of tensors: allocation, byte fill and copies of device memory, installed by the GPU backend the
+// program links (cuda/runtime.h: the CUDA runtime, or the CUDA emulation's host memory in the gpu-emu tests).
+// Without it a cuda tensor is refused with the reason. Host code never dereferences a cuda tensor's data.
+struct DeviceHooks {
+  void* (*alloc)(size_t bytes) = nullptr;
+  void (*free)(void* ptr, size_t bytes) = nullptr;  // must not throw
+  void (*memset)(void* ptr, int byte, size_t bytes) = nullptr;
+  // Copies `bytes` between any two of host and device memory.
+  void (*copy)(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) = nullptr;
+};
+void set_device_hooks(const DeviceHooks& hooks);
+bool device_hooks_installed();
+
 // Raw storage: owned (freed with the last reference) or borrowed (someone else's memory).
 struct Storage {
   void* ptr = nullptr;
@@ -104,8 +117,11 @@ class Tensor {
   Tensor reshape(const Shape& shape) const;
   Tensor narrow(int dim, int64_t start, int64_t length) const;
   Tensor clone() const;          // contiguous deep copy on the same device
-  void copy_from(const Tensor& src);  // same shape and dtype; CPU only (CUDA copies live in cuda/)
-  void fill(float value);
+  // Same shape and dtype; any devices (between devices or on a cuda tensor: both contiguous).
+  void copy_from(const Tensor& src);
+  // A contiguous copy on `device` (this tensor itself when it is already there).
+  Tensor to(Device device) const;
+  void fill(float value);  // host tensors; a cuda tensor takes 0 only
   void zero();
 
   std::string str() const;  // "f32 cpu (64, 3, 32, 32)"

@@ -41,15 +41,13 @@ static Param make_param(const std::string& name, ParamKind kind, const Shape& sh
   return p;
 }
 
-static void check_nchw(const Tensor& x, int C, const std::string& what) {
+void check_nchw(const Tensor& x, int C, const std::string& what) {
   check_shape(x, Shape{-1, C, -1, -1}, what);
-  RF_CHECK(x.is_contiguous() && x.device() == Device::cpu && x.dtype() == DType::f32,
-           "{}: expected a contiguous f32 cpu tensor, got {}", what, x.str());
+  RF_CHECK(x.is_contiguous() && x.dtype() == DType::f32, "{}: expected a contiguous f32 tensor, got {}", what,
+           x.str());
 }
 
-// A backward's preconditions: the training forward saved `saved` (the layer's input or output), and dy has its
-// shape.
-static void check_backward(const Tensor& saved, const Tensor& dy, const std::string& name) {
+void check_backward(const Tensor& saved, const Tensor& dy, const std::string& name) {
   RF_CHECK(saved.defined(), "{}: backward without a training forward", name);
   check_same_shape(dy, saved, name + " output gradient");
 }
@@ -99,6 +97,7 @@ Shape Conv2d::out_shape(const Shape& in) const {
 
 void Conv2d::forward_into(const Tensor& x, float* y, int64_t y_nstride, bool train) {
   check_nchw(x, C_, name_ + " input");
+  RF_CHECK(x.device() == Device::cpu, "{}: forward_into takes host tensors, got {}", name_, x.str());
   Conv2dShape s = conv_shape(x.shape());
   s.y_nstride = y_nstride;
   s.validate();
@@ -108,6 +107,7 @@ void Conv2d::forward_into(const Tensor& x, float* y, int64_t y_nstride, bool tra
 }
 
 Tensor Conv2d::forward(const Tensor& x, bool train) {
+  if (x.device() == Device::cuda) return forward_cuda(x, train);
   check_nchw(x, C_, name_ + " input");
   Tensor y = Tensor::empty(out_shape(x.shape()));
   forward_into(x, y.f32(), 0, train);
@@ -115,6 +115,7 @@ Tensor Conv2d::forward(const Tensor& x, bool train) {
 }
 
 Tensor Conv2d::backward(const Tensor& dy) {
+  if (dy.device() == Device::cuda) return backward_cuda(dy);
   RF_CHECK(x_.defined(), "{}: backward without a training forward", name_);
   Conv2dShape s = conv_shape(x_.shape());
   check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
@@ -150,6 +151,7 @@ BatchNorm2d::BatchNorm2d(std::string name, int C) : Module(std::move(name)), C_(
 }
 
 Tensor BatchNorm2d::forward(const Tensor& x, bool train) {
+  if (x.device() == Device::cuda) return forward_cuda(x, train);
   check_nchw(x, C_, name_ + " input");
   BatchNormShape s{int(x.size(0)), C_, int(x.size(2) * x.size(3))};
   if (g_bn_momentum >= 0) s.momentum = g_bn_momentum;
@@ -176,6 +178,7 @@ Tensor BatchNorm2d::forward(const Tensor& x, bool train) {
 }
 
 Tensor BatchNorm2d::backward(const Tensor& dy) {
+  if (dy.device() == Device::cuda) return backward_cuda(dy);
   check_backward(x_, dy, name_);
   BatchNormShape s{int(x_.size(0)), C_, int(x_.size(2) * x_.size(3))};
   Tensor dx = Tensor::empty(x_.shape());
@@ -207,6 +210,7 @@ void BatchNorm2d::account(const Shape& in, std::vector<LayerCost>& rows) const {
 // ---- ReLU ------------------------------------------------------------------------------------------
 
 Tensor ReLU::forward(const Tensor& x, bool train) {
+  if (x.device() == Device::cuda) return forward_cuda(x, train);
   // In place: the input is a fresh activation that nothing else reads (BN keeps its own input).
   RF_PROFILE("ReLU / residual add");
   relu_forward_cpu(x.numel(), x.f32(), x.f32());
@@ -215,6 +219,7 @@ Tensor ReLU::forward(const Tensor& x, bool train) {
 }
 
 Tensor ReLU::backward(const Tensor& dy) {
+  if (dy.device() == Device::cuda) return backward_cuda(dy);
   check_backward(y_, dy, name_);
   Tensor dx = Tensor::empty(dy.shape());
   RF_PROFILE("ReLU / residual add");
@@ -232,6 +237,7 @@ Shape MaxPool2d::out_shape(const Shape& in) const {
 }
 
 Tensor MaxPool2d::forward(const Tensor& x, bool train) {
+  if (x.device() == Device::cuda) return forward_cuda(x, train);
   Pool2dShape s{int(x.size(0)), int(x.size(1)), int(x.size(2)), int(x.size(3)), k_, stride_, pad_};
   s.validate();
   Tensor y = Tensor::empty(out_shape(x.shape()));
@@ -242,6 +248,7 @@ Tensor MaxPool2d::forward(const Tensor& x, bool train) {
 }
 
 Tensor MaxPool2d::backward(const Tensor& dy) {
+  if (dy.device() == Device::cuda) return backward_cuda(dy);
   RF_CHECK(x_.defined(), "{}: backward without a training forward", name_);
   Pool2dShape s{int(x_.size(0)), int(x_.size(1)), int(x_.size(2)), int(x_.size(3)), k_, stride_, pad_};
   check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
@@ -310,11 +317,15 @@ Tensor NLModule::forward_with(const Tensor& x, bool train, bool shuffle) {
   return y;
 }
 
-Tensor NLModule::forward(const Tensor& x, bool train) { return forward_with(x, train, shuffle_); }
+Tensor NLModule::forward(const Tensor& x, bool train) {
+  if (x.device() == Device::cuda) return forward_cuda(x, train);
+  return forward_with(x, train, shuffle_);
+}
 
 Tensor NLModule::forward_unshuffled(const Tensor& x) { return forward_with(x, false, false); }
 
 Tensor NLModule::backward(const Tensor& dy) {
+  if (dy.device() == Device::cuda) return backward_cuda(dy);
   RF_CHECK(x_.defined(), "{}: backward without a training forward", name_);
   check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
   const NLModuleShape s = op_shape(x_.shape());
@@ -385,6 +396,8 @@ void set_eval_fusion(bool on) { g_eval_fusion = on; }
 bool eval_fusion() { return g_eval_fusion; }
 void set_bn_momentum_override(float m) { g_bn_momentum = m; }
 void set_bn_sync(bool on) { g_bn_sync = on; }
+float bn_momentum_override() { return g_bn_momentum; }
+bool bn_sync_active() { return g_bn_sync && comm::active(); }
 void set_eval_sample_block(int samples) { g_sample_block = std::max(0, samples); }
 int eval_sample_block() {
   if (g_sample_block < 0) {
@@ -460,6 +473,7 @@ Tensor BasicBlock::forward_eval_blocked(const Tensor& x) {
 }
 
 Tensor BasicBlock::forward(const Tensor& x, bool train) {
+  if (x.device() == Device::cuda) return forward_cuda(x, train);
   if (!train && g_eval_fusion) return forward_eval_blocked(x);
   Tensor a = relu1_.forward(bn1_.forward(conv1_->forward(x, train), train), train);
   Tensor b = bn2_.forward(conv2_->forward(a, train), train);
@@ -475,6 +489,7 @@ Tensor BasicBlock::forward(const Tensor& x, bool train) {
 }
 
 Tensor BasicBlock::backward(const Tensor& dy) {
+  if (dy.device() == Device::cuda) return backward_cuda(dy);
   check_backward(out_, dy, name_);
   Tensor d = Tensor::empty(dy.shape());
   {
@@ -535,6 +550,7 @@ Head::Head(std::string name, int C, int classes, uint64_t init_seed) : Module(st
 }
 
 Tensor Head::forward(const Tensor& x, bool train) {
+  if (x.device() == Device::cuda) return forward_cuda(x, train);
   check_nchw(x, C_, name_ + " input");
   const int N = int(x.size(0)), HW = int(x.size(2) * x.size(3));
   Tensor pooled = Tensor::empty(Shape{N, C_});
@@ -550,6 +566,7 @@ Tensor Head::forward(const Tensor& x, bool train) {
 }
 
 Tensor Head::backward(const Tensor& dy) {
+  if (dy.device() == Device::cuda) return backward_cuda(dy);
   RF_CHECK(pooled_.defined(), "{}: backward without a training forward", name_);
   const int N = int(in_[0]), HW = int(in_[2] * in_[3]);
   check_shape(dy, Shape{N, classes_}, name_ + " output gradient");

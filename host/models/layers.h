@@ -71,6 +71,8 @@ class Conv2d : public Module {
   void forward_into(const Tensor& x, float* y, int64_t y_nstride, bool train);
 
  private:
+  Tensor forward_cuda(const Tensor& x, bool train);  // layers_cuda.cpp: the same layer on a cuda tensor
+  Tensor backward_cuda(const Tensor& dy);
   int C_, K_, k_, stride_, pad_, groups_;
   bool has_bias_;
   Tensor x_;
@@ -88,6 +90,8 @@ class BatchNorm2d : public Module {
   Param gamma, beta, running_mean, running_var;
 
  private:
+  Tensor forward_cuda(const Tensor& x, bool train);
+  Tensor backward_cuda(const Tensor& dy);
   int C_;
   Tensor x_, save_mean_, save_invstd_;
 };
@@ -103,6 +107,8 @@ class ReLU : public Module {
   void clear_cache() override { y_ = Tensor(); }
 
  private:
+  Tensor forward_cuda(const Tensor& x, bool train);
+  Tensor backward_cuda(const Tensor& dy);
   Tensor y_;
 };
 
@@ -117,6 +123,8 @@ class MaxPool2d : public Module {
   void clear_cache() override { x_ = Tensor(); }
 
  private:
+  Tensor forward_cuda(const Tensor& x, bool train);
+  Tensor backward_cuda(const Tensor& dy);
   int k_, stride_, pad_;
   Tensor x_;
 };
@@ -134,7 +142,7 @@ class NLModule : public Module {
   void collect(std::vector<Param*>& out) override;
   Shape out_shape(const Shape& in) const override;
   void account(const Shape& in, std::vector<LayerCost>& rows) const override;
-  void clear_cache() override { x_ = Tensor(); pw_.clear_cache(); }
+  void clear_cache() override { x_ = cat_ = Tensor(); pw_.clear_cache(); }
   const SeededConvSpec& seeded_spec() const { return spec_; }
   // Eval only: the pointwise conv's output before the channel shuffle, and the shuffle's group count (1 when
   // off), so that BasicBlock can fuse shuffle + BN + ReLU into one pass.
@@ -151,6 +159,9 @@ class NLModule : public Module {
   SeededConvSpec spec_;
   Conv2d pw_;
   Tensor x_;  // the training forward's input: backward rebuilds the concat buffer from it
+  Tensor cat_;  // on a GPU the training forward keeps the concat buffer instead (device memory is not the limit)
+  Tensor forward_cuda(const Tensor& x, bool train);
+  Tensor backward_cuda(const Tensor& dy);
   NLModuleShape op_shape(const Shape& in) const;  // the op's shape for input `in` (host/ops/nl_module.h)
   Tensor forward_with(const Tensor& x, bool train, bool shuffle);
   int Ccat() const { return C_nl_ + 2 * C_in_; }
@@ -174,6 +185,8 @@ class BasicBlock : public Module {
   Tensor forward_eval_fused(const Tensor& x, float* out);
   // NL blocks: forward_eval_fused on blocks of eval_sample_block() samples, in parallel over blocks.
   Tensor forward_eval_blocked(const Tensor& x);
+  Tensor forward_cuda(const Tensor& x, bool train);  // op by op (no eval fusion) with the CUDA add
+  Tensor backward_cuda(const Tensor& dy);
   ModulePtr conv1_, conv2_;
   BatchNorm2d bn1_, bn2_;
   ReLU relu1_;
@@ -196,6 +209,8 @@ class Head : public Module {
   Param weight, bias;
 
  private:
+  Tensor forward_cuda(const Tensor& x, bool train);
+  Tensor backward_cuda(const Tensor& dy);
   int C_, classes_;
   Shape in_;
   Tensor pooled_;
@@ -233,6 +248,15 @@ void set_bn_momentum_override(float m);
 // (host/core/comm.h), train-mode BN layers take their batch statistics, and in backward the sums over dy, over
 // every rank's share of the batch (batchnorm_forward_train_sync_cpu). Off: each rank normalises its own share.
 void set_bn_sync(bool on);
+// What the BN layers read: the momentum override (< 0: none), and whether train-mode BN syncs over processes now.
+float bn_momentum_override();
+bool bn_sync_active();
+
+// A layer's input check: (N, C, H, W), contiguous f32, either device; what names the layer's input.
+void check_nchw(const Tensor& x, int C, const std::string& what);
+// A backward's preconditions: the training forward saved `saved` (the layer's input or output), and dy has its
+// shape.
+void check_backward(const Tensor& saved, const Tensor& dy, const std::string& name);
 
 // Fills t with std * N(0,1) from (seed, index): used for the learnable initialisation too.
 void init_normal(Tensor& t, uint64_t seed, float std);

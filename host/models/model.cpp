@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cuda/ops/train_step.h"
+#include "cuda/runtime.h"
 #include "host/core/philox.h"
 #include "host/models/dense.h"
 
@@ -88,6 +90,19 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg), net_(cfg.name()) {
                                         D, init_seed));
 }
 
+void Model::to(Device device) {
+  RF_CHECK(device == Device::cpu || !cfg_.is_dense(), "{}: the {} head runs on the CPU only (the GPU path covers "
+           "the classification models); use --device cpu", cfg_.name(), cfg_.task);
+  if (device == Device::cuda) gpu_runtime_init();
+  net_.clear_cache();
+  for (Param* p : params()) {
+    if (p->kind == ParamKind::seeded) continue;
+    p->value = p->value.to(device);
+    if (p->grad.defined()) p->grad = p->grad.to(device);
+  }
+  device_ = device;
+}
+
 std::vector<Param*> Model::params() {
   std::vector<Param*> out;
   net_.collect(out);
@@ -138,11 +153,16 @@ SGD::SGD(std::vector<Param*> params, float momentum, float weight_decay)
   for (Param* p : params)
     if (p->kind == ParamKind::learnable) {
       params_.push_back(p);
-      velocity_.push_back(Tensor::zeros(p->value.shape()));
+      velocity_.push_back(Tensor::zeros(p->value.shape(), DType::f32, p->value.device()));
     }
 }
 
+void SGD::to(Device device) {
+  for (Tensor& v : velocity_) v = v.to(device);
+}
+
 double SGD::step(float lr, float clip_norm) {
+  if (!params_.empty() && params_[0]->value.device() == Device::cuda) return step_cuda(lr, clip_norm);
   double sq = 0;
   for (Param* p : params_) {
     const float* g = p->grad.f32();
@@ -166,6 +186,22 @@ double SGD::step(float lr, float clip_norm) {
       v[i] = momentum_ * v[i] + d;
       w[i] -= lr * v[i];
     }
+  }
+  return norm;
+}
+
+double SGD::step_cuda(float lr, float clip_norm) {
+  double sq = 0;
+  for (Param* p : params_) sq += sum_squares_cuda(p->grad.numel(), p->grad.f32());
+  const double norm = std::sqrt(sq);
+  RF_CHECK(std::isfinite(norm), "SGD: gradient norm is {} (the loss diverged)", norm);
+  const float scale = (clip_norm > 0 && norm > clip_norm) ? float(clip_norm / (norm + 1e-6)) : 1.f;
+  for (size_t j = 0; j < params_.size(); ++j) {
+    Param* p = params_[j];
+    RF_CHECK(velocity_[j].device() == Device::cuda, "SGD: parameter '{}' is on the GPU, its momentum buffer is not "
+             "(SGD::to after Model::to)", p->name);
+    sgd_update_cuda(p->value.numel(), p->value.f32(), p->grad.f32(), velocity_[j].f32(), lr, momentum_,
+                    p->decay ? weight_decay_ : 0.f, scale);
   }
   return norm;
 }

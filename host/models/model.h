@@ -29,6 +29,11 @@ class Model {
   std::vector<NLModule*> nl_modules() const { return nl_modules_; }
   // Regenerates every seeded weight from the config's seeds (the device side of the flow).
   void regenerate_seeded();
+  // Moves the learnable parameters (values and gradients) and the BN statistics to `device`; the seeded weights
+  // stay on the host (on a GPU the seeded convs regenerate them in shared memory). Drops cached activations.
+  // Moving to cuda starts the GPU backend (cuda/runtime.h) and needs a device (select_device chose it).
+  void to(Device device);
+  Device device() const { return device_; }  // where forward() expects its input
   Shape out_shape(const Shape& in) const { return net_.out_shape(in); }
   std::vector<LayerCost> account(const Shape& in) const;  // per-layer rows
   ModelTotals totals(const Shape& in) const;
@@ -37,6 +42,7 @@ class Model {
  private:
   ModelConfig cfg_;
   Sequential net_;
+  Device device_ = Device::cpu;
   std::vector<NLModule*> nl_modules_;
 };
 
@@ -44,7 +50,8 @@ std::unique_ptr<Model> build_model(const ModelConfig& cfg);
 ModelTotals sum_costs(const std::vector<LayerCost>& rows);
 
 // SGD with momentum (PyTorch semantics: v = m*v + g + wd*w; w -= lr*v), weight decay only on params with
-// decay=true (weights of 2+ dims), gradient-norm clipping over all learnable params.
+// decay=true (weights of 2+ dims), gradient-norm clipping over all learnable params. On the device of the
+// parameters (cuda/ops/train_step.h on a GPU, the same arithmetic); the momentum buffers follow them (to()).
 class SGD {
  public:
   SGD(std::vector<Param*> params, float momentum, float weight_decay);
@@ -53,8 +60,10 @@ class SGD {
   // The momentum buffers, one per learnable param in params() order (checkpoints save and restore them).
   const std::vector<Param*>& params() const { return params_; }
   std::vector<Tensor>& velocity() { return velocity_; }
+  void to(Device device);  // moves the momentum buffers (after Model::to)
 
  private:
+  double step_cuda(float lr, float clip_norm);
   std::vector<Param*> params_;
   std::vector<Tensor> velocity_;
   float momentum_, weight_decay_;

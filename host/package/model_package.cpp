@@ -195,8 +195,8 @@ Package pack_model(Model& m, const PackOptions& o) {
   std::vector<Param*> ps = m.params();
   std::vector<std::vector<float>> vals(ps.size());
   for (size_t i = 0; i < ps.size(); ++i) {
-    const float* v = ps[i]->value.f32();
-    vals[i].assign(v, v + ps[i]->value.numel());
+    const Tensor host = ps[i]->value.to(Device::cpu);  // a copy only for a model on the GPU
+    vals[i].assign(host.f32(), host.f32() + host.numel());
   }
   std::vector<bool> drop(ps.size(), false);
   if (o.fold_bn) {

@@ -30,14 +30,19 @@ MAXMS=2000  # a refusal comes before any work: well under a second, 2 s on a loa
 T=(train --synthetic-train 40 --image-size 8 --epochs 1 --batch 16 --bn-recalibrate 0)
 
 # --device: every command that runs a model takes it; one that cannot be used is refused with its reason before
-# any work (no CUDA backend in this build, no visible device, or the GPU model path not there yet).
+# any work (no CUDA backend in this build, no visible device, or a command without a GPU path). This machine has no
+# GPU: `train --device cuda` says that no device is present.
 for cmd in "${T[@]:0:1}" "bench classify" "bench detect" "bench segment" eval run predict; do
   # shellcheck disable=SC2086
   "$R" $cmd --help | grep -q -- "--device" || fail "reframe $cmd --help lists no --device"
 done
-expect_refused "--device cuda: " "$R" "${T[@]}" --device cuda
-# The one switch the device check reads: no whole-model GPU path yet, so --version says so.
-"$R" --version | grep -q '^GPU models  *no ' || fail "reframe --version has no 'GPU models no' line"
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  expect_refused "--device cuda: " "$R" "${T[@]}" --device cuda
+  "$R" --version | grep -q '^CUDA  *yes' && expect_refused "no CUDA device is visible" "$R" "${T[@]}" --device cuda
+  "$R" "${T[@]}" --device auto >/dev/null 2>&1 || fail "train --device auto without a GPU: expected the CPU run"
+fi
+# The one switch the device check reads: the classification models run on the GPU, so --version says so.
+"$R" --version | grep -q '^GPU models  *yes ' || fail "reframe --version has no 'GPU models yes' line"
 expect_refused "use --device cpu" "$R" bench detect --device cuda:0 -o d0
 expect_refused "--device tpu: unknown device (expected cpu, cuda, cuda:N or auto)" "$R" "${T[@]}" --device tpu
 expect_refused "--device cuda:x:" "$R" run missing.rfpk --device cuda:x --batch 2

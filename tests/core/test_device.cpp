@@ -1,6 +1,7 @@
-// --device selection (host/core/device.h): cpu and auto run on the CPU; cuda is refused with the reason that
-// applies on this machine (no CUDA backend in the build, no visible device, or the GPU model path not there yet);
-// malformed names are refused naming the option and the accepted values.
+// --device selection (host/core/device.h): cpu runs on the CPU, auto on the GPU only where one is visible and the
+// command has a GPU path; cuda is refused with the reason that applies on this machine (no CUDA backend in the
+// build, no visible device, or a command without a GPU path); malformed names are refused naming the option and the
+// accepted values.
 #include <gtest/gtest.h>
 
 #include "host/core/device.h"
@@ -8,9 +9,11 @@
 
 using rf::testing::expect_error;
 
-TEST(Device, CpuAndAutoRunOnTheCpu) {
+TEST(Device, CpuAndAutoRunOnTheCpuWithoutADevice) {
+  const rf::CudaInfo c = rf::cuda_info();
   EXPECT_EQ(rf::select_device("cpu"), rf::Device::cpu);
-  EXPECT_EQ(rf::select_device("auto"), rf::Device::cpu);
+  EXPECT_EQ(rf::select_device("auto", "--device", false), rf::Device::cpu);  // no GPU path: the CPU
+  EXPECT_EQ(rf::select_device("auto"), c.built && c.count > 0 ? rf::Device::cuda : rf::Device::cpu);
 }
 
 TEST(Device, MalformedNamesAreRefusedNamingTheOption) {
@@ -20,11 +23,15 @@ TEST(Device, MalformedNamesAreRefusedNamingTheOption) {
 
 TEST(Device, CudaIsRefusedWithTheReasonThatApplies) {
   const rf::CudaInfo c = rf::cuda_info();
-  const std::string reason = !c.built       ? "this build has no CUDA backend"
-                             : c.count == 0 ? "no CUDA device is visible"
-                                            : "whole models do not run on the GPU yet";
-  expect_error([] { rf::select_device("cuda", "--device"); }, {"--device cuda: ", reason, "use --device cpu"});
-  expect_error([] { rf::select_device("cuda:0", "--device"); }, {"--device cuda:0: "});
+  if (c.built && c.count > 0) {  // a GPU: only a command without a GPU path refuses it
+    expect_error([] { rf::select_device("cuda", "--device", false); },
+                 {"--device cuda: ", "runs its models on the CPU only", "use --device cpu"});
+    EXPECT_EQ(rf::select_device("cuda:0"), rf::Device::cuda);
+  } else {
+    const std::string reason = !c.built ? "this build has no CUDA backend" : "no CUDA device is visible";
+    expect_error([] { rf::select_device("cuda", "--device"); }, {"--device cuda: ", reason, "use --device cpu"});
+    expect_error([] { rf::select_device("cuda:0", "--device"); }, {"--device cuda:0: "});
+  }
   const std::string s = rf::cuda_summary();
   if (!c.built || c.count == 0) {
     EXPECT_EQ(s.rfind("none (", 0), 0u) << s;

@@ -1,0 +1,177 @@
+// Whole models on the GPU (host/models/layers_cuda.cpp, Model::to) against the same models on the CPU: ResNet-18 and
+// NL-ResNet-18 dw / 512 / 768, each built twice from one config (the same initial weights): the eval forward, a
+// training forward + backward (every learnable gradient and the input gradient) and one SGD step with momentum,
+// weight decay and clipping, within the stated tolerances; the seeded weights never leave the host; a short GPU
+// training run lowers the loss as the CPU's does; the trainer (train_model: batches to the device, loss and counts
+// on the GPU, evaluation, BN recalibration, a checkpoint read back) ends where the CPU's ends. Inputs are 8x8 so the
+// emulated run (label gpu-emu, our kernels on the CPU; cuDNN is not there) stays in seconds; on a device (label gpu)
+// the learnable convs and BN run through cuDNN unless RF_GPU_CONV=own.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cuda/ops/train_step.h"
+#include "cuda/runtime.h"
+#include "datasets/synthetic.h"
+#include "gpu_testing.h"
+#include "host/models/model.h"
+#include "host/ops/loss.h"
+#include "testing.h"
+#include "training/trainer.h"
+
+namespace {
+
+using namespace rf::gpu_testing;
+
+class ModelsGpu : public GpuTest {};
+
+const char* const kConfigs[] = {"resnet18", "nl-resnet18:cnl=dw", "nl-resnet18:cnl=512", "nl-resnet18:cnl=768"};
+
+std::vector<float> host_values(const rf::Tensor& t) {
+  const rf::Tensor h = t.to(rf::Device::cpu);
+  return std::vector<float>(h.f32(), h.f32() + h.numel());
+}
+
+// max |a - b| over max(|b|) of the CPU side (1 when it is all zeros): the GPU sums in other orders (tree
+// reductions, cuDNN's algorithms), so agreement is to float rounding of the largest term, not bit for bit.
+double relative_gap(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double gap = 0, scale = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    gap = std::max(gap, double(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, double(std::fabs(b[i])));
+  }
+  return gap / (scale > 0 ? scale : 1.0);
+}
+
+struct Pair {
+  rf::Model cpu, gpu;
+  explicit Pair(const std::string& config) : cpu(rf::ModelConfig::parse(config)), gpu(rf::ModelConfig::parse(config)) {
+    gpu.to(rf::Device::cuda);
+  }
+};
+
+TEST_F(ModelsGpu, EvalForwardMatchesTheCpu) {
+  for (const char* config : kConfigs) {
+    SCOPED_TRACE(config);
+    Pair m(config);
+    const rf::Tensor x = rf::testing::random_tensor(rf::Shape{2, 3, 8, 8}, 11);
+    const std::vector<float> want = host_values(m.cpu.forward(x, false));
+    const std::vector<float> got = host_values(m.gpu.forward(x.to(rf::Device::cuda), false));
+    EXPECT_LT(relative_gap(got, want), 2e-4);
+    for (rf::Param* p : m.gpu.params())  // the seeded convs regenerate their weights: nothing seeded on the device
+      EXPECT_EQ(p->value.device(), p->kind == rf::ParamKind::seeded ? rf::Device::cpu : rf::Device::cuda) << p->name;
+  }
+}
+
+TEST_F(ModelsGpu, TrainingStepMatchesTheCpu) {
+  for (const char* config : kConfigs) {
+    SCOPED_TRACE(config);
+    Pair m(config);
+    const rf::Tensor x = rf::testing::random_tensor(rf::Shape{3, 3, 8, 8}, 5);
+    const rf::Tensor out_cpu = m.cpu.forward(x, true);
+    const rf::Tensor out_gpu = m.gpu.forward(x.to(rf::Device::cuda), true);
+    EXPECT_LT(relative_gap(host_values(out_gpu), host_values(out_cpu)), 2e-4);  // train-mode BN: batch statistics
+    const rf::Tensor dy = rf::testing::random_tensor(out_cpu.shape(), 9);
+    const std::vector<float> dx_cpu = host_values(m.cpu.backward(dy));
+    const std::vector<float> dx_gpu = host_values(m.gpu.backward(dy.to(rf::Device::cuda)));
+    EXPECT_LT(relative_gap(dx_gpu, dx_cpu), 1e-3);
+    std::vector<rf::Param*> pc = m.cpu.params(rf::ParamKind::learnable), pg = m.gpu.params(rf::ParamKind::learnable);
+    ASSERT_EQ(pc.size(), pg.size());
+    for (size_t i = 0; i < pc.size(); ++i)
+      EXPECT_LT(relative_gap(host_values(pg[i]->grad), host_values(pc[i]->grad)), 1e-3) << pc[i]->name;
+    // One optimizer step, clipping on (the norm of a random dy's gradient is well above 0.5).
+    rf::SGD oc(m.cpu.params(), 0.9f, 5e-4f), og(m.gpu.params(), 0.9f, 5e-4f);
+    const double nc = oc.step(0.1f, 0.5f), ng = og.step(0.1f, 0.5f);
+    EXPECT_NEAR(ng, nc, 1e-4 * nc);
+    for (size_t i = 0; i < pc.size(); ++i)
+      EXPECT_LT(relative_gap(host_values(pg[i]->value), host_values(pc[i]->value)), 1e-4) << pc[i]->name;
+    for (const char* state : {"running_mean", "running_var"})
+      for (size_t i = 0; i < m.cpu.params(rf::ParamKind::state).size(); ++i) {
+        rf::Param* a = m.cpu.params(rf::ParamKind::state)[i];
+        if (a->name.find(state) == std::string::npos) continue;
+        EXPECT_LT(relative_gap(host_values(m.gpu.params(rf::ParamKind::state)[i]->value), host_values(a->value)), 1e-4)
+            << a->name;
+      }
+  }
+}
+
+// Ten steps on one batch of 8 with the GPU's loss, count and optimizer: the loss falls as on the CPU.
+TEST_F(ModelsGpu, ShortTrainingLowersTheLossAsOnTheCpu) {
+  Pair m("nl-resnet18:cnl=dw");
+  const int N = 8, C = 10;
+  const rf::Tensor x = rf::testing::random_tensor(rf::Shape{N, 3, 8, 8}, 21);
+  std::vector<int32_t> labels(N);
+  for (int i = 0; i < N; ++i) labels[size_t(i)] = i % C;
+  const rf::Tensor y_gpu = rf::Tensor::borrow(labels.data(), rf::Shape{N}, rf::DType::i32).to(rf::Device::cuda);
+  const rf::Tensor x_gpu = x.to(rf::Device::cuda);
+  rf::SGD oc(m.cpu.params(), 0.9f, 5e-4f), og(m.gpu.params(), 0.9f, 5e-4f);
+  std::vector<double> loss_cpu, loss_gpu;
+  for (int step = 0; step < 10; ++step) {
+    rf::Tensor logits = m.cpu.forward(x, true), probs = rf::Tensor::empty(rf::Shape{N, C}),
+               dl = rf::Tensor::empty(rf::Shape{N, C});
+    loss_cpu.push_back(rf::softmax_cross_entropy_forward_cpu(N, C, logits.f32(), labels.data(), probs.f32(), 0.1f));
+    rf::softmax_cross_entropy_backward_cpu(N, C, probs.f32(), labels.data(), dl.f32(), 0.1f);
+    m.cpu.backward(dl);
+    oc.step(0.05f, 5.f);
+
+    rf::Tensor lg = m.gpu.forward(x_gpu, true);
+    rf::Tensor pg = rf::Tensor::empty(rf::Shape{N, C}, rf::DType::f32, rf::Device::cuda);
+    rf::Tensor dg = rf::Tensor::empty(rf::Shape{N, C}, rf::DType::f32, rf::Device::cuda);
+    loss_gpu.push_back(
+        rf::softmax_cross_entropy_forward_cuda(N, C, lg.f32(), y_gpu.data<int32_t>(), pg.f32(), 0.1f));
+    rf::softmax_cross_entropy_backward_cuda(N, C, pg.f32(), y_gpu.data<int32_t>(), dg.f32(), 0.1f);
+    m.gpu.backward(dg);
+    og.step(0.05f, 5.f);
+  }
+  EXPECT_LT(loss_gpu.back(), 0.5 * loss_gpu.front());
+  EXPECT_LT(loss_cpu.back(), 0.5 * loss_cpu.front());
+  for (size_t i = 0; i < loss_cpu.size(); ++i) EXPECT_NEAR(loss_gpu[i], loss_cpu[i], 2e-3 * (1 + loss_cpu[i])) << i;
+  const rf::Tensor logits = m.gpu.forward(x_gpu, false);
+  EXPECT_GE(rf::count_correct_cuda(N, C, logits.f32(), y_gpu.data<int32_t>()), N / 2);
+}
+
+// The trainer on the GPU: synthetic 8x8 images, two epochs with a checkpoint, BN recalibration and validation.
+TEST_F(ModelsGpu, TrainerRunsOnTheGpuAsOnTheCpu) {
+  const rf::data::Dataset train = rf::data::make_synthetic(32, 3, 0, 8, 8);
+  const rf::data::Dataset val = rf::data::make_synthetic(16, 3, 32, 8, 8);
+  rf::TrainOptions o;
+  o.epochs = 2;
+  o.batch = 8;
+  o.lr = 0.05f;
+  o.progress = false;
+  o.bn_recalibrate = 16;
+  const std::string dir = rf::testing::temp_dir("models_gpu_trainer");
+  rf::TrainResult r[2];
+  for (int gpu = 0; gpu < 2; ++gpu) {
+    rf::Model m(rf::ModelConfig::parse("nl-resnet18:cnl=dw"));
+    if (gpu) m.to(rf::Device::cuda);
+    o.checkpoint = dir + (gpu ? "/gpu.rfpk" : "/cpu.rfpk");
+    o.overwrite = true;
+    r[gpu] = rf::train_model(m, train, val, o);
+    EXPECT_EQ(m.device(), gpu ? rf::Device::cuda : rf::Device::cpu);
+  }
+  ASSERT_EQ(r[0].epochs.size(), 2u);
+  ASSERT_EQ(r[1].epochs.size(), 2u);
+  for (int e = 0; e < 2; ++e) {
+    EXPECT_NEAR(r[1].epochs[size_t(e)].train_loss, r[0].epochs[size_t(e)].train_loss, 2e-3) << e;
+    EXPECT_NEAR(r[1].epochs[size_t(e)].val_loss, r[0].epochs[size_t(e)].val_loss, 2e-3) << e;
+  }
+  EXPECT_EQ(r[1].bn_recalibrated, r[0].bn_recalibrated);
+  EXPECT_NEAR(r[1].final_val.loss, r[0].final_val.loss, 2e-3);
+  // The GPU run's checkpoint resumes into a model on either device.
+  rf::Model back(rf::ModelConfig::parse("nl-resnet18:cnl=dw"));
+  rf::SGD opt(back.params(), 0.9f, 5e-4f);
+  EXPECT_EQ(rf::load_checkpoint(dir + "/gpu.rfpk", back, opt).size(), 2u);
+}
+
+TEST_F(ModelsGpu, DenseModelsAreRefusedOnTheGpu) {
+  rf::Model m(rf::ModelConfig::parse("nl-resnet18:cnl=dw,task=segment"));
+  rf::testing::expect_error([&] { m.to(rf::Device::cuda); }, {"head runs on the CPU only", "--device cpu"});
+}
+
+}  // namespace
