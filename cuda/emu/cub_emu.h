@@ -11,8 +11,9 @@
 // cudaError_t. CUB's two-phase protocol is kept, and checked, as the device's CUB does:
 // - d_temp_storage == nullptr: only temp_storage_bytes is set (never 0), nothing is read or written;
 // - otherwise temp_storage_bytes must be at least the size the first call gave (cudaErrorInvalidValue if not,
-//   as CUB's AliasTemporaries), and the temp storage is written over its whole size (ASan then catches a caller
-//   that allocated less than it claims); num_items == 0 writes the initial value (0 for Sum), as CUB does.
+//   as CUB's multi-block path via AliasTemporaries; stricter than its single-tile path for small inputs, which
+//   checks nothing), and the temp storage is written over its whole size (ASan then catches a caller that
+//   allocated less than it claims); num_items == 0 writes the initial value (0 for Sum), as CUB does.
 //
 // Limits: the reduction runs on the calling thread, synchronously whatever the stream (like the emulated
 // launches), and it is SEQUENTIAL, left to right: CUB on the device sums in a tree whose shape depends on the GPU
