@@ -56,6 +56,14 @@ std::vector<T> random_vec(size_t n, uint32_t seed, double lo = -1.0, double hi =
   return v;
 }
 
+// N class labels uniform in [0, C) (the loss tests, CPU and GPU).
+inline std::vector<int32_t> random_labels(int N, int C, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::vector<int32_t> l(size_t(N > 0 ? N : 0));
+  for (auto& v : l) v = int32_t(gen() % uint32_t(C));
+  return l;
+}
+
 template <typename A, typename B>
 std::vector<B> cast_vec(const std::vector<A>& a) {
   return std::vector<B>(a.begin(), a.end());

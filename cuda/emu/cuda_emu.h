@@ -41,7 +41,9 @@
 //   read a host pointer without an error;
 // - one emulated device (cudaGetDeviceCount = 1) with kEmuMultiprocessors multiprocessors;
 // - cuRAND's device API (curand_kernel.h) and the vendor libraries (cuDNN, CUB device-wide) are absent: their
-//   tests skip in emulation with the reason, and run on a real GPU only.
+//   tests skip in emulation with the reason, and run on a real GPU only; except the CUB reductions cuda/ uses,
+//   which cuda/emu/cub_emu.h (via cuda/cub.h) runs on the host, summing sequentially: its rounding differs
+//   from the device's tree order, so tests compare CUB sums with a tolerance.
 // Speed (x86-64, measured on a loaded 2-core CI machine): ~0.5 µs per emulated thread and ~0.3 µs per barrier
 // per thread (fibers switch in a few instructions); the portable ucontext path (other CPUs)
 // is 2-3x slower.

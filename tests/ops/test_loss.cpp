@@ -15,6 +15,7 @@
 
 using namespace rf;
 using rf::testing::all_close;
+using rf::testing::random_labels;
 using rf::testing::random_vec;
 
 namespace {
@@ -22,13 +23,6 @@ namespace {
 std::string case_str(int N, int C, float ls) {
   return "softmax_cross_entropy(N=" + std::to_string(N) + ",C=" + std::to_string(C) +
          ",label_smoothing=" + std::to_string(ls) + ")";
-}
-
-std::vector<int32_t> random_labels(int N, int C, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::vector<int32_t> l(N);
-  for (auto& v : l) v = int32_t(gen() % uint32_t(C));
-  return l;
 }
 
 }  // namespace
