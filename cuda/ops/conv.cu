@@ -7,8 +7,10 @@
 // too. These kernels do the same, in the same order: a product of two floats is exact in double (24 + 24 < 53
 // significand bits), so every addition is the reference's addition, whether or not the compiler contracts it
 // into a DFMA (-fmad true or false). Forward and input gradient are therefore bit-identical to
-// conv2d_*_ref<float> on any device and under any launch shape. Double costs little here: FP64 runs at half the
-// FP32 rate on the H100/H200 the suite targets, and these loops are bound by loads (two per multiply-add).
+// conv2d_*_ref<float> on any device and under any launch shape. The price, estimated (not measured): two
+// float -> double conversions per multiply-add, which sm_90 issues at 16 per clock per SM, cap these loops at
+// ~8 multiply-adds per clock per SM, half of what their two loads per multiply-add would allow in float (DFMA
+// itself runs at half the FP32 rate on an H100/H200); on GPUs with slow FP64 (1/64 rate) the cap is lower.
 // - forward: one thread per output (grid-stride), sum over (c, kh, kw) in the reference's order, bias first.
 // - input gradient: one thread per input element gathering over (o, kh, kw) of the outputs that read it (only
 //   the taps with kh = ih + pad (mod stride): the reference's ascending order without its skipped taps); dx
@@ -16,8 +18,11 @@
 // - weight gradient: one block per weight element; each of its kWeightThreads threads sums a fixed strided share
 //   of the N*OH*OW positions in double, then a fixed-order tree reduction in shared memory (as bias_grad_kernel,
 //   cuda/ops/bias.cu): the same bits on every run, within one float rounding of the exact sum (the reference
-//   adds in another order). db through bias_grad_cuda. Napkin math, ResNet-18 CIFAR layer4 3x3 at batch 256:
-//   2.4M blocks of 256 threads, 16 positions per thread: ~10 ms per conv on an H100, where cuDNN takes ~0.3 ms.
+//   adds in another order). db through bias_grad_cuda. Napkin math (not measured), ResNet-18 CIFAR layer4 3x3
+//   at batch 256: 2.4M blocks of 256 threads, 16 positions per thread, ~300 instructions per thread with the
+//   reduction: ~6G warp instructions, ~7 ms on an H100 (132 SMs x 4 issues per clock), and up to 77 GB of
+//   L1/L2 reads (32 KB per block): ~10-20 ms per conv, against a fraction of a millisecond for cuDNN (19
+//   GFLOP). ResNet-18 CIFAR holds ~15 such convs worth of MACs: ~0.1-0.3 s of weight gradients per step.
 // Checked by tests/gpu/test_conv_gpu.cpp (emulated in CI under label gpu-emu, on a device under gpu).
 #include "cuda/ops/conv.h"
 
