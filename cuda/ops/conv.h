@@ -2,9 +2,11 @@
 // modules' grouped 1x1 conv, the dense heads): forward (+ bias), input gradient and weight (+ bias) gradient,
 // NCHW, groups, stride, padding, outputs in a channel slice (s.y_nstride). Our own direct kernels: what the GPU
 // model path runs where cuDNN is absent (the CUDA emulation, a build without cuDNN) and the twin the cuDNN path
-// is checked against on a device. Every output is one thread's sum in the reference's order, so the results do
-// not depend on the launch shape. Plain C++ header. Checked by tests/gpu/test_conv_gpu.cpp against
-// conv2d_*_ref (emulated in CI under label gpu-emu, on a device under gpu).
+// is checked against on a device; cuDNN is the fast path. Forward and input gradient: every output is one
+// thread's double sum in the reference's order, so they are bit-identical to conv2d_*_ref<float> whatever the
+// launch shape. Weight gradient: one block per weight, a fixed-order tree sum (the same bits on every run).
+// Plain C++ header. Checked by tests/gpu/test_conv_gpu.cpp against conv2d_*_ref (emulated in CI under label
+// gpu-emu, on a device under gpu).
 #pragma once
 #include "host/ops/conv.h"
 
