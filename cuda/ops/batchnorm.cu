@@ -41,7 +41,7 @@ __device__ __forceinline__ int64_t channel_value(const BnArgs& a, int c, int64_t
 // Adds v[0..K) over the block's threads, the same fixed tree for every run, and gives every thread the totals.
 // part: K * kThreads doubles of shared memory, free again when this returns.
 template <int K>
-__device__ void block_sums(double (&v)[K], double* part) {
+__device__ __forceinline__ void block_sums(double (&v)[K], double* part) {
   const int t = threadIdx.x;
   for (int k = 0; k < K; ++k) part[k * kThreads + t] = v[k];
   __syncthreads();
