@@ -3,7 +3,9 @@
 // step's peak tensor memory (peak_MB).
 //   bench_models [--smoke | --gate] [google benchmark flags]
 // --smoke registers tiny shapes only (the CTest smoke test). Ratios between models come from the JSON
-// (scripts/bench_ratio.py), measured in the same process.
+// (scripts/bench_ratio.py), measured in the same process. Where a CUDA device is visible, BM_gpu_forward and
+// BM_gpu_train_step time the same models on the GPU (Model::to; the device synchronised after each iteration) at
+// batch 256, with the device's peak tensor memory (gpu_peak_MB): the device check's model step.
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_main.h"
@@ -13,6 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "cuda/ops/train_step.h"
+#include "cuda/runtime.h"
+#include "host/core/device.h"
 #include "host/core/philox.h"
 #include "host/core/profile.h"
 #include "host/models/model.h"
@@ -84,6 +89,52 @@ void BM_train_step(benchmark::State& state, std::string config, int N, int S) {
   state.SetLabel(m.config().name());
 }
 
+// The GPU twins: the model moved to the device, the batch uploaded once, the loss and SGD on the device.
+void BM_gpu_forward(benchmark::State& state, std::string config, int N, int S) {
+  Model m(ModelConfig::parse(config));
+  m.to(Device::cuda);
+  const Tensor x = bench_input(N, S).to(Device::cuda);
+  m.forward(x, false);  // warm-up: cuDNN plans, the device allocator's cache
+  gpu_synchronize();
+  gpu_reset_peak();
+  for (auto _ : state) {
+    Tensor y = m.forward(x, false);
+    gpu_synchronize();
+  }
+  state.SetItemsProcessed(state.iterations() * N);
+  state.counters["batch"] = N;
+  state.counters["gpu_peak_MB"] = double(gpu_memory_stats().peak_bytes) / 1e6;
+  state.SetLabel(m.config().name());
+}
+
+void BM_gpu_train_step(benchmark::State& state, std::string config, int N, int S) {
+  Model m(ModelConfig::parse(config));
+  m.to(Device::cuda);
+  const int C = m.config().classes;
+  const Tensor x = bench_input(N, S).to(Device::cuda);
+  std::vector<int32_t> labels(static_cast<size_t>(N));
+  for (int i = 0; i < N; ++i) labels[size_t(i)] = i % C;
+  const Tensor y = Tensor::borrow(labels.data(), Shape{N}, DType::i32).to(Device::cuda);
+  SGD opt(m.params(), 0.9f, 5e-4f);
+  Tensor probs = Tensor::empty(Shape{N, C}, DType::f32, Device::cuda);
+  Tensor dlogits = Tensor::empty(Shape{N, C}, DType::f32, Device::cuda);
+  auto step = [&]() {
+    Tensor logits = m.forward(x, true);
+    softmax_cross_entropy_forward_cuda(N, C, logits.f32(), y.data<int32_t>(), probs.f32());
+    softmax_cross_entropy_backward_cuda(N, C, probs.f32(), y.data<int32_t>(), dlogits.f32());
+    m.backward(dlogits);
+    opt.step(0.01f, 5.f);
+    gpu_synchronize();
+  };
+  step();  // warm-up
+  gpu_reset_peak();
+  for (auto _ : state) step();
+  state.SetItemsProcessed(state.iterations() * N);
+  state.counters["batch"] = N;
+  state.counters["gpu_peak_MB"] = double(gpu_memory_stats().peak_bytes) / 1e6;
+  state.SetLabel(m.config().name());
+}
+
 const char* kModels[] = {"resnet18", "nl-resnet18:cnl=dw", "nl-resnet18:cnl=512", "nl-resnet18:cnl=768"};
 
 void register_all(BenchMode mode) {
@@ -107,6 +158,10 @@ void register_all(BenchMode mode) {
         for (int N : {1, 8, 64, 256}) add("BM_forward", BM_forward, N, 32);
         for (int N : {1, 8, 64, 256}) add("BM_train_step", BM_train_step, N, 32);
         break;
+    }
+    if (mode == BenchMode::full && cuda_info().count > 0) {
+      add("BM_gpu_forward", BM_gpu_forward, 256, 32);
+      add("BM_gpu_train_step", BM_gpu_train_step, 256, 32);
     }
   }
 }

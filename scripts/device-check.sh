@@ -13,8 +13,10 @@
 #   gpu-tests       100  ctest -L gpu with RF_REQUIRE_GPU=1 (a test that finds no device FAILS), gtest XML each
 #   cudnn-legacy     25  the cuDNN conv test again on the deprecated legacy API (RF_CUDNN_API=legacy), to compare
 #   kernel-bench     60  bench_kernels' GPU half (Google Benchmark JSON; CUDA events around many launches)
-#   memcheck         70  compute-sanitizer memcheck on each kernel test (seeded conv, pool, NL module, Philox)
-#   racecheck        60  compute-sanitizer racecheck on the shared-memory kernel tests (seeded conv, pool, NL)
+#   memcheck         70  compute-sanitizer memcheck on each kernel test (seeded conv, pool, NL module, Philox, conv, BN,
+#                        elementwise, train step)
+#   racecheck        60  compute-sanitizer racecheck on the shared-memory kernel tests (seeded conv, pool, NL, conv,
+#                        BN, train step)
 #   model-bench      30  OPTIONAL: bench_models' GPU benchmarks, only if the bundle has bench_models and it lists any
 #   train            60  OPTIONAL: a short real-data CIFAR-10 run, only if the bundle has `reframe` and
 #                        `reframe --version` says "GPU models yes" (the bundle then carries the CIFAR-10 archive)
@@ -210,8 +212,8 @@ if (( GPU == 1 )); then
     done
     record "$tool" "$status" $(( SECONDS - t0 )) "$limit" "$detail"
   }
-  sanitize memcheck 70 seeded_conv pool nl_module philox
-  sanitize racecheck 60 seeded_conv pool nl_module
+  sanitize memcheck 70 seeded_conv pool nl_module philox conv batchnorm elementwise train_step
+  sanitize racecheck 60 seeded_conv pool nl_module conv batchnorm train_step
 
   # ---- model-bench (optional): only when bench_models registers GPU benchmarks ------------------------------------
   if [[ -x $B/bin/bench_models ]] && grep -Eq 'gpu|cuda' "$RES/list-bench_models.txt" 2>/dev/null; then
