@@ -35,17 +35,41 @@ std::vector<float> host_values(const rf::Tensor& t) {
   return std::vector<float>(h.f32(), h.f32() + h.numel());
 }
 
-// max |a - b| over max(|b|) of the CPU side (1 when it is all zeros): the GPU sums in other orders (tree
-// reductions, cuDNN's algorithms), so agreement is to float rounding of the largest term, not bit for bit.
-double relative_gap(const std::vector<float>& a, const std::vector<float>& b) {
+// max |a - b| over max(|b|) of the CPU side, or over `floor` when that is larger: the GPU sums in other orders
+// (tree reductions, cuDNN's algorithms) and so does the CPU from run to run (oneDNN's threading), so agreement is to
+// float rounding of the largest term, not bit for bit. A gradient that is zero in exact arithmetic (the bias of a
+// conv followed by BN) is rounding noise on both sides: its floor is the model's largest gradient.
+double relative_gap(const std::vector<float>& a, const std::vector<float>& b, double floor = 0) {
   EXPECT_EQ(a.size(), b.size());
-  double gap = 0, scale = 0;
+  double gap = 0, scale = floor;
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
     if (!std::isfinite(a[i])) return INFINITY;
     gap = std::max(gap, double(std::fabs(a[i] - b[i])));
     scale = std::max(scale, double(std::fabs(b[i])));
   }
   return gap / (scale > 0 ? scale : 1.0);
+}
+
+// ||a - b|| / max(||b||, floor) (Euclidean norms) for gradients: a ReLU whose input is within rounding of 0 on one
+// side passes the whole upstream gradient at that element on one device and none on the other (measured: one such
+// flip in ResNet-18's layer1 at 12x12 moved the largest element of the stem's gradient by 1 % while every module
+// alone agreed to 3e-7), so the largest element is no measure there; the norm of the difference is.
+double relative_l2(const std::vector<float>& a, const std::vector<float>& b, double floor = 0) {
+  EXPECT_EQ(a.size(), b.size());
+  double d = 0, n = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    d += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    n += double(b[i]) * b[i];
+  }
+  return std::sqrt(d) / std::max(std::sqrt(n), floor > 0 ? floor : 1e-30);
+}
+
+double largest(const std::vector<rf::Param*>& ps, bool grad) {
+  double m = 0;
+  for (rf::Param* p : ps)
+    for (float v : host_values(grad ? p->grad : p->value)) m = std::max(m, double(std::fabs(v)));
+  return m;
 }
 
 struct Pair {
@@ -68,35 +92,83 @@ TEST_F(ModelsGpu, EvalForwardMatchesTheCpu) {
   }
 }
 
-TEST_F(ModelsGpu, TrainingStepMatchesTheCpu) {
+// The network's modules in order (the stem's layers, the residual blocks, the head).
+std::vector<rf::Module*> modules_of(const rf::Model& m) {
+  std::vector<rf::Module*> out;
+  for (const rf::ModulePtr& sub : m.net().modules()) {
+    if (auto* seq = dynamic_cast<rf::Sequential*>(sub.get()))
+      for (const rf::ModulePtr& x : seq->modules()) out.push_back(x.get());
+    else
+      out.push_back(sub.get());
+  }
+  return out;
+}
+
+// A training step module by module, each GPU module given exactly the CPU module's input (forward) and output
+// gradient (backward): every module's output, input gradient and parameter gradients agree to float rounding.
+// (Chained through the whole model, a ReLU whose input is within rounding of 0 may pass the gradient on one device
+// and not the other, which moves single elements by the size of the gradient: the whole-model check below allows
+// for that.)
+TEST_F(ModelsGpu, TrainingStepMatchesTheCpuModuleByModule) {
   for (const char* config : kConfigs) {
     SCOPED_TRACE(config);
     Pair m(config);
-    const rf::Tensor x = rf::testing::random_tensor(rf::Shape{3, 3, 8, 8}, 5);
+    const std::vector<rf::Module*> mc = modules_of(m.cpu), mg = modules_of(m.gpu);
+    ASSERT_EQ(mc.size(), mg.size());
+    rf::Tensor h = rf::testing::random_tensor(rf::Shape{4, 3, 8, 8}, 5);
+    for (size_t i = 0; i < mc.size(); ++i) {
+      const rf::Tensor hg = mg[i]->forward(h.to(rf::Device::cuda), true);
+      h = mc[i]->forward(h, true);
+      EXPECT_LT(relative_gap(host_values(hg), host_values(h)), 1e-5) << mc[i]->name() << " forward";
+    }
+    rf::Tensor d = rf::testing::random_tensor(h.shape(), 9);
+    for (size_t i = mc.size(); i-- > 0;) {
+      const rf::Tensor dg = mg[i]->backward(d.to(rf::Device::cuda));
+      d = mc[i]->backward(d);
+      EXPECT_LT(relative_gap(host_values(dg), host_values(d)), 1e-5) << mc[i]->name() << " input gradient";
+      std::vector<rf::Param*> pc, pg;
+      mc[i]->collect(pc);
+      mg[i]->collect(pg);
+      ASSERT_EQ(pc.size(), pg.size());
+      double gmax = 0;
+      for (rf::Param* p : pc)
+        if (p->kind == rf::ParamKind::learnable) gmax = std::max(gmax, largest({p}, true));
+      for (size_t j = 0; j < pc.size(); ++j)
+        if (pc[j]->kind == rf::ParamKind::learnable)  // floor: a bias before BN has a zero gradient, in rounding
+          EXPECT_LT(relative_gap(host_values(pg[j]->grad), host_values(pc[j]->grad), 0.1 * gmax), 1e-4)
+              << pc[j]->name;
+    }
+  }
+}
+
+// The whole model at once: forward in train mode, backward, and one SGD step with momentum, weight decay and
+// clipping; BN's running statistics after the step. ResNet-18 and NL-ResNet-18 dw (the other two differ from dw
+// only in the seeded conv's width, which the module-by-module test covers).
+TEST_F(ModelsGpu, TrainingStepMatchesTheCpu) {
+  for (const char* config : {"resnet18", "nl-resnet18:cnl=dw"}) {
+    SCOPED_TRACE(config);
+    Pair m(config);
+    const rf::Tensor x = rf::testing::random_tensor(rf::Shape{4, 3, 8, 8}, 5);
     const rf::Tensor out_cpu = m.cpu.forward(x, true);
     const rf::Tensor out_gpu = m.gpu.forward(x.to(rf::Device::cuda), true);
     EXPECT_LT(relative_gap(host_values(out_gpu), host_values(out_cpu)), 2e-4);  // train-mode BN: batch statistics
     const rf::Tensor dy = rf::testing::random_tensor(out_cpu.shape(), 9);
     const std::vector<float> dx_cpu = host_values(m.cpu.backward(dy));
     const std::vector<float> dx_gpu = host_values(m.gpu.backward(dy.to(rf::Device::cuda)));
-    EXPECT_LT(relative_gap(dx_gpu, dx_cpu), 1e-3);
+    EXPECT_LT(relative_l2(dx_gpu, dx_cpu), 2e-2);  // ReLU flips (above)
     std::vector<rf::Param*> pc = m.cpu.params(rf::ParamKind::learnable), pg = m.gpu.params(rf::ParamKind::learnable);
     ASSERT_EQ(pc.size(), pg.size());
+    const double gmax = largest(pc, true);
     for (size_t i = 0; i < pc.size(); ++i)
-      EXPECT_LT(relative_gap(host_values(pg[i]->grad), host_values(pc[i]->grad)), 1e-3) << pc[i]->name;
-    // One optimizer step, clipping on (the norm of a random dy's gradient is well above 0.5).
+      EXPECT_LT(relative_l2(host_values(pg[i]->grad), host_values(pc[i]->grad), 1e-3 * gmax), 2e-2) << pc[i]->name;
     rf::SGD oc(m.cpu.params(), 0.9f, 5e-4f), og(m.gpu.params(), 0.9f, 5e-4f);
-    const double nc = oc.step(0.1f, 0.5f), ng = og.step(0.1f, 0.5f);
-    EXPECT_NEAR(ng, nc, 1e-4 * nc);
-    for (size_t i = 0; i < pc.size(); ++i)  // zero-initialised biases hold the step alone: the gradients' 1e-3
-      EXPECT_LT(relative_gap(host_values(pg[i]->value), host_values(pc[i]->value)), 1e-3) << pc[i]->name;
-    for (const char* state : {"running_mean", "running_var"})
-      for (size_t i = 0; i < m.cpu.params(rf::ParamKind::state).size(); ++i) {
-        rf::Param* a = m.cpu.params(rf::ParamKind::state)[i];
-        if (a->name.find(state) == std::string::npos) continue;
-        EXPECT_LT(relative_gap(host_values(m.gpu.params(rf::ParamKind::state)[i]->value), host_values(a->value)), 1e-4)
-            << a->name;
-      }
+    const double nc = oc.step(0.1f, 0.5f), ng = og.step(0.1f, 0.5f);  // clipping on: the norms are well above 0.5
+    EXPECT_NEAR(ng, nc, 2e-2 * nc);
+    for (size_t i = 0; i < pc.size(); ++i)
+      EXPECT_LT(relative_l2(host_values(pg[i]->value), host_values(pc[i]->value), 1e-2), 2e-2) << pc[i]->name;
+    std::vector<rf::Param*> sc = m.cpu.params(rf::ParamKind::state), sg = m.gpu.params(rf::ParamKind::state);
+    for (size_t i = 0; i < sc.size(); ++i)  // the forward's batch statistics: no ReLU flips in them
+      EXPECT_LT(relative_gap(host_values(sg[i]->value), host_values(sc[i]->value)), 1e-4) << sc[i]->name;
   }
 }
 
