@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "host/core/device.h"
 #include "app/options.h"
 #include "app/predict.h"
 #include "datasets/image_folder.h"
@@ -89,7 +90,7 @@ int predict_dense(const PredictOptions& o, const Package& p, const ModelConfig& 
                                          files.begin() + long(std::min(files.size(), b0 + size_t(o.batch))));
     std::vector<std::pair<int, int>> sizes;
     Tensor x = load_image_batch(chunk, in, &sizes);
-    Tensor out = m.forward(x, false);
+    Tensor out = m.forward(x.to(m.device()), false).to(Device::cpu);
     std::vector<nlohmann::json> per(chunk.size());
     if (detect) {
       std::vector<std::vector<eval::Detection>> boxes(chunk.size());
@@ -196,6 +197,7 @@ int cmd_predict(const PredictOptions& o) {
     RF_FAIL("predict: --classes gives {} names, the model has {} outputs", meta.classes.size(), cfg.classes);
 
   std::unique_ptr<Model> m = load_model(p, o.package);
+  m->to(run_device());
   const std::vector<std::string> files = collect_image_files(o.images);
   PredictInput in;
   in.H = meta.input_h, in.W = meta.input_w, in.mean = meta.mean, in.std = meta.std, in.resize = o.resize;
@@ -228,7 +230,7 @@ int cmd_predict(const PredictOptions& o) {
   for (size_t b0 = 0; b0 < files.size(); b0 += size_t(o.batch)) {
     const std::vector<std::string> chunk(files.begin() + long(b0),
                                          files.begin() + long(std::min(files.size(), b0 + size_t(o.batch))));
-    Tensor logits = m->forward(load_image_batch(chunk, in), false);
+    Tensor logits = m->forward(load_image_batch(chunk, in).to(m->device()), false).to(Device::cpu);
     RF_CHECK(logits.ndim() == 2 && logits.size(1) == K, "predict: logits {} (expected (N, {}))", logits.shape().str(),
              K);
     for (size_t i = 0; i < chunk.size(); ++i) {
@@ -270,7 +272,7 @@ void add_predict_command(CLI::App& app, Commands& out) {
       "Classes and probabilities for JPEG/PNG images (files or folders); boxes (detection) or label PNGs "
       "(segmentation) from dense packages",
       cmd_predict);
-  add_device_option(c, out.back());
+  add_device_option(c, out.back(), true);
   c->add_option("package", o->package, "model package (.rfpk)")->required();
   c->add_option("images", o->images, "JPEG/PNG files, or folders (searched recursively)")->required();
   c->add_option("--top,-k", o->top, "classes printed per image")->check(CLI::Range(1, 100000));

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "host/core/device.h"
 #include "app/options.h"
 #include "app/package_print.h"
 #include "host/core/parallel.h"
@@ -68,6 +69,8 @@ int cmd_run(const RunOptions& o) {
     std::sort(regen_warm.begin(), regen_warm.end());
   }
   const double regen_median_ms = regen_warm.empty() ? 0.0 : regen_warm[regen_warm.size() / 2];
+  m->to(run_device());  // --device: the timed forwards run there (inputs up, logits back: part of each timing)
+  auto forward = [&](const Tensor& in) { return m->forward(in.to(m->device()), false).to(Device::cpu); };
   const int S = o.size > 0 ? o.size : (cfg.stem == "large" ? 224 : 32);
   const int64_t per_image = int64_t(3) * S * S;
 
@@ -107,13 +110,13 @@ int cmd_run(const RunOptions& o) {
     input_desc = fmt::format("synthetic N(0,1), seed {}", o.seed);
   }
 
-  for (int i = 0; i < o.warmup; ++i) m->forward(x, false);
+  for (int i = 0; i < o.warmup; ++i) forward(x);
   host_reset_peak();
   std::vector<double> times;
   Tensor logits;
   for (int i = 0; i < o.reps; ++i) {
     const auto t0 = Clock::now();
-    logits = m->forward(x, false);
+    logits = forward(x);
     times.push_back(ms_since(t0));
   }
   std::sort(times.begin(), times.end());
@@ -134,7 +137,7 @@ int cmd_run(const RunOptions& o) {
   double max_diff = -1, mean_diff = -1, diff_sum = 0, diff_count = 0;
   for (int64_t first = 0; first < n_images;) {
     Tensor xb = first == 0 ? x : read_batch(first, std::min<int64_t>(o.batch, n_images - first));
-    Tensor lb = first == 0 ? logits : m->forward(xb, false);
+    Tensor lb = first == 0 ? logits : forward(xb);
     const int64_t nb = xb.size(0), K = lb.size(1);
     if (!o.output.empty()) {
       const auto* b = reinterpret_cast<const uint8_t*>(lb.f32());
@@ -171,6 +174,7 @@ int cmd_run(const RunOptions& o) {
                         {"batch", N},
                         {"images", n_images},
                         {"threads", num_threads()},
+                        {"device", device_name(m->device())},
                         {"read_verify_ms", read_ms},
                         {"load_ms", load_ms},
                         {"regenerate_ms", regen_s * 1e3},  // the single cold call inside the load
@@ -228,7 +232,7 @@ void add_run_command(CLI::App& app, Commands& out) {
                   r.batch, int(side), bytes / double(int64_t(1) << 30));
         return cmd_run(r);
       });
-  add_device_option(c, out.back());
+  add_device_option(c, out.back(), true);
   c->add_option("package", o->path, "package file (or a delta, with --base)")->required();
   c->add_option("--base", o->base, "base package when PACKAGE is a delta");
   c->add_option("--input", o->input, "raw float32 NCHW images (3 x size x size each), already normalised exactly "

@@ -46,7 +46,9 @@ inline int run_benchmark_main(int argc, char** argv, void (*register_all)(BenchM
       args.push_back(argv[i]);
   }
   try {
-    select_device(device, "--device");
+    // The CPU benchmarks run on the CPU; bench_models' GPU twins (BM_gpu_*) register themselves where a device is
+    // visible, so --device takes cpu / auto only.
+    select_device(device, "--device", false);
   } catch (const Error& e) {
     std::fprintf(stderr, "%s: error: %s\n", argv[0], e.what());
     return 2;
