@@ -2,8 +2,9 @@
 // input lives on the GPU (Model::to(Device::cuda)), so the models, the trainer and the commands stay one code path.
 // Kernels: cuda/ops (our seeded conv regenerating its weights in shared memory, the pools writing into their
 // concat slices, the grouped 1x1 conv with the shuffle folded into its output indexing, BN, the small ops), and
-// cuDNN for the learnable convs and BN where the build has it (RF_GPU_CONV=own runs our conv and BN kernels
-// instead, as the CUDA emulation always does). Inference runs op by op (the CPU's eval fusion is a cache
+// cuDNN for the learnable convs where the build has it (RF_GPU_CONV=own runs our conv kernels instead, as the CUDA
+// emulation always does). BN is always ours: cuDNN's FP32 NCHW batch norm is only in its deprecated legacy API
+// (docs/DEVICE-CHECK.md, "cuDNN 9 deprecations"). Inference runs op by op (the CPU's eval fusion is a cache
 // optimisation). The seeded weights never exist in device memory. Checked by tests/gpu/test_models_gpu.cpp (each
 // model's forward, backward and a training step against the CPU; emulated in CI under label gpu-emu).
 #include <cstdlib>
@@ -100,17 +101,9 @@ Tensor BatchNorm2d::forward_cuda(const Tensor& x, bool train) {
   if (train) {
     save_mean_ = device_empty(Shape{C_});
     save_invstd_ = device_empty(Shape{C_});
-    if (use_cudnn())
-      cudnn_batchnorm_forward_train(cudnn(), s, x.f32(), gamma.value.f32(), beta.value.f32(), y.f32(),
-                                    save_mean_.f32(), save_invstd_.f32(), running_mean.value.f32(),
-                                    running_var.value.f32());
-    else
-      batchnorm_forward_train_cuda(s, x.f32(), gamma.value.f32(), beta.value.f32(), y.f32(), save_mean_.f32(),
-                                   save_invstd_.f32(), running_mean.value.f32(), running_var.value.f32());
+    batchnorm_forward_train_cuda(s, x.f32(), gamma.value.f32(), beta.value.f32(), y.f32(), save_mean_.f32(),
+                                 save_invstd_.f32(), running_mean.value.f32(), running_var.value.f32());
     x_ = x;
-  } else if (use_cudnn()) {
-    cudnn_batchnorm_forward_eval(cudnn(), s, x.f32(), gamma.value.f32(), beta.value.f32(), running_mean.value.f32(),
-                                 running_var.value.f32(), y.f32());
   } else {
     batchnorm_forward_eval_cuda(s, x.f32(), gamma.value.f32(), beta.value.f32(), running_mean.value.f32(),
                                 running_var.value.f32(), y.f32());
@@ -122,12 +115,8 @@ Tensor BatchNorm2d::backward_cuda(const Tensor& dy) {
   check_backward(x_, dy, name_);
   const BatchNormShape s{int(x_.size(0)), C_, int(x_.size(2) * x_.size(3))};
   Tensor dx = device_empty(x_.shape());
-  if (use_cudnn())
-    cudnn_batchnorm_backward(cudnn(), s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(),
-                             dx.f32(), gamma.grad.f32(), beta.grad.f32());
-  else
-    batchnorm_backward_cuda(s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(), dx.f32(),
-                            gamma.grad.f32(), beta.grad.f32());
+  batchnorm_backward_cuda(s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(), dx.f32(),
+                          gamma.grad.f32(), beta.grad.f32());
   return dx;
 }
 

@@ -5,7 +5,7 @@
 // training run lowers the loss as the CPU's does; the trainer (train_model: batches to the device, loss and counts
 // on the GPU, evaluation, BN recalibration, a checkpoint read back) ends where the CPU's ends. Inputs are 8x8 so the
 // emulated run (label gpu-emu, our kernels on the CPU; cuDNN is not there) stays in seconds; on a device (label gpu)
-// the learnable convs and BN run through cuDNN unless RF_GPU_CONV=own.
+// the learnable convs run through cuDNN unless RF_GPU_CONV=own (BN is always our kernel: see layers_cuda.cpp).
 #include <gtest/gtest.h>
 
 #include <algorithm>
