@@ -91,6 +91,9 @@ int cmd_bench_dense(DenseOptions o) {
                           "--synthetic-train + --synthetic-val + --synthetic-test");
   start_rank_groups(o.rank_groups, o.shard, int64_t(o.models.size()) * o.seeds);
   o.write_results = comm::groups() == 1;
+  o.train_device = run_device();
+  RF_CHECK(o.train_device == Device::cpu || comm::world_size() == 1, "bench {} --device cuda under mpirun: "
+           "data-parallel GPU training is not wired (NCCL); run one process", o.task);
   // Pictures (every model of a group side by side, one file per test image) are drawn by group 0 alone, of the
   // models it ran, so that no two groups write one file.
   if (comm::group() > 0) o.pictures = 0;
@@ -168,7 +171,7 @@ void add_dense(CLI::App* bench, Commands& out, const std::string& command_line, 
       detect ? "Detection (centre-point head): train, pack, regenerate, evaluate mAP; pictures"
              : "Segmentation (stride-8 merge + 1x1 classifier): train, pack, regenerate, evaluate mIoU; pictures",
       cmd_bench_dense);
-  add_device_option(a, out.back());
+  add_device_option(a, out.back(), true);  // training on the GPU; the device side (packages, timing) on the CPU
   d->task = task;
   d->command_line = command_line;
   add_data_option(a, d->data, detect ? "Pascal VOC root (e.g. BCCD) or its .tar.zst (default: synthetic scenes)"

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "datasets/camvid.h"
+#include "cuda/runtime.h"
 #include "host/core/comm.h"
 #include "datasets/overlay.h"
 #include "datasets/source.h"
@@ -245,8 +246,14 @@ json run_dense(const DenseOptions& o) {
       std::fprintf(stderr, "%s: %s seed %d/%d: training %d epochs\n", o.task.c_str(), cfg.name().c_str(), s + 1,
                    o.seeds, to.epochs);
       DenseObjective task(d, to, loss_options);
+      if (o.train_device == Device::cuda) {
+        model.to(Device::cuda);
+        gpu_reset_peak();
+      }
       const TrainResult tr = train_task(model, task, to);
       const int64_t run_peak = int64_t(host_memory_stats().peak_live_bytes);  // this run's training
+      const int64_t gpu_peak = o.train_device == Device::cuda ? gpu_memory_stats().peak_bytes : 0;
+      model.to(Device::cpu);  // packed and evaluated as the device side does
       if (!comm::is_root()) continue;  // data parallel (mpirun): rank 0 alone packs, evaluates and writes
       mr.train_peak = std::max<int64_t>(mr.train_peak, run_peak);
       model.clear_cache();
@@ -282,7 +289,8 @@ json run_dense(const DenseOptions& o) {
         epochs.push_back(e);
       }
       mr.runs.push_back({{"seed", s}, {"config", cfg.str()}, {"epochs", epochs}, {"packages", pk},
-                      {"test_evaluations_per_package", 1}, {"train_peak_tensor_bytes", run_peak}});
+                      {"test_evaluations_per_package", 1}, {"train_peak_tensor_bytes", run_peak},
+                      {"train_device", device_name(o.train_device)}, {"train_gpu_peak_bytes", gpu_peak}});
       std::fprintf(stderr, "%s: %s seed %d: test %s %s (fp32 package), %s %s, int8 %s %s\n", o.task.c_str(),
                    cfg.name().c_str(), s + 1, main_key, eval::format_metric(main_v.back()).c_str(), second_key,
                    eval::format_metric(second_v.back()).c_str(), main_key, eval::format_metric(main_i8.back()).c_str());

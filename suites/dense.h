@@ -44,6 +44,7 @@ struct DenseOptions {
   int synthetic_size = 128;          // rendered scene size (square)
   int input_h = 0, input_w = 0;      // network input; 0: 128x128 synthetic, 256x320 VOC, 256x352 CamVid
   TrainOptions train = dense_train_defaults();  // train.seed is set per run (suites/runs.h)
+  Device train_device = Device::cpu;  // --device: where the cloud side trains (the device side runs on the CPU)
   int neck = 64;
   bool head_nl = false;              // NL modules in the merge and head (NL backbones only)
   float size_weight = 0.1f, offset_weight = 1.f;  // detection loss: focal + w_s L1(size) + w_o L1(offset)

@@ -43,7 +43,7 @@ DenseMetrics evaluate_dense(Model& m, const DenseSplit& s, const DenseData& d, f
     std::vector<int64_t> idx;
     for (int64_t i = i0; i < std::min(n, i0 + batch); ++i) idx.push_back(i);
     data::DenseBatch b = make_dense_batch(s, detect, idx, a, 0, 0);
-    Tensor out = m.forward(dense_batch_tensor(b), false);
+    Tensor out = m.forward(dense_batch_tensor(b).to(m.device()), false).to(Device::cpu);
     if (detect) {
       for (eval::Detection det : eval::det_decode(out, K, thr, i0)) {
         const data::Image& img = s.det.images[size_t(det.image)];

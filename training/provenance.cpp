@@ -1,5 +1,6 @@
 // Provenance helpers. The git revision is read at run time from the source tree the binary was built from
 // (RF_SOURCE_DIR), so a results file names the code that produced it.
+#include "cuda/cudnn_ops.h"
 #include "host/core/device.h"
 #include "training/provenance.h"
 #include "host/core/comm.h"
@@ -166,6 +167,7 @@ nlohmann::json provenance_json(const std::string& command_line) {
           {"threads", num_threads()},
           {"device", device_name(run_device())},  // --device (host/core/device.h); suites train there
           {"cuda_device", cuda_summary()},
+          {"cudnn_runtime_version", cudnn_runtime_version()},  // cudnnGetVersion(), e.g. 91900; 0 without cuDNN
           {"command", command_line},
           // Processes started (mpirun -np N; 1 without). Without rank groups each trained on 1/N of every batch;
           // with them, on 1/(N/G) (the runs' "world_size" in their training records).

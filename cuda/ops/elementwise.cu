@@ -54,6 +54,10 @@ __global__ void accumulate_kernel(int64_t n, const float* x, float* y) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) y[i] += x[i];
 }
 
+__global__ void scale_kernel(int64_t n, float a, float* x) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) x[i] *= a;
+}
+
 // dst channel a of each sample takes src channel (a % Cg) * G + a / Cg (the shuffle), or with inverse
 // (a % G) * Cg + a / G (its backward), Cg = C / G.
 __global__ void channel_permute_kernel(int N, int C, int HW, int G, bool inverse, const float* src, float* dst) {
@@ -174,6 +178,12 @@ void add_backward_cuda(int64_t n, const float* y, const float* dy, float* da, fl
 void accumulate_cuda(int64_t n, const float* x, float* y, cudaStream_t stream) {
   if (!has_work("accumulate_cuda", n, x && y)) return;
   RF_LAUNCH(blocks_for(n), kThreads, 0, stream, accumulate_kernel)(n, x, y);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void scale_cuda(int64_t n, float a, float* x, cudaStream_t stream) {
+  if (!has_work("scale_cuda", n, x != nullptr)) return;
+  RF_LAUNCH(blocks_for(n), kThreads, 0, stream, scale_kernel)(n, a, x);
   CUDA_CHECK(cudaGetLastError());
 }
 

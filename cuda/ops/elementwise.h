@@ -19,6 +19,8 @@ void add_backward_cuda(int64_t n, const float* y, const float* dy, float* da, fl
                        cudaStream_t stream = nullptr);
 // y += x (n floats): the sum of an NL module's three branch gradients.
 void accumulate_cuda(int64_t n, const float* x, float* y, cudaStream_t stream = nullptr);
+// x *= a (n floats): the dense heads' loss weights on their gradients.
+void scale_cuda(int64_t n, float a, float* x, cudaStream_t stream = nullptr);
 
 // Channel shuffle with G groups, (N, C, HW): output channel j*(C/G) + i takes input channel i*G + j.
 void channel_shuffle_forward_cuda(int N, int C, int HW, int G, const float* x, float* y,

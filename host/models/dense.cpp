@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "cuda/ops/elementwise.h"
+#include "cuda/ops/upsample.h"
 #include "host/core/check.h"
 #include "host/ops/elementwise.h"
 #include "host/ops/upsample.h"
@@ -19,23 +21,38 @@ UpsampleShape up_shape(const Shape& from, const Shape& to) {
 }
 
 // y += bilinear(x) to y's size (both NCHW with the same N, C).
-void add_upsampled(const Tensor& x, Tensor& y) {
-  UpsampleShape u = up_shape(x.shape(), y.shape());
-  Tensor t = Tensor::empty(y.shape());
-  upsample_bilinear_forward_cpu(u, x.f32(), t.f32());
-  add_forward_cpu(y.numel(), y.f32(), t.f32(), y.f32(), false);
-}
+// The trunk's own ops on either device (the layers dispatch themselves: host/models/layers_cuda.cpp).
+Tensor like(const Tensor& t, const Shape& shape) { return Tensor::empty(shape, DType::f32, t.device()); }
 
-Tensor upsample_backward(const Tensor& dy, const Shape& x_shape) {
-  UpsampleShape u = up_shape(x_shape, dy.shape());
-  Tensor dx = Tensor::empty(x_shape);
-  upsample_bilinear_backward_cpu(u, dy.f32(), dx.f32());
-  return dx;
+void upsample_forward(const UpsampleShape& u, const Tensor& x, Tensor& y) {
+  if (x.device() == Device::cuda)
+    upsample_bilinear_forward_cuda(u, x.f32(), y.f32());
+  else
+    upsample_bilinear_forward_cpu(u, x.f32(), y.f32());
 }
 
 void accumulate(Tensor& acc, const Tensor& add) {
   RF_CHECK(acc.shape() == add.shape(), "gradient shapes {} and {} differ", acc.shape().str(), add.shape().str());
-  add_forward_cpu(acc.numel(), acc.f32(), add.f32(), acc.f32(), false);
+  if (acc.device() == Device::cuda)
+    accumulate_cuda(acc.numel(), add.f32(), acc.f32());
+  else
+    add_forward_cpu(acc.numel(), acc.f32(), add.f32(), acc.f32(), false);
+}
+
+void add_upsampled(const Tensor& x, Tensor& y) {
+  Tensor t = like(y, y.shape());
+  upsample_forward(up_shape(x.shape(), y.shape()), x, t);
+  accumulate(y, t);
+}
+
+Tensor upsample_backward(const Tensor& dy, const Shape& x_shape) {
+  UpsampleShape u = up_shape(x_shape, dy.shape());
+  Tensor dx = like(dy, x_shape);
+  if (dy.device() == Device::cuda)
+    upsample_bilinear_backward_cuda(u, dy.f32(), dx.f32());
+  else
+    upsample_bilinear_backward_cpu(u, dy.f32(), dx.f32());
+  return dx;
 }
 
 LayerCost upsample_row(const std::string& name, const Shape& in, const Shape& out) {
@@ -48,17 +65,22 @@ LayerCost upsample_row(const std::string& name, const Shape& in, const Shape& ou
 }  // namespace
 
 // Channels [c0, c0 + C) of an NCHW tensor as a contiguous copy.
+// One sample's run of C*HW floats from src to dst, on the tensors' device (Tensor::copy_from).
+static void copy_run(const Tensor& src, int64_t src_at, Tensor& dst, int64_t dst_at, int64_t n) {
+  Tensor d = Tensor::borrow(dst.f32() + dst_at, Shape{n}, DType::f32, dst.device());
+  d.copy_from(Tensor::borrow(const_cast<float*>(src.f32()) + src_at, Shape{n}, DType::f32, src.device()));
+}
+
 Tensor channel_slice(const Tensor& t, int c0, int C) {
   const int64_t N = t.size(0), Ct = t.size(1), HW = t.size(2) * t.size(3);
-  Tensor out = Tensor::empty(Shape{N, C, t.size(2), t.size(3)});
-  for (int64_t n = 0; n < N; ++n)
-    std::copy(t.f32() + (n * Ct + c0) * HW, t.f32() + (n * Ct + c0 + C) * HW, out.f32() + n * C * HW);
+  Tensor out = like(t, Shape{N, C, t.size(2), t.size(3)});
+  for (int64_t n = 0; n < N; ++n) copy_run(t, (n * Ct + c0) * HW, out, n * C * HW, C * HW);
   return out;
 }
 
 void put_channels(const Tensor& src, Tensor& dst, int c0) {
   const int64_t N = dst.size(0), Cd = dst.size(1), C = src.size(1), HW = dst.size(2) * dst.size(3);
-  for (int64_t n = 0; n < N; ++n) std::copy(src.f32() + n * C * HW, src.f32() + (n + 1) * C * HW, dst.f32() + (n * Cd + c0) * HW);
+  for (int64_t n = 0; n < N; ++n) copy_run(src, n * C * HW, dst, (n * Cd + c0) * HW, C * HW);
 }
 
 DenseTrunk::DenseTrunk(std::string name, ModulePtr layer2, ModulePtr layer3, ModulePtr layer4, ModulePtr smooth,
@@ -120,15 +142,15 @@ Tensor DenseTrunk::forward(const Tensor& x, bool train) {
   Tensor s = smooth_relu_.forward(smooth_bn_.forward(smooth_->forward(p2, train), train), train);
   if (task_ == Task::detect) {
     Tensor h = head_relu_.forward(head_conv_->forward(s, train), train);
-    Tensor out = Tensor::empty(out_shape(in_));
+    Tensor out = like(x, out_shape(in_));
     put_channels(heat_->forward(h, train), out, 0);
     put_channels(size_->forward(h, train), out, classes_);
     put_channels(offset_->forward(h, train), out, classes_ + 2);
     return out;
   }
   Tensor logits8 = cls_->forward(s, train);
-  Tensor out = Tensor::empty(out_shape(in_));
-  upsample_bilinear_forward_cpu(up_shape(logits8.shape(), out.shape()), logits8.f32(), out.f32());
+  Tensor out = like(x, out_shape(in_));
+  upsample_forward(up_shape(logits8.shape(), out.shape()), logits8, out);
   return out;
 }
 

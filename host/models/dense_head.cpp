@@ -1,6 +1,9 @@
 // Detection and segmentation targets and losses on the trunk's output (see dense_head.h).
 #include "host/models/dense_head.h"
 
+#include "cuda/ops/dense_loss.h"
+#include "cuda/ops/elementwise.h"
+
 #include "host/core/check.h"
 #include "host/models/dense.h"
 #include "host/ops/dense_loss.h"
@@ -32,16 +35,27 @@ DetLoss det_loss(const Tensor& out, const DetTargets& t, float size_weight, floa
   const int N = int(out.size(0)), K = int(out.size(1)) - 4, Hf = int(out.size(2)), Wf = int(out.size(3));
   RF_CHECK(K >= 1 && t.heat.shape() == Shape({N, K, Hf, Wf}), "detection loss: output {} and targets {} disagree",
            out.shape().str(), t.heat.shape().str());
+  const Device dev = out.device();
   Tensor heat = channel_slice(out, 0, K), size = channel_slice(out, K, 2), off = channel_slice(out, K + 2, 2);
-  Tensor dheat = Tensor::empty(heat.shape()), dsize = Tensor::empty(size.shape()), doff = Tensor::empty(off.shape());
+  Tensor dheat = Tensor::empty(heat.shape(), DType::f32, dev), dsize = Tensor::empty(size.shape(), DType::f32, dev),
+         doff = Tensor::empty(off.shape(), DType::f32, dev);
   DetLoss l;
-  l.heat = centernet_focal_loss_cpu(N, K, Hf, Wf, heat.f32(), t.heat.f32(), dheat.f32());
-  l.size = masked_l1_loss_cpu(N, 2, Hf, Wf, size.f32(), t.size.f32(), t.mask.f32(), dsize.f32());
-  l.offset = masked_l1_loss_cpu(N, 2, Hf, Wf, off.f32(), t.offset.f32(), t.mask.f32(), doff.f32());
+  if (dev == Device::cuda) {  // the targets go up once (host-drawn: draw_centernet_targets)
+    const Tensor th = t.heat.to(dev), ts = t.size.to(dev), to = t.offset.to(dev), tm = t.mask.to(dev);
+    l.heat = centernet_focal_loss_cuda(N, K, Hf, Wf, heat.f32(), th.f32(), dheat.f32());
+    l.size = masked_l1_loss_cuda(N, 2, Hf, Wf, size.f32(), ts.f32(), tm.f32(), dsize.f32());
+    l.offset = masked_l1_loss_cuda(N, 2, Hf, Wf, off.f32(), to.f32(), tm.f32(), doff.f32());
+    scale_cuda(dsize.numel(), size_weight, dsize.f32());
+    scale_cuda(doff.numel(), offset_weight, doff.f32());
+  } else {
+    l.heat = centernet_focal_loss_cpu(N, K, Hf, Wf, heat.f32(), t.heat.f32(), dheat.f32());
+    l.size = masked_l1_loss_cpu(N, 2, Hf, Wf, size.f32(), t.size.f32(), t.mask.f32(), dsize.f32());
+    l.offset = masked_l1_loss_cpu(N, 2, Hf, Wf, off.f32(), t.offset.f32(), t.mask.f32(), doff.f32());
+    for (int64_t i = 0; i < dsize.numel(); ++i) dsize.f32()[i] *= size_weight;
+    for (int64_t i = 0; i < doff.numel(); ++i) doff.f32()[i] *= offset_weight;
+  }
   l.total = l.heat + size_weight * l.size + offset_weight * l.offset;
-  for (int64_t i = 0; i < dsize.numel(); ++i) dsize.f32()[i] *= size_weight;
-  for (int64_t i = 0; i < doff.numel(); ++i) doff.f32()[i] *= offset_weight;
-  dout = Tensor::empty(out.shape());
+  dout = Tensor::empty(out.shape(), DType::f32, dev);
   put_channels(dheat, dout, 0);
   put_channels(dsize, dout, K);
   put_channels(doff, dout, K + 2);
@@ -49,9 +63,13 @@ DetLoss det_loss(const Tensor& out, const DetTargets& t, float size_weight, floa
 }
 
 double seg_loss(const Tensor& out, const uint8_t* labels, int void_label, Tensor& dout) {
-  dout = Tensor::empty(out.shape());
-  return pixel_cross_entropy_cpu(int(out.size(0)), int(out.size(1)), int(out.size(2)), int(out.size(3)), out.f32(),
-                                 labels, void_label, dout.f32());
+  const int N = int(out.size(0)), C = int(out.size(1)), H = int(out.size(2)), W = int(out.size(3));
+  dout = Tensor::empty(out.shape(), DType::f32, out.device());
+  if (out.device() == Device::cuda) {  // the labels go up (host memory: the batch's)
+    const Tensor l = Tensor::borrow(const_cast<uint8_t*>(labels), Shape{N, H, W}, DType::u8).to(Device::cuda);
+    return pixel_cross_entropy_cuda(N, C, H, W, out.f32(), l.data<uint8_t>(), void_label, dout.f32());
+  }
+  return pixel_cross_entropy_cpu(N, C, H, W, out.f32(), labels, void_label, dout.f32());
 }
 
 }  // namespace rf

@@ -29,7 +29,8 @@ struct DetLoss {
 // out: the detection trunk's (N, K+4, Hf, Wf); writes dout (same shape).
 // total = focal(heat) + size_weight * L1(size) + offset_weight * L1(offset).
 DetLoss det_loss(const Tensor& out, const DetTargets& t, float size_weight, float offset_weight, Tensor& dout);
-// out: (N, C, H, W) logits; labels (N, H, W); void_label ignored. Writes dout.
+// out: (N, C, H, W) logits; labels (N, H, W) in host memory; void_label ignored. Writes dout. Both losses run on
+// out's device (cuda/ops/dense_loss.h on a GPU; the targets and labels are uploaded).
 double seg_loss(const Tensor& out, const uint8_t* labels, int void_label, Tensor& dout);
 
 }  // namespace rf

@@ -91,8 +91,6 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg), net_(cfg.name()) {
 }
 
 void Model::to(Device device) {
-  RF_CHECK(device == Device::cpu || !cfg_.is_dense(), "{}: the {} head runs on the CPU only (the GPU path covers "
-           "the classification models); use --device cpu", cfg_.name(), cfg_.task);
   if (device == Device::cuda) gpu_runtime_init();
   net_.clear_cache();
   for (Param* p : params()) {

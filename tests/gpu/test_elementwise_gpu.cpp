@@ -119,6 +119,18 @@ TEST_F(ElementwiseGpu, AccumulateAddsInPlace) {
   }
 }
 
+TEST_F(ElementwiseGpu, ScaleIsBitExactInPlace) {
+  for (int64_t n : kSizes) {
+    SCOPED_TRACE(fmt::format("n={}", n));
+    const std::vector<float> x0 = values(n, 11);
+    std::vector<float> x_ref = x0;
+    for (float& v : x_ref) v *= 0.1f;
+    DeviceBuffer<float> d_x(x0);
+    rf::scale_cuda(n, 0.1f, d_x.ptr);
+    EXPECT_EQ(first_bit_mismatch(d_x.to_host(), x_ref), -1);
+  }
+}
+
 TEST_F(ElementwiseGpu, EmptyLaunchesNothingAndNegativeCountsAreRefused) {
   // n = 0: nothing to read or write, so null pointers are fine and nothing launches.
   rf::relu_forward_cuda(0, nullptr, nullptr);
@@ -126,6 +138,7 @@ TEST_F(ElementwiseGpu, EmptyLaunchesNothingAndNegativeCountsAreRefused) {
   rf::add_forward_cuda(0, nullptr, nullptr, nullptr, true);
   rf::add_backward_cuda(0, nullptr, nullptr, nullptr, nullptr, true);
   rf::accumulate_cuda(0, nullptr, nullptr);
+  rf::scale_cuda(0, 2.f, nullptr);
   CUDA_CHECK(cudaGetLastError());
   DeviceBuffer<float> buf(4);
   expect_error([&] { rf::relu_forward_cuda(-1, buf.ptr, buf.ptr); }, {"relu_forward_cuda", "-1"});

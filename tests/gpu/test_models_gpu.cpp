@@ -17,6 +17,7 @@
 #include "cuda/runtime.h"
 #include "datasets/synthetic.h"
 #include "gpu_testing.h"
+#include "host/models/dense_head.h"
 #include "host/models/model.h"
 #include "host/ops/loss.h"
 #include "testing.h"
@@ -250,9 +251,46 @@ TEST_F(ModelsGpu, TrainerRunsOnTheGpuAsOnTheCpu) {
   EXPECT_EQ(rf::load_checkpoint(dir + "/gpu.rfpk", back, opt).size(), 1u);
 }
 
-TEST_F(ModelsGpu, DenseModelsAreRefusedOnTheGpu) {
-  rf::Model m(rf::ModelConfig::parse("nl-resnet18:cnl=dw,task=segment"));
-  rf::testing::expect_error([&] { m.to(rf::Device::cuda); }, {"head runs on the CPU only", "--device cpu"});
+// The detection and segmentation models (large stem with its max pool, the trunk's laterals, bilinear upsampling,
+// the heads) on 32x32 inputs: eval and train forward, the task's loss and its gradient on the GPU (targets and
+// labels uploaded), and the backward's gradients, against the CPU.
+TEST_F(ModelsGpu, DenseModelsMatchTheCpu) {
+  for (const char* config : {"resnet18:classes=3,stem=large,task=detect,neck=16",
+                             "nl-resnet18:cnl=dw,classes=3,stem=large,task=detect,neck=16,head_nl=on",
+                             "nl-resnet18:cnl=dw,classes=4,stem=large,task=segment,neck=16"}) {
+    SCOPED_TRACE(config);
+    Pair m(config);
+    const bool detect = m.cpu.config().task == "detect";
+    const int N = 2;
+    const rf::Tensor x = rf::testing::random_tensor(rf::Shape{N, 3, 32, 32}, 3);
+    EXPECT_LT(relative_gap(host_values(m.gpu.forward(x.to(rf::Device::cuda), false)), host_values(m.cpu.forward(x, false))),
+              2e-4);
+    const rf::Tensor out_cpu = m.cpu.forward(x, true);
+    const rf::Tensor out_gpu = m.gpu.forward(x.to(rf::Device::cuda), true);
+    EXPECT_LT(relative_gap(host_values(out_gpu), host_values(out_cpu)), 2e-4);
+    rf::Tensor d_cpu, d_gpu;
+    double l_cpu = 0, l_gpu = 0;
+    if (detect) {
+      const std::vector<std::vector<rf::TargetBox>> boxes = {{{2, 3, 20, 17, 0}, {10, 12, 30, 31, 2}}, {{0, 0, 9, 8, 1}}};
+      const rf::DetTargets t = rf::make_det_targets(boxes, 3, 8, int(out_cpu.size(2)), int(out_cpu.size(3)));
+      l_cpu = rf::det_loss(out_cpu, t, 0.1f, 1.f, d_cpu).total;
+      l_gpu = rf::det_loss(out_gpu, t, 0.1f, 1.f, d_gpu).total;
+    } else {
+      std::vector<uint8_t> labels(size_t(N) * 32 * 32);
+      for (size_t i = 0; i < labels.size(); ++i) labels[i] = uint8_t(i % 7 == 0 ? 255 : (i / 5) % 4);
+      l_cpu = rf::seg_loss(out_cpu, labels.data(), 255, d_cpu);
+      l_gpu = rf::seg_loss(out_gpu, labels.data(), 255, d_gpu);
+    }
+    EXPECT_NEAR(l_gpu, l_cpu, 1e-4 * (1 + std::fabs(l_cpu)));
+    EXPECT_EQ(d_gpu.device(), rf::Device::cuda);
+    EXPECT_LT(relative_l2(host_values(d_gpu), host_values(d_cpu)), 1e-4);
+    m.cpu.backward(d_cpu);
+    m.gpu.backward(d_gpu);
+    std::vector<rf::Param*> pc = m.cpu.params(rf::ParamKind::learnable), pg = m.gpu.params(rf::ParamKind::learnable);
+    const double gmax = largest(pc, true);
+    for (size_t i = 0; i < pc.size(); ++i)  // ReLU flips: the whole-model tolerance of TrainingStepMatchesTheCpu
+      EXPECT_LT(relative_l2(host_values(pg[i]->grad), host_values(pc[i]->grad), 1e-3 * gmax), 2e-2) << pc[i]->name;
+  }
 }
 
 }  // namespace
