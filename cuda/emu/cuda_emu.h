@@ -208,6 +208,10 @@ inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
 inline float __fdiv_rn(float a, float b) { return a / b; }
 inline float __fsqrt_rn(float a) { return std::sqrt(a); }
+// The double twins (never contracted into a DFMA, whatever -fmad says).
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dsub_rn(double a, double b) { return a - b; }
 // fmaxf / fminf: the C library's (math.h), which behave as CUDA's (NaN loses).
 // CUDA's global min / max overloads (integer and float), which device code calls unqualified.
 inline int min(int a, int b) { return a < b ? a : b; }
