@@ -4,7 +4,8 @@
 // CUB's two-phase temp-storage protocol), so one call text compiles both ways.
 // The twin sums SEQUENTIALLY (left to right); the device's CUB sums in a tree, so the two round differently and
 // tests compare CUB results with a tolerance (never bit-exact across the emulation and a GPU).
-// Used by cuda/ops/train_step.cu; checked by tests/gpu/test_train_step_gpu.cpp.
+// Used by cuda/ops/train_step.cu and cuda/ops/dense_loss.cu; checked by tests/gpu/test_train_step_gpu.cpp and
+// tests/gpu/test_dense_loss_gpu.cpp.
 #pragma once
 #if defined(RF_CUDA_EMU)
 #include "cuda/emu/cub_emu.h"

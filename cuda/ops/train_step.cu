@@ -16,11 +16,16 @@
 
 #include "cuda/cub.h"
 #include "cuda/cuda_check.h"
+#include "cuda/ops/scratch.h"
 #include "host/core/check.h"
 
 namespace rf {
 
 namespace {
+
+using cuda_scratch::at;
+using cuda_scratch::Layout;
+using cuda_scratch::Plus;
 
 constexpr int kLossThreads = 128;  // a power of two (the tree reductions halve it)
 constexpr int kThreads = 256;      // elementwise and per-sample kernels
@@ -28,60 +33,7 @@ constexpr int64_t kMaxBlocks = 65535;
 
 unsigned blocks_for(int64_t n) { return unsigned(std::min<int64_t>((n + kThreads - 1) / kThreads, kMaxBlocks)); }
 
-// A grow-only device buffer per host thread: the per-sample terms, CUB's temp storage and the results copied
-// back. One buffer serves all of a thread's calls whatever their streams, because each function that uses it
-// synchronises its stream before returning: no work on the buffer is in flight when the next call takes it.
-class Scratch {
- public:
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  // Never throws. The status is not checked: at process exit the CUDA runtime may already be unloading
-  // (cudaErrorCudartUnloading), and then there is nothing left to free or to report.
-  ~Scratch() {
-    if (ptr_) (void)cudaFree(ptr_);
-  }
-  // At least `bytes` on the current device (contents undefined).
-  char* get(size_t bytes) {
-    int device = 0;
-    CUDA_CHECK(cudaGetDevice(&device));
-    if (ptr_ && bytes <= bytes_ && device == device_) return ptr_;
-    const size_t want = std::max(bytes, device == device_ ? 2 * bytes_ : size_t(0));  // doubling: few regrowths
-    if (ptr_) CUDA_CHECK(cudaFree(ptr_));
-    ptr_ = nullptr, bytes_ = 0;
-    CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr_), want));
-    bytes_ = want, device_ = device;
-    return ptr_;
-  }
-
- private:
-  char* ptr_ = nullptr;
-  size_t bytes_ = 0;
-  int device_ = -1;
-};
-
-thread_local Scratch tls_scratch;
-
-// Offsets of the arrays carved out of one scratch buffer, each 256-byte aligned (cudaMalloc's alignment, which
-// CUB's temp storage expects).
-struct Layout {
-  size_t bytes = 0;
-  template <typename T>
-  size_t add(size_t count) {
-    const size_t at = bytes;
-    bytes = (bytes + count * sizeof(T) + 255) / 256 * 256;
-    return at;
-  }
-};
-template <typename T>
-T* at(char* base, size_t offset) {
-  return reinterpret_cast<T*>(base + offset);
-}
-
-// CUB's reduction and transform functors, callable on the device (nvcc) and the host (the emulation's twin).
-struct Plus {
-  __host__ __device__ double operator()(double a, double b) const { return a + b; }
-};
+// CUB's transform functor, callable on the device (nvcc) and the host (the emulation's twin).
 struct SquareAsDouble {
   __host__ __device__ double operator()(float x) const { return double(x) * double(x); }
 };
@@ -200,7 +152,7 @@ double softmax_cross_entropy_forward_cuda(int N, int C, const float* logits, con
   Layout lay;
   const size_t o_loss = lay.add<double>(size_t(N)), o_bad = lay.add<int>(size_t(N)), o_res = lay.add<Result>(1),
                o_temp = lay.add<char>(temp_bytes);
-  char* base = tls_scratch.get(lay.bytes);
+  char* base = cuda_scratch::thread_scratch().get(lay.bytes);
   double* row_loss = at<double>(base, o_loss);
   int* bad = at<int>(base, o_bad);
   Result* res = at<Result>(base, o_res);
@@ -246,7 +198,7 @@ int64_t count_correct_cuda(int N, int C, const float* logits, const int32_t* lab
                                     static_cast<int64_t*>(nullptr), N, stream));
   Layout lay;
   const size_t o_flags = lay.add<int>(size_t(N)), o_res = lay.add<int64_t>(1), o_temp = lay.add<char>(temp_bytes);
-  char* base = tls_scratch.get(lay.bytes);
+  char* base = cuda_scratch::thread_scratch().get(lay.bytes);
   int* correct = at<int>(base, o_flags);
   int64_t* res = at<int64_t>(base, o_res);
   RF_LAUNCH(blocks_for(N), kThreads, 0, stream, correct_kernel)(N, C, logits, labels, correct);
@@ -267,7 +219,7 @@ double sum_squares_cuda(int64_t n, const float* x, cudaStream_t stream) {
                                                 SquareAsDouble{}, 0.0, stream));
   Layout lay;
   const size_t o_res = lay.add<double>(1), o_temp = lay.add<char>(temp_bytes);
-  char* base = tls_scratch.get(lay.bytes);
+  char* base = cuda_scratch::thread_scratch().get(lay.bytes);
   double* res = at<double>(base, o_res);
   CUDA_CHECK(cub::DeviceReduce::TransformReduce(base + o_temp, temp_bytes, x, res, n, Plus{}, SquareAsDouble{}, 0.0,
                                                 stream));
