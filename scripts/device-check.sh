@@ -212,7 +212,7 @@ if (( GPU == 1 )); then
     done
     record "$tool" "$status" $(( SECONDS - t0 )) "$limit" "$detail"
   }
-  sanitize memcheck 70 seeded_conv pool nl_module philox conv batchnorm elementwise train_step
+  sanitize memcheck 70 seeded_conv pool nl_module philox conv batchnorm elementwise train_step upsample dense_loss
   sanitize racecheck 60 seeded_conv pool nl_module conv batchnorm train_step
 
   # ---- model-bench (optional): only when bench_models registers GPU benchmarks ------------------------------------

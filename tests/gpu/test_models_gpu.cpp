@@ -256,12 +256,11 @@ TEST_F(ModelsGpu, TrainerRunsOnTheGpuAsOnTheCpu) {
 // labels uploaded), and the backward's gradients, against the CPU.
 TEST_F(ModelsGpu, DenseModelsMatchTheCpu) {
   for (const char* config : {"resnet18:classes=3,stem=large,task=detect,neck=16",
-                             "nl-resnet18:cnl=dw,classes=3,stem=large,task=detect,neck=16,head_nl=on",
-                             "nl-resnet18:cnl=dw,classes=4,stem=large,task=segment,neck=16"}) {
+                             "nl-resnet18:cnl=dw,classes=4,stem=large,task=segment,neck=16,head_nl=on"}) {
     SCOPED_TRACE(config);
     Pair m(config);
     const bool detect = m.cpu.config().task == "detect";
-    const int N = 2;
+    const int N = 4;  // the last stage's BN normalises over N*1*1 values: 2 would amplify rounding (see above)
     const rf::Tensor x = rf::testing::random_tensor(rf::Shape{N, 3, 32, 32}, 3);
     EXPECT_LT(relative_gap(host_values(m.gpu.forward(x.to(rf::Device::cuda), false)), host_values(m.cpu.forward(x, false))),
               2e-4);
@@ -271,7 +270,8 @@ TEST_F(ModelsGpu, DenseModelsMatchTheCpu) {
     rf::Tensor d_cpu, d_gpu;
     double l_cpu = 0, l_gpu = 0;
     if (detect) {
-      const std::vector<std::vector<rf::TargetBox>> boxes = {{{2, 3, 20, 17, 0}, {10, 12, 30, 31, 2}}, {{0, 0, 9, 8, 1}}};
+      const std::vector<std::vector<rf::TargetBox>> boxes = {
+          {{2, 3, 20, 17, 0}, {10, 12, 30, 31, 2}}, {{0, 0, 9, 8, 1}}, {}, {{4, 4, 28, 28, 1}}};
       const rf::DetTargets t = rf::make_det_targets(boxes, 3, 8, int(out_cpu.size(2)), int(out_cpu.size(3)));
       l_cpu = rf::det_loss(out_cpu, t, 0.1f, 1.f, d_cpu).total;
       l_gpu = rf::det_loss(out_gpu, t, 0.1f, 1.f, d_gpu).total;
