@@ -2,6 +2,7 @@
 #include "cuda/runtime.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <mutex>
 
@@ -127,6 +128,53 @@ void gpu_release_cache() {
   for (auto& [bytes, p] : c.free_blocks) CUDA_CHECK_NOTHROW(cudaFree(p));
   c.free_blocks.clear();
   c.cached = 0;
+}
+
+namespace {
+
+// Two pinned staging buffers, the upload stream and its events, per thread. Never destroyed (the CUDA context may
+// be gone at thread exit).
+struct Uploader {
+  cudaStream_t stream = nullptr;
+  cudaEvent_t compute_done = nullptr;
+  struct Slot {
+    void* pinned = nullptr;
+    size_t bytes = 0;
+    cudaEvent_t copied = nullptr;
+  } slot[2];
+  int next = 0;
+  Uploader() {
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&compute_done, cudaEventDisableTiming));
+    for (Slot& s : slot) CUDA_CHECK(cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming));
+  }
+};
+
+}  // namespace
+
+Tensor gpu_upload(const Tensor& host) {
+  RF_CHECK(host.device() == Device::cpu && host.is_contiguous(), "gpu_upload: {} (expected a contiguous host tensor)",
+           host.str());
+  gpu_runtime_init();
+  thread_local Uploader* up = new Uploader();
+  Uploader::Slot& s = up->slot[up->next];
+  up->next ^= 1;
+  const size_t bytes = host.nbytes();
+  CUDA_CHECK(cudaEventSynchronize(s.copied));  // this slot's previous copy has left the staging buffer
+  if (s.bytes < bytes) {
+    if (s.pinned) CUDA_CHECK(cudaFreeHost(s.pinned));
+    s.pinned = nullptr;
+    CUDA_CHECK(cudaMallocHost(&s.pinned, bytes));
+    s.bytes = bytes;
+  }
+  std::memcpy(s.pinned, host.raw(), bytes);
+  Tensor d = Tensor::empty(host.shape(), host.dtype(), Device::cuda);
+  CUDA_CHECK(cudaEventRecord(up->compute_done, nullptr));  // after the compute stream's queued work (see header)
+  CUDA_CHECK(cudaStreamWaitEvent(up->stream, up->compute_done, 0));
+  CUDA_CHECK(cudaMemcpyAsync(d.raw(), s.pinned, bytes, cudaMemcpyHostToDevice, up->stream));
+  CUDA_CHECK(cudaEventRecord(s.copied, up->stream));
+  CUDA_CHECK(cudaStreamWaitEvent(nullptr, s.copied, 0));  // kernels reading d start after the copy
+  return d;
 }
 
 void gpu_synchronize() {

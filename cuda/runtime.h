@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "host/core/tensor.h"
+
 namespace rf {
 
 // Installs the tensor hooks (idempotent, thread-safe). Model::to(Device::cuda) calls it; nothing else must.
@@ -23,5 +25,13 @@ GpuMemoryStats gpu_memory_stats();
 void gpu_reset_peak();
 void gpu_release_cache();  // returns the cached blocks to the driver
 void gpu_synchronize();    // waits for the device; throws rf::Error with the runtime's message on a failed kernel
+
+// A host tensor's copy on the device for a training batch: the bytes go through one of two pinned staging buffers
+// and a cudaMemcpyAsync on the upload stream, which the compute (default) stream then waits for by an event, so the
+// host does not wait for the copy and goes on preparing the next batch (the loaders' workers prepare it anyway).
+// The copy is ordered after the work already queued on the compute stream (the device allocator is not
+// stream-aware: a block freed there may be reused here), so it overlaps the host's work, not the kernels'.
+// Contiguous tensors; thread-safe (one staging pair per thread).
+Tensor gpu_upload(const Tensor& host);
 
 }  // namespace rf

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cuda/ops/train_step.h"
+#include "cuda/runtime.h"
 #include "host/core/comm.h"
 #include "host/eval/det_metrics.h"
 #include "host/ops/loss.h"
@@ -365,7 +366,7 @@ TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
     Tensor x;
     for (int64_t batch = 0; task.next(x); ++batch) {
       const int N = int(x.size(0));
-      if (device != Device::cpu) x = x.to(device);
+      if (device != Device::cpu) x = gpu_upload(x);  // pinned staging, the upload stream (cuda/runtime.h)
       const int64_t step = int64_t(epoch) * steps_per_epoch + batch;
       const float lr = cosine_lr(o.lr, step, total, warmup);
       Tensor out = model.forward(x, true), dout;

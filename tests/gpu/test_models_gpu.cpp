@@ -251,6 +251,26 @@ TEST_F(ModelsGpu, TrainerRunsOnTheGpuAsOnTheCpu) {
   EXPECT_EQ(rf::load_checkpoint(dir + "/gpu.rfpk", back, opt).size(), 1u);
 }
 
+// Training batches go up through the two pinned staging buffers in turn: each upload keeps its own bytes, sizes
+// grow and shrink, and an i32 / u8 tensor goes up as well as f32.
+TEST_F(ModelsGpu, UploadsThroughPinnedBuffersKeepTheirBytes) {
+  std::vector<rf::Tensor> host, dev;
+  for (int i = 0; i < 5; ++i) {
+    host.push_back(rf::testing::random_tensor(rf::Shape{i + 1, 3, 4, 4}, uint32_t(40 + i)));
+    dev.push_back(rf::gpu_upload(host.back()));
+  }
+  for (size_t i = 0; i < host.size(); ++i) {
+    EXPECT_EQ(dev[i].device(), rf::Device::cuda);
+    EXPECT_EQ(first_bit_mismatch(host_values(dev[i]), host_values(host[i])), -1) << i;
+  }
+  std::vector<int32_t> labels = {3, 1, 4, 1, 5};
+  const rf::Tensor y = rf::gpu_upload(rf::Tensor::borrow(labels.data(), rf::Shape{5}, rf::DType::i32));
+  const rf::Tensor back = y.to(rf::Device::cpu);
+  EXPECT_TRUE(std::equal(labels.begin(), labels.end(), back.data<int32_t>()));
+  rf::testing::expect_error([] { rf::gpu_upload(rf::Tensor::zeros(rf::Shape{2}).to(rf::Device::cuda)); },
+                            {"gpu_upload", "expected a contiguous host tensor"});
+}
+
 // The detection and segmentation models (large stem with its max pool, the trunk's laterals, bilinear upsampling,
 // the heads) on 32x32 inputs: eval and train forward, the task's loss and its gradient on the GPU (targets and
 // labels uploaded), and the backward's gradients, against the CPU.
