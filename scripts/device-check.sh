@@ -8,7 +8,7 @@
 # under one overall budget (BUDGET_S, default 300 s; a step that would start after it is "not run (budget)"):
 #
 #   step          limit  what
-#   setup             -  unpack, MANIFEST, pip cuDNN / cuRAND on LD_LIBRARY_PATH, every binary lists its tests
+#   setup             -  unpack, MANIFEST, pip cuDNN / cuRAND / NCCL on LD_LIBRARY_PATH, every binary lists its tests
 #   descriptors      20  cuDNN graph-API conv descriptors (needs no GPU: also runs locally)
 #   gpu-tests       100  ctest -L gpu with RF_REQUIRE_GPU=1 (a test that finds no device FAILS), gtest XML each
 #   cudnn-legacy     25  the cuDNN conv test again on the deprecated legacy API (RF_CUDNN_API=legacy), to compare
@@ -106,10 +106,12 @@ EOF
 t0=$SECONDS
 CUDNN_DIR=$(libdir_of libcudnn.so.9)
 CURAND_DIR=$(libdir_of libcurand.so.10)
-echo "cuDNN from: ${CUDNN_DIR:-NOT FOUND}; cuRAND from: ${CURAND_DIR:-NOT FOUND}"
+NCCL_DIR=$(libdir_of libnccl.so.2)  # gpu_test_nccl_gpu's (218 MB: not carried, a pip package there)
+echo "cuDNN from: ${CUDNN_DIR:-NOT FOUND}; cuRAND from: ${CURAND_DIR:-NOT FOUND}; NCCL from: ${NCCL_DIR:-NOT FOUND}"
 LP=$B/lib
 [[ -n $CUDNN_DIR && $CUDNN_DIR != . ]] && LP=$LP:$CUDNN_DIR
 [[ -n $CURAND_DIR && $CURAND_DIR != . ]] && LP=$LP:$CURAND_DIR
+[[ -n $NCCL_DIR && $NCCL_DIR != . ]] && LP=$LP:$NCCL_DIR
 ldconfig -p 2>/dev/null | grep -q 'libstdc++.so.6 ' || LP=$LP:$B/lib-fallback
 export LD_LIBRARY_PATH=$LP${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"

@@ -4,7 +4,7 @@
 # the GPU model path exists (reframe --version), reframe and bench_models), lib/ (the shared libraries ldd finds that the GPU machine
 # lacks: oneDNN, fmt, Google Benchmark, OpenMP, OpenCL loader), lib-fallback/ (libstdc++, libgcc_s: used there only
 # when the system has none), GIT_REV and MANIFEST; and, with reframe, the CIFAR-10 archive for the short training
-# run. cuDNN and cuRAND are NOT carried: the GPU machine has them as pip packages and scripts/device-check.sh points
+# run. cuDNN, cuRAND and NCCL are NOT carried: the GPU machine has them as pip packages and scripts/device-check.sh points
 # LD_LIBRARY_PATH at them. Then prints the device tool's call. See docs/DEVICE-CHECK.md.
 #
 #   scripts/device-pack.sh                 # build dir build-device, -j1
@@ -72,7 +72,7 @@ for b in "$STAGE"/tree/bin/*; do
   while read -r name _ path _; do
     [[ -n ${path:-} && -f $path ]] || continue
     case $name in
-      libc.so.*|libm.so.*|libdl.so.*|librt.so.*|libpthread.so.*|ld-linux*|libcuda.so.*|libcudnn*|libcurand*) ;;
+      libc.so.*|libm.so.*|libdl.so.*|librt.so.*|libpthread.so.*|ld-linux*|libcuda.so.*|libcudnn*|libcurand*|libnccl*) ;;
       libstdc++.so.*|libgcc_s.so.*) [[ -n ${seen[$name]:-} ]] || cp -L "$path" "$STAGE/tree/lib-fallback/$name" ;;
       *) [[ -n ${seen[$name]:-} ]] || cp -L "$path" "$STAGE/tree/lib/$name" ;;
     esac
