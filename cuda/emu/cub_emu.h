@@ -99,4 +99,30 @@ struct DeviceReduce {
   }
 };
 
+// cub::BlockReduce<T, BLOCK_DIM_X>: the block-wide sum of one value per thread, valid in thread 0 only, as CUB's.
+// The emulated threads write their values to the temp storage, meet at one barrier, and thread 0 adds them in
+// thread order (the device's CUB adds in its own fixed tree: tests compare with a tolerance). No barrier at the end,
+// as in CUB: reusing the temp storage, or reading a broadcast of the result, needs the caller's __syncthreads(),
+// and a missing one shows up here as a wrong sum (the emulated threads run in a shuffled order between barriers).
+template <typename T, int BLOCK_DIM_X>
+class BlockReduce {
+ public:
+  struct TempStorage {
+    T slot[BLOCK_DIM_X];
+  };
+  explicit BlockReduce(TempStorage& temp) : temp_(temp) {}
+  T Sum(T v) {
+    const unsigned t = threadIdx.x;
+    temp_.slot[t] = v;
+    __syncthreads();
+    if (t != 0) return T();
+    T acc = temp_.slot[0];
+    for (int i = 1; i < BLOCK_DIM_X; ++i) acc += temp_.slot[i];
+    return acc;
+  }
+
+ private:
+  TempStorage& temp_;
+};
+
 }  // namespace cub

@@ -1,11 +1,12 @@
 // Batch norm on the GPU (cuda/ops/batchnorm.h), PyTorch's BatchNorm2d semantics as host/ops/batchnorm.h.
 // - train forward: one block per channel; two passes over the channel's M = N*HW values, each summed in double
-//   per thread and then over the block by a fixed-order tree in shared memory (the mean, then the squares about
-//   it: no cancellation whatever the mean); y = (x - mean) * scale + beta in float, as batchnorm_forward_train_cpu.
+//   per thread and then over the block by CUB's BlockReduce (cuda/cub.h: a fixed tree on the device, so a run
+//   repeats its bits; the mean, then the squares about it: no cancellation whatever the mean); y = (x - mean) *
+//   scale + beta in float, as batchnorm_forward_train_cpu.
 // - eval forward: elementwise, grid.y over channels; the per-channel scale is the CPU op's double expression, so
 //   y equals batchnorm_forward_eval_cpu bit for bit.
-// - backward: one block per channel; sum dy and sum dy (x - mean) in double, one tree for both, then dx in float
-//   with batchnorm_backward_cpu's expression.
+// - backward: one block per channel; sum dy and sum dy (x - mean) in double (two BlockReduce sums), then dx in
+//   float with batchnorm_backward_cpu's expression.
 // No atomics: every sum has one order, so a run repeats its bits. Checked by tests/gpu/test_batchnorm_gpu.cpp
 // (against the double _ref ops; each barrier's removal fails it: the barrier-drop entries in CMakeLists.txt).
 #include "cuda/ops/batchnorm.h"
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cuda/cub.h"
 #include "cuda/cuda_check.h"
 #include "host/core/check.h"
 
@@ -38,26 +40,32 @@ __device__ __forceinline__ int64_t channel_value(const BnArgs& a, int c, int64_t
   return (n * a.C + c) * a.HW + (i - n * a.HW);
 }
 
-// Adds v[0..K) over the block's threads, the same fixed tree for every run, and gives every thread the totals.
-// part: K * kThreads doubles of shared memory, free again when this returns.
+using BlockSum = cub::BlockReduce<double, kThreads>;
+
+// Shared memory of block_sums: CUB's temp storage and the totals thread 0 broadcasts.
+struct SumStorage {
+  BlockSum::TempStorage temp;
+  double total[2];
+};
+
+// Adds v[0..K) over the block's threads (CUB's BlockReduce: the same tree every run) and gives every thread the
+// totals. The barrier after each sum publishes thread 0's total and frees the temp storage for the next sum; the
+// next call's first write to `total` comes after its own sum's barrier, which every thread reaches only after
+// reading this call's totals.
 template <int K>
-__device__ __forceinline__ void block_sums(double (&v)[K], double* part) {
-  const int t = threadIdx.x;
-  for (int k = 0; k < K; ++k) part[k * kThreads + t] = v[k];
-  __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (t < half)
-      for (int k = 0; k < K; ++k) part[k * kThreads + t] += part[k * kThreads + t + half];
+__device__ __forceinline__ void block_sums(double (&v)[K], SumStorage& s) {
+  for (int k = 0; k < K; ++k) {
+    const double sum = BlockSum(s.temp).Sum(v[k]);
+    if (threadIdx.x == 0) s.total[k] = sum;
     __syncthreads();
+    v[k] = s.total[k];
   }
-  for (int k = 0; k < K; ++k) v[k] = part[k * kThreads];
-  __syncthreads();  // every thread has read the totals before the next call writes part
 }
 
 __global__ void __launch_bounds__(kThreads)
     batchnorm_forward_train_kernel(BnArgs a, const float* x, const float* gamma, const float* beta, float* y,
                                    float* save_mean, float* save_invstd, float* running_mean, float* running_var) {
-  RF_SHARED(double, part, [kThreads]);
+  RF_SHARED(SumStorage, part, );
   const int c = blockIdx.x, t = threadIdx.x;
   const int64_t M = int64_t(a.N) * a.HW;
   double v[1] = {0.0};
@@ -104,7 +112,7 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     batchnorm_backward_kernel(BnArgs a, const float* x, const float* dy, const float* gamma, const float* save_mean,
                               const float* save_invstd, float* dx, float* dgamma, float* dbeta) {
-  RF_SHARED(double, part, [2 * kThreads]);
+  RF_SHARED(SumStorage, part, );
   const int c = blockIdx.x, t = threadIdx.x;
   const int64_t M = int64_t(a.N) * a.HW;
   const float mean = save_mean[c], invstd = save_invstd[c];
