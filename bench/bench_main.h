@@ -6,7 +6,8 @@
 //   (none)   the full shapes of the issue (batch 64, 32x32, ResNet-18's layers)
 //   --profile per-op time counters (host/core/profile.h) as benchmark counters: ms per iteration by op kind
 //   --device cpu|cuda|cuda:N|auto   where the models run (host/core/device.h): refused before anything runs when
-//            the device cannot be used
+//            the device cannot be used; the choice is run_device() for register_all (bench_models registers its
+//            GPU benchmarks for cuda)
 #pragma once
 #include <benchmark/benchmark.h>
 
@@ -46,9 +47,7 @@ inline int run_benchmark_main(int argc, char** argv, void (*register_all)(BenchM
       args.push_back(argv[i]);
   }
   try {
-    // The CPU benchmarks run on the CPU; bench_models' GPU twins (BM_gpu_*) register themselves where a device is
-    // visible, so --device takes cpu / auto only.
-    select_device(device, "--device", false);
+    set_run_device(select_device(device, "--device"));
   } catch (const Error& e) {
     std::fprintf(stderr, "%s: error: %s\n", argv[0], e.what());
     return 2;

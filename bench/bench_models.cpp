@@ -3,9 +3,10 @@
 // step's peak tensor memory (peak_MB).
 //   bench_models [--smoke | --gate] [google benchmark flags]
 // --smoke registers tiny shapes only (the CTest smoke test). Ratios between models come from the JSON
-// (scripts/bench_ratio.py), measured in the same process. Where a CUDA device is visible, BM_gpu_forward and
-// BM_gpu_train_step time the same models on the GPU (Model::to; the device synchronised after each iteration) at
-// batch 256, with the device's peak tensor memory (gpu_peak_MB): the device check's model step.
+// (scripts/bench_ratio.py), measured in the same process. BM_gpu_forward and BM_gpu_train_step time the same
+// models on the GPU (Model::to; the device synchronised after each iteration) with the device's peak tensor memory
+// (gpu_peak_MB): with --device cuda (or auto on a GPU) at batch 1, 8, 64 and 256 instead of the CPU benchmarks;
+// with --device cpu (the default) at batch 256 besides them where a device is visible (the device check's step).
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_main.h"
@@ -145,6 +146,13 @@ void register_all(BenchMode mode) {
                          std::to_string(S);
       benchmark::RegisterBenchmark(full.c_str(), fn, cfg, N, S)->Unit(benchmark::kMillisecond)->UseRealTime();
     };
+    if (run_device() == Device::cuda) {  // --device cuda: the models on the GPU only
+      for (int N : mode == BenchMode::full ? std::vector<int>{1, 8, 64, 256} : std::vector<int>{2})
+        add("BM_gpu_forward", BM_gpu_forward, N, 32);
+      for (int N : mode == BenchMode::full ? std::vector<int>{1, 8, 64, 256} : std::vector<int>{2})
+        add("BM_gpu_train_step", BM_gpu_train_step, N, 32);
+      continue;
+    }
     switch (mode) {
       case BenchMode::smoke:
         add("BM_forward", BM_forward, 2, 16);

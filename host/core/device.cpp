@@ -77,8 +77,7 @@ Device select_device(const std::string& spec, const std::string& option, bool ha
   RF_CHECK(c.count > 0, "{} {}: no CUDA device is visible ({}); use --device cpu", option, spec, c.error);
   RF_CHECK(index < c.count, "{} {}: device {} asked for, {} visible (0..{})", option, spec, index, c.count,
            c.count - 1);
-  RF_CHECK(has_gpu_path, "{} {}: this command times the CPU (bench_models registers its GPU benchmarks "
-           "itself where a device is visible); use --device cpu", option, spec);
+  RF_CHECK(has_gpu_path, "{} {}: this command has no GPU path; use --device cpu", option, spec);
 #ifdef RF_HAVE_CUDA_RUNTIME
   const cudaError_t e = cudaSetDevice(index);
   RF_CHECK(e == cudaSuccess, "{} {}: cudaSetDevice({}) failed: {}", option, spec, index, cudaGetErrorString(e));

@@ -34,7 +34,8 @@ CudaInfo cuda_info();
 std::string cuda_summary();
 
 // The device named by spec, or an rf::Error naming `option`, the value and the reason (see the header comment);
-// has_gpu_path: the command can run its models on the GPU. Selecting cuda:N makes device N current.
+// has_gpu_path: the command can run its models on the GPU (every model command has one today; the parameter keeps
+// a command without one refusing clearly). Selecting cuda:N makes device N current.
 Device select_device(const std::string& spec, const std::string& option = "--device", bool has_gpu_path = true);
 
 // The device the parsed command's models run on: main sets it from --device before the command runs.

@@ -25,7 +25,7 @@ TEST(Device, CudaIsRefusedWithTheReasonThatApplies) {
   const rf::CudaInfo c = rf::cuda_info();
   if (c.built && c.count > 0) {  // a GPU: only a command without a GPU path refuses it
     expect_error([] { rf::select_device("cuda", "--device", false); },
-                 {"--device cuda: ", "times the CPU", "use --device cpu"});
+                 {"--device cuda: ", "has no GPU path", "use --device cpu"});
     EXPECT_EQ(rf::select_device("cuda:0"), rf::Device::cuda);
   } else {
     const std::string reason = !c.built ? "this build has no CUDA backend" : "no CUDA device is visible";
