@@ -309,10 +309,10 @@ Tensor NLModule::forward_with(const Tensor& x, bool train, bool shuffle) {
   // and its branches cost ~9 MACs or window reads per element, a small share of the step (ReFrame's 1x1 conv
   // does C_cat/4 MACs per output).
   Tensor cat = Tensor::empty(Shape{s.N, Ccat(), s.OH(), s.OW()});
-  Tensor z = Tensor::empty(out_shape(x.shape()));  // the 1x1 conv's output, before the shuffle
-  Tensor y = shuffle ? Tensor::empty(z.shape()) : z;
+  Tensor y = Tensor::empty(out_shape(x.shape()));
+  Tensor z = shuffle && !nl_module_folds_shuffle(s) ? Tensor::empty(y.shape()) : Tensor();  // before the shuffle
   nl_module_forward_cpu(s, x.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(), pw_.bias.value.f32(),
-                        cat.f32(), y.f32(), z.f32());
+                        cat.f32(), y.f32(), z.defined() ? z.f32() : nullptr);
   if (train) x_ = x;
   return y;
 }
@@ -337,11 +337,12 @@ Tensor NLModule::backward(const Tensor& dy) {
   const int chunk = nl_module_backward_chunk(s, kChunkBytes);
   Tensor cat = Tensor::empty(Shape{chunk, Ccat(), s.OH(), s.OW()});
   Tensor mask = Tensor::empty(Shape{chunk, C_nl_, s.OH(), s.OW()}, DType::u8);
-  Tensor dz = shuffle_ ? Tensor::empty(Shape{chunk, C_out_, s.OH(), s.OW()}) : Tensor();
+  const bool need_dz = shuffle_ && !nl_module_folds_shuffle(s);
+  Tensor dz = need_dz ? Tensor::empty(Shape{chunk, C_out_, s.OH(), s.OW()}) : Tensor();
   Tensor dx = Tensor::empty(x_.shape()), tmp = Tensor::empty(Shape{chunk, C_in_, s.H, s.W});
   nl_module_backward_cpu(s, chunk, x_.f32(), dy.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(), dx.f32(),
                          pw_.weight.grad.f32(), pw_.bias.grad.f32(), cat.f32(), mask.data<uint8_t>(), tmp.f32(),
-                         shuffle_ ? dz.f32() : nullptr);
+                         dz.defined() ? dz.f32() : nullptr);
   return dx;
 }
 

@@ -76,6 +76,15 @@ void conv2d_backward_data_cpu_with(ConvAlgo a, const Conv2dShape& s, const float
 void conv2d_backward_weight_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* x, const float* dy,
                                      float* dw, float* db);
 
+// A grouped 1x1 stride-1 conv followed by a channel shuffle over its groups (the NL module's), the shuffle folded
+// into the conv's output indexing: each output row goes straight to its shuffled plane, and the backward reads
+// dy's planes through the inverse permutation (Conv1x1WeightGrad(s, true) for the weight gradient). Pure data
+// movement moved: the bits of conv2d_*_cpu with channel_shuffle_forward_cpu / channel_shuffle_backward_cpu
+// (tests/ops/test_conv.cpp). Only where all three passes run gemm_1x1 (conv1x1_folds_shuffle); y_nstride as usual.
+bool conv1x1_folds_shuffle(const Conv2dShape& s);
+void conv2d_forward_shuffled_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y);
+void conv2d_backward_data_shuffled_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+
 // The weight gradient of a 1x1 stride-1 conv on the gemm_1x1 path (applies()), summed over consecutive sample
 // ranges: add(0, n1) .. add(nk, N), then finish() gives the bits of conv2d_backward_weight_cpu on all N samples
 // at once (the same per-thread partial sums, added in the same order). The NL module's backward rebuilds its
@@ -83,12 +92,14 @@ void conv2d_backward_weight_cpu_with(ConvAlgo a, const Conv2dShape& s, const flo
 class Conv1x1WeightGrad {
  public:
   static bool applies(const Conv2dShape& s);
-  explicit Conv1x1WeightGrad(const Conv2dShape& s);  // s: all N samples
+  // s: all N samples; shuffled: dy's channels come shuffled (conv2d_forward_shuffled_cpu's output)
+  explicit Conv1x1WeightGrad(const Conv2dShape& s, bool shuffled = false);
   void add(int n0, int n1, const float* x, const float* dy);
   void finish(float* dw, float* db);  // db may be null
 
  private:
   Conv2dShape s_;
+  bool shuffled_ = false;
   int nthr_ = 1, next_ = 0;
   std::vector<float> part_;  // per-thread partial sums: weights, then bias
 };

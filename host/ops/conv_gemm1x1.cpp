@@ -153,47 +153,69 @@ void dots(int M, int N, const float* A, int64_t lda, const float* B, int64_t ldb
 
 }  // namespace
 
-void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
-  const int Cg = s.C / s.groups, Kg = s.K / s.groups;
-  const int64_t HW = int64_t(s.H) * s.W, xs = s.C * HW, ys = s.y_batch_stride(), items = int64_t(s.N) * s.groups;
-#pragma omp parallel for if (parallel_worth(s)) schedule(dynamic)
-  for (int64_t it = 0; it < items; ++it) {
-    const int n = int(it / s.groups), g = int(it % s.groups);
-    float* yg = y + n * ys + int64_t(g) * Kg * HW;
-    const float* wg = w + int64_t(g) * Kg * Cg;
-    const float* xg = x + n * xs + int64_t(g) * Cg * HW;
-    if (HW <= 64) {  // measured: ours 1.1-1.4x sgemm at 8x8 and 4x4, 0.8-1.1x above
-      mm_rows(Kg, Cg, HW, wg, Cg, 1, xg, HW, yg, HW, b ? b + g * Kg : nullptr, relu);
-      continue;
-    }
-    sgemm('N', 'N', Kg, HW, Cg, wg, Cg, xg, HW, 0.f, yg, HW);
-    if (b || relu)
-      for (int o = 0; o < Kg; ++o) {
-        const float bias = b ? b[g * Kg + o] : 0.f;
-        float* row = yg + o * HW;
-        if (relu) {
-          for (int64_t i = 0; i < HW; ++i) row[i] = std::max(row[i] + bias, 0.f);
-        } else {
-          for (int64_t i = 0; i < HW; ++i) row[i] += bias;
-        }
-      }
-  }
-}
-
-void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
+void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu,
+                     bool shuffled) {
   const int Cg = s.C / s.groups, Kg = s.K / s.groups;
   const int64_t HW = int64_t(s.H) * s.W, xs = s.C * HW, ys = s.y_batch_stride(), items = int64_t(s.N) * s.groups;
 #pragma omp parallel if (parallel_worth(s))
   {
-    std::vector<float> masked(relu_y ? Kg * HW : 0);
+    // Shuffled: the group's Kg rows are computed here (in cache), then each goes to its plane of y.
+    std::vector<float> z(shuffled ? size_t(Kg) * HW : 0);
 #pragma omp for schedule(dynamic)
     for (int64_t it = 0; it < items; ++it) {
       const int n = int(it / s.groups), g = int(it % s.groups);
-      const int64_t yo = n * ys + int64_t(g) * Kg * HW;
-      const float* d = dy + yo;
-      if (relu_y) {
-        for (int64_t i = 0; i < Kg * HW; ++i) masked[i] = relu_y[yo + i] > 0 ? d[i] : 0.f;
-        d = masked.data();
+      auto out_row = [&](int o) { return y + n * ys + out_plane(g * Kg + o, s.groups, Kg, shuffled) * HW; };
+      float* yg = shuffled ? z.data() : y + n * ys + int64_t(g) * Kg * HW;
+      const float* wg = w + int64_t(g) * Kg * Cg;
+      const float* xg = x + n * xs + int64_t(g) * Cg * HW;
+      if (HW <= 64) {  // measured: ours 1.1-1.4x sgemm at 8x8 and 4x4, 0.8-1.1x above
+        mm_rows(Kg, Cg, HW, wg, Cg, 1, xg, HW, yg, HW, b ? b + g * Kg : nullptr, relu);
+        if (shuffled)
+          for (int o = 0; o < Kg; ++o) std::memcpy(out_row(o), yg + o * HW, sizeof(float) * size_t(HW));
+        continue;
+      }
+      sgemm('N', 'N', Kg, HW, Cg, wg, Cg, xg, HW, 0.f, yg, HW);
+      if (b || relu) {
+        for (int o = 0; o < Kg; ++o) {  // the epilogue writes the row to its plane (in place unshuffled)
+          const float bias = b ? b[g * Kg + o] : 0.f;
+          const float* row = yg + o * HW;
+          float* dst = out_row(o);
+          if (relu) {
+            for (int64_t i = 0; i < HW; ++i) dst[i] = std::max(row[i] + bias, 0.f);
+          } else {
+            for (int64_t i = 0; i < HW; ++i) dst[i] = row[i] + bias;
+          }
+        }
+      } else if (shuffled) {
+        for (int o = 0; o < Kg; ++o) std::memcpy(out_row(o), yg + o * HW, sizeof(float) * size_t(HW));
+      }
+    }
+  }
+}
+
+void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y,
+                           bool shuffled) {
+  const int Cg = s.C / s.groups, Kg = s.K / s.groups;
+  const int64_t HW = int64_t(s.H) * s.W, xs = s.C * HW, ys = s.y_batch_stride(), items = int64_t(s.N) * s.groups;
+#pragma omp parallel if (parallel_worth(s))
+  {
+    // The group's Kg rows of dy, gathered from their shuffled planes and/or masked, in cache.
+    std::vector<float> rows(relu_y || shuffled ? size_t(Kg) * HW : 0);
+#pragma omp for schedule(dynamic)
+    for (int64_t it = 0; it < items; ++it) {
+      const int n = int(it / s.groups), g = int(it % s.groups);
+      const float* d = dy + n * ys + int64_t(g) * Kg * HW;
+      if (relu_y || shuffled) {
+        for (int o = 0; o < Kg; ++o) {
+          const int64_t yo = n * ys + out_plane(g * Kg + o, s.groups, Kg, shuffled) * HW;
+          float* r = rows.data() + o * HW;
+          if (relu_y) {
+            for (int64_t i = 0; i < HW; ++i) r[i] = relu_y[yo + i] > 0 ? dy[yo + i] : 0.f;
+          } else {
+            std::memcpy(r, dy + yo, sizeof(float) * size_t(HW));
+          }
+        }
+        d = rows.data();
       }
       // dx_g (Cg x HW) = w_g^T (Cg x Kg) * dy_g (Kg x HW); ours 1.4x sgemm at 4x4, 0.6-0.8x above
       float* dxg = dx + n * xs + int64_t(g) * Cg * HW;
@@ -216,11 +238,18 @@ namespace rf {
 
 using namespace conv_detail;
 
+bool conv1x1_folds_shuffle(const Conv2dShape& s) {
+  if (!gemm_applies(s)) return false;
+  for (ConvPass p : {ConvPass::forward, ConvPass::backward_data, ConvPass::backward_weight})
+    if (conv2d_cpu_algo(s, p) != ConvAlgo::gemm_1x1) return false;
+  return true;
+}
+
 bool Conv1x1WeightGrad::applies(const Conv2dShape& s) {
   return gemm_applies(s) && conv2d_cpu_algo(s, ConvPass::backward_weight) == ConvAlgo::gemm_1x1;
 }
 
-Conv1x1WeightGrad::Conv1x1WeightGrad(const Conv2dShape& s) : s_(s) {
+Conv1x1WeightGrad::Conv1x1WeightGrad(const Conv2dShape& s, bool shuffled) : s_(s), shuffled_(shuffled) {
   s.validate();
   RF_CHECK(gemm_applies(s), "{}: Conv1x1WeightGrad needs a 1x1 stride-1 conv without padding", s.str());
   nthr_ = omp_get_max_threads();
@@ -250,27 +279,44 @@ void Conv1x1WeightGrad::add(int n0, int n1, const float* x, const float* dy) {
     const int64_t lo = t * q + std::min<int64_t>(t, r), hi = lo + q + (t < r ? 1 : 0);
     float* my = part_.data() + int64_t(t) * (wn + s.K);
     std::vector<float> pa(own ? Kg * pitch : 0, 0.f), pb(own ? Cg * pitch : 0, 0.f);
+    std::vector<float> rows(shuffled_ && !own ? size_t(Kg) * HW : 0);  // sgemm wants dy's rows contiguous
     for (int g = 0; g < s.groups; ++g) {
       const int64_t a = std::max<int64_t>(lo, int64_t(g) * s.N + n0), b = std::min<int64_t>(hi, int64_t(g) * s.N + n1);
       for (int64_t it = a; it < b; ++it) {
         const int n = int(it - int64_t(g) * s.N) - n0;  // within this range
-        const float* d = dy + n * ys + int64_t(g) * Kg * HW;
+        auto drow = [&](int o) { return dy + n * ys + out_plane(g * Kg + o, s.groups, Kg, shuffled_) * HW; };
         const float* xg = x + n * xs + int64_t(g) * Cg * HW;
         if (own) {
-          for (int o = 0; o < Kg; ++o) copy_row(pa.data() + o * pitch, d + o * HW, int(HW));
+          for (int o = 0; o < Kg; ++o) copy_row(pa.data() + o * pitch, drow(o), int(HW));
           for (int c = 0; c < Cg; ++c) copy_row(pb.data() + c * pitch, xg + c * HW, int(HW));
           dots(Kg, Cg, pa.data(), pitch, pb.data(), pitch, round_up(HW, kLanes), my + int64_t(g) * Kg * Cg, Cg);
         } else {
+          const float* d = drow(0);
+          if (shuffled_) {
+            for (int o = 0; o < Kg; ++o) std::memcpy(rows.data() + o * HW, drow(o), sizeof(float) * size_t(HW));
+            d = rows.data();
+          }
           sgemm('N', 'T', Kg, Cg, HW, d, HW, xg, HW, 1.f, my + int64_t(g) * Kg * Cg, Cg);
         }
         for (int o = 0; o < Kg; ++o) {  // the bias gradient (finish drops it when db is null)
+          const float* d = drow(o);
           float sum = 0;
-          for (int64_t i = 0; i < HW; ++i) sum += d[o * HW + i];
+          for (int64_t i = 0; i < HW; ++i) sum += d[i];
           my[wn + g * Kg + o] += sum;
         }
       }
     }
   }
+}
+
+void conv2d_forward_shuffled_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
+  RF_CHECK(conv1x1_folds_shuffle(s), "{}: the shuffle folds into the 1x1 conv on the gemm_1x1 path only", s.str());
+  gemm1x1_forward(s, x, w, b, y, false, true);
+}
+
+void conv2d_backward_data_shuffled_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  RF_CHECK(conv1x1_folds_shuffle(s), "{}: the shuffle folds into the 1x1 conv on the gemm_1x1 path only", s.str());
+  gemm1x1_backward_data(s, dy, w, dx, nullptr, true);
 }
 
 void Conv1x1WeightGrad::finish(float* dw, float* db) {

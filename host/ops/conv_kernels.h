@@ -36,10 +36,18 @@ void direct_forward(const Conv2dShape& s, const float* x, const float* w, const 
 void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y);
 void direct_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db);
 
-// conv_gemm1x1.cpp: only for the shapes gemm_applies() accepts
+// conv_gemm1x1.cpp: only for the shapes gemm_applies() accepts. shuffled: y (dy) holds the output channels after
+// a channel shuffle over the conv's groups (conv2d_forward_shuffled_cpu).
 inline bool gemm_applies(const Conv2dShape& s) { return s.k == 1 && s.stride == 1 && s.pad == 0; }
-void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu);
-void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y);
+// The plane of output channel c (groups G of Kg channels) in y: c itself, or its place after the shuffle
+// (channel_shuffle_forward with G groups moves c = i*G + j to j*Kg + i).
+inline int64_t out_plane(int c, int G, int Kg, bool shuffled) {
+  return shuffled ? int64_t(c % G) * Kg + c / G : int64_t(c);
+}
+void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu,
+                     bool shuffled = false);
+void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y,
+                           bool shuffled = false);
 void gemm1x1_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db);
 
 // conv_onednn.cpp: blocked = oneDNN's blocked layouts (dnnl_blocked), else the plain NCHW tensors

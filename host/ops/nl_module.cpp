@@ -115,18 +115,24 @@ void nl_module_branches_forward_cpu(const NLModuleShape& s, const float* x, cons
                        cat + (s.C_nl + s.C_in) * plane);
 }
 
+bool nl_module_folds_shuffle(const NLModuleShape& s) {
+  return s.shuffle && conv1x1_folds_shuffle(s.pointwise_shape());
+}
+
 void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
                            const float* b_pw, float* cat, float* y, float* z) {
   s.validate();
-  RF_CHECK(!s.shuffle || z, "{}: nl_module_forward_cpu needs the scratch z when the shuffle is on", s.str());
+  const bool fold = nl_module_folds_shuffle(s);
+  RF_CHECK(!s.shuffle || fold || z, "{}: nl_module_forward_cpu needs the scratch z when the shuffle is on", s.str());
   const int64_t plane = int64_t(s.OH()) * s.OW();
   nl_module_branches_forward_cpu(s, x, w_seeded, cat);
   {
     RF_PROFILE("NL grouped 1x1 conv");
-    conv2d_forward_cpu(s.pointwise_shape(), cat, w_pw, b_pw, s.shuffle ? z : y);
+    if (fold) conv2d_forward_shuffled_cpu(s.pointwise_shape(), cat, w_pw, b_pw, y);
+    else conv2d_forward_cpu(s.pointwise_shape(), cat, w_pw, b_pw, s.shuffle ? z : y);
   }
   RF_PROFILE("NL shuffle");
-  if (s.shuffle) channel_shuffle_forward_cpu(s.N, s.C_out, int(plane), s.gpw, z, y);
+  if (s.shuffle && !fold) channel_shuffle_forward_cpu(s.N, s.C_out, int(plane), s.gpw, z, y);
 }
 
 namespace {
@@ -141,7 +147,8 @@ void backward_range(const NLModuleShape& s, const float* x, const float* dy, con
     RF_PROFILE("NL backward: rebuild branches");  // what keeping only x costs
     nl_module_branches_forward_cpu(s, x, w_seeded, cat);
   }
-  if (s.shuffle) {
+  const bool fold = nl_module_folds_shuffle(s);  // else dy is unshuffled into dz first
+  if (s.shuffle && !fold) {
     RF_PROFILE("NL shuffle");
     channel_shuffle_backward_cpu(s.N, s.C_out, int(plane), s.gpw, dy, dz);
     dy = dz;
@@ -149,8 +156,15 @@ void backward_range(const NLModuleShape& s, const float* x, const float* dy, con
   const Conv2dShape ps = s.pointwise_shape();
   {
     RF_PROFILE("NL grouped 1x1 conv: weight grad");
-    if (acc) acc->add(n0, n0 + s.N, cat, dy);
-    else conv2d_backward_weight_cpu(ps, cat, dy, dw_pw, db_pw);
+    if (acc) {
+      acc->add(n0, n0 + s.N, cat, dy);
+    } else if (fold) {  // what conv2d_backward_weight_cpu runs on gemm_1x1, reading dy shuffled
+      Conv1x1WeightGrad wg(ps, true);
+      wg.add(0, s.N, cat, dy);
+      wg.finish(dw_pw, db_pw);
+    } else {
+      conv2d_backward_weight_cpu(ps, cat, dy, dw_pw, db_pw);
+    }
   }
   // Branch a's ReLU mask, then dcat over cat. Masking dcat's slice a here and running the seeded conv's
   // backward without its ReLU gives the same bits: its kernels mask with the same select (y > 0 ? dy : 0).
@@ -160,7 +174,8 @@ void backward_range(const NLModuleShape& s, const float* x, const float* dy, con
 #pragma omp parallel for schedule(static) if (worth_threading(s.N * na))
     for (int n = 0; n < s.N; ++n)
       for (int64_t i = 0; i < na; ++i) mask[n * na + i] = cat[n * ns + i] > 0;
-    conv2d_backward_data_cpu(ps, dy, w_pw, dcat);
+    if (fold) conv2d_backward_data_shuffled_cpu(ps, dy, w_pw, dcat);
+    else conv2d_backward_data_cpu(ps, dy, w_pw, dcat);
 #pragma omp parallel for schedule(static) if (worth_threading(s.N * na))
     for (int n = 0; n < s.N; ++n)
       for (int64_t i = 0; i < na; ++i) dcat[n * ns + i] = mask[n * na + i] ? dcat[n * ns + i] : 0.f;
@@ -190,13 +205,14 @@ void nl_module_backward_cpu(const NLModuleShape& s, int chunk, const float* x, c
                             const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
                             float* cat, uint8_t* mask, float* tmp, float* dz) {
   s.validate();
-  RF_CHECK(!s.shuffle || dz, "{}: nl_module_backward_cpu needs the scratch dz when the shuffle is on", s.str());
+  RF_CHECK(!s.shuffle || nl_module_folds_shuffle(s) || dz,
+           "{}: nl_module_backward_cpu needs the scratch dz when the shuffle is on", s.str());
   RF_CHECK(chunk >= 1 && chunk <= s.N, "{}: chunk={} must be in 1..N", s.str(), chunk);
   const Conv2dShape ps = s.pointwise_shape();
   RF_CHECK(chunk == s.N || Conv1x1WeightGrad::applies(ps),
            "{}: chunk={} < N but the 1x1 weight gradient has no range-by-range path here", s.str(), chunk);
   std::optional<Conv1x1WeightGrad> acc;
-  if (chunk < s.N) acc.emplace(ps);
+  if (chunk < s.N) acc.emplace(ps, nl_module_folds_shuffle(s));
   const int64_t per_x = int64_t(s.C_in) * s.H * s.W, per_y = int64_t(s.C_out) * s.OH() * s.OW();
   for (int n0 = 0; n0 < s.N; n0 += chunk) {
     NLModuleShape r = s;

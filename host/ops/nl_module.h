@@ -48,8 +48,11 @@ void nl_module_backward_ref(const NLModuleShape& s, const T* x, const T* cat, co
 // the training backward runs it again to rebuild cat from x instead of keeping cat alive between the passes
 // (the same calls on the same input: the same bits).
 void nl_module_branches_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, float* cat);
+// Whether the 1x1 conv applies the shuffle itself (conv1x1_folds_shuffle: the gemm_1x1 kernels write and read
+// the shuffled planes directly, same bits); then the scratch z and dz below are unused and may be null.
+bool nl_module_folds_shuffle(const NLModuleShape& s);
 // The whole module. z: the 1x1 conv's output before the shuffle (out_numel() floats), needed when s.shuffle
-// (unused, may be null, without: the conv writes y).
+// and not nl_module_folds_shuffle(s) (unused, may be null, otherwise: the conv writes y).
 void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
                            const float* b_pw, float* cat, float* y, float* z = nullptr);
 // Training backward from x alone, `chunk` samples at a time (chunk = N: all at once). Per range: the branches
@@ -57,7 +60,7 @@ void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* 
 // the 1x1 weight gradient is summed range by range (Conv1x1WeightGrad: the bits of one call on all N).
 // Scratch for `chunk` samples: cat (chunk * C_cat * OH * OW floats); mask (chunk * C_nl * OH * OW bytes:
 // branch a's ReLU mask, taken before cat is overwritten); tmp (chunk * C_in * H * W floats); dz (chunk *
-// C_out * OH * OW floats, when s.shuffle; else unused, may be null). The same bits as the fast ops on a kept
+// C_out * OH * OW floats, when s.shuffle and not nl_module_folds_shuffle(s); else unused, may be null). The same bits as the fast ops on a kept
 // concat (tests/ops/test_nl_module.cpp), for every chunk.
 void nl_module_backward_cpu(const NLModuleShape& s, int chunk, const float* x, const float* dy,
                             const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,

@@ -1,7 +1,8 @@
 // Tests of conv2d: every CPU algorithm (direct kernel, oneDNN plain, oneDNN blocked) and the dispatching
 // entry points against the reference over a sweep of shapes (odd sizes, k 1/3/5, stride 1/2, pad 0-2, groups
 // 1/2/4/depthwise, bias, y written into a channel slice of a bigger tensor); the double reference against
-// finite differences; bad shapes throw.
+// finite differences; the channel shuffle folded into the 1x1 GEMM kernels against conv + shuffle, bit for bit;
+// bad shapes throw.
 #include <omp.h>
 
 #include <algorithm>
@@ -209,6 +210,84 @@ TEST(Conv2d, BackwardWeightAllAlgorithmsMatchReference) {
     if (c.bias) {
       EXPECT_TRUE(all_close(got_b, ref_b, atol, 1e-5, "db (dispatched)"));
     }
+  }
+}
+
+// The channel shuffle with G groups over C channels, planes of HW (as channel_shuffle_forward_ref: dst channel
+// j*(C/G) + i takes src channel i*G + j), or its inverse; written out here so that test_conv needs no other op.
+void shuffle_planes(int N, int C, int HW, int G, bool inverse, const float* src, float* dst) {
+  const int Cg = C / G;
+  for (int n = 0; n < N; ++n)
+    for (int i = 0; i < Cg; ++i)
+      for (int j = 0; j < G; ++j) {
+        const int64_t a = int64_t(n) * C + j * Cg + i, b = int64_t(n) * C + i * G + j;
+        std::memcpy(dst + (inverse ? b : a) * HW, src + (inverse ? a : b) * HW, sizeof(float) * size_t(HW));
+      }
+}
+
+// The shuffle folded into the grouped 1x1 conv (the NL module's): forward, input gradient and weight gradient
+// (all at once and in sample ranges) give the bits of the unfused conv2d_*_cpu with the shuffle pass around them.
+TEST(Conv2d, ShuffleFoldedIntoOneByOneEqualsConvThenShuffle) {
+  const std::vector<Case> cases = {
+      make_case(2, 48, 32, 32, 16, 1, 1, 0, 4, true, 0),   // the dw model's first stage: Kg = 4 = G
+      make_case(3, 24, 32, 33, 24, 1, 1, 0, 4, true, 0),   // Kg = 6: G does not divide it
+      make_case(2, 16, 32, 32, 10, 1, 1, 0, 2, false, 6),  // no bias, y in a channel slice
+      make_case(2, 64, 4, 4, 40, 1, 1, 0, 8, true, 0),     // the last stage (4x4): mm_rows, Kg = 5
+      make_case(3, 24, 4, 4, 24, 1, 1, 0, 3, true, 0),
+      make_case(2, 8, 32, 32, 8, 1, 1, 0, 1, true, 0),     // one group: the identity shuffle
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.str());
+    const Conv2dShape& s = c.s;
+    ASSERT_TRUE(conv1x1_folds_shuffle(s));
+    const int G = s.groups, HW = s.H * s.W;
+    const int64_t ys = s.y_batch_stride(), per = int64_t(s.K) * HW;
+    auto x = random_vec<float>(size_t(s.N) * s.C * HW, 21);
+    auto w = random_vec<float>(size_t(s.weight_numel()), 22);
+    auto b = random_vec<float>(size_t(s.K), 23);
+    const float* bp = c.bias ? b.data() : nullptr;
+    // Unfused: z (dense), then the shuffle into y's slice (sample by sample: y may be strided).
+    std::vector<float> z(size_t(s.N * per)), want(size_t(s.N * per));
+    Conv2dShape dense = s;
+    dense.y_nstride = 0;
+    conv2d_forward_cpu(dense, x.data(), w.data(), bp, z.data());
+    shuffle_planes(s.N, s.K, HW, G, false, z.data(), want.data());
+    YBuf y = make_y(c, false, 0);
+    conv2d_forward_shuffled_cpu(s, x.data(), w.data(), bp, y.y());
+    EXPECT_TRUE(untouched(c, y));
+    EXPECT_EQ(slice_of(c, y), want);
+    // Backward: dy shuffled in y's layout; unfused runs on its unshuffled dense copy.
+    YBuf dy = make_y(c, true, 24);
+    const std::vector<float> dy_dense = slice_of(c, dy);
+    std::vector<float> dz(dy_dense.size());
+    shuffle_planes(s.N, s.K, HW, G, true, dy_dense.data(), dz.data());
+    std::vector<float> dx0(x.size()), dx(x.size(), kSentinel);
+    conv2d_backward_data_cpu(dense, dz.data(), w.data(), dx0.data());
+    conv2d_backward_data_shuffled_cpu(s, dy.y(), w.data(), dx.data());
+    EXPECT_EQ(dx, dx0);
+    std::vector<float> dw0(w.size()), db0(b.size());
+    conv2d_backward_weight_cpu(dense, x.data(), dz.data(), dw0.data(), bp ? db0.data() : nullptr);
+    for (int split = 0; split < s.N; ++split) {  // 0: all samples in one add
+      SCOPED_TRACE(fmt::format("split at {}", split));
+      Conv1x1WeightGrad acc(s, true);
+      const int64_t xs = int64_t(s.C) * HW;
+      if (split) acc.add(0, split, x.data(), dy.y());
+      acc.add(split, s.N, x.data() + split * xs, dy.y() + split * ys);
+      std::vector<float> dw(w.size(), kSentinel), db(b.size(), kSentinel);
+      acc.finish(dw.data(), bp ? db.data() : nullptr);
+      EXPECT_EQ(dw, dw0);
+      if (bp) {
+        EXPECT_EQ(db, db0);
+      }
+    }
+  }
+  // Where a pass runs oneDNN the fold does not apply (the NL module keeps its shuffle pass there).
+  for (const Case& c : {make_case(2, 48, 8, 8, 16, 1, 1, 0, 4, true, 0), make_case(2, 48, 16, 16, 16, 1, 1, 0, 4, true, 0),
+                        make_case(2, 48, 32, 32, 16, 1, 2, 0, 4, true, 0)}) {
+    EXPECT_FALSE(conv1x1_folds_shuffle(c.s)) << c.str();
+    float d = 0;
+    EXPECT_THROW(conv2d_forward_shuffled_cpu(c.s, &d, &d, &d, &d), Error) << c.str();
+    EXPECT_THROW(conv2d_backward_data_shuffled_cpu(c.s, &d, &d, &d), Error) << c.str();
   }
 }
 

@@ -2,7 +2,8 @@
 // of shapes (dw / 512-like / 768-like widths, strides 1 and 2, odd sizes, uneven mixed-pool groups, shuffle on
 // and off), forward and backward; the reference's branches against the reference ops run on their own; the
 // double reference's gradients (input, 1x1 weights and bias) against finite differences; the fast backward
-// (concat rebuilt from x) bit for bit against the fast ops on a kept concat; bad shapes.
+// (concat rebuilt from x) and forward bit for bit against the fast ops one by one (the shuffle folded into the
+// 1x1 conv or not); bad shapes.
 #include "host/ops/nl_module.h"
 
 #include <gtest/gtest.h>
@@ -67,6 +68,29 @@ TEST(NLModule, ForwardMatchesReferenceComposition) {
     EXPECT_TRUE(all_close(cat, in.cat, 1e-5, 1e-5, "concat buffer (three branches)"));
     EXPECT_TRUE(all_close(y, in.y, 1e-4, 1e-4, "module output"));
   }
+}
+
+// The fast forward, the shuffle folded into the 1x1 conv where it can be (no scratch z then), gives the bits of
+// the fast ops one by one: branches, conv, shuffle pass.
+TEST(NLModule, ForwardEqualsOpByOp) {
+  int folded = 0;
+  for (const NLModuleShape& s : cases()) {
+    SCOPED_TRACE(s.str());
+    const Inputs in(s);
+    const int64_t plane = int64_t(s.OH()) * s.OW();
+    std::vector<float> cat0(in.cat.size()), z(in.y.size()), y0(in.y.size());
+    rf::nl_module_branches_forward_cpu(s, in.x.data(), in.ws.data(), cat0.data());
+    rf::conv2d_forward_cpu(s.pointwise_shape(), cat0.data(), in.w_pw.data(), in.b_pw.data(), s.shuffle ? z.data() : y0.data());
+    if (s.shuffle) rf::channel_shuffle_forward_cpu(s.N, s.C_out, int(plane), s.gpw, z.data(), y0.data());
+    const bool fold = rf::nl_module_folds_shuffle(s);
+    folded += fold;
+    std::vector<float> cat(in.cat.size(), 7.f), y(in.y.size(), 7.f), zz(in.y.size());
+    rf::nl_module_forward_cpu(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat.data(), y.data(),
+                              fold ? nullptr : zz.data());
+    EXPECT_EQ(cat, cat0);
+    EXPECT_EQ(y, y0);
+  }
+  EXPECT_EQ(folded, 3);  // the 32x32 and 4x4 cases: the gemm_1x1 kernels
 }
 
 // The reference's concat buffer holds each branch as the reference op computes it on its own, densely.
@@ -156,7 +180,8 @@ TEST(NLModule, BackwardEqualsOpByOpOnKeptConcat) {
       std::vector<float> dzc(size_t(chunk) * s.C_out * plane);
       std::vector<uint8_t> mask(size_t(chunk) * s.C_nl * plane);
       rf::nl_module_backward_cpu(s, chunk, in.x.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(),
-                                 dw.data(), db.data(), scratch.data(), mask.data(), t.data(), dzc.data());
+                                 dw.data(), db.data(), scratch.data(), mask.data(), t.data(),
+                                 rf::nl_module_folds_shuffle(s) ? nullptr : dzc.data());
       EXPECT_EQ(dx, dx0);
       EXPECT_EQ(dw, dw0);
       EXPECT_EQ(db, db0);
