@@ -156,6 +156,7 @@ Tensor BatchNorm2d::forward(const Tensor& x, bool train) {
   BatchNormShape s{int(x.size(0)), C_, int(x.size(2) * x.size(3))};
   if (g_bn_momentum >= 0) s.momentum = g_bn_momentum;
   Tensor y = Tensor::empty(x.shape());
+  save_scale_ = relu_y_ = Tensor();  // no ReLU folded in (forward_act sets them after)
   RF_PROFILE("BN");
   if (train && g_bn_sync && comm::active()) {
     save_mean_ = Tensor::empty(Shape{C_});
@@ -177,11 +178,52 @@ Tensor BatchNorm2d::forward(const Tensor& x, bool train) {
   return y;
 }
 
-Tensor BatchNorm2d::backward(const Tensor& dy) {
-  if (dy.device() == Device::cuda) return backward_cuda(dy);
-  check_backward(x_, dy, name_);
+Tensor BatchNorm2d::forward_act(const Tensor& x, bool train, const Tensor* res, bool relu) {
+  RF_CHECK(x.device() == Device::cpu, "{}: forward_act takes host tensors, got {}", name_, x.str());
+  check_nchw(x, C_, name_ + " input");
+  if (res) check_same_shape(*res, x, name_ + " residual");
+  save_scale_ = relu_y_ = Tensor();
+  const bool sync = train && g_bn_sync && comm::active();
+  if (!train || sync) {  // the unfused ops
+    Tensor y = forward(x, train);
+    RF_PROFILE("ReLU / residual add");
+    if (res) add_forward_cpu(y.numel(), y.f32(), res->f32(), y.f32(), relu);
+    else if (relu) relu_forward_cpu(y.numel(), y.f32(), y.f32());
+    if (sync && relu && !res) relu_y_ = y;
+    return y;
+  }
+  BatchNormShape s{int(x.size(0)), C_, int(x.size(2) * x.size(3))};
+  if (g_bn_momentum >= 0) s.momentum = g_bn_momentum;
+  Tensor y = Tensor::empty(x.shape());
+  RF_PROFILE("BN");
+  save_mean_ = Tensor::empty(Shape{C_});
+  save_invstd_ = Tensor::empty(Shape{C_});
+  if (relu && !res) save_scale_ = Tensor::empty(Shape{C_});
+  batchnorm_forward_train_act_cpu(s, x.f32(), gamma.value.f32(), beta.value.f32(), res ? res->f32() : nullptr, relu,
+                                  y.f32(), save_mean_.f32(), save_invstd_.f32(),
+                                  save_scale_.defined() ? save_scale_.f32() : nullptr, running_mean.value.f32(),
+                                  running_var.value.f32());
+  x_ = x;
+  return y;
+}
+
+Tensor BatchNorm2d::backward(const Tensor& dy_in) {
+  if (dy_in.device() == Device::cuda) return backward_cuda(dy_in);
+  check_backward(x_, dy_in, name_);
   BatchNormShape s{int(x_.size(0)), C_, int(x_.size(2) * x_.size(3))};
   Tensor dx = Tensor::empty(x_.shape());
+  if (save_scale_.defined()) {  // forward_act's ReLU, its mask recomputed from x in both passes
+    RF_PROFILE("BN");
+    batchnorm_backward_relu_cpu(s, x_.f32(), dy_in.f32(), gamma.value.f32(), beta.value.f32(), save_mean_.f32(),
+                                save_invstd_.f32(), save_scale_.f32(), dx.f32(), gamma.grad.f32(), beta.grad.f32());
+    return dx;
+  }
+  Tensor dy = dy_in;
+  if (relu_y_.defined()) {  // forward_act's ReLU with synchronised BN
+    RF_PROFILE("ReLU / residual add");
+    dy = Tensor::empty(dy_in.shape());
+    relu_backward_cpu(dy.numel(), relu_y_.f32(), dy_in.f32(), dy.f32());
+  }
   RF_PROFILE("BN");
   if (g_bn_sync && comm::active())
     batchnorm_backward_sync_cpu(s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(),
@@ -476,15 +518,13 @@ Tensor BasicBlock::forward_eval_blocked(const Tensor& x) {
 Tensor BasicBlock::forward(const Tensor& x, bool train) {
   if (x.device() == Device::cuda) return forward_cuda(x, train);
   if (!train && g_eval_fusion) return forward_eval_blocked(x);
-  Tensor a = relu1_.forward(bn1_.forward(conv1_->forward(x, train), train), train);
-  Tensor b = bn2_.forward(conv2_->forward(a, train), train);
+  // BN1's ReLU, and the residual add with the block's ReLU, run inside the BN output passes (forward_act: the
+  // bits of the separate ops); BN1's backward then takes the ReLU's gradient (relu1_ is the CUDA path's).
+  Tensor a = bn1_.forward_act(conv1_->forward(x, train), train, nullptr, true);
+  Tensor z2 = conv2_->forward(a, train);
   Tensor sc = sc_conv_ ? sc_bn_->forward(sc_conv_->forward(x, train), train) : x;
-  RF_CHECK(sc.shape() == b.shape(), "{}: shortcut {} vs main path {}", name_, sc.shape().str(), b.shape().str());
-  Tensor out = Tensor::empty(b.shape());
-  {
-    RF_PROFILE("ReLU / residual add");
-    add_forward_cpu(out.numel(), b.f32(), sc.f32(), out.f32(), true);
-  }
+  RF_CHECK(sc.shape() == z2.shape(), "{}: shortcut {} vs main path {}", name_, sc.shape().str(), z2.shape().str());
+  Tensor out = bn2_.forward_act(z2, train, &sc, true);
   if (train) out_ = out;
   return out;
 }
@@ -497,7 +537,7 @@ Tensor BasicBlock::backward(const Tensor& dy) {
     RF_PROFILE("ReLU / residual add");
     add_backward_cpu(d.numel(), out_.f32(), dy.f32(), d.f32(), d.f32(), true);
   }
-  Tensor dx = conv1_->backward(bn1_.backward(relu1_.backward(conv2_->backward(bn2_.backward(d)))));
+  Tensor dx = conv1_->backward(bn1_.backward(conv2_->backward(bn2_.backward(d))));  // bn1_ masks by its ReLU
   Tensor dsc = sc_conv_ ? sc_conv_->backward(sc_bn_->backward(d)) : d;
   RF_PROFILE("ReLU / residual add");
   add_forward_cpu(dx.numel(), dx.f32(), dsc.f32(), dx.f32(), false);

@@ -86,7 +86,11 @@ class BatchNorm2d : public Module {
   void collect(std::vector<Param*>& out) override;
   Shape out_shape(const Shape& in) const override { return in; }
   void account(const Shape& in, std::vector<LayerCost>& rows) const override;
-  void clear_cache() override { x_ = save_mean_ = save_invstd_ = Tensor(); }
+  // Host tensors: act(bn(x) (+ res)), the residual add and the ReLU after BN fused into its output pass (the
+  // bits of forward, then add_forward_cpu / relu_forward_cpu). With the ReLU and no residual in training,
+  // backward() then takes the gradient of the ReLU's output (it masks dy itself).
+  Tensor forward_act(const Tensor& x, bool train, const Tensor* res, bool relu);
+  void clear_cache() override { x_ = save_mean_ = save_invstd_ = save_scale_ = relu_y_ = Tensor(); }
   Param gamma, beta, running_mean, running_var;
 
  private:
@@ -94,6 +98,8 @@ class BatchNorm2d : public Module {
   Tensor backward_cuda(const Tensor& dy);
   int C_;
   Tensor x_, save_mean_, save_invstd_;
+  Tensor save_scale_;  // forward_act with the ReLU: the output pass's scale (backward recomputes the mask)
+  Tensor relu_y_;      // the same, synchronised BN: the ReLU's output (the mask read back)
 };
 
 class ReLU : public Module {

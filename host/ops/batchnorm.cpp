@@ -1,7 +1,8 @@
 // Batch norm over (N, C, HW) per channel, PyTorch BatchNorm2d semantics: the reference loops (double
 // accumulation), then the fast OpenMP paths (threads over channels, vectorised HW loops).
+// The train ops also come with the residual add / ReLU that follow BN in a block fused into their passes.
 // Checked by tests/ops/test_batchnorm.cpp: fast vs reference over a shape sweep, finite-difference gradients of
-// the reference, running-stat and eval-mode hand cases.
+// the reference, running-stat and eval-mode hand cases, fused vs unfused bit for bit.
 #include "host/ops/batchnorm.h"
 
 #include <algorithm>
@@ -153,9 +154,12 @@ void shifted_sums(const BatchNormShape& s, const float* x, int64_t c, float K, d
   }
 }
 
-// Channel c's sums of dy and dy (x - mean) (the backward's), summed as shifted_sums.
-void dy_sums(const BatchNormShape& s, const float* x, const float* dy, int64_t c, float mean, double& sdy,
-             double& sdy_xmu) {
+// Channel c's sums of g and g (x - mean) (the backward's), summed as shifted_sums; g = dy, or with kMask dy
+// masked by the ReLU that followed the forward: [(x - mean) * scale + b > 0], the forward's own output value
+// recomputed (the same float expression on the same operands: the same mask as relu_backward_cpu on y).
+template <bool kMask>
+void dy_sums(const BatchNormShape& s, const float* x, const float* dy, int64_t c, float mean, float scale, float b,
+             double& sdy, double& sdy_xmu) {
   const int64_t N = s.N, C = s.C, HW = s.HW;
   sdy = 0, sdy_xmu = 0;
   for (int64_t n = 0; n < N; ++n) {
@@ -164,18 +168,39 @@ void dy_sums(const BatchNormShape& s, const float* x, const float* dy, int64_t c
     float a1 = 0.f, a2 = 0.f;
 #pragma omp simd reduction(+ : a1, a2)
     for (int64_t i = 0; i < HW; ++i) {
-      a1 += dyp[i];
-      a2 += dyp[i] * (xp[i] - mean);
+      const float g = !kMask || (xp[i] - mean) * scale + b > 0.f ? dyp[i] : 0.f;
+      a1 += g;
+      a2 += g * (xp[i] - mean);
     }
     sdy += a1;
     sdy_xmu += a2;
   }
 }
-}  // namespace
 
-void batchnorm_forward_train_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
-                                 float* y, float* save_mean, float* save_invstd, float* running_mean,
-                                 float* running_var) {
+// One run of the train forward's output: y = act((x - mean) * scale + b (+ res)), each step the float operation
+// of the unfused ops (batchnorm, then add_forward_cpu / relu_forward_cpu).
+template <bool kRes, bool kRelu>
+void output_run(const float* xp, const float* rp, float* yp, int64_t HW, float mean, float scale, float b) {
+#pragma omp simd
+  for (int64_t i = 0; i < HW; ++i) {
+    float v = (xp[i] - mean) * scale + b;
+    if (kRes) v = v + rp[i];
+    if (kRelu) v = v > 0.f ? v : 0.f;
+    yp[i] = v;
+  }
+}
+
+void output_run(const float* xp, const float* rp, bool relu, float* yp, int64_t HW, float mean, float scale,
+                float b) {
+  if (rp && relu) output_run<true, true>(xp, rp, yp, HW, mean, scale, b);
+  else if (rp) output_run<true, false>(xp, rp, yp, HW, mean, scale, b);
+  else if (relu) output_run<false, true>(xp, rp, yp, HW, mean, scale, b);
+  else output_run<false, false>(xp, rp, yp, HW, mean, scale, b);
+}
+
+void forward_train(const BatchNormShape& s, const float* x, const float* gamma, const float* beta, const float* res,
+                   bool relu, float* y, float* save_mean, float* save_invstd, float* save_scale,
+                   float* running_mean, float* running_var) {
   check_train_shape(s);
   const int64_t N = s.N, C = s.C, HW = s.HW, M = N * HW;
 #pragma omp parallel for schedule(static) if (C > 1 && worth_threading(N * C * HW, kParallelMin))
@@ -197,13 +222,56 @@ void batchnorm_forward_train_cpu(const BatchNormShape& s, const float* x, const 
 
     // (x - mean) * scale + beta rather than x * scale + shift: no cancellation when |mean| >> std.
     const float fmean = float(mean), scale = float(double(gamma[c]) * invstd), b = beta[c];
+    if (save_scale) save_scale[c] = scale;
     for (int64_t n = 0; n < N; ++n) {
-      const float* xp = x + (n * C + c) * HW;
-      float* yp = y + (n * C + c) * HW;
-#pragma omp simd
-      for (int64_t i = 0; i < HW; ++i) yp[i] = (xp[i] - fmean) * scale + b;
+      const int64_t o = (n * C + c) * HW;
+      output_run(x + o, res ? res + o : nullptr, relu, y + o, HW, fmean, scale, b);
     }
   }
+}
+
+template <bool kMask>
+void backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma, const float* beta,
+              const float* save_mean, const float* save_invstd, const float* save_scale, float* dx, float* dgamma,
+              float* dbeta) {
+  check_batchnorm_shape(s);
+  const int64_t N = s.N, C = s.C, HW = s.HW, M = N * HW;
+#pragma omp parallel for schedule(static) if (C > 1 && worth_threading(N * C * HW, kParallelMin))
+  for (int64_t c = 0; c < C; ++c) {
+    const float mean = save_mean[c], invstd = save_invstd[c];
+    const float fscale = kMask ? save_scale[c] : 0.f, b = kMask ? beta[c] : 0.f;  // the ReLU mask's operands
+    double sdy = 0, sdy_xmu = 0;  // sum g, sum g * (x - mean)
+    dy_sums<kMask>(s, x, dy, c, mean, fscale, b, sdy, sdy_xmu);
+    dbeta[c] = float(sdy);
+    dgamma[c] = float(sdy_xmu * double(invstd));
+    // dx = gamma * invstd * (g - sum g / M - (x - mean) * invstd^2 * sum g (x - mean) / M)
+    const float k = float(double(gamma[c]) * double(invstd));
+    const float mean_dy = float(sdy / double(M));
+    const float kx = float(sdy_xmu * double(invstd) * double(invstd) / double(M));
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xp = x + (n * C + c) * HW;
+      const float* dyp = dy + (n * C + c) * HW;
+      float* dxp = dx + (n * C + c) * HW;
+#pragma omp simd
+      for (int64_t i = 0; i < HW; ++i) {
+        const float g = !kMask || (xp[i] - mean) * fscale + b > 0.f ? dyp[i] : 0.f;
+        dxp[i] = k * ((g - mean_dy) - (xp[i] - mean) * kx);
+      }
+    }
+  }
+}
+}  // namespace
+
+void batchnorm_forward_train_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
+                                 float* y, float* save_mean, float* save_invstd, float* running_mean,
+                                 float* running_var) {
+  forward_train(s, x, gamma, beta, nullptr, false, y, save_mean, save_invstd, nullptr, running_mean, running_var);
+}
+
+void batchnorm_forward_train_act_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
+                                     const float* res, bool relu, float* y, float* save_mean, float* save_invstd,
+                                     float* save_scale, float* running_mean, float* running_var) {
+  forward_train(s, x, gamma, beta, res, relu, y, save_mean, save_invstd, save_scale, running_mean, running_var);
 }
 
 void batchnorm_forward_eval_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
@@ -228,27 +296,13 @@ void batchnorm_forward_eval_cpu(const BatchNormShape& s, const float* x, const f
 void batchnorm_backward_cpu(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                             const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
                             float* dbeta) {
-  check_batchnorm_shape(s);
-  const int64_t N = s.N, C = s.C, HW = s.HW, M = N * HW;
-#pragma omp parallel for schedule(static) if (C > 1 && worth_threading(N * C * HW, kParallelMin))
-  for (int64_t c = 0; c < C; ++c) {
-    const float mean = save_mean[c], invstd = save_invstd[c];
-    double sdy = 0, sdy_xmu = 0;  // sum dy, sum dy * (x - mean)
-    dy_sums(s, x, dy, c, mean, sdy, sdy_xmu);
-    dbeta[c] = float(sdy);
-    dgamma[c] = float(sdy_xmu * double(invstd));
-    // dx = gamma * invstd * (dy - sum dy / M - (x - mean) * invstd^2 * sum dy (x - mean) / M)
-    const float k = float(double(gamma[c]) * double(invstd));
-    const float mean_dy = float(sdy / double(M));
-    const float kx = float(sdy_xmu * double(invstd) * double(invstd) / double(M));
-    for (int64_t n = 0; n < N; ++n) {
-      const float* xp = x + (n * C + c) * HW;
-      const float* dyp = dy + (n * C + c) * HW;
-      float* dxp = dx + (n * C + c) * HW;
-#pragma omp simd
-      for (int64_t i = 0; i < HW; ++i) dxp[i] = k * ((dyp[i] - mean_dy) - (xp[i] - mean) * kx);
-    }
-  }
+  backward<false>(s, x, dy, gamma, nullptr, save_mean, save_invstd, nullptr, dx, dgamma, dbeta);
+}
+
+void batchnorm_backward_relu_cpu(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+                                 const float* beta, const float* save_mean, const float* save_invstd,
+                                 const float* save_scale, float* dx, float* dgamma, float* dbeta) {
+  backward<true>(s, x, dy, gamma, beta, save_mean, save_invstd, save_scale, dx, dgamma, dbeta);
 }
 
 void batchnorm_forward_train_sync_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
@@ -309,7 +363,7 @@ void batchnorm_backward_sync_cpu(const BatchNormShape& s, const float* x, const 
 #pragma omp parallel for schedule(static) if (C > 1 && worth_threading(N * C * HW, kParallelMin))
   for (int64_t c = 0; c < C; ++c) {
     double sdy = 0, sdy_xmu = 0;
-    dy_sums(s, x, dy, c, save_mean[c], sdy, sdy_xmu);
+    dy_sums<false>(s, x, dy, c, save_mean[c], 0.f, 0.f, sdy, sdy_xmu);
     sums[size_t(c)] = sdy, sums[size_t(C + c)] = sdy_xmu;
     dbeta[c] = float(sdy);  // this process's share
     dgamma[c] = float(sdy_xmu * double(save_invstd[c]));

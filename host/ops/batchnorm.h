@@ -39,6 +39,21 @@ void batchnorm_backward_cpu(const BatchNormShape& s, const float* x, const float
                             const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
                             float* dbeta);
 
+// The train-mode ops with what follows BN in a residual block fused into their passes (fewer passes over the
+// activations; tests/ops/test_batchnorm.cpp checks them bit for bit against the unfused _cpu ops):
+// forward: y = act(bn(x) (+ res)): batchnorm_forward_train_cpu, then add_forward_cpu(bn(x), res, relu) or
+// relu_forward_cpu. res may be null; save_scale (C, may be null) gets the per-channel scale of the output pass,
+// float(gamma * invstd), which the backward below needs to recompute the ReLU mask.
+void batchnorm_forward_train_act_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
+                                     const float* res, bool relu, float* y, float* save_mean, float* save_invstd,
+                                     float* save_scale, float* running_mean, float* running_var);
+// Backward through the ReLU fused without residual (relu_backward_cpu, then batchnorm_backward_cpu): dy masked by
+// [y > 0], y's value recomputed from x, beta and the forward's save_mean and save_scale (the forward's own float
+// expression: the same mask, without reading y). beta: the values the forward used.
+void batchnorm_backward_relu_cpu(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+                                 const float* beta, const float* save_mean, const float* save_invstd,
+                                 const float* save_scale, float* dx, float* dgamma, float* dbeta);
+
 // Synchronised BN (data-parallel training, --sync-bn): the batch is spread over processes and `sum` adds a
 // per-channel double buffer over all of them in place (host/core/comm.h allreduce_sum). Forward: mean and biased
 // variance over the global batch (two sums: the mean, then the squares about it), running stats updated with the

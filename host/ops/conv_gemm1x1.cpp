@@ -8,6 +8,10 @@
 // region, for the weight gradient below 32x32). The NL modules' grouped 1x1 convs (Kg = 16..128, Cg =
 // 48..384, HW = 16..1024) are small per group: oneDNN's gemm convolution reached 10-30 GMAC/s on 2 cores
 // for the weight gradient at 32x32, and its blocked 1x1 kernels lose their speed to the reorders.
+// With the NL module's channel shuffle folded in (conv2d_forward_shuffled_cpu), each (sample, group) item's rows
+// are computed in a buffer in cache and copied to their shuffled planes, and the backward gathers dy's rows
+// from them: the separate shuffle passes over the whole tensor (and their buffers) go, the arithmetic stays
+// (tests/ops/test_conv.cpp: bit for bit against conv + shuffle).
 
 #include <omp.h>
 

@@ -1,6 +1,7 @@
 // Batch norm: fast vs reference over a shape sweep (train forward, eval forward, backward), finite-difference
 // gradients of the double reference, hand cases for the running stats and eval mode, normalised train output,
-// numerical robustness with a large per-channel offset, and shape validation.
+// numerical robustness with a large per-channel offset, shape validation, and the train ops with the residual
+// add / ReLU fused against the unfused chain bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -291,6 +292,50 @@ TEST(BatchNormEpilogue, MatchesReferenceChain) {
                                         res ? r.data() : nullptr, relu, got.data());
         EXPECT_TRUE(rf::testing::all_close(got, ref, 1e-5, 1e-5, "epilogue"));
       }
+}
+
+// The train ops with the residual add and the ReLU fused (what a residual block runs): the bits of the plain
+// train forward followed by the add / ReLU (each one float operation, written out here as add_forward_cpu and
+// relu_forward_cpu do it), and of the ReLU's backward (dy masked by y > 0) followed by the plain backward.
+TEST(BatchNorm, FusedResidualReluMatchesUnfusedChainBitForBit) {
+  for (const auto& s : sweep()) {
+    if (s.N * s.HW == 1) continue;
+    const size_t n = numel(s);
+    Inputs in(s, 29 + s.N * 7 + s.C * 13 + s.HW, 0.0);
+    const auto r = random_vec<float>(n, 31 + s.C);
+    for (bool res : {false, true})
+      for (bool relu : {false, true}) {
+        SCOPED_TRACE(s.str() + (res ? " +res" : "") + (relu ? " relu" : ""));
+        std::vector<float> y0(n), m0(s.C), i0(s.C), rm0 = in.rm, rv0 = in.rv;
+        batchnorm_forward_train_cpu(s, in.x.data(), in.gamma.data(), in.beta.data(), y0.data(), m0.data(), i0.data(),
+                                    rm0.data(), rv0.data());
+        for (size_t i = 0; i < n; ++i) {
+          float v = res ? y0[i] + r[i] : y0[i];
+          y0[i] = relu ? (v > 0.f ? v : 0.f) : v;
+        }
+        std::vector<float> y(n, 7.f), m(s.C), i1(s.C), sc(s.C), rm = in.rm, rv = in.rv;
+        batchnorm_forward_train_act_cpu(s, in.x.data(), in.gamma.data(), in.beta.data(), res ? r.data() : nullptr,
+                                        relu, y.data(), m.data(), i1.data(), sc.data(), rm.data(), rv.data());
+        EXPECT_EQ(y, y0);
+        EXPECT_EQ(m, m0);
+        EXPECT_EQ(i1, i0);
+        EXPECT_EQ(rm, rm0);
+        EXPECT_EQ(rv, rv0);
+        if (res || !relu) continue;
+        // The backward through the ReLU: its mask recomputed from x.
+        const auto dy = random_vec<float>(n, 37 + s.HW);
+        std::vector<float> d(n), dx0(n), dg0(s.C), db0(s.C);
+        for (size_t i = 0; i < n; ++i) d[i] = y0[i] > 0.f ? dy[i] : 0.f;
+        batchnorm_backward_cpu(s, in.x.data(), d.data(), in.gamma.data(), m0.data(), i0.data(), dx0.data(), dg0.data(),
+                               db0.data());
+        std::vector<float> dx(n, 7.f), dg(s.C, 7.f), db(s.C, 7.f);
+        batchnorm_backward_relu_cpu(s, in.x.data(), dy.data(), in.gamma.data(), in.beta.data(), m.data(), i1.data(),
+                                    sc.data(), dx.data(), dg.data(), db.data());
+        EXPECT_EQ(dx, dx0);
+        EXPECT_EQ(dg, dg0);
+        EXPECT_EQ(db, db0);
+      }
+  }
 }
 
 // Synchronised BN (--sync-bn) in a world of one process (the sum adds nothing): the plain train ops' results up to
