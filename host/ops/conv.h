@@ -85,6 +85,16 @@ bool conv1x1_folds_shuffle(const Conv2dShape& s);
 void conv2d_forward_shuffled_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y);
 void conv2d_backward_data_shuffled_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 
+// The 1x1 conv's input gradient written over its input x (x_dx), where x's first relu_channels channels (per
+// sample) are a ReLU's output: those channels of the gradient come masked by [x > 0], the ReLU's backward (the
+// NL module's branch a). Each (sample, group) item takes the mask of its rows just before overwriting them: no
+// mask buffer, no passes over the tensor; the bits of conv2d_backward_data_cpu then the masking. shuffled:
+// dy as conv2d_backward_data_shuffled_cpu reads it. Where the input gradient runs gemm_1x1 only
+// (conv1x1_backward_data_inplace_applies). Checked by tests/ops/test_conv.cpp.
+bool conv1x1_backward_data_inplace_applies(const Conv2dShape& s);
+void conv2d_backward_data_inplace_relu_cpu(const Conv2dShape& s, const float* dy, const float* w, float* x_dx,
+                                           int relu_channels, bool shuffled);
+
 // The weight gradient of a 1x1 stride-1 conv on the gemm_1x1 path (applies()), summed over consecutive sample
 // ranges: add(0, n1) .. add(nk, N), then finish() gives the bits of conv2d_backward_weight_cpu on all N samples
 // at once (the same per-thread partial sums, added in the same order). The NL module's backward rebuilds its

@@ -198,13 +198,14 @@ void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const
 }
 
 void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y,
-                           bool shuffled) {
+                           bool shuffled, int relu_dx_channels) {
   const int Cg = s.C / s.groups, Kg = s.K / s.groups;
   const int64_t HW = int64_t(s.H) * s.W, xs = s.C * HW, ys = s.y_batch_stride(), items = int64_t(s.N) * s.groups;
 #pragma omp parallel if (parallel_worth(s))
   {
     // The group's Kg rows of dy, gathered from their shuffled planes and/or masked, in cache.
     std::vector<float> rows(relu_y || shuffled ? size_t(Kg) * HW : 0);
+    std::vector<uint8_t> keep(relu_dx_channels > 0 ? size_t(Cg) * HW : 0);  // [dx > 0] before it is overwritten
 #pragma omp for schedule(dynamic)
     for (int64_t it = 0; it < items; ++it) {
       const int n = int(it / s.groups), g = int(it % s.groups);
@@ -223,8 +224,11 @@ void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w
       }
       // dx_g (Cg x HW) = w_g^T (Cg x Kg) * dy_g (Kg x HW); ours 1.4x sgemm at 4x4, 0.6-0.8x above
       float* dxg = dx + n * xs + int64_t(g) * Cg * HW;
+      const int64_t masked = std::clamp(relu_dx_channels - g * Cg, 0, Cg) * HW;  // this item's masked values
+      for (int64_t i = 0; i < masked; ++i) keep[i] = dxg[i] > 0;
       if (HW <= 16) mm_rows(Cg, Kg, HW, w + int64_t(g) * Kg * Cg, 1, Cg, d, HW, dxg, HW, nullptr, false);
       else sgemm('T', 'N', Cg, HW, Kg, w + int64_t(g) * Kg * Cg, Cg, d, HW, 0.f, dxg, HW);
+      for (int64_t i = 0; i < masked; ++i) dxg[i] = keep[i] ? dxg[i] : 0.f;
     }
   }
 }
@@ -321,6 +325,21 @@ void conv2d_forward_shuffled_cpu(const Conv2dShape& s, const float* x, const flo
 void conv2d_backward_data_shuffled_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   RF_CHECK(conv1x1_folds_shuffle(s), "{}: the shuffle folds into the 1x1 conv on the gemm_1x1 path only", s.str());
   gemm1x1_backward_data(s, dy, w, dx, nullptr, true);
+}
+
+bool conv1x1_backward_data_inplace_applies(const Conv2dShape& s) {
+  return gemm_applies(s) && conv2d_cpu_algo(s, ConvPass::backward_data) == ConvAlgo::gemm_1x1;
+}
+
+void conv2d_backward_data_inplace_relu_cpu(const Conv2dShape& s, const float* dy, const float* w, float* x_dx,
+                                           int relu_channels, bool shuffled) {
+  RF_CHECK(conv1x1_backward_data_inplace_applies(s), "{}: the in-place masked input gradient runs on gemm_1x1 only",
+           s.str());
+  RF_CHECK(relu_channels >= 0 && relu_channels <= s.C, "{}: relu_channels={} must lie in 0..C", s.str(),
+           relu_channels);
+  RF_CHECK(!shuffled || conv1x1_folds_shuffle(s), "{}: the shuffle folds into the 1x1 conv on gemm_1x1 only",
+           s.str());
+  gemm1x1_backward_data(s, dy, w, x_dx, nullptr, shuffled, relu_channels);
 }
 
 void Conv1x1WeightGrad::finish(float* dw, float* db) {

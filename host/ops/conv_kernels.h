@@ -46,8 +46,9 @@ inline int64_t out_plane(int c, int G, int Kg, bool shuffled) {
 }
 void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu,
                      bool shuffled = false);
+// relu_dx_channels: dx's first channels (per sample) are masked by [dx > 0] as dx held before (in place).
 void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y,
-                           bool shuffled = false);
+                           bool shuffled = false, int relu_dx_channels = 0);
 void gemm1x1_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db);
 
 // conv_onednn.cpp: blocked = oneDNN's blocked layouts (dnnl_blocked), else the plain NCHW tensors

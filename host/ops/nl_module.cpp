@@ -169,7 +169,10 @@ void backward_range(const NLModuleShape& s, const float* x, const float* dy, con
   // Branch a's ReLU mask, then dcat over cat. Masking dcat's slice a here and running the seeded conv's
   // backward without its ReLU gives the same bits: its kernels mask with the same select (y > 0 ? dy : 0).
   float* dcat = cat;
-  {
+  if (conv1x1_backward_data_inplace_applies(ps)) {  // the mask taken and applied inside the kernel's items
+    RF_PROFILE("NL grouped 1x1 conv: input grad (+ReLU mask)");
+    conv2d_backward_data_inplace_relu_cpu(ps, dy, w_pw, dcat, s.C_nl, fold);
+  } else {
     RF_PROFILE("NL grouped 1x1 conv: input grad (+ReLU mask)");
 #pragma omp parallel for schedule(static) if (worth_threading(s.N * na))
     for (int n = 0; n < s.N; ++n)

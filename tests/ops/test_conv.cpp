@@ -1,8 +1,8 @@
 // Tests of conv2d: every CPU algorithm (direct kernel, oneDNN plain, oneDNN blocked) and the dispatching
 // entry points against the reference over a sweep of shapes (odd sizes, k 1/3/5, stride 1/2, pad 0-2, groups
 // 1/2/4/depthwise, bias, y written into a channel slice of a bigger tensor); the double reference against
-// finite differences; the channel shuffle folded into the 1x1 GEMM kernels against conv + shuffle, bit for bit;
-// bad shapes throw.
+// finite differences; the channel shuffle folded into the 1x1 GEMM kernels against conv + shuffle, and the
+// in-place ReLU-masked input gradient against conv + masking, bit for bit; bad shapes throw.
 #include <omp.h>
 
 #include <algorithm>
@@ -289,6 +289,44 @@ TEST(Conv2d, ShuffleFoldedIntoOneByOneEqualsConvThenShuffle) {
     EXPECT_THROW(conv2d_forward_shuffled_cpu(c.s, &d, &d, &d, &d), Error) << c.str();
     EXPECT_THROW(conv2d_backward_data_shuffled_cpu(c.s, &d, &d, &d), Error) << c.str();
   }
+}
+
+// The input gradient written over the input, its first channels masked by [x > 0] inside the kernel's items:
+// the bits of conv2d_backward_data_cpu followed by the masking pass, shuffled dy or not, the masked channels
+// ending inside a group, at a group boundary, none or all.
+TEST(Conv2d, InPlaceReluMaskedInputGradientEqualsUnfused) {
+  const std::vector<Case> cases = {make_case(2, 48, 32, 32, 16, 1, 1, 0, 4, true, 0),
+                                   make_case(2, 64, 4, 4, 40, 1, 1, 0, 8, true, 0),
+                                   make_case(3, 24, 32, 33, 24, 1, 1, 0, 4, true, 0)};
+  for (const Case& c : cases) {
+    const Conv2dShape& s = c.s;
+    ASSERT_TRUE(conv1x1_backward_data_inplace_applies(s)) << c.str();
+    const int HW = s.H * s.W, Cg = s.C / s.groups;
+    auto x = random_vec<float>(size_t(s.N) * s.C * HW, 41);
+    auto w = random_vec<float>(size_t(s.weight_numel()), 42);
+    auto dy = random_vec<float>(size_t(s.N) * s.K * HW, 43);
+    for (bool shuffled : {false, true})
+      for (int rc : {0, Cg - 1, Cg, Cg + 3, s.C}) {
+        SCOPED_TRACE(c.str() + fmt::format(" relu_channels={}{}", rc, shuffled ? " shuffled" : ""));
+        std::vector<float> dz(dy.size()), dx0(x.size());
+        if (shuffled) shuffle_planes(s.N, s.K, HW, s.groups, true, dy.data(), dz.data());
+        conv2d_backward_data_cpu(s, shuffled ? dz.data() : dy.data(), w.data(), dx0.data());
+        for (int n = 0; n < s.N; ++n)
+          for (int64_t i = 0; i < int64_t(rc) * HW; ++i) {
+            const int64_t j = int64_t(n) * s.C * HW + i;
+            dx0[j] = x[j] > 0 ? dx0[j] : 0.f;
+          }
+        std::vector<float> dx = x;
+        conv2d_backward_data_inplace_relu_cpu(s, dy.data(), w.data(), dx.data(), rc, shuffled);
+        EXPECT_EQ(dx, dx0);
+      }
+  }
+  float d = 0;
+  EXPECT_FALSE(conv1x1_backward_data_inplace_applies(make_case(2, 48, 8, 8, 16, 1, 1, 0, 4, true, 0).s));
+  EXPECT_THROW(conv2d_backward_data_inplace_relu_cpu(make_case(2, 48, 8, 8, 16, 1, 1, 0, 4, true, 0).s, &d, &d, &d,
+                                                     0, false),
+               Error);
+  EXPECT_THROW(conv2d_backward_data_inplace_relu_cpu(cases[0].s, &d, &d, &d, 49, false), Error);  // > C
 }
 
 // Finite differences of the double reference: loss = sum(y * g) for a fixed random g.
