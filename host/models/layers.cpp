@@ -378,13 +378,14 @@ Tensor NLModule::backward(const Tensor& dy) {
   constexpr int64_t kChunkBytes = int64_t(32) << 20;
   const int chunk = nl_module_backward_chunk(s, kChunkBytes);
   Tensor cat = Tensor::empty(Shape{chunk, Ccat(), s.OH(), s.OW()});
-  Tensor mask = Tensor::empty(Shape{chunk, C_nl_, s.OH(), s.OW()}, DType::u8);
+  const bool need_mask = !conv1x1_backward_data_inplace_applies(s.pointwise_shape());
+  Tensor mask = need_mask ? Tensor::empty(Shape{chunk, C_nl_, s.OH(), s.OW()}, DType::u8) : Tensor();
   const bool need_dz = shuffle_ && !nl_module_folds_shuffle(s);
   Tensor dz = need_dz ? Tensor::empty(Shape{chunk, C_out_, s.OH(), s.OW()}) : Tensor();
   Tensor dx = Tensor::empty(x_.shape()), tmp = Tensor::empty(Shape{chunk, C_in_, s.H, s.W});
   nl_module_backward_cpu(s, chunk, x_.f32(), dy.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(), dx.f32(),
-                         pw_.weight.grad.f32(), pw_.bias.grad.f32(), cat.f32(), mask.data<uint8_t>(), tmp.f32(),
-                         dz.defined() ? dz.f32() : nullptr);
+                         pw_.weight.grad.f32(), pw_.bias.grad.f32(), cat.f32(),
+                         need_mask ? mask.data<uint8_t>() : nullptr, tmp.f32(), need_dz ? dz.f32() : nullptr);
   return dx;
 }
 

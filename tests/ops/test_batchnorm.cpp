@@ -307,8 +307,8 @@ TEST(BatchNorm, FusedResidualReluMatchesUnfusedChainBitForBit) {
       for (bool relu : {false, true}) {
         SCOPED_TRACE(s.str() + (res ? " +res" : "") + (relu ? " relu" : ""));
         std::vector<float> y0(n), m0(s.C), i0(s.C), rm0 = in.rm, rv0 = in.rv;
-        batchnorm_forward_train_cpu(s, in.x.data(), in.gamma.data(), in.beta.data(), y0.data(), m0.data(), i0.data(),
-                                    rm0.data(), rv0.data());
+        batchnorm_forward_train_cpu(s, in.x.data(), in.gamma.data(), in.beta.data(), y0.data(), m0.data(),
+                                    i0.data(), rm0.data(), rv0.data());
         for (size_t i = 0; i < n; ++i) {
           float v = res ? y0[i] + r[i] : y0[i];
           y0[i] = relu ? (v > 0.f ? v : 0.f) : v;
@@ -326,8 +326,8 @@ TEST(BatchNorm, FusedResidualReluMatchesUnfusedChainBitForBit) {
         const auto dy = random_vec<float>(n, 37 + s.HW);
         std::vector<float> d(n), dx0(n), dg0(s.C), db0(s.C);
         for (size_t i = 0; i < n; ++i) d[i] = y0[i] > 0.f ? dy[i] : 0.f;
-        batchnorm_backward_cpu(s, in.x.data(), d.data(), in.gamma.data(), m0.data(), i0.data(), dx0.data(), dg0.data(),
-                               db0.data());
+        batchnorm_backward_cpu(s, in.x.data(), d.data(), in.gamma.data(), m0.data(), i0.data(), dx0.data(),
+                               dg0.data(), db0.data());
         std::vector<float> dx(n, 7.f), dg(s.C, 7.f), db(s.C, 7.f);
         batchnorm_backward_relu_cpu(s, in.x.data(), dy.data(), in.gamma.data(), in.beta.data(), m.data(), i1.data(),
                                     sc.data(), dx.data(), dg.data(), db.data());

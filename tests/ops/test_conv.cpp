@@ -282,7 +282,8 @@ TEST(Conv2d, ShuffleFoldedIntoOneByOneEqualsConvThenShuffle) {
     }
   }
   // Where a pass runs oneDNN the fold does not apply (the NL module keeps its shuffle pass there).
-  for (const Case& c : {make_case(2, 48, 8, 8, 16, 1, 1, 0, 4, true, 0), make_case(2, 48, 16, 16, 16, 1, 1, 0, 4, true, 0),
+  for (const Case& c : {make_case(2, 48, 8, 8, 16, 1, 1, 0, 4, true, 0),
+                        make_case(2, 48, 16, 16, 16, 1, 1, 0, 4, true, 0),
                         make_case(2, 48, 32, 32, 16, 1, 2, 0, 4, true, 0)}) {
     EXPECT_FALSE(conv1x1_folds_shuffle(c.s)) << c.str();
     float d = 0;

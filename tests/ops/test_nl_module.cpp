@@ -80,7 +80,8 @@ TEST(NLModule, ForwardEqualsOpByOp) {
     const int64_t plane = int64_t(s.OH()) * s.OW();
     std::vector<float> cat0(in.cat.size()), z(in.y.size()), y0(in.y.size());
     rf::nl_module_branches_forward_cpu(s, in.x.data(), in.ws.data(), cat0.data());
-    rf::conv2d_forward_cpu(s.pointwise_shape(), cat0.data(), in.w_pw.data(), in.b_pw.data(), s.shuffle ? z.data() : y0.data());
+    rf::conv2d_forward_cpu(s.pointwise_shape(), cat0.data(), in.w_pw.data(), in.b_pw.data(),
+                           s.shuffle ? z.data() : y0.data());
     if (s.shuffle) rf::channel_shuffle_forward_cpu(s.N, s.C_out, int(plane), s.gpw, z.data(), y0.data());
     const bool fold = rf::nl_module_folds_shuffle(s);
     folded += fold;
