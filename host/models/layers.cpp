@@ -3,10 +3,12 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <numeric>
 
 #include "host/core/comm.h"
@@ -95,14 +97,44 @@ Shape Conv2d::out_shape(const Shape& in) const {
   return Shape{in[0], K_, s.OH(), s.OW()};
 }
 
+namespace {
+std::mutex g_frozen_mu;
+int g_frozen_depth = 0;
+uint64_t g_frozen_count = 0;
+std::atomic<uint64_t> g_frozen_session{0};
+}  // namespace
+
+FrozenWeights::FrozenWeights() {
+  std::lock_guard<std::mutex> lock(g_frozen_mu);
+  if (g_frozen_depth++ == 0) g_frozen_session = ++g_frozen_count;
+}
+FrozenWeights::~FrozenWeights() {
+  std::lock_guard<std::mutex> lock(g_frozen_mu);
+  if (--g_frozen_depth == 0) g_frozen_session = 0;
+}
+uint64_t FrozenWeights::session() { return g_frozen_session; }
+
+ConvWeightPack* Conv2d::weight_pack(bool train) {
+  const uint64_t session = FrozenWeights::session();
+  RF_CHECK(!(train && session), "{}: a training forward inside a FrozenWeights session (an inference session "
+           "promises the weights do not change)", name_);
+  if (!session) {
+    pack_.reset();  // a copy from an ended session: the weights may have changed since
+    return nullptr;
+  }
+  if (!pack_ || pack_session_ != session) pack_ = std::make_unique<ConvWeightPack>(), pack_session_ = session;
+  return pack_.get();
+}
+
 void Conv2d::forward_into(const Tensor& x, float* y, int64_t y_nstride, bool train) {
   check_nchw(x, C_, name_ + " input");
   RF_CHECK(x.device() == Device::cpu, "{}: forward_into takes host tensors, got {}", name_, x.str());
   Conv2dShape s = conv_shape(x.shape());
   s.y_nstride = y_nstride;
   s.validate();
+  ConvWeightPack* pack = weight_pack(train);
   profile::Scope scope(profile::enabled() ? profile::kind_id(conv_kind(C_, k_)) : -1);  // lookup only when on
-  conv2d_forward_cpu(s, x.f32(), weight.value.f32(), has_bias_ ? bias.value.f32() : nullptr, y);
+  conv2d_forward_packed_cpu(s, x.f32(), weight.value.f32(), has_bias_ ? bias.value.f32() : nullptr, y, pack);
   if (train) x_ = x;
 }
 

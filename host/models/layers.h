@@ -55,6 +55,21 @@ class Module {
 
 using ModulePtr = std::unique_ptr<Module>;
 
+// While one lives, the process promises that no model's learnable weights change: an inference session (the
+// device side's run, eval and predict, the forward benchmarks). Conv2d layers then keep their weights in the
+// fast path's layout from one forward to the next (ConvWeightPack) instead of reordering them on every call,
+// and drop those copies at the next forward outside the session. A training forward inside one throws: it
+// would change the weights. Nestable; not for sessions that overlap training on other threads.
+class FrozenWeights {
+ public:
+  FrozenWeights();
+  ~FrozenWeights();
+  FrozenWeights(const FrozenWeights&) = delete;
+  FrozenWeights& operator=(const FrozenWeights&) = delete;
+  // Nonzero while a session lives: a number no earlier session had (a pack from an earlier one is stale).
+  static uint64_t session();
+};
+
 // Learnable conv (Kaiming-normal fan_out init), optional bias (zero init).
 class Conv2d : public Module {
  public:
@@ -73,9 +88,12 @@ class Conv2d : public Module {
  private:
   Tensor forward_cuda(const Tensor& x, bool train);  // layers_cuda.cpp: the same layer on a cuda tensor
   Tensor backward_cuda(const Tensor& dy);
+  ConvWeightPack* weight_pack(bool train);  // the session's pack (null outside FrozenWeights)
   int C_, K_, k_, stride_, pad_, groups_;
   bool has_bias_;
   Tensor x_;
+  std::unique_ptr<ConvWeightPack> pack_;  // the weights reordered in FrozenWeights session pack_session_
+  uint64_t pack_session_ = 0;
 };
 
 class BatchNorm2d : public Module {

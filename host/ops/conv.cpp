@@ -95,11 +95,11 @@ std::string conv2d_cpu_impl_name(const Conv2dShape& s, ConvPass pass) {
 }
 
 void conv2d_forward_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* x, const float* w, const float* b,
-                             float* y, bool relu) {
+                             float* y, bool relu, ConvWeightPack* pack) {
   s.validate();
   if (a == ConvAlgo::direct) return direct_forward(s, x, w, b, y, relu);
   if (a == ConvAlgo::gemm_1x1 && gemm_applies(s)) return gemm1x1_forward(s, x, w, b, y, relu);
-  dnnl_forward(s, a == ConvAlgo::dnnl_blocked, x, w, b, y, relu);
+  dnnl_forward(s, a == ConvAlgo::dnnl_blocked, x, w, b, y, relu, pack);
 }
 
 void conv2d_backward_data_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* dy, const float* w, float* dx,
@@ -120,6 +120,10 @@ void conv2d_backward_weight_cpu_with(ConvAlgo a, const Conv2dShape& s, const flo
 
 void conv2d_forward_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
   conv2d_forward_cpu_with(conv2d_cpu_algo(s, ConvPass::forward), s, x, w, b, y, false);
+}
+void conv2d_forward_packed_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
+                               ConvWeightPack* pack) {
+  conv2d_forward_cpu_with(conv2d_cpu_algo(s, ConvPass::forward), s, x, w, b, y, false, pack);
 }
 void conv2d_forward_relu_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
   conv2d_forward_cpu_with(conv2d_cpu_algo(s, ConvPass::forward), s, x, w, b, y, true);

@@ -1,7 +1,8 @@
 // conv2d through oneDNN (ConvAlgo::dnnl_plain on the NCHW tensors, ConvAlgo::dnnl_blocked on its blocked
-// layouts with reorders in and out): the engine, one primitive per shape and pass cached for the process, and
-// per-thread scratch buffers. Checked by tests/ops/test_conv.cpp (both layouts against the reference over a
-// sweep of shapes; the primitive names it reports).
+// layouts with reorders in and out): the engine, one primitive per shape and pass cached for the process,
+// per-thread scratch buffers, and ConvWeightPack (the weights reordered once for an inference session). Checked
+// by tests/ops/test_conv.cpp (both layouts against the reference over a sweep of shapes; the primitive names it
+// reports; the same bits with a pack).
 #include <omp.h>
 
 #include <algorithm>
@@ -185,8 +186,34 @@ std::shared_ptr<const DnnlConv> get_dnnl(const Conv2dShape& s, ConvPass pass, bo
   return cache.emplace(key, made).first->second;  // a racing thread's entry wins: same primitive
 }
 
-// ptrs[i] is the user buffer of conv.args[i].
-void run_dnnl(const DnnlConv& conv, const std::vector<void*>& ptrs) {
+}  // namespace
+}  // namespace conv_detail
+
+// The copies: the weights' address, and one buffer per primitive layout.
+struct ConvWeightPack::Impl {
+  std::mutex mu;
+  const void* weights = nullptr;
+  struct Copy {
+    dnnl::memory::desc layout;
+    std::unique_ptr<void, decltype(&std::free)> data{nullptr, &std::free};
+    size_t bytes = 0;
+  };
+  std::vector<Copy> copies;
+};
+ConvWeightPack::ConvWeightPack() : impl_(std::make_unique<Impl>()) {}
+ConvWeightPack::~ConvWeightPack() = default;
+int64_t ConvWeightPack::bytes() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  int64_t n = 0;
+  for (const auto& c : impl_->copies) n += int64_t(c.bytes);
+  return n;
+}
+
+namespace conv_detail {
+namespace {
+
+// ptrs[i] is the user buffer of conv.args[i]. With a pack, the weights' reorder runs once per layout.
+void run_dnnl(const DnnlConv& conv, const std::vector<void*>& ptrs, ConvWeightPack* pack = nullptr) {
   auto& eng = dnnl_engine();
   thread_local dnnl::stream strm(dnnl_engine());
   memory pad;
@@ -204,6 +231,24 @@ void run_dnnl(const DnnlConv& conv, const std::vector<void*>& ptrs) {
     memory user(a.user, eng, ptrs[i]);
     if (!a.reorder) {
       margs[a.arg] = user;
+      continue;
+    }
+    if (pack && a.arg == DNNL_ARG_WEIGHTS) {
+      ConvWeightPack::Impl& p = pack->impl();
+      std::lock_guard<std::mutex> lock(p.mu);
+      if (p.weights != ptrs[i]) p.copies.clear(), p.weights = ptrs[i];
+      auto it = std::find_if(p.copies.begin(), p.copies.end(), [&](const auto& c) { return c.layout == a.prim; });
+      if (it == p.copies.end()) {
+        ConvWeightPack::Impl::Copy c;
+        c.layout = a.prim, c.bytes = round_up(int64_t(a.prim.get_size()), 64);
+        c.data.reset(std::aligned_alloc(64, c.bytes));
+        RF_CHECK(c.data, "conv2d: cannot allocate {} bytes for the packed weights", c.bytes);
+        memory packed(a.prim, eng, c.data.get());
+        a.reorder.execute(strm, with_pad({{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, packed}}));
+        strm.wait();
+        it = p.copies.insert(p.copies.end(), std::move(c));
+      }
+      margs[a.arg] = memory(a.prim, eng, it->data.get());
       continue;
     }
     memory prim(a.prim, eng, scratch(1 + int(i)).get(a.prim.get_size()));
@@ -231,11 +276,11 @@ std::string dnnl_impl_name(const Conv2dShape& s, ConvPass pass, bool blocked) {
 }
 
 void dnnl_forward(const Conv2dShape& s, bool blocked, const float* x, const float* w, const float* b, float* y,
-                  bool relu) {
+                  bool relu, ConvWeightPack* pack) {
   auto conv = get_dnnl(s, ConvPass::forward, blocked, b != nullptr, relu);
   std::vector<void*> ptrs{const_cast<float*>(x), const_cast<float*>(w), y};
   if (b) ptrs.push_back(const_cast<float*>(b));
-  run_dnnl(*conv, ptrs);
+  run_dnnl(*conv, ptrs, pack);
 }
 
 void dnnl_backward_data(const Conv2dShape& s, bool blocked, const float* dy, const float* w, float* dx,

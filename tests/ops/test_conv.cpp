@@ -152,6 +152,49 @@ TEST(Conv2d, ForwardAllAlgorithmsMatchReference) {
   EXPECT_GT(checked, 600);
 }
 
+// ConvWeightPack: the forward with packed weights gives the bits of the forward without, on every algorithm,
+// call after call; the blocked path packs its weights (once per layout); a pack given other weights (another
+// address) drops the old copies and computes with the new weights.
+TEST(Conv2d, PackedWeightsGiveTheSameBits) {
+  int packed = 0;
+  for (const Case& c : sweep()) {
+    SCOPED_TRACE(c.str());
+    const Conv2dShape& s = c.s;
+    auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 1);
+    auto w = random_vec<float>(size_t(s.weight_numel()), 2), w2 = random_vec<float>(size_t(s.weight_numel()), 4);
+    auto b = random_vec<float>(size_t(s.K), 3);
+    const float* bp = c.bias ? b.data() : nullptr;
+    for (ConvAlgo a : kAlgos) {
+      SCOPED_TRACE(conv_algo_name(a));
+      ConvWeightPack pack;
+      std::vector<int64_t> held;
+      for (const auto* wp : {&w, &w, &w2}) {
+        YBuf want = make_y(c, false, 0), got = make_y(c, false, 0);
+        conv2d_forward_cpu_with(a, s, x.data(), wp->data(), bp, want.y());
+        conv2d_forward_cpu_with(a, s, x.data(), wp->data(), bp, got.y(), false, &pack);
+        ASSERT_EQ(0, std::memcmp(got.all.data(), want.all.data(), got.all.size() * sizeof(float)));
+        held.push_back(pack.bytes());
+      }
+      if (a == ConvAlgo::dnnl_blocked && held[0] > 0) {  // 0: oneDNN computes on the plain layout here
+        EXPECT_GE(held[0], int64_t(s.weight_numel() * sizeof(float)));
+        EXPECT_EQ(held[0], held[1]);  // one copy per layout, reused
+        EXPECT_EQ(held[0], held[2]);  // the new weights replaced the old copy
+        ++packed;
+      } else if (a == ConvAlgo::dnnl_blocked) {
+        EXPECT_EQ(0, held[1] + held[2]);
+      } else {
+        EXPECT_EQ(0, pack.bytes());  // the other paths compute on the caller's weights
+      }
+    }
+    YBuf want = make_y(c, false, 0), got = make_y(c, false, 0);
+    ConvWeightPack pack;
+    conv2d_forward_cpu(s, x.data(), w.data(), bp, want.y());
+    conv2d_forward_packed_cpu(s, x.data(), w.data(), bp, got.y(), &pack);
+    ASSERT_EQ(0, std::memcmp(got.all.data(), want.all.data(), got.all.size() * sizeof(float)));
+  }
+  EXPECT_GT(packed, 20);
+}
+
 TEST(Conv2d, BackwardDataAllAlgorithmsMatchReference) {
   for (const Case& c : sweep()) {
     SCOPED_TRACE(c.str());
