@@ -138,6 +138,18 @@ void Conv2d::forward_into(const Tensor& x, float* y, int64_t y_nstride, bool tra
   if (train) x_ = x;
 }
 
+bool Conv2d::forward_nc16(const Tensor& x, bool x_nc16, float* y, bool y_nc16) {
+  if (x.device() != Device::cpu) return false;
+  check_nchw(x, C_, name_ + " input");
+  const Conv2dShape s = conv_shape(x.shape());
+  if (!conv2d_nc16_applies(s) || conv2d_cpu_algo(s, ConvPass::forward) != ConvAlgo::dnnl_blocked) return false;
+  ConvWeightPack* pack = weight_pack(false);
+  profile::Scope scope(profile::enabled() ? profile::kind_id(conv_kind(C_, k_)) : -1);
+  conv2d_forward_nc16_cpu(s, x.f32(), x_nc16, weight.value.f32(), has_bias_ ? bias.value.f32() : nullptr, y, y_nc16,
+                          pack);
+  return true;
+}
+
 Tensor Conv2d::forward(const Tensor& x, bool train) {
   if (x.device() == Device::cuda) return forward_cuda(x, train);
   check_nchw(x, C_, name_ + " input");
@@ -458,6 +470,40 @@ Tensor BasicBlock::forward_eval_fused(const Tensor& x, float* out) {
                                 res ? res->f32() : nullptr, relu, y.f32());
     return y;
   };
+  // ResNet-18's blocks: both convs on oneDNN's blocked activations (conv1 reads x in NCHW and writes nChw16c,
+  // its epilogue and conv2 stay there, conv2's epilogue writes NCHW): of the 4 reorders of activations around
+  // the two convs, only conv1's input is left. The same bits (tests/models/test_models.cpp).
+  auto* c1 = dynamic_cast<Conv2d*>(conv1_.get());
+  auto* c2 = dynamic_cast<Conv2d*>(conv2_.get());
+  if (c1 && c2 && x.device() == Device::cpu) {
+    const Shape s1 = c1->out_shape(x.shape());
+    Tensor z1 = Tensor::empty(s1);
+    if (c1->forward_nc16(x, false, z1.f32(), true)) {
+      const BatchNormShape b1{int(s1[0]), int(s1[1]), int(s1[2] * s1[3])};
+      Tensor a = Tensor::empty(s1);
+      {
+        RF_PROFILE("BN epilogue (+shuffle, residual, ReLU)");
+        batchnorm_eval_epilogue_nc16_cpu(b1, z1.f32(), bn1_.gamma.value.f32(), bn1_.beta.value.f32(),
+                                         bn1_.running_mean.value.f32(), bn1_.running_var.value.f32(), nullptr, true,
+                                         a.f32(), true);
+      }
+      z1 = Tensor();
+      const Shape s2 = c2->out_shape(s1);
+      Tensor z2 = Tensor::empty(s2);
+      if (c2->forward_nc16(a, true, z2.f32(), true)) {
+        a = Tensor();
+        Tensor sc = sc_conv_ ? sc_bn_->forward(sc_conv_->forward(x, false), false) : x;
+        RF_CHECK(sc.shape() == s2, "{}: shortcut {} vs main path {}", name_, sc.shape().str(), s2.str());
+        Tensor y = out ? Tensor::borrow(out, s2) : Tensor::empty(s2);
+        const BatchNormShape b2{int(s2[0]), int(s2[1]), int(s2[2] * s2[3])};
+        RF_PROFILE("BN epilogue (+shuffle, residual, ReLU)");
+        batchnorm_eval_epilogue_nc16_cpu(b2, z2.f32(), bn2_.gamma.value.f32(), bn2_.beta.value.f32(),
+                                         bn2_.running_mean.value.f32(), bn2_.running_var.value.f32(), sc.f32(), true,
+                                         y.f32(), false);
+        return y;
+      }
+    }
+  }
   int g1 = 1, g2 = 1;  // set by pre_bn: sequenced before the epilogue calls that read them
   Tensor z1 = pre_bn(*conv1_, x, g1);
   Tensor a = epilogue(z1, g1, bn1_, nullptr, true, nullptr);

@@ -84,6 +84,10 @@ class Conv2d : public Module {
   Param weight, bias;
   // Forward writing into a caller's buffer (a channel slice with batch stride y_nstride); see NLModule.
   void forward_into(const Tensor& x, float* y, int64_t y_nstride, bool train);
+  // Inference on oneDNN's nChw16c activations (conv2d_forward_nc16_cpu): x's data in nChw16c when x_nc16 (its
+  // shape says N, C, H, W), y (numel of out_shape) written in nChw16c when y_nc16. False where it does not
+  // apply (then nothing is written): see BasicBlock::forward_eval_fused.
+  bool forward_nc16(const Tensor& x, bool x_nc16, float* y, bool y_nc16);
 
  private:
   Tensor forward_cuda(const Tensor& x, bool train);  // layers_cuda.cpp: the same layer on a cuda tensor

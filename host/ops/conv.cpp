@@ -125,6 +125,16 @@ void conv2d_forward_packed_cpu(const Conv2dShape& s, const float* x, const float
                                ConvWeightPack* pack) {
   conv2d_forward_cpu_with(conv2d_cpu_algo(s, ConvPass::forward), s, x, w, b, y, false, pack);
 }
+bool conv2d_nc16_applies(const Conv2dShape& s) {
+  return s.C % 16 == 0 && s.K % 16 == 0 && s.y_nstride == 0 && s.groups == 1 && s.k > 1;
+}
+void conv2d_forward_nc16_cpu(const Conv2dShape& s, const float* x, bool x_nc16, const float* w, const float* b,
+                             float* y, bool y_nc16, ConvWeightPack* pack) {
+  s.validate();
+  RF_CHECK(conv2d_nc16_applies(s), "{}: no nChw16c path (C, K multiples of 16, ungrouped k > 1, contiguous y)",
+           s.str());
+  dnnl_forward(s, true, x, w, b, y, false, pack, x_nc16, y_nc16);
+}
 void conv2d_forward_relu_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
   conv2d_forward_cpu_with(conv2d_cpu_algo(s, ConvPass::forward), s, x, w, b, y, true);
 }

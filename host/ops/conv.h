@@ -65,6 +65,13 @@ class ConvWeightPack {
 // conv2d_forward_cpu taking its reordered weights from (or adding them to) `pack`; null: as conv2d_forward_cpu.
 void conv2d_forward_packed_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
                                ConvWeightPack* pack);
+// oneDNN's blocked path with the caller's activations in its nChw16c layout (element (n, c, h, w) at
+// ((n * C/16 + c/16) * H * W + h * W + w) * 16 + c % 16): x_nc16 / y_nc16 say whether x / y are (else NCHW).
+// Consecutive convs (and the eval epilogues between them, host/ops/batchnorm.h) then skip the reorders of
+// their activations in and out. C and K multiples of 16, y contiguous. The bits of dnnl_blocked on NCHW.
+bool conv2d_nc16_applies(const Conv2dShape& s);
+void conv2d_forward_nc16_cpu(const Conv2dShape& s, const float* x, bool x_nc16, const float* w, const float* b,
+                             float* y, bool y_nc16, ConvWeightPack* pack);
 
 // Fused ReLU: y = max(conv(x) + b, 0), and its input gradient dx = conv^T(dy * [y > 0]) where y is the
 // forward output (y and dy both use s.y_nstride). The seeded conv (NL module branch a) is built on these.

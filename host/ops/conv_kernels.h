@@ -45,7 +45,7 @@ void gemm1x1_backward_weight(const Conv2dShape& s, const float* x, const float* 
 // conv_onednn.cpp: blocked = oneDNN's blocked layouts (dnnl_blocked), else the plain NCHW tensors
 std::string dnnl_impl_name(const Conv2dShape& s, ConvPass pass, bool blocked);  // creates the primitive
 void dnnl_forward(const Conv2dShape& s, bool blocked, const float* x, const float* w, const float* b, float* y,
-                  bool relu, ConvWeightPack* pack = nullptr);
+                  bool relu, ConvWeightPack* pack = nullptr, bool x_nc16 = false, bool y_nc16 = false);
 void dnnl_backward_data(const Conv2dShape& s, bool blocked, const float* dy, const float* w, float* dx,
                         const float* relu_y);
 void dnnl_backward_weight(const Conv2dShape& s, bool blocked, const float* x, const float* dy, float* dw,

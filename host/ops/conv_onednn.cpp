@@ -50,7 +50,7 @@ Scratch& scratch(int slot) {
 }
 
 struct DnnlKey {
-  int N, C, H, W, K, k, stride, pad, groups, pass, algo, nthr;
+  int N, C, H, W, K, k, stride, pad, groups, pass, algo, nthr, x_nc16, y_nc16;
   int64_t y_nstride;
   bool bias, relu;
   bool operator==(const DnnlKey& o) const { return std::memcmp(this, &o, sizeof *this) == 0; }
@@ -97,17 +97,19 @@ DnnlArg make_arg(int arg, bool out, const memory::desc& user, const memory::desc
   return a;
 }
 
+// x_nc16 / y_nc16: the caller's x / y are in nChw16c (forward only), else NCHW.
 std::shared_ptr<const DnnlConv> build_dnnl(const Conv2dShape& s, ConvPass pass, bool blocked, bool bias,
-                                           bool relu) {
+                                           bool relu, bool x_nc16, bool y_nc16) {
   auto& eng = dnnl_engine();
   const memory::dim OH = s.OH(), OW = s.OW(), G = s.groups;
   const memory::dims xd{s.N, s.C, s.H, s.W}, yd{s.N, s.K, OH, OW}, bd{s.K};
   const memory::dims wd = G == 1 ? memory::dims{s.K, s.C, s.k, s.k}
                                  : memory::dims{G, s.K / G, s.C / G, s.k, s.k};
   const auto f32 = memory::data_type::f32;
-  const memory::desc x_user(xd, f32, dtag::nchw), w_user(wd, f32, G == 1 ? dtag::oihw : dtag::goihw),
+  const memory::desc x_user(xd, f32, x_nc16 ? dtag::nChw16c : dtag::nchw), w_user(wd, f32, G == 1 ? dtag::oihw : dtag::goihw),
       b_user(bd, f32, dtag::x),
-      y_user(yd, f32, memory::dims{s.y_batch_stride(), OH * OW, OW, 1});
+      y_user = y_nc16 ? memory::desc(yd, f32, dtag::nChw16c)
+                      : memory::desc(yd, f32, memory::dims{s.y_batch_stride(), OH * OW, OW, 1});
   // The plain gemm path wants contiguous NCHW (a strided y makes oneDNN fall back to its reference loops): the
   // conv writes a contiguous temporary and a reorder copies it into the channel slice.
   const memory::desc x_any = blocked ? memory::desc(xd, f32, dtag::any) : x_user,
@@ -162,12 +164,12 @@ std::shared_ptr<const DnnlConv> build_dnnl(const Conv2dShape& s, ConvPass pass, 
 // Creating a primitive costs milliseconds (kernel generation), so each is made once per shape. oneDNN wants
 // the same thread count at creation and execution, hence the count in the key.
 std::shared_ptr<const DnnlConv> get_dnnl(const Conv2dShape& s, ConvPass pass, bool blocked, bool bias,
-                                         bool relu) {
+                                         bool relu, bool x_nc16 = false, bool y_nc16 = false) {
   DnnlKey key;
   std::memset(&key, 0, sizeof key);  // padding bytes take part in the hash and the comparison
   key.N = s.N, key.C = s.C, key.H = s.H, key.W = s.W, key.K = s.K, key.k = s.k, key.stride = s.stride;
   key.pad = s.pad, key.groups = s.groups, key.pass = int(pass), key.algo = blocked, key.nthr = omp_in_parallel() ? 1 : omp_get_max_threads();
-  key.y_nstride = s.y_batch_stride(), key.bias = bias, key.relu = relu;
+  key.y_nstride = s.y_batch_stride(), key.bias = bias, key.relu = relu, key.x_nc16 = x_nc16, key.y_nc16 = y_nc16;
   static std::mutex mu;
   static std::unordered_map<DnnlKey, std::shared_ptr<const DnnlConv>, DnnlKeyHash> cache;
   {
@@ -177,7 +179,7 @@ std::shared_ptr<const DnnlConv> get_dnnl(const Conv2dShape& s, ConvPass pass, bo
   }
   std::shared_ptr<const DnnlConv> made;
   try {
-    made = build_dnnl(s, pass, blocked, bias, relu);
+    made = build_dnnl(s, pass, blocked, bias, relu, x_nc16, y_nc16);
   } catch (const dnnl::error& e) {
     RF_FAIL("{}: oneDNN could not create the {} primitive: {} (status {})", s.str(),
             blocked ? "blocked" : "plain", e.what(), int(e.status));
@@ -276,8 +278,10 @@ std::string dnnl_impl_name(const Conv2dShape& s, ConvPass pass, bool blocked) {
 }
 
 void dnnl_forward(const Conv2dShape& s, bool blocked, const float* x, const float* w, const float* b, float* y,
-                  bool relu, ConvWeightPack* pack) {
-  auto conv = get_dnnl(s, ConvPass::forward, blocked, b != nullptr, relu);
+                  bool relu, ConvWeightPack* pack, bool x_nc16, bool y_nc16) {
+  RF_CHECK(!(x_nc16 || y_nc16) || (s.C % 16 == 0 && s.K % 16 == 0 && !s.y_nstride),
+           "{}: nChw16c activations need C and K multiples of 16 and a contiguous y", s.str());
+  auto conv = get_dnnl(s, ConvPass::forward, blocked, b != nullptr, relu, x_nc16, y_nc16);
   std::vector<void*> ptrs{const_cast<float*>(x), const_cast<float*>(w), y};
   if (b) ptrs.push_back(const_cast<float*>(b));
   run_dnnl(*conv, ptrs, pack);

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -193,6 +194,44 @@ TEST(Conv2d, PackedWeightsGiveTheSameBits) {
     ASSERT_EQ(0, std::memcmp(got.all.data(), want.all.data(), got.all.size() * sizeof(float)));
   }
   EXPECT_GT(packed, 20);
+}
+
+// The nChw16c path: with x and/or y in nChw16c, the bits of dnnl_blocked on NCHW tensors.
+TEST(Conv2d, Nc16ActivationsGiveTheBitsOfTheBlockedPath) {
+  auto to_nc16 = [](const std::vector<float>& a, int N, int C, int HW) {
+    std::vector<float> b(a.size());
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c)
+        for (int i = 0; i < HW; ++i) b[((int64_t(n) * (C / 16) + c / 16) * HW + i) * 16 + c % 16] = a[(int64_t(n) * C + c) * HW + i];
+    return b;
+  };
+  int checked = 0;
+  for (auto [N, C, H, K, stride] : std::vector<std::array<int, 5>>{
+           {1, 16, 5, 32, 1}, {2, 32, 8, 16, 2}, {3, 64, 7, 64, 1}, {1, 128, 4, 128, 1}, {2, 16, 9, 48, 2}}) {
+    Conv2dShape s;
+    s.N = N, s.C = C, s.H = s.W = H, s.K = K, s.k = 3, s.stride = stride, s.pad = 1;
+    SCOPED_TRACE(s.str());
+    ASSERT_TRUE(conv2d_nc16_applies(s));
+    const int HWo = s.OH() * s.OW();
+    auto x = random_vec<float>(size_t(N) * C * H * H, 5), w = random_vec<float>(size_t(s.weight_numel()), 6);
+    std::vector<float> want(size_t(N) * K * HWo);
+    conv2d_forward_cpu_with(ConvAlgo::dnnl_blocked, s, x.data(), w.data(), nullptr, want.data());
+    const auto xb = to_nc16(x, N, C, H * H), want_b = to_nc16(want, N, K, HWo);
+    ConvWeightPack pack;
+    for (bool x_nc16 : {false, true})
+      for (bool y_nc16 : {false, true}) {
+        std::vector<float> got(want.size());
+        conv2d_forward_nc16_cpu(s, x_nc16 ? xb.data() : x.data(), x_nc16, w.data(), nullptr, got.data(), y_nc16,
+                                &pack);
+        ASSERT_EQ(0, std::memcmp(got.data(), (y_nc16 ? want_b : want).data(), got.size() * sizeof(float)));
+        ++checked;
+      }
+  }
+  EXPECT_EQ(checked, 20);
+  Conv2dShape bad;
+  bad.N = 1, bad.C = 8, bad.H = bad.W = 4, bad.K = 16, bad.k = 3, bad.pad = 1;
+  std::vector<float> p(4096);
+  EXPECT_THROW(conv2d_forward_nc16_cpu(bad, p.data(), true, p.data(), nullptr, p.data(), true, nullptr), Error);
 }
 
 TEST(Conv2d, BackwardDataAllAlgorithmsMatchReference) {
