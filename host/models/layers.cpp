@@ -118,6 +118,7 @@ ConvWeightPack* Conv2d::weight_pack(bool train) {
   const uint64_t session = FrozenWeights::session();
   RF_CHECK(!(train && session), "{}: a training forward inside a FrozenWeights session (an inference session "
            "promises the weights do not change)", name_);
+  std::lock_guard<std::mutex> lock(pack_mu_);
   if (!session) {
     pack_.reset();  // a copy from an ended session: the weights may have changed since
     return nullptr;

@@ -3,6 +3,7 @@
 // op of host/ops; the ops' references are tested in tests/ops. Models are checked by tests/models/.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -96,7 +97,10 @@ class Conv2d : public Module {
   int C_, K_, k_, stride_, pad_, groups_;
   bool has_bias_;
   Tensor x_;
-  std::unique_ptr<ConvWeightPack> pack_;  // the weights reordered in FrozenWeights session pack_session_
+  // The weights reordered in FrozenWeights session pack_session_. Under pack_mu_: the sample-blocked NL eval
+  // runs a block's shortcut conv on several threads at once.
+  std::mutex pack_mu_;
+  std::unique_ptr<ConvWeightPack> pack_;
   uint64_t pack_session_ = 0;
 };
 
