@@ -309,12 +309,7 @@ void register_nl_pools(int N, int S) {
                  mixed_avg_pool_backward_ref<float>(mx, ymix, tmp);
                  add_forward_ref<float>(nx, dx, tmp, dx, false);
                },
-               [=] {
-                 max_pool2d_backward_cpu(mps, x, ymax, tmp);
-                 add_forward_cpu(nx, dx, tmp, dx, false);
-                 mixed_avg_pool_backward_cpu(mx, ymix, tmp);
-                 add_forward_cpu(nx, dx, tmp, dx, false);
-               },
+               [=] { nl_pools_backward_cpu(mps, mx, x, ymax, ymix, dx); },
                4.0 * double(3 * nx + 2 * n * lead));
     }
 }
