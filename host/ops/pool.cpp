@@ -26,6 +26,9 @@
 // - small planes (<= 64 elements, or <= 256 at stride > 1), forward: the lanes run across kLanes planes of one
 //   channel group instead of along a row (transpose in, pool, transpose out); the same separable
 //   arithmetic, so the same guarantees (bit-identical max pool, the same box-sum bound).
+// - the NL module's two pools' backward, fused (nl_pools_backward_cpu, pool_box.cpp): per plane, the max
+//   pool's gather and the mixed pool's box are added into dx in one pass; small planes lanes across
+//   planes (pool_small.cpp) with the per-plane path's exact operations, so dx is the same bits either way.
 #include "host/ops/pool.h"
 
 #include <algorithm>

@@ -353,7 +353,9 @@ void mixed_avg_pool_backward_cpu(const MixedPoolShape& s, const float* dy, float
 // per chunk of an input row the max pool's gather, and dx = (dx + dmax) + dmix stored once. The kernels are
 // those of max_pool2d_backward_cpu and mixed_avg_pool_backward_cpu and the adds those of add_forward_cpu,
 // in the order the NL module ran them, so dx is bit-identical to the separate calls (tests/ops/test_pool.cpp).
-// Small planes go lanes across planes (pool_small.cpp), with the same arithmetic.
+// Small planes go lanes across planes (pool_small.cpp), with the same arithmetic; measured (1 thread, N=64,
+// against the separate calls): 8x8 0.52x (stride 1) and 0.32x (stride 2), 4x4 0.21x, 16x16 at stride 2
+// 0.77x; 16x16 at stride 1 stays per plane (lanes across planes were 1.48x slower than per plane there).
 void nl_pools_backward_cpu(const Pool2dShape& mp, const MixedPoolShape& mx, const float* x, const float* dymax,
                            const float* dymix, float* dx) {
   mp.validate();

@@ -115,6 +115,8 @@ struct PlaneOrder {
 // 16x16 at stride 2 (2.5 -> 0.9 ms at C=128). 16x16 at stride 1 stays per plane, where a row is one whole
 // chunk (the separate max and mixed pools were 1.4x and 1.25x faster that way; the fused pair 1.1x slower).
 // The choice depends on the shape alone, so the fused and the separate calls stay bit-identical.
+// With the vector transposes and PlaneOrder's blocks the fused forward went (1 thread, N=64) 0.33x at 8x8,
+// 0.61x at 8x8 stride 2, 0.44x at 4x4, 0.51x at 16x16 stride 2: the same operations on the same values.
 struct SmallPlanes {
   int H = 0, W = 0, HW = 0;
   std::vector<Lanes> in, rows, out_max, out_mix;  // position-major blocks of kLanes planes
