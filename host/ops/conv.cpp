@@ -67,7 +67,8 @@ ConvAlgo conv2d_cpu_algo(const Conv2dShape& s, ConvPass pass) {
   if (s.groups > 1 && Cg <= 4) {
     // Depthwise at <= 16x16: oneDNN's jit_dw on nChw16c beats the direct kernel even paying the reorders
     // (1.5-5x at 4x4 to 16x16, all passes but one: 0.9x for the 16x16 stride-1 weight gradient).
-    if (Cg == 1 && Kg == 1 && s.C % 16 == 0 && HW <= 256) return ConvAlgo::dnnl_blocked;
+    if (Cg == 1 && Kg == 1 && s.C % 16 == 0 && HW <= 256 && !(pass != ConvPass::backward_weight && direct3x3_applies(s)))
+      return ConvAlgo::dnnl_blocked;
     return ConvAlgo::direct;
   }
   if (s.k == 1 && s.stride == 1 && s.pad == 0) {
