@@ -254,7 +254,7 @@ void direct_forward_with(const Conv2dShape& s, const float* x, GetW get_w, const
 }  // namespace
 
 void direct_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
-  if (direct3x3_applies(s)) return direct3x3_forward(s, x, w, b, y, relu);
+  if (direct3x3_applies(s, ConvPass::forward)) return direct3x3_forward(s, x, w, b, y, relu);
   const int64_t wg = s.weight_numel() / s.groups;
   direct_forward_with(s, x, [&](int g, float*) { return w + g * wg; }, b, y, relu);
 }
@@ -263,7 +263,7 @@ void direct_forward(const Conv2dShape& s, const float* x, const float* w, const 
 // pixel (i - kh/s, j - kw/s), i.e. a dy window shifted back by (kh/s)*Wq + kw/s; one phase plane of dx at
 // a time, then interleaved back into NCHW.
 void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
-  if (direct3x3_applies(s)) return direct3x3_backward_data(s, dy, w, dx, relu_y);
+  if (direct3x3_applies(s, ConvPass::backward_data)) return direct3x3_backward_data(s, dy, w, dx, relu_y);
   const Blocking bl(s);
   const Geom g(s, bl.ns);
   const int k = g.k, S = g.s;

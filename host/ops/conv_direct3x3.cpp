@@ -76,127 +76,139 @@ inline __m512 relu_exact(__m512 a) {  // std::max(a, 0.f) lane by lane: -0 and N
   return _mm512_mask_mov_ps(a, _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps());
 }
 
-// Work is a list of jobs, job i = chunk i % nch of group i / nch of a block of groups (group j's planes lie
-// gx floats after group 0's in the source, gy in the destination, its weights gw after). Every output is a
-// serial FMA chain (the fixed order), so a kernel call runs NC jobs side by side to hide the FMA latency:
-// NC * (chains per job) >= 8 independent chains, whether the plane is 32x32 (64 chunks) or 4x4 (one chunk).
+// A kernel call computes one 16-lane chunk ch of NC consecutive groups side by side: every output is a serial
+// FMA chain (the fixed order), so NC * (chains per group) >= 8 independent chains hide the FMA latency, and
+// the NC groups share the chunk's masks. Group q's planes lie q*gx floats after the first's in the source
+// and q*gy in the destination; the weights are read in place (groups a compile-time distance apart).
 struct FwdArgs {
   const MaskTable* mt;
-  const float* src[kMaxCg][9];  // tap t of input channel c of group 0, offset by the tap's shift
-  float* dst[kMaxKb];           // output channel o of the KB of group 0
-  const float *w, *b;           // group 0's weights and bias, from the block's first output channel
-  int64_t gx, gy, gw, gbias;
+  const float* src[kMaxCg][9];  // tap t of input channel c of the item's first group, offset by the shift
+  float* dst[kMaxKb];           // output channel o of the KB of the item's first group
+  const float* b;               // bias of the first group's first output channel of the block, or null
+  int64_t gx, gy, gbias;
   bool relu;
 };
 
-// Forward of NC jobs for KB output channels: y_o[p] = [relu](sum_{c,t} w[o][c][t] * tap + b_o).
-template <int CG, int KB, int NC>
-void forward_jobs(const FwdArgs& a, int i0) {
-  const MaskTable& mt = *a.mt;
-  const __mmask16* m[NC];
-  const float* w[NC];
-  int64_t xo[NC], yo[NC], bo[NC];
-  __mmask16 ms[NC];
-  for (int q = 0, j = i0 / mt.nch, ch = i0 % mt.nch; q < NC; ++q, ch == mt.nch - 1 ? (ch = 0, ++j) : ++ch) {
-    m[q] = mt.tap.data() + size_t(ch) * 9, ms[q] = mt.store[ch], w[q] = a.w + j * a.gw;
-    xo[q] = j * a.gx + int64_t(ch) * 16, yo[q] = j * a.gy + int64_t(ch) * 16, bo[q] = j * a.gbias;
-  }
+// Forward of chunk ch for KB output channels of groups j0 .. j0+NC-1: y_o = [relu](sum_{c,t} w * tap + b_o).
+// w: the item's first group's weights from the block's first output channel; groups GK*CG*9 floats apart.
+template <int CG, int KB, int NC, int GK>
+void forward_call(const FwdArgs& a, int j0, int ch, const float* w) {
+  const __mmask16* m = a.mt->tap.data() + size_t(ch) * 9;
+  const int64_t f = int64_t(ch) * 16, x0 = j0 * a.gx + f;
+  w += int64_t(j0) * GK * CG * 9;
   __m512 acc[NC][KB];
   for (int q = 0; q < NC; ++q)
     for (int o = 0; o < KB; ++o) acc[q][o] = _mm512_setzero_ps();
   for (int c = 0; c < CG; ++c)
     for (int t = 0; t < 9; ++t) {
-      const float* src = a.src[c][t];
+      const float* src = a.src[c][t] + x0;
+      const __mmask16 mt = m[t];
       for (int q = 0; q < NC; ++q) {
-        const __m512 v = _mm512_maskz_loadu_ps(m[q][t], src + xo[q]);
-        for (int o = 0; o < KB; ++o) acc[q][o] = _mm512_fmadd_ps(_mm512_set1_ps(w[q][(o * CG + c) * 9 + t]), v, acc[q][o]);
+        const __m512 v = _mm512_maskz_loadu_ps(mt, src + q * a.gx);
+        for (int o = 0; o < KB; ++o)
+          acc[q][o] = _mm512_fmadd_ps(_mm512_set1_ps(w[((q * GK + o) * CG + c) * 9 + t]), v, acc[q][o]);
       }
     }
+  const __mmask16 ms = a.mt->store[ch];
   for (int q = 0; q < NC; ++q)
     for (int o = 0; o < KB; ++o) {
       __m512 r = acc[q][o];
-      if (a.b) r = _mm512_add_ps(r, _mm512_set1_ps(a.b[bo[q] + o]));
+      if (a.b) r = _mm512_add_ps(r, _mm512_set1_ps(a.b[(j0 + q) * a.gbias + o]));
       if (a.relu) r = relu_exact(r);
-      _mm512_mask_storeu_ps(a.dst[o] + yo[q], ms[q], r);
+      _mm512_mask_storeu_ps(a.dst[o] + (j0 + q) * a.gy + f, ms, r);
     }
 }
 
 constexpr int fwd_nc(int kb) { return kb == 1 ? 8 : kb == 2 ? 4 : kb == 3 ? 3 : 2; }
-using JobFn = void (*)(const FwdArgs&, int);
-struct FwdFns { JobFn many, one; int nc; };
-template <int CG, int KB>
-constexpr FwdFns fwd_fns() { return {forward_jobs<CG, KB, fwd_nc(KB)>, forward_jobs<CG, KB, 1>, fwd_nc(KB)}; }
+using FwdFn = void (*)(const FwdArgs&, int, int, const float*);
+struct FwdFns { FwdFn many, one; int nc; };
+template <int CG, int KB, int GK>
+constexpr FwdFns fwd_fns() {
+  return {forward_call<CG, KB, fwd_nc(KB), GK>, forward_call<CG, KB, 1, GK>, fwd_nc(KB)};
+}
 template <int CG, int... KB>
 constexpr std::array<FwdFns, sizeof...(KB)> fwd_row(std::integer_sequence<int, KB...>) {
-  return {fwd_fns<CG, KB + 1>()...};
+  return {fwd_fns<CG, KB + 1, KB + 1>()...};
 }
+// [C/groups - 1][K/groups - 1] for K/groups <= 8 (one block of output channels), and K/groups = 12 (the
+// 768-wide module at 64 input channels) as two blocks of 6.
 const std::array<std::array<FwdFns, kMaxKb>, kMaxCg> kForward = {
     fwd_row<1>(std::make_integer_sequence<int, kMaxKb>()), fwd_row<2>(std::make_integer_sequence<int, kMaxKb>()),
     fwd_row<3>(std::make_integer_sequence<int, kMaxKb>()), fwd_row<4>(std::make_integer_sequence<int, kMaxKb>())};
+const FwdFns kForward12[kMaxCg] = {fwd_fns<1, 6, 12>(), fwd_fns<2, 6, 12>(), fwd_fns<3, 6, 12>(),
+                                   fwd_fns<4, 6, 12>()};
 
 struct BwdArgs {
   const MaskTable* mt;
   const Tap* taps;
   int Kg;
-  const float* D;       // group 0's (masked) dy, output channel o at o * dpitch
-  const float* w;       // group 0's weights (Kg, CG, 3, 3)
-  float* dst[kMaxCg];   // group 0's dx planes (or dx parity planes)
-  int64_t dpitch, gd, gw, gx;
+  const float* D;      // the item's first group's (masked) dy, output channel o at o * dpitch
+  float* dst[kMaxCg];  // the item's first group's dx planes (or dx parity planes)
+  int64_t dpitch, gd, gx;
 };
 
-// Input gradient of NC jobs: dx_c[p] = sum over (o, tap) of w[o][c][tap] * D_o[p + off].
-template <int CG, int NC>
-void backward_jobs(const BwdArgs& a, int i0) {
-  const MaskTable& mt = *a.mt;
-  const int nt = mt.ntaps;
-  const __mmask16* m[NC];
-  const float* w[NC];
-  int64_t dofs[NC], xo[NC];
-  __mmask16 ms[NC];
-  for (int q = 0, j = i0 / mt.nch, ch = i0 % mt.nch; q < NC; ++q, ch == mt.nch - 1 ? (ch = 0, ++j) : ++ch) {
-    m[q] = mt.tap.data() + size_t(ch) * nt, ms[q] = mt.store[ch], w[q] = a.w + j * a.gw;
-    dofs[q] = j * a.gd + int64_t(ch) * 16, xo[q] = j * a.gx + int64_t(ch) * 16;
-  }
+// Input gradient of chunk ch of groups j0 .. j0+NC-1: dx_c = sum over (o, tap) of w[o][c][tap] * D_o[p + off].
+// w: the item's first group's weights; groups KG*CG*9 floats apart.
+template <int CG, int KG, int NC>
+void backward_call(const BwdArgs& a, int j0, int ch, const float* w) {
+  const int nt = a.mt->ntaps;
+  const __mmask16* m = a.mt->tap.data() + size_t(ch) * nt;
+  const int64_t f = int64_t(ch) * 16, d0 = j0 * a.gd + f;
+  w += int64_t(j0) * KG * CG * 9;
   __m512 acc[NC][CG];
   for (int q = 0; q < NC; ++q)
     for (int c = 0; c < CG; ++c) acc[q][c] = _mm512_setzero_ps();
-  for (int o = 0; o < a.Kg; ++o)
+  for (int o = 0; o < KG; ++o)
     for (int t = 0; t < nt; ++t) {
-      const float* d = a.D + o * a.dpitch + a.taps[t].off;
-      const int wi = o * CG * 9 + a.taps[t].w_idx;
+      const float* d = a.D + o * a.dpitch + a.taps[t].off + d0;
+      const float* wt = w + o * CG * 9 + a.taps[t].w_idx;
+      const __mmask16 mt = m[t];
       for (int q = 0; q < NC; ++q) {
-        const __m512 v = _mm512_maskz_loadu_ps(m[q][t], d + dofs[q]);
-        for (int c = 0; c < CG; ++c) acc[q][c] = _mm512_fmadd_ps(_mm512_set1_ps(w[q][wi + c * 9]), v, acc[q][c]);
+        const __m512 v = _mm512_maskz_loadu_ps(mt, d + q * a.gd);
+        for (int c = 0; c < CG; ++c)
+          acc[q][c] = _mm512_fmadd_ps(_mm512_set1_ps(wt[(q * KG * CG + c) * 9]), v, acc[q][c]);
       }
     }
+  const __mmask16 ms = a.mt->store[ch];
   for (int q = 0; q < NC; ++q)
-    for (int c = 0; c < CG; ++c) _mm512_mask_storeu_ps(a.dst[c] + xo[q], ms[q], acc[q][c]);
+    for (int c = 0; c < CG; ++c) _mm512_mask_storeu_ps(a.dst[c] + (j0 + q) * a.gx + f, ms, acc[q][c]);
 }
 
 constexpr int bwd_nc(int cg) { return cg == 1 ? 8 : cg == 2 ? 4 : 2; }
-using BwdFn = void (*)(const BwdArgs&, int);
+using BwdFn = void (*)(const BwdArgs&, int, int, const float*);
 struct BwdFns { BwdFn many, one; int nc; };
-template <int CG>
-constexpr BwdFns bwd_fns() { return {backward_jobs<CG, bwd_nc(CG)>, backward_jobs<CG, 1>, bwd_nc(CG)}; }
-const BwdFns kBackward[kMaxCg] = {bwd_fns<1>(), bwd_fns<2>(), bwd_fns<3>(), bwd_fns<4>()};
+template <int CG, int KG>
+constexpr BwdFns bwd_fns() { return {backward_call<CG, KG, bwd_nc(CG)>, backward_call<CG, KG, 1>, bwd_nc(CG)}; }
+template <int CG, int... KG>
+constexpr std::array<BwdFns, sizeof...(KG) + 1> bwd_row(std::integer_sequence<int, KG...>) {
+  return {bwd_fns<CG, KG + 1>()..., bwd_fns<CG, 12>()};
+}
+// [C/groups - 1][K/groups - 1], the last entry for K/groups = 12
+const std::array<std::array<BwdFns, kMaxKb + 1>, kMaxCg> kBackward = {
+    bwd_row<1>(std::make_integer_sequence<int, kMaxKb>()), bwd_row<2>(std::make_integer_sequence<int, kMaxKb>()),
+    bwd_row<3>(std::make_integer_sequence<int, kMaxKb>()), bwd_row<4>(std::make_integer_sequence<int, kMaxKb>())};
 
+// Runs the calls of an item's ng groups (NC at a time, the rest one by one) over its nch chunks; wb: the
+// weights of the item's first group.
 template <class Fns, class Args>
-void run_jobs(const Fns& fn, const Args& a, int njobs) {
-  int i = 0;
-  for (; i + fn.nc <= njobs; i += fn.nc) fn.many(a, i);
-  for (; i < njobs; ++i) fn.one(a, i);
+void run_calls(const Fns& fn, const Args& a, int ng, int nch, const float* wb) {
+  for (int j0 = 0; j0 < ng;) {
+    const int nb = j0 + fn.nc <= ng ? fn.nc : 1;
+    for (int ch = 0; ch < nch; ++ch) (nb > 1 ? fn.many : fn.one)(a, j0, ch, wb);
+    j0 += nb;
+  }
 }
 
-// Groups per work item: enough chunks (>= 32) for the NC-job kernels on small planes, and a contiguous run of
-// >= 16 KB of input per item (one 4 KB plane at a time defeats the hardware prefetcher, which stops at page
-// ends), while leaving >= 4 items per thread.
-int groups_per_item(const Conv2dShape& s, int nch) {
+// Groups per work item, a multiple of nc: >= 8 groups and a contiguous run of >= 32 KB of input per item (one 4 KB
+// plane at a time defeats the hardware prefetcher, which stops at page ends), leaving >= 4 items per thread.
+int groups_per_item(const Conv2dShape& s, int nc) {
   const int64_t group_bytes = int64_t(sizeof(float)) * (s.C / s.groups) * s.H * s.W;
-  int gb = int(std::max<int64_t>((32 + nch - 1) / nch, (16384 + group_bytes - 1) / group_bytes));
+  int64_t gb = std::max<int64_t>(8, (32768 + group_bytes - 1) / group_bytes);
   const int64_t want = 4 * int64_t(omp_get_max_threads());
   const int64_t per_sample = std::max<int64_t>(1, (want + s.N - 1) / s.N);  // items wanted per sample
-  gb = int(std::min<int64_t>(gb, std::max<int64_t>(1, s.groups / per_sample)));
-  return std::clamp(gb, 1, s.groups);
+  gb = std::min<int64_t>(gb, std::max<int64_t>(8, s.groups / per_sample));
+  gb = round_up(gb, nc);
+  return int(std::min<int64_t>(gb, s.groups));
 }
 
 // The forward taps, (kh, kw) in order; planes index the stride-2 parity planes (row parity * 2 + column parity).
@@ -241,8 +253,21 @@ std::vector<Tap> backward_taps3(const Conv2dShape& s, int a, int bb) {
 
 }  // namespace
 
-bool direct3x3_applies(const Conv2dShape& s) {
-  return s.k == 3 && s.pad == 1 && (s.stride == 1 || s.stride == 2) && s.C / s.groups <= kMaxCg;
+// Where this path runs instead of the general kernel (bit-identical results: a choice by speed only, so it
+// may depend on the batch size) and instead of oneDNN for depthwise at <= 16x16 (stride 1 only: oneDNN's
+// jit_dw stays faster at stride 2 there). Measured on 1 thread of the Zen 4 host, BM_seeded_stage, ratios
+// to the old choice (batch 64 | batch 1): forward at <= 16x16 0.2-0.65 | 0.16-0.9, at 32x32 stride 1
+// 0.46-0.72 | 1.1-1.4 (batch 1 stays general), at 32x32 stride 2 1.06-1.66 | 0.85-0.93; input gradient at
+// <= 8x8 stride 1 0.3-0.66 | 0.17-0.8, stride 2 at <= 16x16 0.66-0.84 | 0.45-0.78 (K/groups > 1), 16x16
+// depthwise stride 1 0.66 | 1.12 (vs oneDNN); 32x32 and 16x16 with K/groups > 1 stay general (1.0-1.4).
+bool direct3x3_applies(const Conv2dShape& s, ConvPass pass) {
+  const int Cg = s.C / s.groups, Kg = s.K / s.groups, HW = s.H * s.W;
+  if (!(s.k == 3 && s.pad == 1 && (s.stride == 1 || s.stride == 2) && Cg <= kMaxCg && (Kg <= kMaxKb || Kg == 12)))
+    return false;
+  if (pass == ConvPass::forward) return HW <= 256 || (s.stride == 1 ? s.N >= 4 : s.N < 4);
+  if (pass != ConvPass::backward_data) return false;
+  if (s.stride == 1) return HW <= 64 || (HW <= 256 && Cg == 1 && Kg == 1);
+  return HW <= 256;
 }
 
 void direct3x3_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
@@ -251,14 +276,15 @@ void direct3x3_forward(const Conv2dShape& s, const float* x, const float* w, con
   const int64_t oplane = int64_t(OH) * OW, pplane = round_up(oplane, 16);
   const std::vector<Tap> taps = forward_taps3(s);
   const MaskTable mt(OH, OW, taps);
-  const int nkb = (Kg + kMaxKb - 1) / kMaxKb, kb = (Kg + nkb - 1) / nkb;  // balanced blocks of output channels
-  const int gb = groups_per_item(s, mt.nch), ngb = (s.groups + gb - 1) / gb;
+  const int kb = Kg <= kMaxKb ? Kg : 6;  // K/groups = 12: two blocks of 6
+  const FwdFns& fn = Kg <= kMaxKb ? kForward[Cg - 1][Kg - 1] : kForward12[Cg - 1];
+  const int gb = groups_per_item(s, fn.nc), ngb = (s.groups + gb - 1) / gb;
   const int64_t items = int64_t(s.N) * ngb;
 #pragma omp parallel if (parallel_worth(s))
   {
     std::vector<float> P(S == 2 ? size_t(gb) * Cg * 4 * pplane : 0);  // stride 2: the parity planes
     FwdArgs a{};
-    a.mt = &mt, a.relu = relu, a.gy = int64_t(Kg) * oplane, a.gw = int64_t(Kg) * Cg * 9, a.gbias = Kg;
+    a.mt = &mt, a.relu = relu, a.gy = int64_t(Kg) * oplane, a.gbias = Kg;
     a.gx = S == 2 ? int64_t(Cg) * 4 * pplane : int64_t(Cg) * xplane;
 #pragma omp for schedule(static)
     for (int64_t it = 0; it < items; ++it) {
@@ -278,10 +304,10 @@ void direct3x3_forward(const Conv2dShape& s, const float* x, const float* w, con
           a.src[c][t] = S == 2 ? P.data() + (size_t(c) * 4 + taps[t].plane) * pplane + taps[t].off
                                : xg + c * xplane + taps[t].off;
       for (int o0 = 0; o0 < Kg; o0 += kb) {
-        const int m = std::min(kb, Kg - o0), ko = g0 * Kg + o0;
-        for (int o = 0; o < m; ++o) a.dst[o] = y + n * ys + int64_t(ko + o) * oplane;
-        a.w = w + int64_t(ko) * Cg * 9, a.b = b ? b + ko : nullptr;
-        run_jobs(kForward[Cg - 1][m - 1], a, ng * mt.nch);
+        const int ko = g0 * Kg + o0;
+        for (int o = 0; o < kb; ++o) a.dst[o] = y + n * ys + int64_t(ko + o) * oplane;
+        a.b = b ? b + ko : nullptr;
+        run_calls(fn, a, ng, mt.nch, w + int64_t(ko) * Cg * 9);
       }
     }
   }
@@ -299,14 +325,15 @@ void direct3x3_backward_data(const Conv2dShape& s, const float* dy, const float*
       taps.push_back(backward_taps3(s, S == 1 ? -1 : a, S == 1 ? -1 : bb));
       mts.emplace_back(S == 1 ? s.H : OH, S == 1 ? s.W : OW, taps.back());
     }
-  const int gb = groups_per_item(s, mts[0].nch), ngb = (s.groups + gb - 1) / gb;
+  const BwdFns& fn = kBackward[Cg - 1][Kg <= kMaxKb ? Kg - 1 : kMaxKb];
+  const int gb = groups_per_item(s, fn.nc), ngb = (s.groups + gb - 1) / gb;
   const int64_t items = int64_t(s.N) * ngb;
 #pragma omp parallel if (parallel_worth(s))
   {
     std::vector<float> D(relu_y ? size_t(gb) * Kg * dpitch : 0);      // dy masked by [y > 0]
     std::vector<float> Q(S == 2 ? size_t(gb) * Cg * 4 * dpitch : 0);  // stride 2: dx's parity planes
     BwdArgs a{};
-    a.Kg = Kg, a.gw = int64_t(Kg) * Cg * 9;
+    a.Kg = Kg;
 #pragma omp for schedule(static)
     for (int64_t it = 0; it < items; ++it) {
       const int n = int(it / ngb), g0 = int(it % ngb) * gb, ng = std::min(gb, s.groups - g0);
@@ -322,19 +349,14 @@ void direct3x3_backward_data(const Conv2dShape& s, const float* dy, const float*
           }
         a.D = D.data(), a.dpitch = dpitch, a.gd = int64_t(Kg) * dpitch;
       }
-      a.w = w + int64_t(g0) * Kg * Cg * 9;
       float* dxg = dx + n * xs + int64_t(g0) * Cg * xplane;
-      if (S == 1) {
-        for (int c = 0; c < Cg; ++c) a.dst[c] = dxg + c * xplane;
-        a.mt = &mts[0], a.taps = taps[0].data(), a.gx = int64_t(Cg) * xplane;
-        run_jobs(kBackward[Cg - 1], a, ng * mts[0].nch);
-        continue;
+      for (int ph = 0; ph < S * S; ++ph) {  // stride 1: one grid, dx itself
+        const std::vector<Tap>& tp = taps[ph];
+        for (int c = 0; c < Cg; ++c) a.dst[c] = S == 1 ? dxg + c * xplane : Q.data() + (size_t(c) * 4 + ph) * dpitch;
+        a.mt = &mts[ph], a.taps = tp.data(), a.gx = S == 1 ? int64_t(Cg) * xplane : int64_t(Cg) * 4 * dpitch;
+        run_calls(fn, a, ng, mts[ph].nch, w + int64_t(g0) * Kg * Cg * 9);
       }
-      for (int ph = 0; ph < 4; ++ph) {
-        for (int c = 0; c < Cg; ++c) a.dst[c] = Q.data() + (size_t(c) * 4 + ph) * dpitch;
-        a.mt = &mts[ph], a.taps = taps[ph].data(), a.gx = int64_t(Cg) * 4 * dpitch;
-        run_jobs(kBackward[Cg - 1], a, ng * mts[ph].nch);
-      }
+      if (S == 1) continue;
       for (int jc = 0; jc < ng * Cg; ++jc) {
         const float* qc = Q.data() + size_t(jc) * 4 * dpitch;
         for (int ih = 0; ih < s.H; ++ih) {
@@ -348,7 +370,7 @@ void direct3x3_backward_data(const Conv2dShape& s, const float* dy, const float*
 
 #else  // no AVX-512: the general direct kernel runs
 
-bool direct3x3_applies(const Conv2dShape&) { return false; }
+bool direct3x3_applies(const Conv2dShape&, ConvPass) { return false; }
 void direct3x3_forward(const Conv2dShape&, const float*, const float*, const float*, float*, bool) {}
 void direct3x3_backward_data(const Conv2dShape&, const float*, const float*, float*, const float*) {}
 

@@ -37,8 +37,9 @@ void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w,
 void direct_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db);
 
 // conv_direct3x3.cpp: the direct kernel's path for 3x3 / pad 1 / stride 1-2 / C/groups <= 4 (AVX-512 builds),
-// bit-identical to conv_direct.cpp's general kernel; direct_forward/direct_backward_data take it where it applies.
-bool direct3x3_applies(const Conv2dShape& s);
+// bit-identical to conv_direct.cpp's general kernel; direct_forward/direct_backward_data take it where it applies
+// (pass forward or backward_data; where it is faster, measured).
+bool direct3x3_applies(const Conv2dShape& s, ConvPass pass);
 void direct3x3_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu);
 void direct3x3_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y);
 
