@@ -1,8 +1,9 @@
 // The direct kernel's 3x3 / pad 1 / stride 1 or 2 path for few channels per group (the NL module's seeded
-// convs: depthwise, or C/groups <= 2 with K/groups up to 12), forward and input gradient, AVX-512 builds only
-// (elsewhere direct3x3_applies() is false and conv_direct.cpp's general kernel runs). Checked by
-// tests/ops/test_conv.cpp (Conv2d.Direct3x3*: a sweep of sizes 1..33, strides 1/2, C/groups 1..4, K/groups
-// 1..12, strided y, against the reference and bit for bit against the general direct kernel).
+// convs: depthwise, or C/groups <= 4 with K/groups <= 8 or 12), forward and input gradient, AVX-512 builds
+// only (elsewhere direct3x3_applies() is false and conv_direct.cpp's general kernel runs). Checked by
+// tests/ops/test_conv.cpp (Conv2d.Direct3x3PathMatchesGeneralKernelAndReference: sizes 1..33, strides 1/2,
+// C/groups 1..4, K/groups 1..12, strided y, against the reference and the forward bit for bit against the
+// general direct kernel).
 //
 // Idea: an output plane is one flat run of OH*OW floats computed 16 at a time, whatever its width: lane l of
 // chunk f is output pixel p = f + l, (oh, ow) = (p / OW, p % OW), and tap (kh, kw) of a stride-1 conv is the
@@ -15,9 +16,10 @@
 // computes dx's four parity planes (each gets the taps of its parity) and interleaves them into dx.
 //
 // Summation order: every output is one FMA chain from +0 over the taps in the general kernel's order,
-// forward (c, kh, kw), input gradient (o, kh, kw), skipping only taps that read padding (their product is
-// +-0 and the chain, starting at +0, is never -0, so skipping them leaves the bits unchanged). The results are
-// bit-identical to conv_direct.cpp's kernel (which this path replaces where it applies).
+// forward (c, kh, kw), input gradient (o, kh, kw); a tap that reads padding (or dy masked by the ReLU) is an
+// FMA with +0 in both kernels. So the results are bit-identical to conv_direct.cpp's general kernel, and
+// where this path replaces oneDNN (depthwise at <= 16x16, stride 1) the model outputs came out bit-identical
+// too (oneDNN's jit_dw sums the taps in the same order).
 
 #include <omp.h>
 
@@ -51,7 +53,8 @@ struct Tap {
 struct MaskTable {
   int nch = 0, ntaps = 0;
   std::vector<__mmask16> tap, store;
-  MaskTable(int GH, int GW, const std::vector<Tap>& taps) : nch(int((int64_t(GH) * GW + 15) / 16)), ntaps(int(taps.size())) {
+  MaskTable(int GH, int GW, const std::vector<Tap>& taps)
+      : nch(int((int64_t(GH) * GW + 15) / 16)), ntaps(int(taps.size())) {
     tap.assign(size_t(nch) * ntaps, 0);
     store.assign(size_t(nch), 0);
     int gr = 0, gc = 0;

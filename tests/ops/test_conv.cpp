@@ -289,7 +289,8 @@ TEST(Conv2d, DirectKernelIsDeterministicAndFnVariantMatches) {
 // ReLU-masked) against the reference. ~1 s.
 TEST(Conv2d, Direct3x3PathMatchesGeneralKernelAndReference) {
   struct Grp { int Cg, Kg, groups; };
-  const Grp grps[] = {{1, 1, 19}, {1, 2, 9}, {1, 3, 7}, {1, 8, 3}, {1, 12, 3}, {2, 1, 5}, {2, 3, 5}, {3, 5, 2}, {4, 2, 3}};
+  const Grp grps[] = {{1, 1, 19}, {1, 2, 9}, {1, 3, 7}, {1, 8, 3}, {1, 12, 3},
+                      {2, 1, 5},  {2, 3, 5}, {3, 5, 2}, {4, 2, 3}};
   const int sizes[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31, 33};
   int n_case = 0;
   for (int H : sizes)
@@ -298,8 +299,8 @@ TEST(Conv2d, Direct3x3PathMatchesGeneralKernelAndReference) {
         const int W = H + (H % 3 == 0), HW = H * W;
         if (HW > 256 && gr.groups * gr.Kg > 24) continue;  // keep it fast: big planes with few channels
         const int N = HW <= 256 ? 2 : stride == 1 ? 4 : 1;
-        const Case c = make_case(N, gr.Cg * gr.groups, H, W, gr.Kg * gr.groups, 3, stride, 1, gr.groups, n_case % 3 == 0,
-                                 n_case % 2 ? 3 : 0);
+        const Case c = make_case(N, gr.Cg * gr.groups, H, W, gr.Kg * gr.groups, 3, stride, 1, gr.groups,
+                                 n_case % 3 == 0, n_case % 2 ? 3 : 0);
         ++n_case;
         SCOPED_TRACE(c.str());
         const Conv2dShape& s = c.s;
