@@ -259,15 +259,19 @@ std::vector<Tap> backward_taps3(const Conv2dShape& s, int a, int bb) {
 // Where this path runs instead of the general kernel (bit-identical results: a choice by speed only, so it
 // may depend on the batch size) and instead of oneDNN for depthwise at <= 16x16 (stride 1 only: oneDNN's
 // jit_dw stays faster at stride 2 there). Measured on 1 thread of the Zen 4 host, BM_seeded_stage, ratios
-// to the old choice (batch 64 | batch 1): forward at <= 16x16 0.2-0.65 | 0.16-0.9, at 32x32 stride 1
-// 0.46-0.72 | 1.1-1.4 (batch 1 stays general), at 32x32 stride 2 1.06-1.66 | 0.85-0.93; input gradient at
-// <= 8x8 stride 1 0.3-0.66 | 0.17-0.8, stride 2 at <= 16x16 0.66-0.84 | 0.45-0.78 (K/groups > 1), 16x16
-// depthwise stride 1 0.66 | 1.12 (vs oneDNN); 32x32 and 16x16 with K/groups > 1 stay general (1.0-1.4).
+// to the old choice (batch 64 | batch 1): forward at <= 16x16 0.2-0.65 | 0.16-0.9 (but 16x16 with 6 per
+// group 1.55 | 0.73: general at batch >= 4), at 32x32 stride 1 0.46-0.72 | 1.1-1.4 (general at batch < 4),
+// at 32x32 stride 2 1.06-1.66 | 0.85-0.93 (general at batch >= 4); input gradient at <= 8x8 stride 1
+// 0.3-0.66 | 0.17-0.8, stride 2 at <= 16x16 0.66-0.84 | 0.45-0.78 (K/groups > 1), 16x16 depthwise stride 1
+// 0.66 | 1.12 (vs oneDNN); 32x32, and 16x16 with K/groups > 1, stay general (1.0-1.4).
 bool direct3x3_applies(const Conv2dShape& s, ConvPass pass) {
   const int Cg = s.C / s.groups, Kg = s.K / s.groups, HW = s.H * s.W;
   if (!(s.k == 3 && s.pad == 1 && (s.stride == 1 || s.stride == 2) && Cg <= kMaxCg && (Kg <= kMaxKb || Kg == 12)))
     return false;
-  if (pass == ConvPass::forward) return HW <= 256 || (s.stride == 1 ? s.N >= 4 : s.N < 4);
+  if (pass == ConvPass::forward) {
+    if (HW > 64 && HW <= 256 && Kg >= 6 && s.N >= 4) return false;
+    return HW <= 256 || (s.stride == 1 ? s.N >= 4 : s.N < 4);
+  }
   if (pass != ConvPass::backward_data) return false;
   if (s.stride == 1) return HW <= 64 || (HW <= 256 && Cg == 1 && Kg == 1);
   return HW <= 256;
