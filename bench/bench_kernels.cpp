@@ -97,6 +97,24 @@ void BM_seeded_conv(benchmark::State& state, SeededConvSpec spec, int N, int H, 
   state.SetLabel(spec.str());
 }
 
+// The NL modules' seeded convs at their ResNet-18 stage shapes (32x32 input): forward and input gradient
+// through the dispatching CPU path, with the fused ReLU (backward masks dy by y > 0).
+void BM_seeded_stage(benchmark::State& state, SeededConvSpec spec, int N, int H, bool backward) {
+  Conv2dShape s = spec.conv_shape(N, H, H);
+  auto x = rnd(int64_t(N) * spec.C_in * H * H, 1), dy = rnd(int64_t(N) * spec.C_out * s.OH() * s.OW(), 3);
+  std::vector<float> w(size_t(spec.weight_numel())), y(dy.size()), dx(x.size());
+  seeded_conv_weights(spec, w.data());
+  seeded_conv_forward_cpu(spec, N, H, H, x.data(), w.data(), y.data());
+  for (auto _ : state) {
+    if (backward)
+      seeded_conv_backward_data_cpu(spec, N, H, H, y.data(), dy.data(), w.data(), dx.data());
+    else
+      seeded_conv_forward_cpu(spec, N, H, H, x.data(), w.data(), y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["MACs"] = benchmark::Counter(double(s.macs()) * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
 void BM_max_pool(benchmark::State& state, Pool2dShape s, bool fast) {
   auto x = rnd(int64_t(s.N) * s.C * s.H * s.W, 1);
   std::vector<float> y(static_cast<size_t>(int64_t(s.N) * s.C * s.OH() * s.OW()));
@@ -385,6 +403,23 @@ void register_all(BenchMode mode) {
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     }
+  }
+  if (mode == BenchMode::full) {
+    struct Stage { int C, H, stride; };
+    const Stage stages[] = {{64, 32, 1}, {64, 32, 2}, {128, 16, 1}, {128, 16, 2}, {256, 8, 1}, {256, 8, 2}, {512, 4, 1}};
+    for (int cnl : {0, 512, 768})
+      for (const Stage& st : stages)
+        for (int n : {1, 64})
+          for (bool bwd : {false, true}) {
+            SeededConvSpec spec;
+            spec.seed = 7, spec.C_in = st.C, spec.C_out = cnl ? cnl : st.C, spec.stride = st.stride;
+            spec.groups = std::gcd(spec.C_in, spec.C_out);
+            const std::string name = fmt::format("BM_seeded_stage/{}/{}/C={}/H={}/s={}/N={}", bwd ? "bwd" : "fwd",
+                                                 cnl ? std::to_string(cnl) : "dw", st.C, st.H, st.stride, n);
+            benchmark::RegisterBenchmark(name.c_str(), BM_seeded_stage, spec, n, st.H, bwd)
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
+          }
   }
   for (int stride : {1, 2}) {
     reg("max_pool", BM_max_pool, Pool2dShape{N, 64, S, S, 3, stride, 1}, true);

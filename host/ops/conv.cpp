@@ -65,9 +65,11 @@ ConvAlgo conv2d_cpu_algo(const Conv2dShape& s, ConvPass pass) {
   const int Cg = s.C / s.groups, Kg = s.K / s.groups, HW = s.H * s.W;
   const bool blockable = Cg % 16 == 0 && Kg % 16 == 0;  // oneDNN's blocked kernels want whole 16-blocks
   if (s.groups > 1 && Cg <= 4) {
-    // Depthwise at <= 16x16: oneDNN's jit_dw on nChw16c beats the direct kernel even paying the reorders
-    // (1.5-5x at 4x4 to 16x16, all passes but one: 0.9x for the 16x16 stride-1 weight gradient).
-    if (Cg == 1 && Kg == 1 && s.C % 16 == 0 && HW <= 256) return ConvAlgo::dnnl_blocked;
+    // Depthwise at <= 16x16: oneDNN's jit_dw on nChw16c beat the general direct kernel even paying the
+    // reorders (1.5-5x at 4x4 to 16x16, all passes but one: 0.9x for the 16x16 stride-1 weight gradient);
+    // the direct kernel's 3x3 path (conv_direct3x3.cpp) beats it at stride 1, forward and input gradient.
+    if (Cg == 1 && Kg == 1 && s.C % 16 == 0 && HW <= 256 && !(s.stride == 1 && direct3x3_applies(s, pass)))
+      return ConvAlgo::dnnl_blocked;
     return ConvAlgo::direct;
   }
   if (s.k == 1 && s.stride == 1 && s.pad == 0) {

@@ -363,6 +363,61 @@ TEST(Conv2d, DirectKernelIsDeterministicAndFnVariantMatches) {
   EXPECT_EQ(0, std::memcmp(db1.data(), db2.data(), db1.size() * sizeof(float)));
 }
 
+// The direct kernel's 3x3 / pad-1 path (conv_direct3x3.cpp, AVX-512 builds; elsewhere this checks the general
+// kernel again): sizes 1..33 (planes of 1 to 70 16-lane chunks, ragged ones too), strides 1 and 2, C/groups
+// 1..4, K/groups 1..12, groups enough for its blocks of 8, a strided y slice, bias, fused ReLU; batch sizes
+// chosen so that its rule (direct3x3_applies) takes it. Forward bit for bit against the general kernel (the
+// fn variant always runs that one) and within tolerance against the reference; input gradient (plain and
+// ReLU-masked) against the reference. ~1 s.
+TEST(Conv2d, Direct3x3PathMatchesGeneralKernelAndReference) {
+  struct Grp { int Cg, Kg, groups; };
+  const Grp grps[] = {{1, 1, 19}, {1, 2, 9}, {1, 3, 7}, {1, 8, 3}, {1, 12, 3},
+                      {2, 1, 5},  {2, 3, 5}, {3, 5, 2}, {4, 2, 3}};
+  const int sizes[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31, 33};
+  int n_case = 0;
+  for (int H : sizes)
+    for (int stride : {1, 2})
+      for (const Grp& gr : grps) {
+        const int W = H + (H % 3 == 0), HW = H * W;
+        if (HW > 256 && gr.groups * gr.Kg > 24) continue;  // keep it fast: big planes with few channels
+        const int N = HW <= 256 ? 2 : stride == 1 ? 4 : 1;
+        const Case c = make_case(N, gr.Cg * gr.groups, H, W, gr.Kg * gr.groups, 3, stride, 1, gr.groups,
+                                 n_case % 3 == 0, n_case % 2 ? 3 : 0);
+        ++n_case;
+        SCOPED_TRACE(c.str());
+        const Conv2dShape& s = c.s;
+        auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 71);
+        auto w = random_vec<float>(size_t(s.weight_numel()), 72);
+        auto b = random_vec<float>(size_t(s.K), 73);
+        const float* bp = c.bias ? b.data() : nullptr;
+        const bool relu = n_case % 4 < 2;
+        YBuf ref = make_y(c, false, 0), got = make_y(c, false, 0), gen = make_y(c, false, 0);
+        (relu ? conv2d_forward_relu_ref<float> : conv2d_forward_ref<float>)(s, x.data(), w.data(), bp, ref.y());
+        conv2d_forward_cpu_with(ConvAlgo::direct, s, x.data(), w.data(), bp, got.y(), relu);
+        const int64_t wg = s.weight_numel() / s.groups;
+        conv2d_forward_direct_cpu_fn(
+            s, x.data(), [&](int g, float* wout) { std::copy(w.data() + g * wg, w.data() + (g + 1) * wg, wout); }, bp,
+            gen.y(), relu);
+        const std::vector<float> gs = slice_of(c, got), es = slice_of(c, gen);
+        EXPECT_EQ(0, std::memcmp(gs.data(), es.data(), gs.size() * sizeof(float))) << "forward not bit-identical";
+        EXPECT_TRUE(all_close(gs, slice_of(c, ref), atol_for(int64_t(gr.Cg) * 9), 1e-5, "y"));
+        EXPECT_TRUE(untouched(c, got));
+        // Input gradient: dy and the mask's y (the output above) live in the same strided slice.
+        YBuf dyb = make_y(c, true, 74);
+        const size_t nx = size_t(s.N) * s.C * s.H * s.W;
+        std::vector<float> dx(nx, kSentinel), dx_ref(nx);
+        const double atol = atol_for(int64_t(gr.Kg) * 9);
+        conv2d_backward_data_cpu_with(ConvAlgo::direct, s, dyb.y(), w.data(), dx.data());
+        conv2d_backward_data_ref<float>(s, dyb.y(), w.data(), dx_ref.data());
+        EXPECT_TRUE(all_close(dx, dx_ref, atol, 1e-5, "dx"));
+        std::fill(dx.begin(), dx.end(), kSentinel);
+        conv2d_backward_data_cpu_with(ConvAlgo::direct, s, dyb.y(), w.data(), dx.data(), got.y());
+        conv2d_backward_data_relu_ref<float>(s, got.y(), dyb.y(), w.data(), dx_ref.data());
+        EXPECT_TRUE(all_close(dx, dx_ref, atol, 1e-5, "dx (relu-masked)"));
+      }
+  EXPECT_GT(n_case, 200);
+}
+
 // The direct kernel's work split depends on the thread count; its forward and input gradient must not.
 TEST(Conv2d, DirectKernelIndependentOfThreadCount) {
   const Case c = make_case(7, 16, 12, 10, 32, 3, 2, 1, 8, false, 0);
@@ -395,7 +450,13 @@ TEST(Conv2d, DispatchPicksTheMeasuredAlgorithm) {
   };
   EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(64, 32, 64, 3, 1, 64), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(512, 4, 768, 3, 1, 256), ConvPass::backward_data));
+  EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(256, 8, 256, 3, 2, 256), ConvPass::forward));
+#if defined(__AVX512F__)  // the direct kernel's 3x3 path (conv_direct3x3.cpp) beats oneDNN's jit_dw at stride 1
+  EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(512, 4, 512, 3, 1, 512), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(128, 16, 128, 3, 1, 128), ConvPass::backward_data));
+#else
   EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(512, 4, 512, 3, 1, 512), ConvPass::forward));
+#endif
   EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(64, 32, 64, 3, 1, 1), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(3, 32, 64, 3, 1, 1), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(192, 32, 64, 1, 1, 4), ConvPass::forward));
