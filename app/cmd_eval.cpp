@@ -12,6 +12,7 @@
 #include "datasets/source.h"
 #include "datasets/synthetic.h"
 #include "host/core/printable.h"
+#include "host/models/layers.h"
 #include "host/package/model_package.h"
 #include "training/trainer.h"
 
@@ -45,6 +46,7 @@ int cmd_eval(const EvalCmdOptions& e) {
     }
   }
   m->to(run_device());
+  FrozenWeights frozen;  // inference: the convs keep their weights in the fast path's layout
   EvalResult r = evaluate(*m, ds);
   std::printf("%s on %s (%lld images, %s): accuracy %.4f, loss %.4f, %.1f images/s, regeneration %.2f ms\n",
               m->config().name().c_str(), e.data.empty() ? "synthetic" : printable(e.data).c_str(), (long long)r.n,

@@ -26,6 +26,7 @@
 #include "datasets/image_folder.h"
 #include "host/eval/decode.h"
 #include "host/eval/det_metrics.h"
+#include "host/models/layers.h"
 #include "host/package/model_package.h"
 
 namespace rf {
@@ -198,6 +199,7 @@ int cmd_predict(const PredictOptions& o) {
 
   std::unique_ptr<Model> m = load_model(p, o.package);
   m->to(run_device());
+  FrozenWeights frozen;  // inference: the convs keep their weights in the fast path's layout
   const std::vector<std::string> files = collect_image_files(o.images);
   PredictInput in;
   in.H = meta.input_h, in.W = meta.input_w, in.mean = meta.mean, in.std = meta.std, in.resize = o.resize;

@@ -22,6 +22,7 @@
 #include "host/core/parallel.h"
 #include "host/core/philox.h"
 #include "host/core/printable.h"
+#include "host/models/layers.h"
 #include "host/package/model_package.h"
 #include "training/outputs.h"
 
@@ -70,6 +71,7 @@ int cmd_run(const RunOptions& o) {
   }
   const double regen_median_ms = regen_warm.empty() ? 0.0 : regen_warm[regen_warm.size() / 2];
   m->to(run_device());  // --device: the timed forwards run there (inputs up, logits back: part of each timing)
+  FrozenWeights frozen;  // inference from here on: the convs keep their weights in the fast path's layout
   auto forward = [&](const Tensor& in) { return m->forward(in.to(m->device()), false).to(Device::cpu); };
   const int S = o.size > 0 ? o.size : (cfg.stem == "large" ? 224 : 32);
   const int64_t per_image = int64_t(3) * S * S;

@@ -97,6 +97,24 @@ void BM_seeded_conv(benchmark::State& state, SeededConvSpec spec, int N, int H, 
   state.SetLabel(spec.str());
 }
 
+// The NL modules' seeded convs at their ResNet-18 stage shapes (32x32 input): forward and input gradient
+// through the dispatching CPU path, with the fused ReLU (backward masks dy by y > 0).
+void BM_seeded_stage(benchmark::State& state, SeededConvSpec spec, int N, int H, bool backward) {
+  Conv2dShape s = spec.conv_shape(N, H, H);
+  auto x = rnd(int64_t(N) * spec.C_in * H * H, 1), dy = rnd(int64_t(N) * spec.C_out * s.OH() * s.OW(), 3);
+  std::vector<float> w(size_t(spec.weight_numel())), y(dy.size()), dx(x.size());
+  seeded_conv_weights(spec, w.data());
+  seeded_conv_forward_cpu(spec, N, H, H, x.data(), w.data(), y.data());
+  for (auto _ : state) {
+    if (backward)
+      seeded_conv_backward_data_cpu(spec, N, H, H, y.data(), dy.data(), w.data(), dx.data());
+    else
+      seeded_conv_forward_cpu(spec, N, H, H, x.data(), w.data(), y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["MACs"] = benchmark::Counter(double(s.macs()) * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
 void BM_max_pool(benchmark::State& state, Pool2dShape s, bool fast) {
   auto x = rnd(int64_t(s.N) * s.C * s.H * s.W, 1);
   std::vector<float> y(static_cast<size_t>(int64_t(s.N) * s.C * s.OH() * s.OW()));
@@ -277,6 +295,43 @@ void register_elementwise(int N, int S) {
   }
 }
 
+// The NL module's two pooling branches (max pool 3x3 pad 1 and the mixed average pool) on the shapes of
+// NL-ResNet-18's modules, forward (both into their slices of a concat buffer, as the module runs them) and
+// backward (both input gradients added into dx, as the module's backward does). At batch N and 1.
+void register_nl_pools(int N, int S) {
+  struct Case { int C, H, stride; };
+  const Case cases[] = {{64, S, 1}, {64, S, 2}, {128, S / 2, 1}, {128, S / 2, 2}, {256, S / 4, 1}, {256, S / 4, 2},
+                        {512, S / 8, 1}};
+  for (int n : {N, 1})
+    for (const Case& k : cases) {
+      const Pool2dShape mp{n, k.C, k.H, k.H, 3, k.stride, 1};
+      const int64_t plane = int64_t(mp.OH()) * mp.OW(), lead = int64_t(k.C) * plane, ns = lead + 2 * lead;
+      const int64_t nx = int64_t(n) * k.C * k.H * k.H;
+      Pool2dShape mps = mp;
+      mps.y_nstride = ns;
+      const MixedPoolShape mx{n, k.C, k.H, k.H, k.stride, ns};
+      auto b = buffers({nx, int64_t(n) * ns, nx, nx});
+      float *x = b->f[0].data(), *cat = b->f[1].data(), *dx = b->f[2].data(), *tmp = b->f[3].data();
+      float *ymax = cat + lead, *ymix = cat + 2 * lead;
+      const std::string shape = fmt::format("N={},C={},H={},W={},s={}", n, k.C, k.H, k.H, k.stride);
+      reg_pair("nl_pools", shape, b,
+               [=] {
+                 max_pool2d_forward_ref<float>(mps, x, ymax);
+                 mixed_avg_pool_forward_ref<float>(mx, x, ymix);
+               },
+               [=] { nl_pools_forward_cpu(mps, mx, x, ymax, ymix); }, 4.0 * double(nx + 2 * n * lead));
+      reg_pair("nl_pools_backward", shape, b,
+               [=] {
+                 max_pool2d_backward_ref<float>(mps, x, ymax, tmp);
+                 add_forward_ref<float>(nx, dx, tmp, dx, false);
+                 mixed_avg_pool_backward_ref<float>(mx, ymix, tmp);
+                 add_forward_ref<float>(nx, dx, tmp, dx, false);
+               },
+               [=] { nl_pools_backward_cpu(mps, mx, x, ymax, ymix, dx); },
+               4.0 * double(3 * nx + 2 * n * lead));
+    }
+}
+
 Conv2dShape conv(int N, int C, int H, int K, int k, int stride, int pad, int groups) {
   Conv2dShape s;
   s.N = N, s.C = C, s.H = H, s.W = H, s.K = K, s.k = k, s.stride = stride, s.pad = pad, s.groups = groups;
@@ -349,11 +404,29 @@ void register_all(BenchMode mode) {
           ->UseRealTime();
     }
   }
+  if (mode == BenchMode::full) {
+    struct Stage { int C, H, stride; };
+    const Stage stages[] = {{64, 32, 1}, {64, 32, 2}, {128, 16, 1}, {128, 16, 2}, {256, 8, 1}, {256, 8, 2}, {512, 4, 1}};
+    for (int cnl : {0, 512, 768})
+      for (const Stage& st : stages)
+        for (int n : {1, 64})
+          for (bool bwd : {false, true}) {
+            SeededConvSpec spec;
+            spec.seed = 7, spec.C_in = st.C, spec.C_out = cnl ? cnl : st.C, spec.stride = st.stride;
+            spec.groups = std::gcd(spec.C_in, spec.C_out);
+            const std::string name = fmt::format("BM_seeded_stage/{}/{}/C={}/H={}/s={}/N={}", bwd ? "bwd" : "fwd",
+                                                 cnl ? std::to_string(cnl) : "dw", st.C, st.H, st.stride, n);
+            benchmark::RegisterBenchmark(name.c_str(), BM_seeded_stage, spec, n, st.H, bwd)
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
+          }
+  }
   for (int stride : {1, 2}) {
     reg("max_pool", BM_max_pool, Pool2dShape{N, 64, S, S, 3, stride, 1}, true);
     reg("avg_pool", BM_avg_pool, Pool2dShape{N, 64, S, S, 3, stride, 1}, true);
     reg("mixed_avg_pool", BM_mixed_avg_pool, MixedPoolShape{N, 64, S, S, stride}, true);
   }
+  register_nl_pools(N, S);
   reg("batchnorm_train", BM_batchnorm_train, BatchNormShape{N, 64, S * S}, true);
   register_elementwise(N, S);
   register_dense_heads(N, S);

@@ -21,6 +21,7 @@
 #include "host/core/device.h"
 #include "host/core/philox.h"
 #include "host/core/profile.h"
+#include "host/models/layers.h"
 #include "host/models/model.h"
 #include "host/ops/loss.h"
 
@@ -44,7 +45,8 @@ void report_profile(benchmark::State& state) {
 void BM_forward(benchmark::State& state, std::string config, int N, int S) {
   Model m(ModelConfig::parse(config));
   Tensor x = bench_input(N, S);
-  m.forward(x, false);  // warm-up: oneDNN primitive creation, allocator cache
+  FrozenWeights frozen;  // inference, as the device side runs it (and ONNX Runtime's sessions)
+  m.forward(x, false);  // warm-up: oneDNN primitive creation, allocator cache, the packed weights
   profile::reset();
   for (auto _ : state) {
     Tensor y = m.forward(x, false);

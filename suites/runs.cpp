@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "host/models/layers.h"
 #include "host/package/model_package.h"
 #include "suites/measure.h"
 
@@ -65,7 +66,10 @@ PackedRun pack_and_evaluate(Model& model, const PackageMeta& meta, const std::st
     double regen = 0;
     std::unique_ptr<Model> dev = load_model(read_package(path), path, &regen);
     nlohmann::json e = {{"path", path}, {"bytes", std::filesystem::file_size(path)}, {"regen_cold_seconds", regen}};
-    e.update(evaluate(*dev, dt));
+    {
+      FrozenWeights frozen;  // the device side: inference only
+      e.update(evaluate(*dev, dt));
+    }
     dev->clear_cache();
     if (std::string(dt) == "f32") {
       e["regen_seconds_median"] = regen_seconds_median(*dev);
@@ -103,10 +107,14 @@ nlohmann::json model_row(const ModelConfig& base_cfg, const ModelTotals& tot, Mo
                          const ModelTimings& t) {
   // Device-side timings on the regenerated fp32 model of the last seed.
   host_reset_peak();
-  const double lat = time_forward(*r.device_model, 1, H, W, t.latency_reps);
   nlohmann::json thr;
-  for (int B : t.throughput_batches)
-    thr[std::to_string(B)] = double(B) / time_forward(*r.device_model, B, H, W, t.throughput_reps);
+  double lat = 0;
+  {
+    FrozenWeights frozen;  // inference only: the convs keep their weights in the fast path's layout
+    lat = time_forward(*r.device_model, 1, H, W, t.latency_reps);
+    for (int B : t.throughput_batches)
+      thr[std::to_string(B)] = double(B) / time_forward(*r.device_model, B, H, W, t.throughput_reps);
+  }
   const int64_t eval_peak = int64_t(host_memory_stats().peak_live_bytes);
   r.device_model->clear_cache();
   nlohmann::json row = {{"model", base_cfg.name()},

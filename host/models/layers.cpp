@@ -3,10 +3,12 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <numeric>
 
 #include "host/core/comm.h"
@@ -95,15 +97,58 @@ Shape Conv2d::out_shape(const Shape& in) const {
   return Shape{in[0], K_, s.OH(), s.OW()};
 }
 
+namespace {
+std::mutex g_frozen_mu;
+int g_frozen_depth = 0;
+uint64_t g_frozen_count = 0;
+std::atomic<uint64_t> g_frozen_session{0};
+}  // namespace
+
+FrozenWeights::FrozenWeights() {
+  std::lock_guard<std::mutex> lock(g_frozen_mu);
+  if (g_frozen_depth++ == 0) g_frozen_session = ++g_frozen_count;
+}
+FrozenWeights::~FrozenWeights() {
+  std::lock_guard<std::mutex> lock(g_frozen_mu);
+  if (--g_frozen_depth == 0) g_frozen_session = 0;
+}
+uint64_t FrozenWeights::session() { return g_frozen_session; }
+
+ConvWeightPack* Conv2d::weight_pack(bool train) {
+  const uint64_t session = FrozenWeights::session();
+  RF_CHECK(!(train && session), "{}: a training forward inside a FrozenWeights session (an inference session "
+           "promises the weights do not change)", name_);
+  std::lock_guard<std::mutex> lock(pack_mu_);
+  if (!session) {
+    pack_.reset();  // a copy from an ended session: the weights may have changed since
+    return nullptr;
+  }
+  if (!pack_ || pack_session_ != session) pack_ = std::make_unique<ConvWeightPack>(), pack_session_ = session;
+  return pack_.get();
+}
+
 void Conv2d::forward_into(const Tensor& x, float* y, int64_t y_nstride, bool train) {
   check_nchw(x, C_, name_ + " input");
   RF_CHECK(x.device() == Device::cpu, "{}: forward_into takes host tensors, got {}", name_, x.str());
   Conv2dShape s = conv_shape(x.shape());
   s.y_nstride = y_nstride;
   s.validate();
+  ConvWeightPack* pack = weight_pack(train);
   profile::Scope scope(profile::enabled() ? profile::kind_id(conv_kind(C_, k_)) : -1);  // lookup only when on
-  conv2d_forward_cpu(s, x.f32(), weight.value.f32(), has_bias_ ? bias.value.f32() : nullptr, y);
+  conv2d_forward_packed_cpu(s, x.f32(), weight.value.f32(), has_bias_ ? bias.value.f32() : nullptr, y, pack);
   if (train) x_ = x;
+}
+
+bool Conv2d::forward_nc16(const Tensor& x, bool x_nc16, float* y, bool y_nc16) {
+  if (x.device() != Device::cpu) return false;
+  check_nchw(x, C_, name_ + " input");
+  const Conv2dShape s = conv_shape(x.shape());
+  if (!conv2d_nc16_applies(s) || conv2d_cpu_algo(s, ConvPass::forward) != ConvAlgo::dnnl_blocked) return false;
+  ConvWeightPack* pack = weight_pack(false);
+  profile::Scope scope(profile::enabled() ? profile::kind_id(conv_kind(C_, k_)) : -1);
+  conv2d_forward_nc16_cpu(s, x.f32(), x_nc16, weight.value.f32(), has_bias_ ? bias.value.f32() : nullptr, y, y_nc16,
+                          pack);
+  return true;
 }
 
 Tensor Conv2d::forward(const Tensor& x, bool train) {
@@ -470,6 +515,40 @@ Tensor BasicBlock::forward_eval_fused(const Tensor& x, float* out) {
                                 res ? res->f32() : nullptr, relu, y.f32());
     return y;
   };
+  // ResNet-18's blocks: both convs on oneDNN's blocked activations (conv1 reads x in NCHW and writes nChw16c,
+  // its epilogue and conv2 stay there, conv2's epilogue writes NCHW): of the 4 reorders of activations around
+  // the two convs, only conv1's input is left. The same bits (tests/models/test_models.cpp).
+  auto* c1 = dynamic_cast<Conv2d*>(conv1_.get());
+  auto* c2 = dynamic_cast<Conv2d*>(conv2_.get());
+  if (c1 && c2 && x.device() == Device::cpu) {
+    const Shape s1 = c1->out_shape(x.shape());
+    Tensor z1 = Tensor::empty(s1);
+    if (c1->forward_nc16(x, false, z1.f32(), true)) {
+      const BatchNormShape b1{int(s1[0]), int(s1[1]), int(s1[2] * s1[3])};
+      Tensor a = Tensor::empty(s1);
+      {
+        RF_PROFILE("BN epilogue (+shuffle, residual, ReLU)");
+        batchnorm_eval_epilogue_nc16_cpu(b1, z1.f32(), bn1_.gamma.value.f32(), bn1_.beta.value.f32(),
+                                         bn1_.running_mean.value.f32(), bn1_.running_var.value.f32(), nullptr, true,
+                                         a.f32(), true);
+      }
+      z1 = Tensor();
+      const Shape s2 = c2->out_shape(s1);
+      Tensor z2 = Tensor::empty(s2);
+      if (c2->forward_nc16(a, true, z2.f32(), true)) {
+        a = Tensor();
+        Tensor sc = sc_conv_ ? sc_bn_->forward(sc_conv_->forward(x, false), false) : x;
+        RF_CHECK(sc.shape() == s2, "{}: shortcut {} vs main path {}", name_, sc.shape().str(), s2.str());
+        Tensor y = out ? Tensor::borrow(out, s2) : Tensor::empty(s2);
+        const BatchNormShape b2{int(s2[0]), int(s2[1]), int(s2[2] * s2[3])};
+        RF_PROFILE("BN epilogue (+shuffle, residual, ReLU)");
+        batchnorm_eval_epilogue_nc16_cpu(b2, z2.f32(), bn2_.gamma.value.f32(), bn2_.beta.value.f32(),
+                                         bn2_.running_mean.value.f32(), bn2_.running_var.value.f32(), sc.f32(), true,
+                                         y.f32(), false);
+        return y;
+      }
+    }
+  }
   int g1 = 1, g2 = 1;  // set by pre_bn: sequenced before the epilogue calls that read them
   Tensor z1 = pre_bn(*conv1_, x, g1);
   Tensor a = epilogue(z1, g1, bn1_, nullptr, true, nullptr);

@@ -3,6 +3,7 @@
 // op of host/ops; the ops' references are tested in tests/ops. Models are checked by tests/models/.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,21 @@ class Module {
 
 using ModulePtr = std::unique_ptr<Module>;
 
+// While one lives, the process promises that no model's learnable weights change: an inference session (the
+// device side's run, eval and predict, the forward benchmarks). Conv2d layers then keep their weights in the
+// fast path's layout from one forward to the next (ConvWeightPack) instead of reordering them on every call,
+// and drop those copies at the next forward outside the session. A training forward inside one throws: it
+// would change the weights. Nestable; not for sessions that overlap training on other threads.
+class FrozenWeights {
+ public:
+  FrozenWeights();
+  ~FrozenWeights();
+  FrozenWeights(const FrozenWeights&) = delete;
+  FrozenWeights& operator=(const FrozenWeights&) = delete;
+  // Nonzero while a session lives: a number no earlier session had (a pack from an earlier one is stale).
+  static uint64_t session();
+};
+
 // Learnable conv (Kaiming-normal fan_out init), optional bias (zero init).
 class Conv2d : public Module {
  public:
@@ -69,13 +85,23 @@ class Conv2d : public Module {
   Param weight, bias;
   // Forward writing into a caller's buffer (a channel slice with batch stride y_nstride); see NLModule.
   void forward_into(const Tensor& x, float* y, int64_t y_nstride, bool train);
+  // Inference on oneDNN's nChw16c activations (conv2d_forward_nc16_cpu): x's data in nChw16c when x_nc16 (its
+  // shape says N, C, H, W), y (numel of out_shape) written in nChw16c when y_nc16. False where it does not
+  // apply (then nothing is written): see BasicBlock::forward_eval_fused.
+  bool forward_nc16(const Tensor& x, bool x_nc16, float* y, bool y_nc16);
 
  private:
   Tensor forward_cuda(const Tensor& x, bool train);  // layers_cuda.cpp: the same layer on a cuda tensor
   Tensor backward_cuda(const Tensor& dy);
+  ConvWeightPack* weight_pack(bool train);  // the session's pack (null outside FrozenWeights)
   int C_, K_, k_, stride_, pad_, groups_;
   bool has_bias_;
   Tensor x_;
+  // The weights reordered in FrozenWeights session pack_session_. Under pack_mu_: the sample-blocked NL eval
+  // runs a block's shortcut conv on several threads at once.
+  std::mutex pack_mu_;
+  std::unique_ptr<ConvWeightPack> pack_;
+  uint64_t pack_session_ = 0;
 };
 
 class BatchNorm2d : public Module {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "host/core/check.h"
@@ -421,6 +422,51 @@ void batchnorm_eval_epilogue_cpu(const BatchNormShape& s, const float* z, int sh
     } else {
 #pragma omp simd
       for (int64_t i = 0; i < HW; ++i) yp[i] = (zp[i] - mean) * k + b;
+    }
+  }
+}
+
+void batchnorm_eval_epilogue_nc16_cpu(const BatchNormShape& s, const float* z, const float* gamma,
+                                      const float* beta, const float* running_mean, const float* running_var,
+                                      const float* res, bool relu, float* y, bool y_nc16) {
+  check_batchnorm_shape(s);
+  const int64_t N = s.N, C = s.C, HW = s.HW, CB = C / 16;
+  RF_CHECK(C % 16 == 0, "batchnorm epilogue (nChw16c): C={} is not a multiple of 16", C);
+  std::vector<float> scale(C);
+  for (int64_t c = 0; c < C; ++c)  // the same expression as batchnorm_eval_epilogue_cpu: same bits
+    scale[c] = float(double(gamma[c]) / std::sqrt(double(running_var[c]) + double(s.eps)));
+  // A task per (sample, block of 16 channels): HW x 16 values of z; 16 pixels at a time through a tile, so
+  // that an NCHW y (and res) are written and read along rows.
+#pragma omp parallel for schedule(static) if (worth_threading(N * C * HW, kParallelMin))
+  for (int64_t p = 0; p < N * CB; ++p) {
+    const int64_t n = p / CB, c0 = (p % CB) * 16;
+    const float* mean = running_mean + c0;
+    const float* k = scale.data() + c0;
+    const float* b = beta + c0;
+    const float* zp = z + p * HW * 16;
+    const float* rp = res ? res + (n * C + c0) * HW : nullptr;  // channel l's plane at rp + l * HW
+    float tile[16][16];
+    for (int64_t h0 = 0; h0 < HW; h0 += 16) {
+      const int64_t m = std::min<int64_t>(16, HW - h0);
+      for (int64_t i = 0; i < m; ++i) {
+#pragma omp simd
+        for (int l = 0; l < 16; ++l) tile[i][l] = (zp[(h0 + i) * 16 + l] - mean[l]) * k[l] + b[l];
+      }
+      if (rp)
+        for (int l = 0; l < 16; ++l)
+          for (int64_t i = 0; i < m; ++i) tile[i][l] = tile[i][l] + rp[l * HW + h0 + i];
+      if (relu)
+        for (int64_t i = 0; i < m; ++i) {
+#pragma omp simd
+          for (int l = 0; l < 16; ++l) tile[i][l] = tile[i][l] > 0.f ? tile[i][l] : 0.f;
+        }
+      if (y_nc16) {
+        for (int64_t i = 0; i < m; ++i) std::memcpy(y + (p * HW + h0 + i) * 16, tile[i], sizeof tile[i]);
+      } else {
+        float* yp = y + (n * C + c0) * HW + h0;
+        for (int l = 0; l < 16; ++l)
+          for (int64_t i = 0; i < m; ++i) yp[l * HW + i] = tile[i][l];
+      }
     }
   }
 }

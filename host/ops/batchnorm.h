@@ -76,5 +76,11 @@ void batchnorm_backward_sync_cpu(const BatchNormShape& s, const float* x, const 
 void batchnorm_eval_epilogue_cpu(const BatchNormShape& s, const float* z, int shuffle_groups, const float* gamma,
                                  const float* beta, const float* running_mean, const float* running_var,
                                  const float* res, bool relu, float* y);
+// The same epilogue (no shuffle) on z in oneDNN's nChw16c layout (host/ops/conv.h's conv2d_forward_nc16_cpu;
+// C a multiple of 16): y in nChw16c when y_nc16 (the next conv's input), else NCHW; res (may be null) NCHW.
+// The same expression per value: the bits of batchnorm_eval_epilogue_cpu on z reordered to NCHW (tested).
+void batchnorm_eval_epilogue_nc16_cpu(const BatchNormShape& s, const float* z, const float* gamma,
+                                      const float* beta, const float* running_mean, const float* running_var,
+                                      const float* res, bool relu, float* y, bool y_nc16);
 
 }  // namespace rf

@@ -65,9 +65,11 @@ ConvAlgo conv2d_cpu_algo(const Conv2dShape& s, ConvPass pass) {
   const int Cg = s.C / s.groups, Kg = s.K / s.groups, HW = s.H * s.W;
   const bool blockable = Cg % 16 == 0 && Kg % 16 == 0;  // oneDNN's blocked kernels want whole 16-blocks
   if (s.groups > 1 && Cg <= 4) {
-    // Depthwise at <= 16x16: oneDNN's jit_dw on nChw16c beats the direct kernel even paying the reorders
-    // (1.5-5x at 4x4 to 16x16, all passes but one: 0.9x for the 16x16 stride-1 weight gradient).
-    if (Cg == 1 && Kg == 1 && s.C % 16 == 0 && HW <= 256) return ConvAlgo::dnnl_blocked;
+    // Depthwise at <= 16x16: oneDNN's jit_dw on nChw16c beat the general direct kernel even paying the
+    // reorders (1.5-5x at 4x4 to 16x16, all passes but one: 0.9x for the 16x16 stride-1 weight gradient);
+    // the direct kernel's 3x3 path (conv_direct3x3.cpp) beats it at stride 1, forward and input gradient.
+    if (Cg == 1 && Kg == 1 && s.C % 16 == 0 && HW <= 256 && !(s.stride == 1 && direct3x3_applies(s, pass)))
+      return ConvAlgo::dnnl_blocked;
     return ConvAlgo::direct;
   }
   if (s.k == 1 && s.stride == 1 && s.pad == 0) {
@@ -95,11 +97,11 @@ std::string conv2d_cpu_impl_name(const Conv2dShape& s, ConvPass pass) {
 }
 
 void conv2d_forward_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* x, const float* w, const float* b,
-                             float* y, bool relu) {
+                             float* y, bool relu, ConvWeightPack* pack) {
   s.validate();
   if (a == ConvAlgo::direct) return direct_forward(s, x, w, b, y, relu);
   if (a == ConvAlgo::gemm_1x1 && gemm_applies(s)) return gemm1x1_forward(s, x, w, b, y, relu);
-  dnnl_forward(s, a == ConvAlgo::dnnl_blocked, x, w, b, y, relu);
+  dnnl_forward(s, a == ConvAlgo::dnnl_blocked, x, w, b, y, relu, pack);
 }
 
 void conv2d_backward_data_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* dy, const float* w, float* dx,
@@ -120,6 +122,20 @@ void conv2d_backward_weight_cpu_with(ConvAlgo a, const Conv2dShape& s, const flo
 
 void conv2d_forward_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
   conv2d_forward_cpu_with(conv2d_cpu_algo(s, ConvPass::forward), s, x, w, b, y, false);
+}
+void conv2d_forward_packed_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
+                               ConvWeightPack* pack) {
+  conv2d_forward_cpu_with(conv2d_cpu_algo(s, ConvPass::forward), s, x, w, b, y, false, pack);
+}
+bool conv2d_nc16_applies(const Conv2dShape& s) {
+  return s.C % 16 == 0 && s.K % 16 == 0 && s.y_nstride == 0 && s.groups == 1 && s.k > 1;
+}
+void conv2d_forward_nc16_cpu(const Conv2dShape& s, const float* x, bool x_nc16, const float* w, const float* b,
+                             float* y, bool y_nc16, ConvWeightPack* pack) {
+  s.validate();
+  RF_CHECK(conv2d_nc16_applies(s), "{}: no nChw16c path (C, K multiples of 16, ungrouped k > 1, contiguous y)",
+           s.str());
+  dnnl_forward(s, true, x, w, b, y, false, pack, x_nc16, y_nc16);
 }
 void conv2d_forward_relu_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
   conv2d_forward_cpu_with(conv2d_cpu_algo(s, ConvPass::forward), s, x, w, b, y, true);

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,35 @@ void conv2d_backward_data_cpu(const Conv2dShape& s, const float* dy, const float
 void conv2d_backward_weight_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db);
 
 // ---- additions beyond the contract above ----
+// Copies of one conv's weights in the layouts the fast path computes on, kept across forward calls by a caller
+// whose weights do not change in the meantime (inference: host/models/layers.h's FrozenWeights). Without one,
+// the dnnl_blocked path reorders the weights on every call: 35 % of ResNet-18's oneDNN time at batch 1. A pack
+// belongs to one weight tensor (its address is checked: another address empties it first); one copy per
+// layout; thread-safe. The results are the same bits with or without a pack (tests/ops/test_conv.cpp).
+class ConvWeightPack {
+ public:
+  ConvWeightPack();
+  ~ConvWeightPack();
+  ConvWeightPack(const ConvWeightPack&) = delete;
+  ConvWeightPack& operator=(const ConvWeightPack&) = delete;
+  int64_t bytes() const;  // held by the copies
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+// conv2d_forward_cpu taking its reordered weights from (or adding them to) `pack`; null: as conv2d_forward_cpu.
+void conv2d_forward_packed_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
+                               ConvWeightPack* pack);
+// oneDNN's blocked path with the caller's activations in its nChw16c layout (element (n, c, h, w) at
+// ((n * C/16 + c/16) * H * W + h * W + w) * 16 + c % 16): x_nc16 / y_nc16 say whether x / y are (else NCHW).
+// Consecutive convs (and the eval epilogues between them, host/ops/batchnorm.h) then skip the reorders of
+// their activations in and out. C and K multiples of 16, y contiguous. The bits of dnnl_blocked on NCHW.
+bool conv2d_nc16_applies(const Conv2dShape& s);
+void conv2d_forward_nc16_cpu(const Conv2dShape& s, const float* x, bool x_nc16, const float* w, const float* b,
+                             float* y, bool y_nc16, ConvWeightPack* pack);
+
 // Fused ReLU: y = max(conv(x) + b, 0), and its input gradient dx = conv^T(dy * [y > 0]) where y is the
 // forward output (y and dy both use s.y_nstride). The seeded conv (NL module branch a) is built on these.
 template <typename T>
@@ -70,7 +100,7 @@ std::string conv2d_cpu_impl_name(const Conv2dShape& s, ConvPass pass);
 
 // relu: fuse max(., 0) into the forward's output. relu_y: when not null, dy is masked by [relu_y > 0].
 void conv2d_forward_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* x, const float* w, const float* b,
-                             float* y, bool relu = false);
+                             float* y, bool relu = false, ConvWeightPack* pack = nullptr);
 void conv2d_backward_data_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* dy, const float* w,
                                    float* dx, const float* relu_y = nullptr);
 void conv2d_backward_weight_cpu_with(ConvAlgo a, const Conv2dShape& s, const float* x, const float* dy,

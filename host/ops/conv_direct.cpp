@@ -25,63 +25,6 @@ namespace {
 
 using namespace simd;
 
-#if defined(__AVX512F__)
-// The masks of a 32-float chunk of a row with rem >= 1 floats left: its two 16-float halves (m0, m1) and the
-// 16-float chunks of its even and odd pixels (me, mo).
-struct PairMasks {
-  __mmask16 m0, m1, me, mo;
-  explicit PairMasks(int rem)
-      : m0(rem >= 16 ? __mmask16(0xffff) : __mmask16((1u << rem) - 1)),
-        m1(rem >= 32 ? __mmask16(0xffff) : rem > 16 ? __mmask16((1u << (rem - 16)) - 1) : 0),
-        me(__mmask16((1u << std::min(16, (rem + 1) / 2)) - 1)),
-        mo(__mmask16((1u << std::min(16, rem / 2)) - 1)) {}
-};
-#endif
-
-// even[m] = src[2m], odd[m] = src[2m + 1] for 2m (+1) < n
-inline void deinterleave_row(float* even, float* odd, const float* src, int n) {
-  int q = 0;
-#if defined(__AVX512F__)
-  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  for (; q < n; q += 32) {
-    const PairMasks mk(n - q);
-    const __m512 v0 = _mm512_maskz_loadu_ps(mk.m0, src + q), v1 = _mm512_maskz_loadu_ps(mk.m1, src + q + 16);
-    _mm512_mask_storeu_ps(even + q / 2, mk.me, _mm512_permutex2var_ps(v0, ie, v1));
-    _mm512_mask_storeu_ps(odd + q / 2, mk.mo, _mm512_permutex2var_ps(v0, io, v1));
-  }
-#endif
-  // The portable path (ARM, SSE-only builds) and the tail. Two plain stores, not `(q % 2 ? odd : even)[q / 2]`:
-  // GCC 12's C++ front end turns that into `q % 2 ? odd[q / 2] : even[q / 2]` with one shared SAVE_EXPR for the
-  // index, which -fsanitize=shift/integer-divide-by-zero/signed-integer-overflow (all in -fsanitize=undefined)
-  // create; the SAVE_EXPR is evaluated in the first arm only, so the even pixels were written at an
-  // uninitialised index (the sanitized build's wild write; GCC warns "'q.NNN' may be used uninitialized").
-  for (; q + 1 < n; q += 2) {  // q is even here: 0, or a multiple of 32 after the AVX-512 loop
-    even[q / 2] = src[q];
-    odd[q / 2] = src[q + 1];
-  }
-  if (q < n) even[q / 2] = src[q];
-}
-// dst[2m] = even[m], dst[2m + 1] = odd[m] for 2m (+1) < n
-inline void interleave_row(float* dst, const float* even, const float* odd, int n) {
-  int q = 0;
-#if defined(__AVX512F__)
-  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  for (; q < n; q += 32) {
-    const PairMasks mk(n - q);
-    const __m512 e = _mm512_maskz_loadu_ps(mk.me, even + q / 2), o = _mm512_maskz_loadu_ps(mk.mo, odd + q / 2);
-    _mm512_mask_storeu_ps(dst + q, mk.m0, _mm512_permutex2var_ps(e, lo, o));
-    _mm512_mask_storeu_ps(dst + q + 16, mk.m1, _mm512_permutex2var_ps(e, hi, o));
-  }
-#endif
-  for (; q + 1 < n; q += 2) {  // plain loads, not `(q % 2 ? odd : even)[q / 2]`: see deinterleave_row
-    dst[q] = even[q / 2];
-    dst[q + 1] = odd[q / 2];
-  }
-  if (q < n) dst[q] = even[q / 2];
-}
-
 constexpr int kBlk = 2 * kLanes;  // pixels per inner iteration: two vector accumulators per output channel
 // Geometry of the phase planes. A stack of ns samples shares each plane (sample j at offset j*pp), so that
 // tiny planes (4x4 at stage 4: 144 MACs each) are computed in one long run instead of paying the per-plane
@@ -311,6 +254,7 @@ void direct_forward_with(const Conv2dShape& s, const float* x, GetW get_w, const
 }  // namespace
 
 void direct_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
+  if (direct3x3_applies(s, ConvPass::forward)) return direct3x3_forward(s, x, w, b, y, relu);
   const int64_t wg = s.weight_numel() / s.groups;
   direct_forward_with(s, x, [&](int g, float*) { return w + g * wg; }, b, y, relu);
 }
@@ -319,6 +263,7 @@ void direct_forward(const Conv2dShape& s, const float* x, const float* w, const 
 // pixel (i - kh/s, j - kw/s), i.e. a dy window shifted back by (kh/s)*Wq + kw/s; one phase plane of dx at
 // a time, then interleaved back into NCHW.
 void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
+  if (direct3x3_applies(s, ConvPass::backward_data)) return direct3x3_backward_data(s, dy, w, dx, relu_y);
   const Blocking bl(s);
   const Geom g(s, bl.ns);
   const int k = g.k, S = g.s;

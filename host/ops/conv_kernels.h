@@ -36,6 +36,13 @@ void direct_forward(const Conv2dShape& s, const float* x, const float* w, const 
 void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y);
 void direct_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db);
 
+// conv_direct3x3.cpp: the direct kernel's path for 3x3 / pad 1 / stride 1-2 / C/groups <= 4 (AVX-512 builds),
+// bit-identical to conv_direct.cpp's general kernel; direct_forward/direct_backward_data take it where it applies
+// (pass forward or backward_data; where it is faster, measured).
+bool direct3x3_applies(const Conv2dShape& s, ConvPass pass);
+void direct3x3_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu);
+void direct3x3_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y);
+
 // conv_gemm1x1.cpp: only for the shapes gemm_applies() accepts. shuffled: y (dy) holds the output channels after
 // a channel shuffle over the conv's groups (conv2d_forward_shuffled_cpu).
 inline bool gemm_applies(const Conv2dShape& s) { return s.k == 1 && s.stride == 1 && s.pad == 0; }
@@ -54,7 +61,7 @@ void gemm1x1_backward_weight(const Conv2dShape& s, const float* x, const float* 
 // conv_onednn.cpp: blocked = oneDNN's blocked layouts (dnnl_blocked), else the plain NCHW tensors
 std::string dnnl_impl_name(const Conv2dShape& s, ConvPass pass, bool blocked);  // creates the primitive
 void dnnl_forward(const Conv2dShape& s, bool blocked, const float* x, const float* w, const float* b, float* y,
-                  bool relu);
+                  bool relu, ConvWeightPack* pack = nullptr, bool x_nc16 = false, bool y_nc16 = false);
 void dnnl_backward_data(const Conv2dShape& s, bool blocked, const float* dy, const float* w, float* dx,
                         const float* relu_y);
 void dnnl_backward_weight(const Conv2dShape& s, bool blocked, const float* x, const float* dy, float* dw,

@@ -1,7 +1,8 @@
 // conv2d through oneDNN (ConvAlgo::dnnl_plain on the NCHW tensors, ConvAlgo::dnnl_blocked on its blocked
-// layouts with reorders in and out): the engine, one primitive per shape and pass cached for the process, and
-// per-thread scratch buffers. Checked by tests/ops/test_conv.cpp (both layouts against the reference over a
-// sweep of shapes; the primitive names it reports).
+// layouts with reorders in and out): the engine, one primitive per shape and pass cached for the process,
+// per-thread scratch buffers, and ConvWeightPack (the weights reordered once for an inference session). Checked
+// by tests/ops/test_conv.cpp (both layouts against the reference over a sweep of shapes; the primitive names it
+// reports; the same bits with a pack).
 #include <omp.h>
 
 #include <algorithm>
@@ -49,7 +50,7 @@ Scratch& scratch(int slot) {
 }
 
 struct DnnlKey {
-  int N, C, H, W, K, k, stride, pad, groups, pass, algo, nthr;
+  int N, C, H, W, K, k, stride, pad, groups, pass, algo, nthr, x_nc16, y_nc16;
   int64_t y_nstride;
   bool bias, relu;
   bool operator==(const DnnlKey& o) const { return std::memcmp(this, &o, sizeof *this) == 0; }
@@ -96,17 +97,19 @@ DnnlArg make_arg(int arg, bool out, const memory::desc& user, const memory::desc
   return a;
 }
 
+// x_nc16 / y_nc16: the caller's x / y are in nChw16c (forward only), else NCHW.
 std::shared_ptr<const DnnlConv> build_dnnl(const Conv2dShape& s, ConvPass pass, bool blocked, bool bias,
-                                           bool relu) {
+                                           bool relu, bool x_nc16, bool y_nc16) {
   auto& eng = dnnl_engine();
   const memory::dim OH = s.OH(), OW = s.OW(), G = s.groups;
   const memory::dims xd{s.N, s.C, s.H, s.W}, yd{s.N, s.K, OH, OW}, bd{s.K};
   const memory::dims wd = G == 1 ? memory::dims{s.K, s.C, s.k, s.k}
                                  : memory::dims{G, s.K / G, s.C / G, s.k, s.k};
   const auto f32 = memory::data_type::f32;
-  const memory::desc x_user(xd, f32, dtag::nchw), w_user(wd, f32, G == 1 ? dtag::oihw : dtag::goihw),
+  const memory::desc x_user(xd, f32, x_nc16 ? dtag::nChw16c : dtag::nchw), w_user(wd, f32, G == 1 ? dtag::oihw : dtag::goihw),
       b_user(bd, f32, dtag::x),
-      y_user(yd, f32, memory::dims{s.y_batch_stride(), OH * OW, OW, 1});
+      y_user = y_nc16 ? memory::desc(yd, f32, dtag::nChw16c)
+                      : memory::desc(yd, f32, memory::dims{s.y_batch_stride(), OH * OW, OW, 1});
   // The plain gemm path wants contiguous NCHW (a strided y makes oneDNN fall back to its reference loops): the
   // conv writes a contiguous temporary and a reorder copies it into the channel slice.
   const memory::desc x_any = blocked ? memory::desc(xd, f32, dtag::any) : x_user,
@@ -161,12 +164,12 @@ std::shared_ptr<const DnnlConv> build_dnnl(const Conv2dShape& s, ConvPass pass, 
 // Creating a primitive costs milliseconds (kernel generation), so each is made once per shape. oneDNN wants
 // the same thread count at creation and execution, hence the count in the key.
 std::shared_ptr<const DnnlConv> get_dnnl(const Conv2dShape& s, ConvPass pass, bool blocked, bool bias,
-                                         bool relu) {
+                                         bool relu, bool x_nc16 = false, bool y_nc16 = false) {
   DnnlKey key;
   std::memset(&key, 0, sizeof key);  // padding bytes take part in the hash and the comparison
   key.N = s.N, key.C = s.C, key.H = s.H, key.W = s.W, key.K = s.K, key.k = s.k, key.stride = s.stride;
   key.pad = s.pad, key.groups = s.groups, key.pass = int(pass), key.algo = blocked, key.nthr = omp_in_parallel() ? 1 : omp_get_max_threads();
-  key.y_nstride = s.y_batch_stride(), key.bias = bias, key.relu = relu;
+  key.y_nstride = s.y_batch_stride(), key.bias = bias, key.relu = relu, key.x_nc16 = x_nc16, key.y_nc16 = y_nc16;
   static std::mutex mu;
   static std::unordered_map<DnnlKey, std::shared_ptr<const DnnlConv>, DnnlKeyHash> cache;
   {
@@ -176,7 +179,7 @@ std::shared_ptr<const DnnlConv> get_dnnl(const Conv2dShape& s, ConvPass pass, bo
   }
   std::shared_ptr<const DnnlConv> made;
   try {
-    made = build_dnnl(s, pass, blocked, bias, relu);
+    made = build_dnnl(s, pass, blocked, bias, relu, x_nc16, y_nc16);
   } catch (const dnnl::error& e) {
     RF_FAIL("{}: oneDNN could not create the {} primitive: {} (status {})", s.str(),
             blocked ? "blocked" : "plain", e.what(), int(e.status));
@@ -185,8 +188,34 @@ std::shared_ptr<const DnnlConv> get_dnnl(const Conv2dShape& s, ConvPass pass, bo
   return cache.emplace(key, made).first->second;  // a racing thread's entry wins: same primitive
 }
 
-// ptrs[i] is the user buffer of conv.args[i].
-void run_dnnl(const DnnlConv& conv, const std::vector<void*>& ptrs) {
+}  // namespace
+}  // namespace conv_detail
+
+// The copies: the weights' address, and one buffer per primitive layout.
+struct ConvWeightPack::Impl {
+  std::mutex mu;
+  const void* weights = nullptr;
+  struct Copy {
+    dnnl::memory::desc layout;
+    std::unique_ptr<void, decltype(&std::free)> data{nullptr, &std::free};
+    size_t bytes = 0;
+  };
+  std::vector<Copy> copies;
+};
+ConvWeightPack::ConvWeightPack() : impl_(std::make_unique<Impl>()) {}
+ConvWeightPack::~ConvWeightPack() = default;
+int64_t ConvWeightPack::bytes() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  int64_t n = 0;
+  for (const auto& c : impl_->copies) n += int64_t(c.bytes);
+  return n;
+}
+
+namespace conv_detail {
+namespace {
+
+// ptrs[i] is the user buffer of conv.args[i]. With a pack, the weights' reorder runs once per layout.
+void run_dnnl(const DnnlConv& conv, const std::vector<void*>& ptrs, ConvWeightPack* pack = nullptr) {
   auto& eng = dnnl_engine();
   thread_local dnnl::stream strm(dnnl_engine());
   memory pad;
@@ -204,6 +233,24 @@ void run_dnnl(const DnnlConv& conv, const std::vector<void*>& ptrs) {
     memory user(a.user, eng, ptrs[i]);
     if (!a.reorder) {
       margs[a.arg] = user;
+      continue;
+    }
+    if (pack && a.arg == DNNL_ARG_WEIGHTS) {
+      ConvWeightPack::Impl& p = pack->impl();
+      std::lock_guard<std::mutex> lock(p.mu);
+      if (p.weights != ptrs[i]) p.copies.clear(), p.weights = ptrs[i];
+      auto it = std::find_if(p.copies.begin(), p.copies.end(), [&](const auto& c) { return c.layout == a.prim; });
+      if (it == p.copies.end()) {
+        ConvWeightPack::Impl::Copy c;
+        c.layout = a.prim, c.bytes = round_up(int64_t(a.prim.get_size()), 64);
+        c.data.reset(std::aligned_alloc(64, c.bytes));
+        RF_CHECK(c.data, "conv2d: cannot allocate {} bytes for the packed weights", c.bytes);
+        memory packed(a.prim, eng, c.data.get());
+        a.reorder.execute(strm, with_pad({{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, packed}}));
+        strm.wait();
+        it = p.copies.insert(p.copies.end(), std::move(c));
+      }
+      margs[a.arg] = memory(a.prim, eng, it->data.get());
       continue;
     }
     memory prim(a.prim, eng, scratch(1 + int(i)).get(a.prim.get_size()));
@@ -231,11 +278,13 @@ std::string dnnl_impl_name(const Conv2dShape& s, ConvPass pass, bool blocked) {
 }
 
 void dnnl_forward(const Conv2dShape& s, bool blocked, const float* x, const float* w, const float* b, float* y,
-                  bool relu) {
-  auto conv = get_dnnl(s, ConvPass::forward, blocked, b != nullptr, relu);
+                  bool relu, ConvWeightPack* pack, bool x_nc16, bool y_nc16) {
+  RF_CHECK(!(x_nc16 || y_nc16) || (s.C % 16 == 0 && s.K % 16 == 0 && !s.y_nstride),
+           "{}: nChw16c activations need C and K multiples of 16 and a contiguous y", s.str());
+  auto conv = get_dnnl(s, ConvPass::forward, blocked, b != nullptr, relu, x_nc16, y_nc16);
   std::vector<void*> ptrs{const_cast<float*>(x), const_cast<float*>(w), y};
   if (b) ptrs.push_back(const_cast<float*>(b));
-  run_dnnl(*conv, ptrs);
+  run_dnnl(*conv, ptrs, pack);
 }
 
 void dnnl_backward_data(const Conv2dShape& s, bool blocked, const float* dy, const float* w, float* dx,

@@ -142,7 +142,7 @@ void backward_range(const NLModuleShape& s, const float* x, const float* dy, con
                     const float* w_pw, float* dx, float* dw_pw, float* db_pw, float* cat, uint8_t* mask, float* tmp,
                     float* dz, Conv1x1WeightGrad* acc, int n0) {
   const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane, na = int64_t(s.C_nl) * plane;
-  const int64_t nx = int64_t(s.N) * s.C_in * s.H * s.W;
+  (void)tmp;  // no longer needed: the pools' backward adds into dx itself (nl_pools_backward_cpu)
   {
     RF_PROFILE("NL backward: rebuild branches");  // what keeping only x costs
     nl_module_branches_forward_cpu(s, x, w_seeded, cat);
@@ -189,11 +189,11 @@ void backward_range(const NLModuleShape& s, const float* x, const float* dy, con
     RF_PROFILE("NL seeded conv: input grad");
     seeded_conv_backward_data_cpu(sa, s.N, s.H, s.W, nullptr, dcat, w_seeded, dx, ns);
   }
+  // Both pools' input gradients added into dx in one pass: the bits of max_pool2d_backward_cpu into tmp, added
+  // to dx (add_forward_cpu), then mixed_avg_pool_backward_cpu likewise, as the module ran them.
   RF_PROFILE("NL pools: input grad");
-  max_pool2d_backward_cpu(max_pool_shape(s, ns), x, dcat + s.C_nl * plane, tmp);
-  add_forward_cpu(nx, dx, tmp, dx, false);
-  mixed_avg_pool_backward_cpu(mixed_pool_shape(s, ns), dcat + (s.C_nl + s.C_in) * plane, tmp);
-  add_forward_cpu(nx, dx, tmp, dx, false);
+  nl_pools_backward_cpu(max_pool_shape(s, ns), mixed_pool_shape(s, ns), x, dcat + s.C_nl * plane,
+                        dcat + (s.C_nl + s.C_in) * plane, dx);
 }
 }  // namespace
 

@@ -1,5 +1,5 @@
-// Pooling, NCHW, the fast CPU path: small planes (lanes across planes) and max pool here; the box sums
-// (average and mixed pool) and the fused NL pools in pool_box.cpp; shapes and the reference loops in
+// Pooling, NCHW, the fast CPU path: max pool here; the box sums (average and mixed pool) and the fused NL
+// pools in pool_box.cpp; small planes (lanes across planes) in pool_small.cpp; shapes and the reference loops in
 // pool_ref.cpp; what they share in pool_kernels.h. Checked by tests/ops/test_pool.cpp: fast vs reference
 // over a shape sweep (exact for max pool), reference gradients vs finite differences in double, strided
 // output slices, bad shapes.
@@ -26,6 +26,9 @@
 // - small planes (<= 64 elements, or <= 256 at stride > 1), forward: the lanes run across kLanes planes of one
 //   channel group instead of along a row (transpose in, pool, transpose out); the same separable
 //   arithmetic, so the same guarantees (bit-identical max pool, the same box-sum bound).
+// - the NL module's two pools' backward, fused (nl_pools_backward_cpu, pool_box.cpp): per plane, the max
+//   pool's gather and the mixed pool's box are added into dx in one pass; small planes lanes across
+//   planes (pool_small.cpp) with the per-plane path's exact operations, so dx is the same bits either way.
 #include "host/ops/pool.h"
 
 #include <algorithm>
@@ -41,149 +44,6 @@ namespace rf {
 namespace pool_detail {
 
 using namespace simd;
-
-// ---- small planes, lanes across planes -----------------------------------------------------------
-
-namespace {
-
-// On small planes (the 8x8 and 4x4 maps of a 32x32 network) a 16-float chunk
-// of one plane's row is mostly padding, and the per-plane set-up outweighs the work: 4x4 planes cost
-// ~5 ns per input element, 32x32 ones ~1.2. Here the 16 lanes hold 16 planes instead (consecutive
-// planes in channel-major order q = c*N + n, all of one mixed-pool group, so they share a kernel size):
-// the block is transposed to position-major order (v[i] lane l = element i of plane l), both pools run
-// as scalar code on whole vectors, and the outputs are transposed back.
-// Same arithmetic as the per-plane path: max pool separable with strict > in tap order (bit-identical to
-// the reference, first maximum kept); box sums separable, row sums then column sums over the clipped
-// window, then scale and "- x" (a tree of depth <= 2k-2: the same error bound).
-// Where measured faster (2 threads; the fused NL pools at N=64 and the separate pools at N=8): planes of
-// <= 64 elements at any stride (8x8: 2.3 -> 1.0 ms per NL module at N=64, C=256; 4x4: 2.5 -> 0.56 ms),
-// 16x16 at stride 2 (2.5 -> 0.9 ms at C=128). 16x16 at stride 1 stays per plane, where a row is one whole
-// chunk (the separate max and mixed pools were 1.4x and 1.25x faster that way; the fused pair 1.1x slower).
-// The choice depends on the shape alone, so the fused and the separate calls stay bit-identical.
-struct SmallPlanes {
-  int H = 0, W = 0, HW = 0;
-  std::vector<Lanes> in, rows, out_max, out_mix;  // position-major blocks of kLanes planes
-
-  void setup(int H_, int W_, int OH, int OW) {
-    H = H_, W = W_, HW = H * W;
-    in.resize(HW);
-    rows.resize(size_t(H) * OW);
-    out_max.resize(size_t(OH) * OW);
-    out_mix.resize(size_t(OH) * OW);
-  }
-
-  // in[i] lane l = src[l][i] for l < nl; lanes past nl are zero.
-  void gather(const float* const* src, int nl) {
-    if (nl < kLanes) std::fill(in.begin(), in.end(), Lanes{});
-    for (int l = 0; l < nl; ++l)
-      for (int i = 0; i < HW; ++i) in[i][l] = src[l][i];
-  }
-
-  static void scatter(const std::vector<Lanes>& v, int n, float* const* dst, int nl) {
-    for (int l = 0; l < nl; ++l)
-      for (int i = 0; i < n; ++i) dst[l][i] = v[i][l];
-  }
-
-  // Max pool of window k, stride s, pad p (pads never win: windows are clipped to the plane).
-  void max_pool(int k, int s, int pad, int OH, int OW) {
-    for (int i = 0; i < H; ++i)
-      for (int oj = 0; oj < OW; ++oj) {
-        const int j0 = std::max(0, oj * s - pad), j1 = std::min(W, oj * s - pad + k);
-        Lanes acc = in[i * W + j0];
-        for (int j = j0 + 1; j < j1; ++j) {
-          const Lanes v = in[i * W + j];
-          acc = v > acc ? v : acc;
-        }
-        rows[i * OW + oj] = acc;
-      }
-    for (int oi = 0; oi < OH; ++oi) {
-      const int i0 = std::max(0, oi * s - pad), i1 = std::min(H, oi * s - pad + k);
-      for (int oj = 0; oj < OW; ++oj) {
-        Lanes acc = rows[i0 * OW + oj];
-        for (int i = i0 + 1; i < i1; ++i) {
-          const Lanes v = rows[i * OW + oj];
-          acc = v > acc ? v : acc;
-        }
-        out_max[oi * OW + oj] = acc;
-      }
-    }
-  }
-
-  // scale * (box sum of window k, stride s, pad p over the zero-padded plane), minus x when sub (s = 1).
-  void box_sum(int k, int s, int pad, int OH, int OW, float scale, bool sub) {
-    for (int i = 0; i < H; ++i)
-      for (int oj = 0; oj < OW; ++oj) {
-        const int j0 = std::max(0, oj * s - pad), j1 = std::min(W, oj * s - pad + k);
-        Lanes acc = in[i * W + j0];
-        for (int j = j0 + 1; j < j1; ++j) acc += in[i * W + j];
-        rows[i * OW + oj] = acc;
-      }
-    for (int oi = 0; oi < OH; ++oi) {
-      const int i0 = std::max(0, oi * s - pad), i1 = std::min(H, oi * s - pad + k);
-      for (int oj = 0; oj < OW; ++oj) {
-        Lanes acc = rows[i0 * OW + oj];
-        for (int i = i0 + 1; i < i1; ++i) acc += rows[i * OW + oj];
-        acc *= scale;
-        if (sub) acc -= in[oi * W + oj];
-        out_mix[oi * OW + oj] = acc;
-      }
-    }
-  }
-};
-
-}  // namespace
-
-void pools_small_planes(const Pool2dShape* mp, const MixedPoolShape* mx, const float* x, float* ymax,
-                        float* ymix) {
-  const int N = mp ? mp->N : mx->N, C = mp ? mp->C : mx->C, H = mp ? mp->H : mx->H, W = mp ? mp->W : mx->W;
-  const int s = mp ? mp->stride : mx->stride;
-  const int OH = (H - 1) / s + 1, OW = (W - 1) / s + 1;  // mixed pool: pad k/2 keeps this for every k
-  const int MOH = mp ? mp->OH() : OH, MOW = mp ? mp->OW() : OW;  // the max pool's own k and pad
-  const int64_t HW = int64_t(H) * W, ybs = mp ? mp->y_batch_stride() : 0, zbs = mx ? mx->y_batch_stride() : 0;
-  // Blocks of kLanes consecutive q = c*N + n inside each mixed-pool group (one group for the max pool alone).
-  std::vector<std::pair<int64_t, int64_t>> blocks;  // [q0, q1)
-  const int groups = mx ? MixedPoolShape::kGroups : 1;
-  for (int j = 0; j < groups; ++j) {
-    const int64_t q_lo = int64_t(mx ? mx->group_begin(j) : 0) * N, q_hi = int64_t(mx ? mx->group_begin(j + 1) : C) * N;
-    for (int64_t q = q_lo; q < q_hi; q += kLanes) blocks.emplace_back(q, std::min(q_hi, q + kLanes));
-  }
-  const int64_t nb = int64_t(blocks.size());
-  const int64_t work_per_block = kLanes * (HW + int64_t(OH) * OW) * 12;
-#pragma omp parallel if (worth_threads(nb, work_per_block))
-  {
-    SmallPlanes sp;
-    sp.setup(H, W, std::max(OH, MOH), std::max(OW, MOW));
-    const float* src[kLanes];
-    float* dst[kLanes];
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < nb; ++b) {
-      const int64_t q0 = blocks[size_t(b)].first;
-      const int nl = int(blocks[size_t(b)].second - q0);
-      for (int l = 0; l < nl; ++l) {
-        const int64_t c = (q0 + l) / N, n = (q0 + l) % N;
-        src[l] = x + (n * C + c) * HW;
-      }
-      sp.gather(src, nl);
-      if (mp) {
-        sp.max_pool(mp->k, s, mp->pad, MOH, MOW);
-        for (int l = 0; l < nl; ++l) {
-          const int64_t c = (q0 + l) / N, n = (q0 + l) % N;
-          dst[l] = ymax + n * ybs + c * MOH * MOW;
-        }
-        SmallPlanes::scatter(sp.out_max, MOH * MOW, dst, nl);
-      }
-      if (mx) {
-        const int k = MixedPoolShape::group_kernel(mixed_group_of(*mx, int(q0 / N)));
-        sp.box_sum(k, s, k / 2, OH, OW, 1.f / float(k * k), s == 1);
-        for (int l = 0; l < nl; ++l) {
-          const int64_t c = (q0 + l) / N, n = (q0 + l) % N;
-          dst[l] = ymix + n * zbs + c * OH * OW;
-        }
-        SmallPlanes::scatter(sp.out_mix, OH * OW, dst, nl);
-      }
-    }
-  }
-}
 
 // ---- max pool --------------------------------------------------------------------------------------
 
@@ -301,60 +161,80 @@ void max_pool2d_forward_cpu(const Pool2dShape& s, const float* x, float* y) {
   }
 }
 
+namespace pool_detail {
+
 // Backward as a gather, so that no two lanes ever write the same dx: each output's target (the flat
 // index of its first maximum) and dy are laid out on the dilated output grid (column j = ow*s), then
 // every input pixel sums the dy of the windows covering it whose target it is, visiting them in the
 // reference's (oh, ow) order: the same additions in the same order, so dx is bit-identical to the
 // reference. k^2/s compare-and-adds per input, vectorised over input columns; the scatter it replaces
 // (dx[target] += dy) ran at ~7 cycles per output, serialised through memory where windows share a max.
+// Input column c is covered by the dilated output columns j in [c + pad - k + 1, c + pad]; stored at
+// jj = j + off with off = k - 1 - pad >= 0, so input chunk c0 reads entries [c0, c0 + kLanes + k - 1).
+void MaxBackPlane::setup(const Pool2dShape& s) {
+  sh = s;
+  OH = s.OH(), OW = s.OW();
+  off = s.k - 1 - s.pad, Wc = round_up_lanes(s.W), Lt = std::max(Wc + s.k - 1, round_up_lanes(OW) + off);
+  mp.setup(s, true);
+  // Rows of Lt >= Wl + off entries: the column pass may store a whole chunk past the last output.
+  at.assign(mp.Wl, 0);
+  target.assign(size_t(OH) * Lt, -1);  // -1: no output at this column
+  g.assign(size_t(OH) * Lt, 0.f);
+}
+
+void MaxBackPlane::prepare(const float* xp, const float* dyp) {
+  const int st = sh.stride;
+  mp.row_pass<true>(xp);
+  for (int oh = 0; oh < OH; ++oh) {
+    int32_t* tr = target.data() + int64_t(oh) * Lt + off;
+    float* gr = g.data() + int64_t(oh) * Lt + off;
+    if (st == 1) {  // the column pass writes the targets in place
+      mp.col_pass<true>(oh, tr);
+      for (int j = OW; j < mp.Wl; ++j) tr[j] = -1;  // lanes past the last output
+      copy_row(gr, dyp + int64_t(oh) * OW, OW);
+    } else {
+      mp.col_pass<true>(oh, at.data());
+      for (int ow = 0; ow < OW; ++ow) tr[ow * st] = at[ow * st], gr[ow * st] = dyp[int64_t(oh) * OW + ow];
+    }
+  }
+}
+
+Lanes MaxBackPlane::gather(int r, int c0) const {
+  const int k = sh.k, st = sh.stride, pad = sh.pad;
+  // Output rows whose windows cover input row r: oh*st - pad <= r <= oh*st - pad + k - 1.
+  const int lo = r + pad - k + 1, oh0 = std::max(0, lo <= 0 ? 0 : (lo + st - 1) / st);
+  const int oh1 = std::min(OH - 1, (r + pad) / st);
+  const LanesI me = lane_iota() + int32_t(r * sh.W + c0);
+  Lanes acc = {}, gv;
+  LanesI tv;
+  for (int oh = oh0; oh <= oh1; ++oh)
+    for (int t = 0; t < k; ++t) {  // ascending output column
+      lanes_load(tv, target.data() + int64_t(oh) * Lt + c0 + t);
+      lanes_load(gv, g.data() + int64_t(oh) * Lt + c0 + t);
+      acc = tv == me ? acc + gv : acc;
+    }
+  return acc;
+}
+
+}  // namespace pool_detail
+
 void max_pool2d_backward_cpu(const Pool2dShape& s, const float* x, const float* dy, float* dx) {
   s.validate();
-  const int OH = s.OH(), OW = s.OW(), k = s.k, st = s.stride, pad = s.pad;
+  const int OH = s.OH(), OW = s.OW(), k = s.k, st = s.stride;
   const int64_t planes = int64_t(s.N) * s.C, ybs = s.y_batch_stride(), HW = int64_t(s.H) * s.W;
   const int64_t work_per_plane = (HW + int64_t(OH) * OW) * k + HW * k * k / st;
-  // Input column c is covered by the dilated output columns j in [c + pad - k + 1, c + pad]; stored at
-  // jj = j + off with off = k - 1 - pad >= 0, so input chunk c0 reads entries [c0, c0 + kLanes + k - 1).
-  const int off = k - 1 - pad, Wc = round_up_lanes(s.W), Lt = std::max(Wc + k - 1, round_up_lanes(OW) + off);
 #pragma omp parallel if (worth_threads(planes, work_per_plane))
   {
-    MaxPlane mp;
-    mp.setup(s, true);
-    // Rows of Lt >= Wl + off entries: the column pass may store a whole chunk past the last output.
-    std::vector<int32_t> at(mp.Wl), target(size_t(OH) * Lt, -1);  // -1: no output at this column
-    std::vector<float> g(size_t(OH) * Lt, 0.f);
-    const LanesI iota = lane_iota();
+    MaxBackPlane mb;
+    mb.setup(s);
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < planes; ++p) {
       const int64_t n = p / s.C, c = p % s.C;
-      const float* dyp = dy + n * ybs + c * OH * OW;
       float* dxp = dx + p * HW;
-      mp.row_pass<true>(x + p * HW);
-      for (int oh = 0; oh < OH; ++oh) {
-        int32_t* tr = target.data() + int64_t(oh) * Lt + off;
-        float* gr = g.data() + int64_t(oh) * Lt + off;
-        if (st == 1) {  // the column pass writes the targets in place
-          mp.col_pass<true>(oh, tr);
-          for (int j = OW; j < mp.Wl; ++j) tr[j] = -1;  // lanes past the last output
-          std::memcpy(gr, dyp + int64_t(oh) * OW, sizeof(float) * OW);
-        } else {
-          mp.col_pass<true>(oh, at.data());
-          for (int ow = 0; ow < OW; ++ow) tr[ow * st] = at[ow * st], gr[ow * st] = dyp[int64_t(oh) * OW + ow];
-        }
-      }
-      for (int r = 0; r < s.H; ++r) {
-        // Output rows whose windows cover input row r: oh*st - pad <= r <= oh*st - pad + k - 1.
-        const int lo = r + pad - k + 1, oh0 = std::max(0, lo <= 0 ? 0 : (lo + st - 1) / st);
-        const int oh1 = std::min(OH - 1, (r + pad) / st);
-        for (int c0 = 0; c0 < Wc; c0 += kLanes) {
-          const LanesI me = iota + int32_t(r * s.W + c0);
-          Lanes acc = {}, gv;
-          LanesI tv;
-          for (int oh = oh0; oh <= oh1; ++oh)
-            for (int t = 0; t < k; ++t) {  // ascending output column
-              lanes_load(tv, target.data() + int64_t(oh) * Lt + c0 + t);
-              lanes_load(gv, g.data() + int64_t(oh) * Lt + c0 + t);
-              acc = tv == me ? acc + gv : acc;
-            }
+      mb.prepare(x + p * HW, dy + n * ybs + c * OH * OW);
+      for (int r = 0; r < s.H; ++r)
+        for (int c0 = 0; c0 < mb.Wc; c0 += kLanes) {
+          const Lanes acc = mb.gather(r, c0);
           float* d = dxp + int64_t(r) * s.W + c0;
           if (c0 + kLanes <= s.W) {
             lanes_store(d, acc);
@@ -364,7 +244,6 @@ void max_pool2d_backward_cpu(const Pool2dShape& s, const float* x, const float* 
             for (int j = 0; j < s.W - c0; ++j) d[j] = tmp[j];
           }
         }
-      }
     }
   }
 }

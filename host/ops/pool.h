@@ -60,5 +60,10 @@ void mixed_avg_pool_backward_cpu(const MixedPoolShape& s, const float* dy, float
 // the two separate calls.
 void nl_pools_forward_cpu(const Pool2dShape& mp, const MixedPoolShape& mx, const float* x, float* ymax,
                           float* ymix);
+// Backward of both: dx += max_pool2d_backward(mp, x, dymax) + mixed_avg_pool_backward(mx, dymix), in one pass
+// per plane that writes dx once. Bit-identical to the two separate backward calls into a scratch, each
+// added to dx with add_forward_cpu, max pool first: dx = (dx + dmax) + dmix.
+void nl_pools_backward_cpu(const Pool2dShape& mp, const MixedPoolShape& mx, const float* x, const float* dymax,
+                           const float* dymix, float* dx);
 
 }  // namespace rf

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "host/core/parallel.h"
+#include "host/core/simd.h"
 #include "host/ops/pool.h"
 
 namespace rf::pool_detail {
@@ -46,5 +47,25 @@ struct MaxPlane {
   // The forward of plane xp into yp (OH x OW): the plane loop of max_pool2d_forward_cpu and the fused NL pools.
   void forward(const float* xp, float* yp);
 };
+
+// pool.cpp: one thread's max-pool backward of one (n, c) plane at a time, as a gather (see
+// max_pool2d_backward_cpu): prepare() finds every window's first maximum and lays dy out by it, then
+// gather(r, c0) is the gradient of input row r, columns [c0, c0 + kLanes), bit-identical to the reference's
+// (the lanes past W hold garbage, not to be stored). Used by max_pool2d_backward_cpu and the fused NL pools.
+struct MaxBackPlane {
+  Pool2dShape sh;
+  int OH = 0, OW = 0, off = 0, Wc = 0, Lt = 0;  // Wc: W rounded up to whole chunks
+  MaxPlane mp;
+  std::vector<int32_t> at, target;
+  std::vector<float> g;
+
+  void setup(const Pool2dShape& s);
+  void prepare(const float* xp, const float* dyp);
+  simd::Lanes gather(int r, int c0) const;
+};
+
+// pool_small.cpp: the fused NL pools' backward on small planes (nl_pools_backward_cpu), lanes across planes.
+void nl_pools_backward_small_planes(const Pool2dShape& mp, const MixedPoolShape& mx, const float* x,
+                                    const float* dymax, const float* dymix, float* dx);
 
 }  // namespace rf::pool_detail

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "host/core/philox.h"
+#include "host/models/layers.h"
 #include "host/models/model.h"
 #include "host/ops/loss.h"
 #include "testing.h"
@@ -204,6 +205,41 @@ TEST(Models, SampleBlockedEvalEqualsUnblockedBitForBit) {
 }
 
 // The fused inference epilogue (shuffle + BN + add + ReLU in one pass) equals the op-by-op sequence bit for bit.
+// FrozenWeights (an inference session): the same bits as outside one, forward after forward; a training
+// forward inside one throws; weights changed after a session are seen by the next (the packs are per session).
+TEST(Models, FrozenWeightsSessionGivesTheSameBits) {
+  for (const char* text : {"resnet18", "nl-resnet18:cnl=dw"}) {
+    SCOPED_TRACE(text);
+    Model m(ModelConfig::parse(text));
+    for (int N : {1, 2, 8}) {  // 8: NL blocks run sample blocks on several threads (one shortcut conv shared)
+      Tensor x = random_tensor(Shape{N, 3, 16, 16}, 3);
+      Tensor ref = m.forward(x, false);
+      FrozenWeights frozen;
+      for (int rep = 0; rep < 3; ++rep) {
+        Tensor got = m.forward(x, false);
+        ASSERT_EQ(0, std::memcmp(ref.f32(), got.f32(), ref.nbytes()));
+      }
+      rf::testing::expect_error([&] { m.forward(x, true); }, {"inside a FrozenWeights session"});
+    }
+    Tensor x = random_tensor(Shape{1, 3, 16, 16}, 4);
+    Tensor before;
+    {
+      FrozenWeights frozen;
+      before = m.forward(x, false);
+    }
+    for (Param* p : m.params(ParamKind::learnable))
+      for (int64_t i = 0; i < p->value.numel(); ++i) p->value.f32()[i] *= 0.5f;
+    Tensor got;
+    {
+      FrozenWeights frozen;  // the layers still hold the first session's packs: they must not be used
+      got = m.forward(x, false);
+    }
+    Tensor want = m.forward(x, false);
+    ASSERT_EQ(0, std::memcmp(want.f32(), got.f32(), want.nbytes()));
+    EXPECT_NE(0, std::memcmp(before.f32(), got.f32(), got.nbytes()));
+  }
+}
+
 TEST(Models, FusedEvalEqualsUnfusedBitForBit) {
   for (const char* text : {"resnet18", "nl-resnet18:cnl=dw", "nl-resnet18:cnl=768", "nl-resnet18:cnl=dw,shuffle=off"}) {
     SCOPED_TRACE(text);

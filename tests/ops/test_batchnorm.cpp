@@ -2,6 +2,7 @@
 // gradients of the double reference, hand cases for the running stats and eval mode, normalised train output,
 // numerical robustness with a large per-channel offset, shape validation, and the train ops with the residual
 // add / ReLU fused against the unfused chain bit for bit.
+#include <cstring>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -336,6 +337,40 @@ TEST(BatchNorm, FusedResidualReluMatchesUnfusedChainBitForBit) {
         EXPECT_EQ(db, db0);
       }
   }
+}
+
+// The epilogue on nChw16c activations: the bits of the NCHW epilogue on the same values, with either output
+// layout, residual or not, ReLU or not, plane sizes that are and are not multiples of 16.
+TEST(BatchNormEpilogue, Nc16EqualsNchwBitForBit) {
+  for (int HW : {1, 9, 16, 33, 64})
+    for (bool res : {false, true})
+      for (bool relu : {false, true})
+        for (bool y_nc16 : {false, true}) {
+          const int N = 2, C = 32, CB = C / 16;
+          SCOPED_TRACE(::testing::Message() << "HW=" << HW << " res=" << res << " relu=" << relu << " y_nc16=" << y_nc16);
+          rf::BatchNormShape s{N, C, HW};
+          auto z = rf::testing::random_vec<float>(N * C * HW, 11), r = rf::testing::random_vec<float>(N * C * HW, 12);
+          auto g = rf::testing::random_vec<float>(C, 13), b = rf::testing::random_vec<float>(C, 14);
+          auto m = rf::testing::random_vec<float>(C, 15), v = rf::testing::random_vec<float>(C, 16, 0.5, 2.0);
+          auto nc16 = [&](int64_t n, int64_t c, int64_t i) { return ((n * CB + c / 16) * HW + i) * 16 + c % 16; };
+          std::vector<float> zb(z.size()), want(z.size()), got(z.size()), got_nchw(z.size());
+          for (int n = 0; n < N; ++n)
+            for (int c = 0; c < C; ++c)
+              for (int i = 0; i < HW; ++i) zb[nc16(n, c, i)] = z[(n * C + c) * HW + i];
+          rf::batchnorm_eval_epilogue_cpu(s, z.data(), 1, g.data(), b.data(), m.data(), v.data(),
+                                          res ? r.data() : nullptr, relu, want.data());
+          rf::batchnorm_eval_epilogue_nc16_cpu(s, zb.data(), g.data(), b.data(), m.data(), v.data(),
+                                               res ? r.data() : nullptr, relu, got.data(), y_nc16);
+          for (int n = 0; n < N; ++n)
+            for (int c = 0; c < C; ++c)
+              for (int i = 0; i < HW; ++i)
+                got_nchw[(n * C + c) * HW + i] = y_nc16 ? got[nc16(n, c, i)] : got[(n * C + c) * HW + i];
+          ASSERT_EQ(0, std::memcmp(got_nchw.data(), want.data(), want.size() * sizeof(float)));
+        }
+  std::vector<float> p(16 * 4);
+  EXPECT_THROW(rf::batchnorm_eval_epilogue_nc16_cpu(rf::BatchNormShape{1, 8, 4}, p.data(), p.data(), p.data(),
+                                                     p.data(), p.data(), nullptr, false, p.data(), true),
+               rf::Error);
 }
 
 // Synchronised BN (--sync-bn) in a world of one process (the sum adds nothing): the plain train ops' results up to

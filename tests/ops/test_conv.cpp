@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -151,6 +152,87 @@ TEST(Conv2d, ForwardAllAlgorithmsMatchReference) {
     }
   }
   EXPECT_GT(checked, 600);
+}
+
+// ConvWeightPack: the forward with packed weights gives the bits of the forward without, on every algorithm,
+// call after call; the blocked path packs its weights (once per layout); a pack given other weights (another
+// address) drops the old copies and computes with the new weights.
+TEST(Conv2d, PackedWeightsGiveTheSameBits) {
+  int packed = 0;
+  for (const Case& c : sweep()) {
+    SCOPED_TRACE(c.str());
+    const Conv2dShape& s = c.s;
+    auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 1);
+    auto w = random_vec<float>(size_t(s.weight_numel()), 2), w2 = random_vec<float>(size_t(s.weight_numel()), 4);
+    auto b = random_vec<float>(size_t(s.K), 3);
+    const float* bp = c.bias ? b.data() : nullptr;
+    for (ConvAlgo a : kAlgos) {
+      SCOPED_TRACE(conv_algo_name(a));
+      ConvWeightPack pack;
+      std::vector<int64_t> held;
+      for (const auto* wp : {&w, &w, &w2}) {
+        YBuf want = make_y(c, false, 0), got = make_y(c, false, 0);
+        conv2d_forward_cpu_with(a, s, x.data(), wp->data(), bp, want.y());
+        conv2d_forward_cpu_with(a, s, x.data(), wp->data(), bp, got.y(), false, &pack);
+        ASSERT_EQ(0, std::memcmp(got.all.data(), want.all.data(), got.all.size() * sizeof(float)));
+        held.push_back(pack.bytes());
+      }
+      if (a == ConvAlgo::dnnl_blocked && held[0] > 0) {  // 0: oneDNN computes on the plain layout here
+        EXPECT_GE(held[0], int64_t(s.weight_numel() * sizeof(float)));
+        EXPECT_EQ(held[0], held[1]);  // one copy per layout, reused
+        EXPECT_EQ(held[0], held[2]);  // the new weights replaced the old copy
+        ++packed;
+      } else if (a == ConvAlgo::dnnl_blocked) {
+        EXPECT_EQ(0, held[1] + held[2]);
+      } else {
+        EXPECT_EQ(0, pack.bytes());  // the other paths compute on the caller's weights
+      }
+    }
+    YBuf want = make_y(c, false, 0), got = make_y(c, false, 0);
+    ConvWeightPack pack;
+    conv2d_forward_cpu(s, x.data(), w.data(), bp, want.y());
+    conv2d_forward_packed_cpu(s, x.data(), w.data(), bp, got.y(), &pack);
+    ASSERT_EQ(0, std::memcmp(got.all.data(), want.all.data(), got.all.size() * sizeof(float)));
+  }
+  EXPECT_GT(packed, 20);
+}
+
+// The nChw16c path: with x and/or y in nChw16c, the bits of dnnl_blocked on NCHW tensors.
+TEST(Conv2d, Nc16ActivationsGiveTheBitsOfTheBlockedPath) {
+  auto to_nc16 = [](const std::vector<float>& a, int N, int C, int HW) {
+    std::vector<float> b(a.size());
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c)
+        for (int i = 0; i < HW; ++i) b[((int64_t(n) * (C / 16) + c / 16) * HW + i) * 16 + c % 16] = a[(int64_t(n) * C + c) * HW + i];
+    return b;
+  };
+  int checked = 0;
+  for (auto [N, C, H, K, stride] : std::vector<std::array<int, 5>>{
+           {1, 16, 5, 32, 1}, {2, 32, 8, 16, 2}, {3, 64, 7, 64, 1}, {1, 128, 4, 128, 1}, {2, 16, 9, 48, 2}}) {
+    Conv2dShape s;
+    s.N = N, s.C = C, s.H = s.W = H, s.K = K, s.k = 3, s.stride = stride, s.pad = 1;
+    SCOPED_TRACE(s.str());
+    ASSERT_TRUE(conv2d_nc16_applies(s));
+    const int HWo = s.OH() * s.OW();
+    auto x = random_vec<float>(size_t(N) * C * H * H, 5), w = random_vec<float>(size_t(s.weight_numel()), 6);
+    std::vector<float> want(size_t(N) * K * HWo);
+    conv2d_forward_cpu_with(ConvAlgo::dnnl_blocked, s, x.data(), w.data(), nullptr, want.data());
+    const auto xb = to_nc16(x, N, C, H * H), want_b = to_nc16(want, N, K, HWo);
+    ConvWeightPack pack;
+    for (bool x_nc16 : {false, true})
+      for (bool y_nc16 : {false, true}) {
+        std::vector<float> got(want.size());
+        conv2d_forward_nc16_cpu(s, x_nc16 ? xb.data() : x.data(), x_nc16, w.data(), nullptr, got.data(), y_nc16,
+                                &pack);
+        ASSERT_EQ(0, std::memcmp(got.data(), (y_nc16 ? want_b : want).data(), got.size() * sizeof(float)));
+        ++checked;
+      }
+  }
+  EXPECT_EQ(checked, 20);
+  Conv2dShape bad;
+  bad.N = 1, bad.C = 8, bad.H = bad.W = 4, bad.K = 16, bad.k = 3, bad.pad = 1;
+  std::vector<float> p(4096);
+  EXPECT_THROW(conv2d_forward_nc16_cpu(bad, p.data(), true, p.data(), nullptr, p.data(), true, nullptr), Error);
 }
 
 TEST(Conv2d, BackwardDataAllAlgorithmsMatchReference) {
@@ -399,6 +481,61 @@ TEST(Conv2d, DirectKernelIsDeterministicAndFnVariantMatches) {
   EXPECT_EQ(0, std::memcmp(db1.data(), db2.data(), db1.size() * sizeof(float)));
 }
 
+// The direct kernel's 3x3 / pad-1 path (conv_direct3x3.cpp, AVX-512 builds; elsewhere this checks the general
+// kernel again): sizes 1..33 (planes of 1 to 70 16-lane chunks, ragged ones too), strides 1 and 2, C/groups
+// 1..4, K/groups 1..12, groups enough for its blocks of 8, a strided y slice, bias, fused ReLU; batch sizes
+// chosen so that its rule (direct3x3_applies) takes it. Forward bit for bit against the general kernel (the
+// fn variant always runs that one) and within tolerance against the reference; input gradient (plain and
+// ReLU-masked) against the reference. ~1 s.
+TEST(Conv2d, Direct3x3PathMatchesGeneralKernelAndReference) {
+  struct Grp { int Cg, Kg, groups; };
+  const Grp grps[] = {{1, 1, 19}, {1, 2, 9}, {1, 3, 7}, {1, 8, 3}, {1, 12, 3},
+                      {2, 1, 5},  {2, 3, 5}, {3, 5, 2}, {4, 2, 3}};
+  const int sizes[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31, 33};
+  int n_case = 0;
+  for (int H : sizes)
+    for (int stride : {1, 2})
+      for (const Grp& gr : grps) {
+        const int W = H + (H % 3 == 0), HW = H * W;
+        if (HW > 256 && gr.groups * gr.Kg > 24) continue;  // keep it fast: big planes with few channels
+        const int N = HW <= 256 ? 2 : stride == 1 ? 4 : 1;
+        const Case c = make_case(N, gr.Cg * gr.groups, H, W, gr.Kg * gr.groups, 3, stride, 1, gr.groups,
+                                 n_case % 3 == 0, n_case % 2 ? 3 : 0);
+        ++n_case;
+        SCOPED_TRACE(c.str());
+        const Conv2dShape& s = c.s;
+        auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 71);
+        auto w = random_vec<float>(size_t(s.weight_numel()), 72);
+        auto b = random_vec<float>(size_t(s.K), 73);
+        const float* bp = c.bias ? b.data() : nullptr;
+        const bool relu = n_case % 4 < 2;
+        YBuf ref = make_y(c, false, 0), got = make_y(c, false, 0), gen = make_y(c, false, 0);
+        (relu ? conv2d_forward_relu_ref<float> : conv2d_forward_ref<float>)(s, x.data(), w.data(), bp, ref.y());
+        conv2d_forward_cpu_with(ConvAlgo::direct, s, x.data(), w.data(), bp, got.y(), relu);
+        const int64_t wg = s.weight_numel() / s.groups;
+        conv2d_forward_direct_cpu_fn(
+            s, x.data(), [&](int g, float* wout) { std::copy(w.data() + g * wg, w.data() + (g + 1) * wg, wout); }, bp,
+            gen.y(), relu);
+        const std::vector<float> gs = slice_of(c, got), es = slice_of(c, gen);
+        EXPECT_EQ(0, std::memcmp(gs.data(), es.data(), gs.size() * sizeof(float))) << "forward not bit-identical";
+        EXPECT_TRUE(all_close(gs, slice_of(c, ref), atol_for(int64_t(gr.Cg) * 9), 1e-5, "y"));
+        EXPECT_TRUE(untouched(c, got));
+        // Input gradient: dy and the mask's y (the output above) live in the same strided slice.
+        YBuf dyb = make_y(c, true, 74);
+        const size_t nx = size_t(s.N) * s.C * s.H * s.W;
+        std::vector<float> dx(nx, kSentinel), dx_ref(nx);
+        const double atol = atol_for(int64_t(gr.Kg) * 9);
+        conv2d_backward_data_cpu_with(ConvAlgo::direct, s, dyb.y(), w.data(), dx.data());
+        conv2d_backward_data_ref<float>(s, dyb.y(), w.data(), dx_ref.data());
+        EXPECT_TRUE(all_close(dx, dx_ref, atol, 1e-5, "dx"));
+        std::fill(dx.begin(), dx.end(), kSentinel);
+        conv2d_backward_data_cpu_with(ConvAlgo::direct, s, dyb.y(), w.data(), dx.data(), got.y());
+        conv2d_backward_data_relu_ref<float>(s, got.y(), dyb.y(), w.data(), dx_ref.data());
+        EXPECT_TRUE(all_close(dx, dx_ref, atol, 1e-5, "dx (relu-masked)"));
+      }
+  EXPECT_GT(n_case, 200);
+}
+
 // The direct kernel's work split depends on the thread count; its forward and input gradient must not.
 TEST(Conv2d, DirectKernelIndependentOfThreadCount) {
   const Case c = make_case(7, 16, 12, 10, 32, 3, 2, 1, 8, false, 0);
@@ -431,7 +568,13 @@ TEST(Conv2d, DispatchPicksTheMeasuredAlgorithm) {
   };
   EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(64, 32, 64, 3, 1, 64), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(512, 4, 768, 3, 1, 256), ConvPass::backward_data));
+  EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(256, 8, 256, 3, 2, 256), ConvPass::forward));
+#if defined(__AVX512F__)  // the direct kernel's 3x3 path (conv_direct3x3.cpp) beats oneDNN's jit_dw at stride 1
+  EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(512, 4, 512, 3, 1, 512), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(128, 16, 128, 3, 1, 128), ConvPass::backward_data));
+#else
   EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(512, 4, 512, 3, 1, 512), ConvPass::forward));
+#endif
   EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(64, 32, 64, 3, 1, 1), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(3, 32, 64, 3, 1, 1), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(192, 32, 64, 1, 1, 4), ConvPass::forward));

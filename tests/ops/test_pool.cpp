@@ -579,6 +579,56 @@ TEST(NLPools, FusedEqualsSeparateCallsBitForBit) {
   EXPECT_THROW(rf::nl_pools_forward_cpu(mp, mx, x.data(), y.data(), y.data()), rf::Error);
 }
 
+// nl_pools_backward_cpu must give the bits of the module's separate calls (max pool backward into a scratch,
+// added to dx; mixed pool backward into the scratch, added to dx; test_nl_module.cpp checks the module with
+// add_forward_cpu itself) over a sweep of plane sizes 1..33 (small
+// planes go lanes across planes, the others per plane), strides 1-3, odd channel counts, inputs with ties
+// and signed zeros, dy read from slices of a concat buffer; it writes dx only, and rejects mismatched shapes.
+TEST(NLPools, FusedBackwardEqualsSeparateCallsBitForBit) {
+  const int sizes[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 23, 32, 33};
+  const int Cs[] = {5, 7, 13, 21, 64};
+  int i = 0;
+  for (int H : sizes)
+    for (int W : {H, H % 2 ? H + 3 : H - 1})
+      for (int stride = 1; stride <= 3; ++stride) {
+        if (W < 1) continue;
+        const int N = 1 + i % 3, C = Cs[i % 5];
+        ++i;
+        if (H * W > 300 && C > 13) continue;  // keep the sweep to seconds
+        Pool2dShape mp;
+        mp.N = N, mp.C = C, mp.H = H, mp.W = W, mp.k = 3, mp.stride = stride, mp.pad = 1;
+        MixedPoolShape mx;
+        mx.N = N, mx.C = C, mx.H = H, mx.W = W, mx.stride = stride;
+        SCOPED_TRACE(mp.str() + " " + mx.str());
+        const int64_t plane = int64_t(mp.OH()) * mp.OW(), lead = 2 * plane, ns = lead + 2 * int64_t(C) * plane + 3;
+        mp.y_nstride = mx.y_nstride = ns;
+        const int64_t nx = int64_t(N) * C * H * W;
+        auto x = random_vec<float>(size_t(nx), 77 + uint32_t(i));
+        // Ties (values on a coarse grid) in every other case, and some signed zeros.
+        if (i % 2)
+          for (float& v : x) v = std::round(v * 2.f) * 0.5f;
+        for (size_t j = 0; j < x.size(); j += 7) x[j] = j % 2 ? -0.f : 0.f;
+        auto cat = random_vec<float>(size_t(N * ns), 99 + uint32_t(i));
+        const float* dymax = cat.data() + lead;
+        const float* dymix = cat.data() + lead + int64_t(C) * plane;
+        auto dx0 = random_vec<float>(size_t(nx), 55 + uint32_t(i));
+        std::vector<float> sep = dx0, fused = dx0, tmp(static_cast<size_t>(nx));
+        rf::max_pool2d_backward_cpu(mp, x.data(), dymax, tmp.data());
+        for (int64_t j = 0; j < nx; ++j) sep[j] = sep[j] + tmp[j];  // add_forward_cpu's arithmetic
+        rf::mixed_avg_pool_backward_cpu(mx, dymix, tmp.data());
+        for (int64_t j = 0; j < nx; ++j) sep[j] = sep[j] + tmp[j];
+        rf::nl_pools_backward_cpu(mp, mx, x.data(), dymax, dymix, fused.data());
+        ASSERT_EQ(0, std::memcmp(sep.data(), fused.data(), sizeof(float) * sep.size()));
+      }
+  EXPECT_GT(i, 80);
+  Pool2dShape mp;
+  mp.N = 2, mp.C = 10, mp.H = 8, mp.W = 8;
+  MixedPoolShape mx;
+  mx.N = 2, mx.C = 10, mx.H = 8, mx.W = 8, mx.stride = 2;
+  std::vector<float> x(2 * 10 * 8 * 8), y(2 * 10 * 8 * 8 * 2);
+  EXPECT_THROW(rf::nl_pools_backward_cpu(mp, mx, x.data(), y.data(), y.data(), x.data()), rf::Error);
+}
+
 // ---- bad shapes ----------------------------------------------------------------------------------
 
 TEST(PoolShapes, BadShapesThrow) {
