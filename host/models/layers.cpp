@@ -427,10 +427,10 @@ Tensor NLModule::backward(const Tensor& dy) {
   Tensor mask = need_mask ? Tensor::empty(Shape{chunk, C_nl_, s.OH(), s.OW()}, DType::u8) : Tensor();
   const bool need_dz = shuffle_ && !nl_module_folds_shuffle(s);
   Tensor dz = need_dz ? Tensor::empty(Shape{chunk, C_out_, s.OH(), s.OW()}) : Tensor();
-  Tensor dx = Tensor::empty(x_.shape()), tmp = Tensor::empty(Shape{chunk, C_in_, s.H, s.W});
+  Tensor dx = Tensor::empty(x_.shape());
   nl_module_backward_cpu(s, chunk, x_.f32(), dy.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(), dx.f32(),
                          pw_.weight.grad.f32(), pw_.bias.grad.f32(), cat.f32(),
-                         need_mask ? mask.data<uint8_t>() : nullptr, tmp.f32(), need_dz ? dz.f32() : nullptr);
+                         need_mask ? mask.data<uint8_t>() : nullptr, need_dz ? dz.f32() : nullptr);
   return dx;
 }
 

@@ -139,10 +139,9 @@ namespace {
 // nl_module_backward_cpu on one range of samples (s.N of them); dW accumulates into acc, or, without it, the
 // 1x1 conv's weight gradient is computed here on all of s.N.
 void backward_range(const NLModuleShape& s, const float* x, const float* dy, const float* w_seeded,
-                    const float* w_pw, float* dx, float* dw_pw, float* db_pw, float* cat, uint8_t* mask, float* tmp,
+                    const float* w_pw, float* dx, float* dw_pw, float* db_pw, float* cat, uint8_t* mask,
                     float* dz, Conv1x1WeightGrad* acc, int n0) {
   const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane, na = int64_t(s.C_nl) * plane;
-  (void)tmp;  // no longer needed: the pools' backward adds into dx itself (nl_pools_backward_cpu)
   {
     RF_PROFILE("NL backward: rebuild branches");  // what keeping only x costs
     nl_module_branches_forward_cpu(s, x, w_seeded, cat);
@@ -206,7 +205,7 @@ int nl_module_backward_chunk(const NLModuleShape& s, int64_t max_cat_bytes) {
 
 void nl_module_backward_cpu(const NLModuleShape& s, int chunk, const float* x, const float* dy,
                             const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
-                            float* cat, uint8_t* mask, float* tmp, float* dz) {
+                            float* cat, uint8_t* mask, float* dz) {
   s.validate();
   RF_CHECK(!s.shuffle || nl_module_folds_shuffle(s) || dz,
            "{}: nl_module_backward_cpu needs the scratch dz when the shuffle is on", s.str());
@@ -221,7 +220,7 @@ void nl_module_backward_cpu(const NLModuleShape& s, int chunk, const float* x, c
     NLModuleShape r = s;
     r.N = std::min(chunk, s.N - n0);
     backward_range(r, x + n0 * per_x, dy + n0 * per_y, w_seeded, w_pw, dx + n0 * per_x, dw_pw, db_pw, cat, mask,
-                   tmp, dz, acc ? &*acc : nullptr, n0);
+                   dz, acc ? &*acc : nullptr, n0);
   }
   if (acc) acc->finish(dw_pw, db_pw);
 }

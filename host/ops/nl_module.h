@@ -60,13 +60,12 @@ void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* 
 // the 1x1 weight gradient is summed range by range (Conv1x1WeightGrad: the bits of one call on all N).
 // Scratch for `chunk` samples: cat (chunk * C_cat * OH * OW floats); mask (chunk * C_nl * OH * OW bytes:
 // branch a's ReLU mask, taken before cat is overwritten; unused, may be null, where the 1x1 input gradient masks
-// in place: conv1x1_backward_data_inplace_applies(s.pointwise_shape())); tmp (unused since the pools' backward
-// is fused, may be null); dz (chunk * C_out * OH * OW floats, when s.shuffle and not nl_module_folds_shuffle(s);
+// in place: conv1x1_backward_data_inplace_applies(s.pointwise_shape())); dz (chunk * C_out * OH * OW floats, when s.shuffle and not nl_module_folds_shuffle(s);
 // else unused, may be null). The same bits as the fast ops on a kept concat (tests/ops/test_nl_module.cpp), for
 // every chunk.
 void nl_module_backward_cpu(const NLModuleShape& s, int chunk, const float* x, const float* dy,
                             const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
-                            float* cat, uint8_t* mask, float* tmp, float* dz = nullptr);
+                            float* cat, uint8_t* mask, float* dz = nullptr);
 // The chunk for nl_module_backward_cpu whose concat scratch fits max_cat_bytes (at least 1 sample); N where
 // the 1x1 weight gradient has no range-by-range path (Conv1x1WeightGrad::applies) or all of cat fits.
 int nl_module_backward_chunk(const NLModuleShape& s, int64_t max_cat_bytes);

@@ -130,10 +130,10 @@ TEST(NLModule, BackwardMatchesReference) {
     rf::nl_module_backward_ref<float>(s, in.x.data(), in.cat.data(), dy.data(), in.ws.data(), in.w_pw.data(),
                                       dx_ref.data(), dw_ref.data(), db_ref.data());
     std::vector<float> dx(dx_ref.size(), 7.f), dw(dw_ref.size(), 7.f), db(db_ref.size(), 7.f);
-    std::vector<float> cat(in.cat.size(), 7.f), tmp(in.x.size()), dz(in.y.size());
+    std::vector<float> cat(in.cat.size(), 7.f), dz(in.y.size());
     std::vector<uint8_t> mask(size_t(s.N) * s.C_nl * s.OH() * s.OW());
     rf::nl_module_backward_cpu(s, s.N, in.x.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(), dw.data(),
-                               db.data(), cat.data(), mask.data(), tmp.data(), dz.data());
+                               db.data(), cat.data(), mask.data(), dz.data());
     EXPECT_TRUE(all_close(dx, dx_ref, 1e-4, 1e-4, "dx"));
     EXPECT_TRUE(all_close(dw, dw_ref, 1e-3, 1e-4, "dw_pw"));
     EXPECT_TRUE(all_close(db, db_ref, 1e-3, 1e-4, "db_pw"));
@@ -177,11 +177,11 @@ TEST(NLModule, BackwardEqualsOpByOpOnKeptConcat) {
     for (int chunk : chunks) {
       SCOPED_TRACE(fmt::format("chunk={}", chunk));
       std::vector<float> dx(dx0.size(), 7.f), dw(dw0.size(), 7.f), db(db0.size(), 7.f);
-      std::vector<float> scratch(size_t(chunk) * s.C_cat() * plane, 7.f), t(size_t(chunk) * s.C_in * s.H * s.W);
+      std::vector<float> scratch(size_t(chunk) * s.C_cat() * plane, 7.f);
       std::vector<float> dzc(size_t(chunk) * s.C_out * plane);
       std::vector<uint8_t> mask(size_t(chunk) * s.C_nl * plane);
       rf::nl_module_backward_cpu(s, chunk, in.x.data(), dy.data(), in.ws.data(), in.w_pw.data(), dx.data(),
-                                 dw.data(), db.data(), scratch.data(), mask.data(), t.data(),
+                                 dw.data(), db.data(), scratch.data(), mask.data(),
                                  rf::nl_module_folds_shuffle(s) ? nullptr : dzc.data());
       EXPECT_EQ(dx, dx0);
       EXPECT_EQ(dw, dw0);
@@ -231,8 +231,8 @@ TEST(NLModule, BadShapesThrow) {
   // With the shuffle on the fast path needs its scratch.
   EXPECT_THROW(rf::nl_module_forward_cpu(ok, &d, &d, &d, &d, &d, &d, nullptr), rf::Error);
   uint8_t m = 0;
-  EXPECT_THROW(rf::nl_module_backward_cpu(ok, 1, &d, &d, &d, &d, &d, &d, &d, &d, &m, &d, nullptr), rf::Error);
-  EXPECT_THROW(rf::nl_module_backward_cpu(ok, 0, &d, &d, &d, &d, &d, &d, &d, &d, &m, &d, &d), rf::Error);  // chunk 0
+  EXPECT_THROW(rf::nl_module_backward_cpu(ok, 1, &d, &d, &d, &d, &d, &d, &d, &d, &m, nullptr), rf::Error);
+  EXPECT_THROW(rf::nl_module_backward_cpu(ok, 0, &d, &d, &d, &d, &d, &d, &d, &d, &m, &d), rf::Error);  // chunk 0
   EXPECT_EQ(ok.seeded_spec().groups, 16);
   EXPECT_EQ((NLModuleShape{1, 512, 4, 4, 512, 1, 768, 4, true, 1}.seeded_spec().groups), 256);
 }
