@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -180,6 +181,25 @@ inline void interleave_row(float* dst, const float* even, const float* odd, int 
     dst[q + 1] = odd[q / 2];
   }
   if (q < n) dst[q] = even[q / 2];
+}
+
+// r[0..kLanes) as a kLanes x kLanes matrix, transposed in registers. One stage of the transpose: rows a and b (d apart) swap their off-diagonal d-blocks;
+// the stages d = 1, 2, 4, ... < kLanes transpose the square (4 x 16 shuffles at 16 lanes, against 256
+// scalar moves, which were most of the time of a small-plane pool block). Used by host/ops/pool_small.cpp and
+// batchnorm.cpp's nChw16c epilogue.
+template <int d, size_t... I>
+inline void butterfly(Lanes& a, Lanes& b, std::index_sequence<I...>) {
+  const Lanes na = __builtin_shufflevector(a, b, ((I & d) == 0 ? int(I) : kLanes + int(I) - d)...);
+  const Lanes nb = __builtin_shufflevector(a, b, ((I & d) == 0 ? int(I) + d : kLanes + int(I))...);
+  a = na, b = nb;
+}
+template <int d = 1>
+inline void transpose(Lanes* r) {
+  if constexpr (d < kLanes) {
+    for (int i = 0; i < kLanes; ++i)
+      if (!(i & d)) butterfly<d>(r[i], r[i + d], std::make_index_sequence<kLanes>{});
+    transpose<2 * d>(r);
+  }
 }
 
 }  // namespace rf::simd

@@ -13,6 +13,7 @@
 
 #include "host/core/check.h"
 #include "host/core/parallel.h"
+#include "host/core/simd.h"
 
 namespace rf {
 
@@ -452,6 +453,26 @@ void batchnorm_eval_epilogue_nc16_cpu(const BatchNormShape& s, const float* z, c
 #pragma omp simd
         for (int l = 0; l < 16; ++l) tile[i][l] = (zp[(h0 + i) * 16 + l] - mean[l]) * k[l] + b[l];
       }
+      float* yp = y + (n * C + c0) * HW + h0;  // NCHW: channel l's row at yp + l * HW
+      if constexpr (simd::kLanes == 16) {
+        if (!y_nc16 && m == 16) {
+          // The tile transposed in registers (channel l's 16 pixels in r[l]), then the residual's and y's rows
+          // along memory: the same operations per value as the loops below, (bn + res), then ReLU.
+          simd::Lanes r[16];
+          for (int i = 0; i < 16; ++i) simd::lanes_load(r[i], tile[i]);
+          simd::transpose(r);
+          for (int l = 0; l < 16; ++l) {
+            if (rp) {
+              simd::Lanes v;
+              simd::lanes_load(v, rp + l * HW + h0);
+              r[l] = r[l] + v;
+            }
+            if (relu) r[l] = r[l] > 0.f ? r[l] : simd::Lanes{};
+            simd::lanes_store(yp + l * HW, r[l]);
+          }
+          continue;
+        }
+      }
       if (rp)
         for (int l = 0; l < 16; ++l)
           for (int64_t i = 0; i < m; ++i) tile[i][l] = tile[i][l] + rp[l * HW + h0 + i];
@@ -463,7 +484,6 @@ void batchnorm_eval_epilogue_nc16_cpu(const BatchNormShape& s, const float* z, c
       if (y_nc16) {
         for (int64_t i = 0; i < m; ++i) std::memcpy(y + (p * HW + h0 + i) * 16, tile[i], sizeof tile[i]);
       } else {
-        float* yp = y + (n * C + c0) * HW + h0;
         for (int l = 0; l < 16; ++l)
           for (int64_t i = 0; i < m; ++i) yp[l * HW + i] = tile[i][l];
       }

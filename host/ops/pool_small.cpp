@@ -19,24 +19,6 @@ using namespace simd;
 
 namespace {
 
-// One stage of the kLanes x kLanes transpose: rows a and b (d apart) swap their off-diagonal d-blocks;
-// the stages d = 1, 2, 4, ... < kLanes transpose the square (4 x 16 shuffles at 16 lanes, against 256
-// scalar moves, which were most of the time of a small-plane block).
-template <int d, size_t... I>
-inline void butterfly(Lanes& a, Lanes& b, std::index_sequence<I...>) {
-  const Lanes na = __builtin_shufflevector(a, b, ((I & d) == 0 ? int(I) : kLanes + int(I) - d)...);
-  const Lanes nb = __builtin_shufflevector(a, b, ((I & d) == 0 ? int(I) + d : kLanes + int(I))...);
-  a = na, b = nb;
-}
-template <int d = 1>
-inline void transpose(Lanes* r) {
-  if constexpr (d < kLanes) {
-    for (int i = 0; i < kLanes; ++i)
-      if (!(i & d)) butterfly<d>(r[i], r[i + d], std::make_index_sequence<kLanes>{});
-    transpose<2 * d>(r);
-  }
-}
-
 // v[i] lane l = src[l][i] for i < n, l < nl; lanes past nl are zero.
 void to_lanes(Lanes* v, const float* const* src, int n, int nl) {
   Lanes r[kLanes];
