@@ -3,7 +3,6 @@
 
 #include <omp.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -95,36 +94,6 @@ Conv2dShape Conv2d::conv_shape(const Shape& in) const {
 Shape Conv2d::out_shape(const Shape& in) const {
   Conv2dShape s = conv_shape(in);
   return Shape{in[0], K_, s.OH(), s.OW()};
-}
-
-namespace {
-std::mutex g_frozen_mu;
-int g_frozen_depth = 0;
-uint64_t g_frozen_count = 0;
-std::atomic<uint64_t> g_frozen_session{0};
-}  // namespace
-
-FrozenWeights::FrozenWeights() {
-  std::lock_guard<std::mutex> lock(g_frozen_mu);
-  if (g_frozen_depth++ == 0) g_frozen_session = ++g_frozen_count;
-}
-FrozenWeights::~FrozenWeights() {
-  std::lock_guard<std::mutex> lock(g_frozen_mu);
-  if (--g_frozen_depth == 0) g_frozen_session = 0;
-}
-uint64_t FrozenWeights::session() { return g_frozen_session; }
-
-ConvWeightPack* Conv2d::weight_pack(bool train) {
-  const uint64_t session = FrozenWeights::session();
-  RF_CHECK(!(train && session), "{}: a training forward inside a FrozenWeights session (an inference session "
-           "promises the weights do not change)", name_);
-  std::lock_guard<std::mutex> lock(pack_mu_);
-  if (!session) {
-    pack_.reset();  // a copy from an ended session: the weights may have changed since
-    return nullptr;
-  }
-  if (!pack_ || pack_session_ != session) pack_ = std::make_unique<ConvWeightPack>(), pack_session_ = session;
-  return pack_.get();
 }
 
 void Conv2d::forward_into(const Tensor& x, float* y, int64_t y_nstride, bool train) {
@@ -476,128 +445,14 @@ BasicBlock::BasicBlock(std::string name, ModulePtr conv1, ModulePtr conv2, int C
 
 Shape BasicBlock::out_shape(const Shape& in) const { return conv2_->out_shape(conv1_->out_shape(in)); }
 
-namespace {
-bool g_eval_fusion = true;
-int g_sample_block = -1;  // -1: not set yet (then $RF_EVAL_SAMPLE_BLOCK, else kDefaultSampleBlock)
-constexpr int kDefaultSampleBlock = 1;
-}  // namespace
-void set_eval_fusion(bool on) { g_eval_fusion = on; }
-bool eval_fusion() { return g_eval_fusion; }
 void set_bn_momentum_override(float m) { g_bn_momentum = m; }
 void set_bn_sync(bool on) { g_bn_sync = on; }
 float bn_momentum_override() { return g_bn_momentum; }
 bool bn_sync_active() { return g_bn_sync && comm::active(); }
-void set_eval_sample_block(int samples) { g_sample_block = std::max(0, samples); }
-int eval_sample_block() {
-  if (g_sample_block < 0) {
-    const char* e = std::getenv("RF_EVAL_SAMPLE_BLOCK");
-    g_sample_block = e && *e ? std::max(0, std::atoi(e)) : kDefaultSampleBlock;
-  }
-  return g_sample_block;
-}
-
-Tensor BasicBlock::forward_eval_fused(const Tensor& x, float* out) {
-  // The conv slot's output before its BN (for an NL module: before the shuffle, which the epilogue applies).
-  auto pre_bn = [](Module& conv, const Tensor& in, int& groups) {
-    if (auto* nl = dynamic_cast<NLModule*>(&conv)) {
-      groups = nl->shuffle_groups();
-      return nl->forward_unshuffled(in);
-    }
-    groups = 1;
-    return conv.forward(in, false);
-  };
-  auto epilogue = [](const Tensor& z, int groups, BatchNorm2d& bn, const Tensor* res, bool relu, float* into) {
-    Tensor y = into ? Tensor::borrow(into, z.shape()) : Tensor::empty(z.shape());
-    BatchNormShape s{int(z.size(0)), int(z.size(1)), int(z.size(2) * z.size(3))};
-    RF_PROFILE("BN epilogue (+shuffle, residual, ReLU)");
-    batchnorm_eval_epilogue_cpu(s, z.f32(), groups, bn.gamma.value.f32(), bn.beta.value.f32(),
-                                bn.running_mean.value.f32(), bn.running_var.value.f32(),
-                                res ? res->f32() : nullptr, relu, y.f32());
-    return y;
-  };
-  // ResNet-18's blocks: both convs on oneDNN's blocked activations (conv1 reads x in NCHW and writes nChw16c,
-  // its epilogue and conv2 stay there, conv2's epilogue writes NCHW): of the 4 reorders of activations around
-  // the two convs, only conv1's input is left. The same bits (tests/models/test_models.cpp).
-  auto* c1 = dynamic_cast<Conv2d*>(conv1_.get());
-  auto* c2 = dynamic_cast<Conv2d*>(conv2_.get());
-  if (c1 && c2 && x.device() == Device::cpu) {
-    const Shape s1 = c1->out_shape(x.shape());
-    Tensor z1 = Tensor::empty(s1);
-    if (c1->forward_nc16(x, false, z1.f32(), true)) {
-      const BatchNormShape b1{int(s1[0]), int(s1[1]), int(s1[2] * s1[3])};
-      Tensor a = Tensor::empty(s1);
-      {
-        RF_PROFILE("BN epilogue (+shuffle, residual, ReLU)");
-        batchnorm_eval_epilogue_nc16_cpu(b1, z1.f32(), bn1_.gamma.value.f32(), bn1_.beta.value.f32(),
-                                         bn1_.running_mean.value.f32(), bn1_.running_var.value.f32(), nullptr, true,
-                                         a.f32(), true);
-      }
-      z1 = Tensor();
-      const Shape s2 = c2->out_shape(s1);
-      Tensor z2 = Tensor::empty(s2);
-      if (c2->forward_nc16(a, true, z2.f32(), true)) {
-        a = Tensor();
-        Tensor sc = sc_conv_ ? sc_bn_->forward(sc_conv_->forward(x, false), false) : x;
-        RF_CHECK(sc.shape() == s2, "{}: shortcut {} vs main path {}", name_, sc.shape().str(), s2.str());
-        Tensor y = out ? Tensor::borrow(out, s2) : Tensor::empty(s2);
-        const BatchNormShape b2{int(s2[0]), int(s2[1]), int(s2[2] * s2[3])};
-        RF_PROFILE("BN epilogue (+shuffle, residual, ReLU)");
-        batchnorm_eval_epilogue_nc16_cpu(b2, z2.f32(), bn2_.gamma.value.f32(), bn2_.beta.value.f32(),
-                                         bn2_.running_mean.value.f32(), bn2_.running_var.value.f32(), sc.f32(), true,
-                                         y.f32(), false);
-        return y;
-      }
-    }
-  }
-  int g1 = 1, g2 = 1;  // set by pre_bn: sequenced before the epilogue calls that read them
-  Tensor z1 = pre_bn(*conv1_, x, g1);
-  Tensor a = epilogue(z1, g1, bn1_, nullptr, true, nullptr);
-  z1 = Tensor();
-  Tensor z2 = pre_bn(*conv2_, a, g2);
-  Tensor sc = sc_conv_ ? sc_bn_->forward(sc_conv_->forward(x, false), false) : x;
-  RF_CHECK(sc.shape() == z2.shape(), "{}: shortcut {} vs main path {}", name_, sc.shape().str(), z2.shape().str());
-  return epilogue(z2, g2, bn2_, &sc, true, out);
-}
-
-// NL blocks in eval mode run on blocks of a few samples, the two threads each taking whole blocks: their ops
-// do little arithmetic per byte (the NL module's concat is 3x its input; the grouped 1x1 conv does
-// C_cat/4 MACs per element read), so at batch 64 they streamed 50 MB concat buffers through DRAM; one
-// sample's module working set at 32x32 (~1.5 MB) stays in L2/L3. Measured (one process, forward at N=64,
-// 32x32, 2 threads, 3 forwards per figure, steady state), NL-ResNet-18 dw img/s:
-//   block                 unblocked    1     2     4     8
-//   quiet machine            540      778   796   799   689
-//   busy L3 (neighbours)     480      630   575   540    -
-// The shared L3 of these VMs is busy for minutes at a time (the second row: same binary, same hour), which
-// favours the smallest block; 1 costs 2 % when the machine is quiet and wins 10 % when it is not.
-// ResNet-18's compute-bound 3x3 convs lose (205 img/s unblocked; 142 / 175 / 194 / 202 at 1 / 2 / 4 / 8),
-// so its blocks stay unblocked. Every sample's arithmetic is the same either way (bit-identical outputs:
-// tests/models/test_models.cpp).
-Tensor BasicBlock::forward_eval_blocked(const Tensor& x) {
-  const int N = int(x.size(0)), block = eval_sample_block();
-  if (!has_nl_ || block <= 0 || N <= block || omp_in_parallel() || omp_get_max_threads() < 2)
-    return forward_eval_fused(x, nullptr);
-  check_nchw(x, int(x.size(1)), name_ + " input");
-  Tensor y = Tensor::empty(out_shape(x.shape()));
-  const int64_t per_in = x.numel() / N, per_out = y.numel() / N;
-  std::exception_ptr err;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int n = 0; n < N; n += block) {
-    try {
-      Shape xs = x.shape();
-      xs[0] = std::min(block, N - n);
-      forward_eval_fused(Tensor::borrow(const_cast<float*>(x.f32()) + n * per_in, xs), y.f32() + n * per_out);
-    } catch (...) {
-#pragma omp critical(rf_block_error)
-      if (!err) err = std::current_exception();
-    }
-  }
-  if (err) std::rethrow_exception(err);
-  return y;
-}
 
 Tensor BasicBlock::forward(const Tensor& x, bool train) {
   if (x.device() == Device::cuda) return forward_cuda(x, train);
-  if (!train && g_eval_fusion) return forward_eval_blocked(x);
+  if (!train && eval_fusion()) return forward_eval_blocked(x);
   // BN1's ReLU, and the residual add with the block's ReLU, run inside the BN output passes (forward_act: the
   // bits of the separate ops); BN1's backward then takes the ReLU's gradient (relu1_ is the CUDA path's).
   Tensor a = bn1_.forward_act(conv1_->forward(x, train), train, nullptr, true);
