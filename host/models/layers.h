@@ -180,6 +180,10 @@ class NLModule : public Module {
   // off), so that BasicBlock can fuse shuffle + BN + ReLU into one pass.
   Tensor forward_unshuffled(const Tensor& x);
   int shuffle_groups() const { return shuffle_ ? gpw_ : 1; }
+  // Eval only: the module, then bn's eval epilogue (+ res, then ReLU when relu) fused into the 1x1 conv's
+  // output pass (nl_module_forward_epilogue_cpu), written into `into` when not null; the bits of
+  // forward_unshuffled + batchnorm_eval_epilogue_cpu. An undefined Tensor where that path does not apply.
+  Tensor forward_eval_bn(const Tensor& x, BatchNorm2d& bn, const Tensor* res, bool relu, float* into);
   // Regenerates the seeded weights from the seed (what the device does after reading a package).
   void regenerate();
   Param seeded_weight;  // kind seeded: materialised from (seed, index), never trained

@@ -10,11 +10,13 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <vector>
 
 #include "host/core/check.h"
 #include "host/core/profile.h"
 #include "host/models/layers.h"
 #include "host/ops/batchnorm.h"
+#include "host/ops/nl_module.h"
 
 namespace rf {
 
@@ -62,6 +64,25 @@ int eval_sample_block() {
     g_sample_block = e && *e ? std::max(0, std::atoi(e)) : kDefaultSampleBlock;
   }
   return g_sample_block;
+}
+
+Tensor NLModule::forward_eval_bn(const Tensor& x, BatchNorm2d& bn, const Tensor* res, bool relu, float* into) {
+  if (x.device() != Device::cpu) return Tensor();
+  check_nchw(x, C_in_, name_ + " input");
+  const NLModuleShape s = op_shape(x.shape());
+  if (!nl_module_epilogue_applies(s)) return Tensor();
+  const Shape ys = out_shape(x.shape());
+  if (res) RF_CHECK(res->shape() == ys, "{}: residual {} vs output {}", name_, res->shape().str(), ys.str());
+  const BatchNormShape bs{int(ys[0]), int(ys[1]), int(ys[2] * ys[3])};
+  const std::vector<float> scale = batchnorm_eval_scale(bs, bn.gamma.value.f32(), bn.running_var.value.f32());
+  ConvEpilogue ep;
+  ep.mean = bn.running_mean.value.f32(), ep.scale = scale.data(), ep.shift = bn.beta.value.f32();
+  ep.res = res ? res->f32() : nullptr, ep.relu = relu;
+  Tensor cat = Tensor::empty(Shape{s.N, Ccat(), s.OH(), s.OW()});
+  Tensor y = into ? Tensor::borrow(into, ys) : Tensor::empty(ys);
+  nl_module_forward_epilogue_cpu(s, x.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(), pw_.bias.value.f32(),
+                                 ep, cat.f32(), y.f32());
+  return y;
 }
 
 Tensor BasicBlock::forward_eval_fused(const Tensor& x, float* out) {
@@ -117,12 +138,23 @@ Tensor BasicBlock::forward_eval_fused(const Tensor& x, float* out) {
       }
     }
   }
+  // NL modules whose 1x1 conv runs gemm_1x1 take their epilogue inside it (NLModule::forward_eval_bn, the same
+  // bits): one pass over each slot's output less.
+  auto* n1 = dynamic_cast<NLModule*>(conv1_.get());
+  auto* n2 = dynamic_cast<NLModule*>(conv2_.get());
   int g1 = 1, g2 = 1;  // set by pre_bn: sequenced before the epilogue calls that read them
-  Tensor z1 = pre_bn(*conv1_, x, g1);
-  Tensor a = epilogue(z1, g1, bn1_, nullptr, true, nullptr);
-  z1 = Tensor();
-  Tensor z2 = pre_bn(*conv2_, a, g2);
+  Tensor a = n1 ? n1->forward_eval_bn(x, bn1_, nullptr, true, nullptr) : Tensor();
+  if (!a.defined()) {
+    Tensor z1 = pre_bn(*conv1_, x, g1);
+    a = epilogue(z1, g1, bn1_, nullptr, true, nullptr);
+  }
   Tensor sc = sc_conv_ ? sc_bn_->forward(sc_conv_->forward(x, false), false) : x;
+  if (n2) {
+    Tensor y = n2->forward_eval_bn(a, bn2_, &sc, true, out);
+    if (y.defined()) return y;
+  }
+  Tensor z2 = pre_bn(*conv2_, a, g2);
+  a = Tensor();
   RF_CHECK(sc.shape() == z2.shape(), "{}: shortcut {} vs main path {}", name_, sc.shape().str(), z2.shape().str());
   return epilogue(z2, g2, bn2_, &sc, true, out);
 }

@@ -276,13 +276,18 @@ void batchnorm_forward_train_act_cpu(const BatchNormShape& s, const float* x, co
   forward_train(s, x, gamma, beta, res, relu, y, save_mean, save_invstd, save_scale, running_mean, running_var);
 }
 
+std::vector<float> batchnorm_eval_scale(const BatchNormShape& s, const float* gamma, const float* running_var) {
+  std::vector<float> scale(size_t(s.C));
+  for (int64_t c = 0; c < s.C; ++c)
+    scale[c] = float(double(gamma[c]) / std::sqrt(double(running_var[c]) + double(s.eps)));
+  return scale;
+}
+
 void batchnorm_forward_eval_cpu(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
                                 const float* running_mean, const float* running_var, float* y) {
   check_batchnorm_shape(s);
   const int64_t N = s.N, C = s.C, HW = s.HW;
-  std::vector<float> scale(C);
-  for (int64_t c = 0; c < C; ++c)
-    scale[c] = float(double(gamma[c]) / std::sqrt(double(running_var[c]) + double(s.eps)));
+  const std::vector<float> scale = batchnorm_eval_scale(s, gamma, running_var);
   // One fused pass over (N*C) planes of HW values; the per-plane constants come from the small tables.
 #pragma omp parallel for schedule(static) if (worth_threading(N * C * HW, kParallelMin))
   for (int64_t p = 0; p < N * C; ++p) {
@@ -394,9 +399,7 @@ void batchnorm_eval_epilogue_cpu(const BatchNormShape& s, const float* z, int sh
   check_batchnorm_shape(s);
   const int64_t N = s.N, C = s.C, HW = s.HW, G = shuffle_groups > 1 ? shuffle_groups : 1;
   RF_CHECK(C % G == 0, "batchnorm epilogue: C={} not divisible by shuffle groups {}", C, G);
-  std::vector<float> scale(C);
-  for (int64_t c = 0; c < C; ++c)  // the same expression as batchnorm_forward_eval_cpu: same bits
-    scale[c] = float(double(gamma[c]) / std::sqrt(double(running_var[c]) + double(s.eps)));
+  const std::vector<float> scale = batchnorm_eval_scale(s, gamma, running_var);
   // One read of z (and res) and one write of y per value, instead of the 3-4 passes of the unfused ops.
 #pragma omp parallel for schedule(static) if (worth_threading(N * C * HW, kParallelMin))
   for (int64_t p = 0; p < N * C; ++p) {
@@ -433,9 +436,7 @@ void batchnorm_eval_epilogue_nc16_cpu(const BatchNormShape& s, const float* z, c
   check_batchnorm_shape(s);
   const int64_t N = s.N, C = s.C, HW = s.HW, CB = C / 16;
   RF_CHECK(C % 16 == 0, "batchnorm epilogue (nChw16c): C={} is not a multiple of 16", C);
-  std::vector<float> scale(C);
-  for (int64_t c = 0; c < C; ++c)  // the same expression as batchnorm_eval_epilogue_cpu: same bits
-    scale[c] = float(double(gamma[c]) / std::sqrt(double(running_var[c]) + double(s.eps)));
+  const std::vector<float> scale = batchnorm_eval_scale(s, gamma, running_var);
   // A task per (sample, block of 16 channels): HW x 16 values of z; 16 pixels at a time through a tile, so
   // that an NCHW y (and res) are written and read along rows.
 #pragma omp parallel for schedule(static) if (worth_threading(N * C * HW, kParallelMin))

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace rf {
 
@@ -67,6 +68,10 @@ void batchnorm_forward_train_sync_cpu(const BatchNormShape& s, const float* x, c
 void batchnorm_backward_sync_cpu(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                                  const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
                                  float* dbeta, const BnSum& sum);
+
+// The eval-mode scale per channel, gamma / sqrt(var + eps) in double rounded to float: what every eval path
+// below (and conv2d_forward_epilogue_cpu's callers) multiplies by, so that they share their bits.
+std::vector<float> batchnorm_eval_scale(const BatchNormShape& s, const float* gamma, const float* running_var);
 
 // Eval-mode epilogue of a conv, fused into one pass (inference only):
 //   y[n, o] = act((z[n, c] - mean[o]) * scale[o] + beta[o] (+ res[n, o])),  scale = gamma / sqrt(var + eps)

@@ -115,6 +115,24 @@ bool conv1x1_folds_shuffle(const Conv2dShape& s);
 void conv2d_forward_shuffled_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y);
 void conv2d_backward_data_shuffled_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 
+// Eval only: a 1x1 stride-1 conv (with bias b, may be null; shuffled: its output channel shuffle folded in as
+// above) whose output goes through the per-channel affine epilogue of an eval BN as each row is written:
+//   y[n, o] = act(((conv(x)[n, o] - mean[o]) * scale[o] + shift[o]) (+ res[n, o])),
+// o the output channel after the shuffle, res laid out as y (may be null), act ReLU when relu. The bits of
+// conv2d_forward_cpu followed by batchnorm_eval_epilogue_cpu (host/ops/batchnorm.h; scale from
+// batchnorm_eval_scale) with one pass over the output less (tests/ops/test_conv.cpp). Where the forward runs
+// gemm_1x1 (conv1x1_epilogue_applies).
+struct ConvEpilogue {
+  const float* mean = nullptr;
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  const float* res = nullptr;
+  bool relu = false;
+};
+bool conv1x1_epilogue_applies(const Conv2dShape& s);
+void conv2d_forward_epilogue_cpu(const Conv2dShape& s, const float* x, const float* w, const float* b, bool shuffled,
+                                 const ConvEpilogue& ep, float* y);
+
 // The 1x1 conv's input gradient written over its input x (x_dx), where x's first relu_channels channels (per
 // sample) are a ReLU's output: those channels of the gradient come masked by [x > 0], the ReLU's backward (the
 // NL module's branch a). Each (sample, group) item takes the mask of its rows just before overwriting them: no

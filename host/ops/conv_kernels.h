@@ -51,8 +51,9 @@ inline bool gemm_applies(const Conv2dShape& s) { return s.k == 1 && s.stride == 
 inline int64_t out_plane(int c, int G, int Kg, bool shuffled) {
   return shuffled ? int64_t(c % G) * Kg + c / G : int64_t(c);
 }
+// ep: the eval epilogue applied as each row is written (conv2d_forward_epilogue_cpu; relu must be false).
 void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu,
-                     bool shuffled = false);
+                     bool shuffled = false, const ConvEpilogue* ep = nullptr);
 // relu_dx_channels: dx's first channels (per sample) are masked by [dx > 0] as dx held before (in place).
 void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y,
                            bool shuffled = false, int relu_dx_channels = 0);

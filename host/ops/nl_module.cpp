@@ -135,6 +135,16 @@ void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* 
   if (s.shuffle && !fold) channel_shuffle_forward_cpu(s.N, s.C_out, int(plane), s.gpw, z, y);
 }
 
+bool nl_module_epilogue_applies(const NLModuleShape& s) { return conv1x1_epilogue_applies(s.pointwise_shape()); }
+
+void nl_module_forward_epilogue_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
+                                    const float* b_pw, const ConvEpilogue& ep, float* cat, float* y) {
+  s.validate();
+  nl_module_branches_forward_cpu(s, x, w_seeded, cat);
+  RF_PROFILE("NL grouped 1x1 conv (+shuffle, BN epilogue)");
+  conv2d_forward_epilogue_cpu(s.pointwise_shape(), cat, w_pw, b_pw, s.shuffle, ep, y);
+}
+
 namespace {
 // nl_module_backward_cpu on one range of samples (s.N of them); dW accumulates into acc, or, without it, the
 // 1x1 conv's weight gradient is computed here on all of s.N.

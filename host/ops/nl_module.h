@@ -55,6 +55,13 @@ bool nl_module_folds_shuffle(const NLModuleShape& s);
 // and not nl_module_folds_shuffle(s) (unused, may be null, otherwise: the conv writes y).
 void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
                            const float* b_pw, float* cat, float* y, float* z = nullptr);
+// Eval only: the module followed by the eval epilogue of the BN after it (ep: see conv2d_forward_epilogue_cpu,
+// o counted after the shuffle), fused into the 1x1 conv's output pass: the bits of nl_module_forward_cpu with the
+// shuffle off, then batchnorm_eval_epilogue_cpu with s.gpw shuffle groups (or 1 when s.shuffle is off), with
+// one pass over the output less. Where the 1x1 forward runs gemm_1x1 (nl_module_epilogue_applies).
+bool nl_module_epilogue_applies(const NLModuleShape& s);
+void nl_module_forward_epilogue_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
+                                    const float* b_pw, const ConvEpilogue& ep, float* cat, float* y);
 // Training backward from x alone, `chunk` samples at a time (chunk = N: all at once). Per range: the branches
 // are rebuilt from x into cat, then the 1x1 conv's input gradient dcat replaces them in the same buffer;
 // the 1x1 weight gradient is summed range by range (Conv1x1WeightGrad: the bits of one call on all N).

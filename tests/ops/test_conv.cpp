@@ -374,6 +374,62 @@ TEST(Conv2d, ShuffleFoldedIntoOneByOneEqualsConvThenShuffle) {
   }
 }
 
+// The eval epilogue fused into the 1x1 conv's output pass (conv2d_forward_epilogue_cpu): the bits of the conv,
+// the shuffle, then ((z - mean) * scale + shift) (+ res), ReLU per value, as batchnorm_eval_epilogue_cpu computes
+// it (the NL module's test checks it against that op itself); y strided, bias or none, res laid out as y.
+TEST(Conv2d, EpilogueFusedIntoOneByOneEqualsConvThenEpilogue) {
+  const std::vector<Case> cases = {
+      make_case(2, 48, 32, 32, 16, 1, 1, 0, 4, true, 0),   // sgemm rows (32x32)
+      make_case(2, 16, 32, 32, 12, 1, 1, 0, 2, false, 5),  // no bias, y in a channel slice
+      make_case(2, 64, 4, 4, 40, 1, 1, 0, 8, true, 3),     // mm_rows (4x4), y in a channel slice
+      make_case(1, 24, 4, 4, 24, 1, 1, 0, 1, true, 0),     // one group
+  };
+  for (const Case& c : cases) {
+    const Conv2dShape& s = c.s;
+    ASSERT_TRUE(conv1x1_epilogue_applies(s)) << c.str();
+    const int HW = s.H * s.W;
+    const int64_t ys = s.y_batch_stride(), per = int64_t(s.K) * HW;
+    auto x = random_vec<float>(size_t(s.N) * s.C * HW, 31);
+    auto w = random_vec<float>(size_t(s.weight_numel()), 32);
+    auto b = random_vec<float>(size_t(s.K), 33);
+    auto mean = random_vec<float>(size_t(s.K), 34), scale = random_vec<float>(size_t(s.K), 35);
+    auto shift = random_vec<float>(size_t(s.K), 36);
+    const float* bp = c.bias ? b.data() : nullptr;
+    Conv2dShape dense = s;
+    dense.y_nstride = 0;
+    std::vector<float> z(size_t(s.N * per)), zs(z.size());
+    conv2d_forward_cpu(dense, x.data(), w.data(), bp, z.data());
+    YBuf res = make_y(c, true, 37);
+    for (const bool shuffled : {true, false}) {
+      shuffle_planes(s.N, s.K, HW, shuffled ? s.groups : 1, false, z.data(), zs.data());
+      for (int v = 0; v < 4; ++v) {
+        const bool with_res = v & 1, relu = v & 2;
+        SCOPED_TRACE(fmt::format("{} shuffled={} res={} relu={}", c.str(), shuffled, with_res, relu));
+        std::vector<float> want(zs.size());
+        for (int n = 0; n < s.N; ++n)
+          for (int o = 0; o < s.K; ++o)
+            for (int i = 0; i < HW; ++i) {
+              const int64_t d = (int64_t(n) * s.K + o) * HW + i;
+              float t = (zs[d] - mean[o]) * scale[o] + shift[o];
+              if (with_res) t = t + res.y()[n * ys + int64_t(o) * HW + i];
+              want[d] = relu ? (t > 0.f ? t : 0.f) : t;
+            }
+        ConvEpilogue ep;
+        ep.mean = mean.data(), ep.scale = scale.data(), ep.shift = shift.data();
+        ep.res = with_res ? res.y() : nullptr, ep.relu = relu;
+        YBuf y = make_y(c, false, 0);
+        conv2d_forward_epilogue_cpu(s, x.data(), w.data(), bp, shuffled, ep, y.y());
+        EXPECT_TRUE(untouched(c, y));
+        EXPECT_EQ(slice_of(c, y), want);
+      }
+    }
+  }
+  Conv2dShape s3 = make_case(1, 16, 8, 8, 16, 3, 1, 1, 1, true, 0).s;  // a 3x3 conv: no such path
+  EXPECT_FALSE(conv1x1_epilogue_applies(s3));
+  ConvEpilogue ep;
+  EXPECT_THROW(conv2d_forward_epilogue_cpu(s3, nullptr, nullptr, nullptr, false, ep, nullptr), rf::Error);
+}
+
 // The input gradient written over the input, its first channels masked by [x > 0] inside the kernel's items:
 // the bits of conv2d_backward_data_cpu followed by the masking pass, shuffled dy or not, the masked channels
 // ending inside a group, at a group boundary, none or all.

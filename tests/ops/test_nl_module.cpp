@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "host/core/check.h"
+#include "host/ops/batchnorm.h"
 #include "host/ops/elementwise.h"
 #include "host/ops/pool.h"
 #include "host/ops/shuffle.h"
@@ -92,6 +93,47 @@ TEST(NLModule, ForwardEqualsOpByOp) {
     EXPECT_EQ(y, y0);
   }
   EXPECT_EQ(folded, 3);  // the 32x32 and 4x4 cases: the gemm_1x1 kernels
+}
+
+// Eval: the BN epilogue fused into the 1x1 conv's output pass gives the bits of the module (shuffle off) then
+// batchnorm_eval_epilogue_cpu with the shuffle's groups, with and without a residual and the ReLU.
+TEST(NLModule, EvalEpilogueFusedEqualsModuleThenEpilogue) {
+  int fused = 0;
+  for (NLModuleShape s : cases()) {
+    for (const bool shuffle : {true, false}) {
+      s.shuffle = shuffle;
+      if (!rf::nl_module_epilogue_applies(s)) continue;
+      ++fused;
+      const Inputs in(s);
+      const int64_t plane = int64_t(s.OH()) * s.OW();
+      const rf::BatchNormShape bs{s.N, s.C_out, int(plane)};
+      const auto gamma = random_vec<float>(size_t(s.C_out), uint32_t(s.seed + 4), 0.5, 1.5);
+      const auto beta = random_vec<float>(size_t(s.C_out), uint32_t(s.seed + 5));
+      const auto mean = random_vec<float>(size_t(s.C_out), uint32_t(s.seed + 6));
+      const auto var = random_vec<float>(size_t(s.C_out), uint32_t(s.seed + 7), 0.1, 2.0);
+      const auto res = random_vec<float>(in.y.size(), uint32_t(s.seed + 8));
+      const std::vector<float> scale = rf::batchnorm_eval_scale(bs, gamma.data(), var.data());
+      NLModuleShape u = s;
+      u.shuffle = false;
+      std::vector<float> cat(in.cat.size()), z(in.y.size());
+      rf::nl_module_forward_cpu(u, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), cat.data(), z.data());
+      for (int v = 0; v < 4; ++v) {
+        const bool with_res = v & 1, relu = v & 2;
+        SCOPED_TRACE(fmt::format("{} res={} relu={}", s.str(), with_res, relu));
+        std::vector<float> want(in.y.size()), y(in.y.size(), 7.f), cat2(in.cat.size(), 7.f);
+        rf::batchnorm_eval_epilogue_cpu(bs, z.data(), s.shuffle ? s.gpw : 1, gamma.data(), beta.data(), mean.data(),
+                                        var.data(), with_res ? res.data() : nullptr, relu, want.data());
+        rf::ConvEpilogue ep;
+        ep.mean = mean.data(), ep.scale = scale.data(), ep.shift = beta.data();
+        ep.res = with_res ? res.data() : nullptr, ep.relu = relu;
+        rf::nl_module_forward_epilogue_cpu(s, in.x.data(), in.ws.data(), in.w_pw.data(), in.b_pw.data(), ep,
+                                           cat2.data(), y.data());
+        EXPECT_EQ(cat2, cat);
+        EXPECT_EQ(y, want);
+      }
+    }
+  }
+  EXPECT_EQ(fused, 6);  // the 32x32 and 4x4 cases (gemm_1x1), shuffle on and off
 }
 
 // The reference's concat buffer holds each branch as the reference op computes it on its own, densely.
