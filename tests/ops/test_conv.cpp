@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -372,6 +373,48 @@ TEST(Conv2d, ShuffleFoldedIntoOneByOneEqualsConvThenShuffle) {
     EXPECT_THROW(conv2d_forward_shuffled_cpu(c.s, &d, &d, &d, &d), Error) << c.str();
     EXPECT_THROW(conv2d_backward_data_shuffled_cpu(c.s, &d, &d, &d), Error) << c.str();
   }
+}
+
+// The 1x1 weight gradient on gemm_1x1 at 32x32 (own dot-product kernels) sums in its documented order, whatever
+// its blocking: per (sample, group) each dW element is 16-lane vector partial sums over the pixel vectors in
+// order, the lanes added in order from 0, then added to the running sum over the samples; db each dy row's
+// sequential sum, likewise. A scalar model of that order, on one thread, bit for bit: a faster kernel must keep it
+// (the trained packages' bits depend on it).
+TEST(Conv2d, OneByOneWeightGradientSumsInItsDocumentedOrder) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  for (const Case& c : {make_case(3, 48, 32, 32, 16, 1, 1, 0, 4, true, 0), make_case(2, 40, 32, 32, 36, 1, 1, 0, 2, true, 0)}) {
+    SCOPED_TRACE(c.str());
+    const Conv2dShape& s = c.s;
+    ASSERT_EQ(conv2d_cpu_algo(s, ConvPass::backward_weight), ConvAlgo::gemm_1x1);
+    const int Cg = s.C / s.groups, Kg = s.K / s.groups, HW = s.H * s.W;
+    auto x = random_vec<float>(size_t(s.N) * s.C * HW, 41);
+    auto dy = random_vec<float>(size_t(s.N) * s.K * HW, 42);
+    std::vector<float> dw(size_t(s.weight_numel())), db(size_t(s.K));
+    conv2d_backward_weight_cpu(s, x.data(), dy.data(), dw.data(), db.data());
+    std::vector<float> want_w(dw.size(), 0.f), want_b(db.size(), 0.f);
+    for (int g = 0; g < s.groups; ++g)
+      for (int n = 0; n < s.N; ++n)
+        for (int o = 0; o < Kg; ++o) {
+          const float* d = dy.data() + (int64_t(n) * s.K + g * Kg + o) * HW;
+          for (int ci = 0; ci < Cg; ++ci) {
+            const float* xr = x.data() + (int64_t(n) * s.C + g * Cg + ci) * HW;
+            float lane[16] = {};
+            for (int p = 0; p < HW; ++p) lane[p % 16] = std::fma(d[p], xr[p], lane[p % 16]);
+            float t = 0.f;
+            for (float l : lane) t += l;
+            want_w[(int64_t(g) * Kg + o) * Cg + ci] += t;
+          }
+          float sum = 0.f;
+          for (int p = 0; p < HW; ++p) sum += d[p];
+          want_b[g * Kg + o] += sum;
+        }
+    for (float& v : want_w) v = 0.f + v;  // the thread parts are added onto zeros
+    for (float& v : want_b) v = 0.f + v;
+    EXPECT_EQ(dw, want_w);
+    EXPECT_EQ(db, want_b);
+  }
+  omp_set_num_threads(threads);
 }
 
 // The eval epilogue fused into the 1x1 conv's output pass (conv2d_forward_epilogue_cpu): the bits of the conv,
