@@ -116,13 +116,40 @@ inline LanesI lane_iota() {
 // dst[j] = src[j], j < n, in whole vectors inline: the row copies of the kernels are 4-64 floats, where a
 // libc memcpy call (size unknown at compile time) costs more than the copy itself (it was ~10% of an NL
 // forward) and a scalar loop more than the convolution of a 4x4 plane.
+// GCC 12 at -O2/-O3 still turned the loops into memmove calls (~9% of an NL training step, in the pools' and the
+// 1x1 kernels' row copies): each loaded value passes through an empty asm statement, which the pattern matcher
+// cannot see through (it costs no instruction), and on AVX-512 the tail is one masked load and store.
+template <class T>
+inline void opaque(T& v) {
+#if defined(__GNUC__) && defined(__AVX512F__)
+  asm("" : "+v"(v));
+#elif defined(__GNUC__) && (defined(__AVX__) || defined(__SSE2__))
+  asm("" : "+x"(v));
+#elif defined(__GNUC__) && defined(__aarch64__)
+  asm("" : "+w"(v));
+#else
+  (void)v;
+#endif
+}
 inline void copy_row(float* __restrict dst, const float* __restrict src, int n) {
   int j = 0;
-  for (; j + kLanes <= n; j += kLanes) vstore(dst + j, vload(src + j));
+  for (; j + kLanes <= n; j += kLanes) {
+    Lanes v = vload(src + j);
+    opaque(v);
+    vstore(dst + j, v);
+  }
 #if defined(__AVX512F__)
-  for (; j + 4 <= n; j += 4) _mm_storeu_ps(dst + j, _mm_loadu_ps(src + j));
+  if (j < n) {  // masked-off lanes neither load nor fault
+    const __mmask16 m = __mmask16((1u << (n - j)) - 1);
+    _mm512_mask_storeu_ps(dst + j, m, _mm512_maskz_loadu_ps(m, src + j));
+  }
+#else
+  for (; j < n; ++j) {
+    float v = src[j];
+    opaque(v);
+    dst[j] = v;
+  }
 #endif
-  for (; j < n; ++j) dst[j] = src[j];
 }
 
 // Stride-2 row (de)interleaving for the conv kernels' phase planes (conv_direct.cpp, conv_direct3x3.cpp).
