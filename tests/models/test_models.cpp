@@ -254,7 +254,7 @@ TEST(Models, FusedEvalEqualsUnfusedBitForBit) {
         p->value.copy_from(random_tensor(p->value.shape(), k++, 0.5f));
       }
     }
-    // 16x16: the NL 1x1 convs take the BN epilogue inside (gemm_1x1) at 4x4 only; 32x32: at 32x32 and 4x4.
+    // The NL 1x1 convs take the BN epilogue inside (gemm_1x1) from 4x4 up (16x16: 4x4 to 16x16; 32x32: all).
     for (const int hw : {16, 32}) {
       if (hw == 32 && std::string(text) == "resnet18") continue;
       Tensor x = random_tensor(Shape{3, 3, hw, hw}, 2);

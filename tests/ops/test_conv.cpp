@@ -661,6 +661,31 @@ TEST(Conv2d, DirectKernelIndependentOfThreadCount) {
   omp_set_num_threads(keep);
 }
 
+// The 1x1 forward at 8x8 and 16x16 moved from oneDNN's gemm convolution to gemm_1x1 (an sgemm per sample and
+// group, then the bias) because the two give the same bits: the NL models' outputs did not change. Pinned here on
+// the NL shapes of those stages (batch 1, the sample-blocked eval's, and 5), with and without the bias, and at 12x12
+// and 24x24 (the 24x24 runs' maps).
+TEST(Conv2d, OneByOneForwardKeepsTheBitsOfOneDnnGemmConvolution) {
+  for (const int N : {1, 5})
+    for (const int H : {8, 12, 16, 24})
+      for (const int C_in : {64, 128, 256}) {
+        for (const int C_nl : {C_in, 512, 768}) {
+          const Case c = make_case(N, C_nl + 2 * C_in, H, H, C_in, 1, 1, 0, 4, C_nl != 512, 0);
+          SCOPED_TRACE(c.str());
+          const Conv2dShape& s = c.s;
+          ASSERT_EQ(conv2d_cpu_algo(s, ConvPass::forward), ConvAlgo::gemm_1x1);
+          auto x = random_vec<float>(size_t(s.N) * s.C * H * H, 51);
+          auto w = random_vec<float>(size_t(s.weight_numel()), 52);
+          auto b = random_vec<float>(size_t(s.K), 53);
+          const float* bp = c.bias ? b.data() : nullptr;
+          std::vector<float> y0(size_t(s.N) * s.K * H * H), y1(y0.size());
+          conv2d_forward_cpu_with(ConvAlgo::dnnl_plain, s, x.data(), w.data(), bp, y0.data());
+          conv2d_forward_cpu(s, x.data(), w.data(), bp, y1.data());
+          EXPECT_EQ(y0, y1);
+        }
+      }
+}
+
 TEST(Conv2d, DispatchPicksTheMeasuredAlgorithm) {
   auto shape = [](int C, int H, int K, int k, int stride, int groups) {
     return make_case(64, C, H, H, K, k, stride, k / 2, groups, false, 0).s;
@@ -679,7 +704,11 @@ TEST(Conv2d, DispatchPicksTheMeasuredAlgorithm) {
   EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(192, 32, 64, 1, 1, 4), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(192, 32, 64, 1, 1, 4), ConvPass::backward_weight));
   EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(768, 4, 512, 1, 1, 4), ConvPass::backward_data));
-  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(384, 16, 128, 1, 1, 4), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(384, 16, 128, 1, 1, 4), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(384, 16, 128, 1, 1, 4), ConvPass::backward_data));
+  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(768, 8, 256, 1, 1, 4), ConvPass::backward_weight));
+  EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(384, 12, 128, 1, 1, 4), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(384, 6, 128, 1, 1, 4), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(256, 8, 256, 3, 2, 256), ConvPass::backward_weight));
   EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(64, 32, 128, 1, 2, 1), ConvPass::backward_weight));
   // oneDNN found a jit kernel (its "ref:" loops would be 10-100x slower), and the name says which.

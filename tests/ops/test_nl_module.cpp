@@ -133,7 +133,7 @@ TEST(NLModule, EvalEpilogueFusedEqualsModuleThenEpilogue) {
       }
     }
   }
-  EXPECT_EQ(fused, 6);  // the 32x32 and 4x4 cases (gemm_1x1), shuffle on and off
+  EXPECT_EQ(fused, 8);  // the 32x32, 8x8 and 4x4 cases (gemm_1x1), shuffle on and off
 }
 
 // The reference's concat buffer holds each branch as the reference op computes it on its own, densely.
