@@ -66,6 +66,27 @@ double relative_l2(const std::vector<float>& a, const std::vector<float>& b, dou
   return std::sqrt(d) / std::max(std::sqrt(n), floor > 0 ? floor : 1e-30);
 }
 
+// A module's gradient against the CPU's: max-element agreement to float rounding (relative_gap <= 1e-4: the
+// blocks' sums run to thousands of terms in other orders; measured up to 1.7e-5 on a Zen 4 host, whose oneDNN
+// kernels sum in other orders than a Xeon's), or a ReLU flip inside the module: a pre-activation within rounding
+// of 0 passes the gradient on one side only (measured: one flip in NL-dw's layer1.1 at 8x8 moved 165 of 16384
+// input-gradient elements by more than 1e-3 of the largest, relative L2 7e-3). A flip is accepted only as what it
+// is, sparse: at most 3 % of the elements off by more than 1e-3 of the largest, and relative L2 <= 2e-2; a wrong
+// index or operand in a kernel moves most elements.
+::testing::AssertionResult gradient_agrees(const std::vector<float>& got, const std::vector<float>& want,
+                                           double floor = 0) {
+  const double gap = relative_gap(got, want, floor);
+  if (gap <= 1e-4) return ::testing::AssertionSuccess();
+  double scale = floor;
+  for (float v : want) scale = std::max(scale, double(std::fabs(v)));
+  size_t off = 0;
+  for (size_t i = 0; i < got.size() && i < want.size(); ++i) off += std::fabs(got[i] - want[i]) > 1e-3 * scale;
+  const double l2 = relative_l2(got, want, floor);
+  if (double(off) <= 0.03 * double(want.size()) && l2 <= 2e-2) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "max gap " << gap << ", " << off << " of " << want.size()
+                                       << " elements off by > 1e-3 of the largest, relative L2 " << l2;
+}
+
 double largest(const std::vector<rf::Param*>& ps, bool grad) {
   double m = 0;
   for (rf::Param* p : ps)
@@ -106,10 +127,9 @@ std::vector<rf::Module*> modules_of(const rf::Model& m) {
 }
 
 // A training step module by module, each GPU module given exactly the CPU module's input (forward) and output
-// gradient (backward): every module's output, input gradient and parameter gradients agree to float rounding.
-// (Chained through the whole model, a ReLU whose input is within rounding of 0 may pass the gradient on one device
-// and not the other, which moves single elements by the size of the gradient: the whole-model check below allows
-// for that.)
+// gradient (backward): every module's output, input gradient and parameter gradients agree to float rounding, or
+// differ by a ReLU flip inside the module (gradient_agrees). (Chained through the whole model such flips add up:
+// the whole-model check below measures the norm of the difference.)
 TEST_F(ModelsGpu, TrainingStepMatchesTheCpuModuleByModule) {
   for (const char* config : kConfigs) {
     SCOPED_TRACE(config);
@@ -126,7 +146,7 @@ TEST_F(ModelsGpu, TrainingStepMatchesTheCpuModuleByModule) {
     for (size_t i = mc.size(); i-- > 0;) {
       const rf::Tensor dg = mg[i]->backward(d.to(rf::Device::cuda));
       d = mc[i]->backward(d);
-      EXPECT_LT(relative_gap(host_values(dg), host_values(d)), 1e-5) << mc[i]->name() << " input gradient";
+      EXPECT_TRUE(gradient_agrees(host_values(dg), host_values(d))) << mc[i]->name() << " input gradient";
       std::vector<rf::Param*> pc, pg;
       mc[i]->collect(pc);
       mg[i]->collect(pg);
@@ -137,7 +157,7 @@ TEST_F(ModelsGpu, TrainingStepMatchesTheCpuModuleByModule) {
       for (size_t j = 0; j < pc.size(); ++j) {
         if (pc[j]->kind != rf::ParamKind::learnable) continue;
         // floor: a bias before BN has a zero gradient, in rounding
-        EXPECT_LT(relative_gap(host_values(pg[j]->grad), host_values(pc[j]->grad), 0.1 * gmax), 1e-4) << pc[j]->name;
+        EXPECT_TRUE(gradient_agrees(host_values(pg[j]->grad), host_values(pc[j]->grad), 0.1 * gmax)) << pc[j]->name;
       }
     }
   }
