@@ -284,15 +284,16 @@ void allreduce_gradients(const std::vector<Param*>& params) {
   while (first < params.size()) {
     size_t last = first;
     int64_t n = 0;
-    while (last < params.size() && (n == 0 || n + params[last]->grad.numel() <= kBucket)) n += params[last++]->grad.numel();
+    while (last < params.size() && (n == 0 || n + params[last]->value.numel() <= kBucket))
+      n += params[last++]->value.numel();
     buf.resize(size_t(n));
     int64_t at = 0;
-    for (size_t i = first; i < last; ++i, at += params[i - 1]->grad.numel())
-      std::memcpy(buf.data() + at, params[i]->grad.f32(), size_t(params[i]->grad.numel()) * sizeof(float));
+    for (size_t i = first; i < last; ++i, at += params[i - 1]->value.numel())
+      std::memcpy(buf.data() + at, params[i]->grad_f32(), size_t(params[i]->value.numel()) * sizeof(float));
     comm::allreduce_sum(buf.data(), n);
     at = 0;
-    for (size_t i = first; i < last; ++i, at += params[i - 1]->grad.numel())
-      std::memcpy(params[i]->grad.f32(), buf.data() + at, size_t(params[i]->grad.numel()) * sizeof(float));
+    for (size_t i = first; i < last; ++i, at += params[i - 1]->value.numel())
+      std::memcpy(params[i]->grad_f32(), buf.data() + at, size_t(params[i]->value.numel()) * sizeof(float));
     first = last;
   }
 }
@@ -402,6 +403,7 @@ TrainResult train_task(Model& model, Objective& task, const TrainOptions& o) {
       // and the scan names the tensor only when the norm is not finite.
       auto check_gradients = [&] {
         for (Param* p : opt.params()) {
+          if (!p->grad.defined()) continue;  // no backward has written it
           const Tensor host = p->grad.to(Device::cpu);
           const float* g = host.f32();
           for (int64_t i = 0; i < host.numel(); ++i)

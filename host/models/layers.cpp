@@ -37,9 +37,14 @@ static Param make_param(const std::string& name, ParamKind kind, const Shape& sh
   p.name = name;
   p.kind = kind;
   p.value = Tensor::zeros(shape);
-  if (kind == ParamKind::learnable) p.grad = Tensor::zeros(shape);
   p.decay = decay;
   return p;
+}
+
+float* Param::grad_f32() {
+  RF_CHECK(kind == ParamKind::learnable, "{}: a {} parameter has no gradient", name, param_kind_name(kind));
+  if (!grad.defined()) grad = Tensor::zeros(value.shape(), DType::f32, value.device());
+  return grad.f32();
 }
 
 void check_nchw(const Tensor& x, int C, const std::string& what) {
@@ -136,7 +141,7 @@ Tensor Conv2d::backward(const Tensor& dy) {
   Tensor dx = Tensor::empty(x_.shape());
   profile::Scope scope(profile::enabled() ? profile::kind_id(conv_kind(C_, k_)) : -1);  // lookup only when on
   conv2d_backward_data_cpu(s, dy.f32(), weight.value.f32(), dx.f32());
-  conv2d_backward_weight_cpu(s, x_.f32(), dy.f32(), weight.grad.f32(), has_bias_ ? bias.grad.f32() : nullptr);
+  conv2d_backward_weight_cpu(s, x_.f32(), dy.f32(), weight.grad_f32(), has_bias_ ? bias.grad_f32() : nullptr);
   return dx;
 }
 
@@ -229,7 +234,7 @@ Tensor BatchNorm2d::backward(const Tensor& dy_in) {
   if (save_scale_.defined()) {  // forward_act's ReLU, its mask recomputed from x in both passes
     RF_PROFILE("BN");
     batchnorm_backward_relu_cpu(s, x_.f32(), dy_in.f32(), gamma.value.f32(), beta.value.f32(), save_mean_.f32(),
-                                save_invstd_.f32(), save_scale_.f32(), dx.f32(), gamma.grad.f32(), beta.grad.f32());
+                                save_invstd_.f32(), save_scale_.f32(), dx.f32(), gamma.grad_f32(), beta.grad_f32());
     return dx;
   }
   Tensor dy = dy_in;
@@ -241,11 +246,11 @@ Tensor BatchNorm2d::backward(const Tensor& dy_in) {
   RF_PROFILE("BN");
   if (g_bn_sync && comm::active())
     batchnorm_backward_sync_cpu(s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(),
-                                dx.f32(), gamma.grad.f32(), beta.grad.f32(),
+                                dx.f32(), gamma.grad_f32(), beta.grad_f32(),
                                 [](double* d, int64_t n) { comm::allreduce_sum(d, n); });
   else
     batchnorm_backward_cpu(s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(), dx.f32(),
-                           gamma.grad.f32(), beta.grad.f32());
+                           gamma.grad_f32(), beta.grad_f32());
   return dx;
 }
 
@@ -398,7 +403,7 @@ Tensor NLModule::backward(const Tensor& dy) {
   Tensor dz = need_dz ? Tensor::empty(Shape{chunk, C_out_, s.OH(), s.OW()}) : Tensor();
   Tensor dx = Tensor::empty(x_.shape());
   nl_module_backward_cpu(s, chunk, x_.f32(), dy.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(), dx.f32(),
-                         pw_.weight.grad.f32(), pw_.bias.grad.f32(), cat.f32(),
+                         pw_.weight.grad_f32(), pw_.bias.grad_f32(), cat.f32(),
                          need_mask ? mask.data<uint8_t>() : nullptr, need_dz ? dz.f32() : nullptr);
   return dx;
 }
@@ -548,8 +553,8 @@ Tensor Head::backward(const Tensor& dy) {
   check_shape(dy, Shape{N, classes_}, name_ + " output gradient");
   Tensor dpooled = Tensor::empty(Shape{N, C_});
   RF_PROFILE("head (global pool + linear)");
-  linear_backward_cpu(N, C_, classes_, pooled_.f32(), weight.value.f32(), dy.f32(), dpooled.f32(), weight.grad.f32(),
-                      bias.grad.f32());
+  linear_backward_cpu(N, C_, classes_, pooled_.f32(), weight.value.f32(), dy.f32(), dpooled.f32(), weight.grad_f32(),
+                      bias.grad_f32());
   Tensor dx = Tensor::empty(in_);
   global_avg_pool_backward_cpu(N, C_, HW, dpooled.f32(), dx.f32());
   return dx;

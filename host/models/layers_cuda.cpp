@@ -83,8 +83,8 @@ Tensor Conv2d::backward_cuda(const Tensor& dy) {
   check_shape(dy, out_shape(x_.shape()), name_ + " output gradient");
   const Conv2dShape s = conv_shape(x_.shape());
   Tensor dx = device_empty(x_.shape());
-  conv_backward(s, x_.f32(), dy.f32(), weight.value.f32(), dx.f32(), weight.grad.f32(),
-                has_bias_ ? bias.grad.f32() : nullptr);
+  conv_backward(s, x_.f32(), dy.f32(), weight.value.f32(), dx.f32(), weight.grad_f32(),
+                has_bias_ ? bias.grad_f32() : nullptr);
   return dx;
 }
 
@@ -116,7 +116,7 @@ Tensor BatchNorm2d::backward_cuda(const Tensor& dy) {
   const BatchNormShape s{int(x_.size(0)), C_, int(x_.size(2) * x_.size(3))};
   Tensor dx = device_empty(x_.shape());
   batchnorm_backward_cuda(s, x_.f32(), dy.f32(), gamma.value.f32(), save_mean_.f32(), save_invstd_.f32(), dx.f32(),
-                          gamma.grad.f32(), beta.grad.f32());
+                          gamma.grad_f32(), beta.grad_f32());
   return dx;
 }
 
@@ -185,8 +185,8 @@ Tensor NLModule::backward_cuda(const Tensor& dy) {
   }
   const Conv2dShape ps = s.pointwise_shape();
   Tensor dcat = device_empty(cat_.shape());
-  conv_backward(ps, cat_.f32(), dz.f32(), pw_.weight.value.f32(), dcat.f32(), pw_.weight.grad.f32(),
-                pw_.bias.grad.f32());
+  conv_backward(ps, cat_.f32(), dz.f32(), pw_.weight.value.f32(), dcat.f32(), pw_.weight.grad_f32(),
+                pw_.bias.grad_f32());
   // The branches' input gradients, each from its slice of dcat: the seeded conv's (masked by its ReLU output,
   // the slice of cat) overwrites dx, the two pools' are added to it.
   Tensor dx = device_empty(x_.shape()), tmp = device_empty(x_.shape());
@@ -246,7 +246,7 @@ Tensor Head::backward_cuda(const Tensor& dy) {
   check_shape(dy, Shape{N, classes_}, name_ + " output gradient");
   Tensor dpooled = device_empty(Shape{N, C_});
   linear_backward_cuda(N, C_, classes_, pooled_.f32(), weight.value.f32(), dy.f32(), dpooled.f32(),
-                       weight.grad.f32(), bias.grad.f32());
+                       weight.grad_f32(), bias.grad_f32());
   Tensor dx = device_empty(in_);
   global_avg_pool_backward_cuda(N, C_, HW, dpooled.f32(), dx.f32());
   return dx;

@@ -163,9 +163,9 @@ double SGD::step(float lr, float clip_norm) {
   if (!params_.empty() && params_[0]->value.device() == Device::cuda) return step_cuda(lr, clip_norm);
   double sq = 0;
   for (Param* p : params_) {
-    const float* g = p->grad.f32();
+    const float* g = p->grad_f32();
     double s = 0;
-    for (int64_t i = 0; i < p->grad.numel(); ++i) s += double(g[i]) * g[i];
+    for (int64_t i = 0; i < p->value.numel(); ++i) s += double(g[i]) * g[i];
     sq += s;
   }
   double norm = std::sqrt(sq);
@@ -174,7 +174,7 @@ double SGD::step(float lr, float clip_norm) {
   for (size_t j = 0; j < params_.size(); ++j) {
     Param* p = params_[j];
     float* w = p->value.f32();
-    const float* g = p->grad.f32();
+    const float* g = p->grad_f32();
     float* v = velocity_[j].f32();
     const float wd = p->decay ? weight_decay_ : 0.f;
     const int64_t n = p->value.numel();
@@ -190,7 +190,7 @@ double SGD::step(float lr, float clip_norm) {
 
 double SGD::step_cuda(float lr, float clip_norm) {
   double sq = 0;
-  for (Param* p : params_) sq += sum_squares_cuda(p->grad.numel(), p->grad.f32());
+  for (Param* p : params_) sq += sum_squares_cuda(p->value.numel(), p->grad_f32());
   const double norm = std::sqrt(sq);
   RF_CHECK(std::isfinite(norm), "SGD: gradient norm is {} (the loss diverged)", norm);
   const float scale = (clip_norm > 0 && norm > clip_norm) ? float(clip_norm / (norm + 1e-6)) : 1.f;
@@ -198,7 +198,7 @@ double SGD::step_cuda(float lr, float clip_norm) {
     Param* p = params_[j];
     RF_CHECK(velocity_[j].device() == Device::cuda, "SGD: parameter '{}' is on the GPU, its momentum buffer is not "
              "(SGD::to after Model::to)", p->name);
-    sgd_update_cuda(p->value.numel(), p->value.f32(), p->grad.f32(), velocity_[j].f32(), lr, momentum_,
+    sgd_update_cuda(p->value.numel(), p->value.f32(), p->grad_f32(), velocity_[j].f32(), lr, momentum_,
                     p->decay ? weight_decay_ : 0.f, scale);
   }
   return norm;

@@ -266,3 +266,32 @@ TEST(Models, FusedEvalEqualsUnfusedBitForBit) {
     }
   }
 }
+
+// Inference holds no gradient buffers (Param::grad_f32 allocates them on first use: a backward, the optimizer),
+// and an inference session's packed weight copies count in the host tensor bytes (host_memory_stats), so the
+// inference peaks that bench_models and the suites report include them.
+TEST(Models, InferenceHoldsNoGradientsAndCountsThePackedWeights) {
+  host_release_cache();
+  const size_t before = host_memory_stats().live_bytes;
+  Model m(ModelConfig::parse("resnet18"));
+  const ModelTotals t = m.totals(Shape{1, 3, 32, 32});
+  const size_t model_bytes = host_memory_stats().live_bytes - before;
+  const int64_t value_bytes = 4 * (t.learnable + t.state);
+  EXPECT_GE(int64_t(model_bytes), value_bytes);
+  EXPECT_LT(int64_t(model_bytes), value_bytes + (int64_t(1) << 20));  // the values only: no gradient buffers
+  Tensor x = random_tensor(Shape{2, 3, 32, 32}, 3);
+  {
+    FrozenWeights session;
+    m.forward(x, false);
+    const size_t held = host_memory_stats().live_bytes - before;
+    // Every 3x3 conv's weights in oneDNN's blocked layout: about the learnable bytes again.
+    EXPECT_GT(int64_t(held), value_bytes + value_bytes * 9 / 10);
+  }
+  for (Param* p : m.params()) EXPECT_FALSE(p->grad.defined()) << p->name;
+  // Training allocates them: the backward writes them, the optimizer reads them.
+  const Tensor logits = m.forward(x, true);
+  m.backward(random_tensor(logits.shape(), 4));
+  for (Param* p : m.params()) EXPECT_EQ(p->grad.defined(), p->kind == ParamKind::learnable) << p->name;
+  Param& bn_mean = *m.params(ParamKind::state).front();
+  EXPECT_THROW(bn_mean.grad_f32(), rf::Error);
+}
