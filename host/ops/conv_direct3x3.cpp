@@ -89,10 +89,11 @@ inline __m512 relu_exact(__m512 a) {  // std::max(a, 0.f) lane by lane: -0 and N
   return _mm512_mask_mov_ps(a, _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps());
 }
 
-// A kernel call computes NCH consecutive 16-lane chunks (from ch) of KB output channels of NC consecutive
-// groups side by side: every output is a serial FMA chain (the fixed order), so NC * NCH * KB >= 8 (by chunks
-// 8-16) independent chains hide the FMA latency. Group q's planes lie q*gx floats after the first's in the
-// source and q*gy in the destination; the weights are read in place.
+// A kernel step computes NCH consecutive 16-lane chunks of KB output channels of NC consecutive groups side by
+// side: every output is a serial FMA chain (the fixed order), so NC * NCH * KB >= 8 (by chunks 8-16)
+// independent chains hide the FMA latency. A call runs nsteps steps from chunk ch0 (one call per group and
+// block, not per step: 0.9-0.95 at 32x32). Group q's planes lie q*gx floats after the first's in the source
+// and q*gy in the destination; the weights are read in place.
 struct FwdArgs {
   const MaskTable* mt;
   const float* src[kMaxCg][9];  // tap t of input channel c of the item's first group, offset by the shift
@@ -102,69 +103,73 @@ struct FwdArgs {
   bool relu;
 };
 
-// Forward of chunks ch .. ch+NCH-1 for KB output channels of groups j0 .. j0+NC-1:
+// Forward of chunks ch0 .. ch0+nsteps*NCH-1 for KB output channels of groups j0 .. j0+NC-1:
 // y_o = [relu](sum_{c,t} w * tap + b_o). w: the item's first group's weights from the block's first output
 // channel; groups j0 on a.gw floats apart (GK*CG*9: the NC groups' distance a constant, as the weights' address
 // offsets).
 // The pragmas matter (GCC 12): without them GCC kept acc[] in memory too, a store per FMA (2.1x the time at
 // 32x32); unrolling the tap loop as well, it regrouped the FMAs into one serial chain per output (1.45x).
 template <int CG, int KB, int NC, int NCH, int GK>
-void forward_call(const FwdArgs& a, int j0, int ch, const float* w) {
-  const __mmask16* m = a.mt->tap.data() + size_t(ch) * 9;
-  const int64_t f = int64_t(ch) * 16, x0 = j0 * a.gx + f;
+void forward_call(const FwdArgs& a, int j0, int ch0, int nsteps, const float* w) {
   w += j0 * a.gw;
-  __m512 acc[NC][NCH][KB];
-#pragma GCC unroll 16
-  for (int q = 0; q < NC; ++q)
-#pragma GCC unroll 16
-    for (int k = 0; k < NCH; ++k)
-#pragma GCC unroll 16
-      for (int o = 0; o < KB; ++o) acc[q][k][o] = _mm512_setzero_ps();
-#pragma GCC unroll 1
-  for (int c = 0; c < CG; ++c)
-#pragma GCC unroll 1
-    for (int t = 0; t < 9; ++t) {
-      const float* src = a.src[c][t] + x0;
-#pragma GCC unroll 16
-      for (int q = 0; q < NC; ++q) {
-        __m512 wt[KB];
-#pragma GCC unroll 16
-        for (int o = 0; o < KB; ++o) wt[o] = _mm512_set1_ps(w[((q * GK + o) * CG + c) * 9 + t]);
-#pragma GCC unroll 16
-        for (int k = 0; k < NCH; ++k) {
-          const __m512 v = _mm512_maskz_loadu_ps(m[k * 9 + t], src + q * a.gx + k * 16);
-#pragma GCC unroll 16
-          for (int o = 0; o < KB; ++o) acc[q][k][o] = _mm512_fmadd_ps(wt[o], v, acc[q][k][o]);
-        }
-      }
-    }
   // FwdArgs read once: the stores might alias it
   const float* bias = a.b;
   const bool relu = a.relu;
-  const int64_t gy = a.gy, gbias = a.gbias;
+  const int64_t gy = a.gy, gbias = a.gbias, gx = a.gx;
+  const __mmask16* mtap = a.mt->tap.data();
+  const __mmask16* mstore = a.mt->store.data();
   float* dst[KB];
 #pragma GCC unroll 16
-  for (int o = 0; o < KB; ++o) dst[o] = a.dst[o] + f;
+  for (int o = 0; o < KB; ++o) dst[o] = a.dst[o] + int64_t(j0) * gy;
+  for (int st = 0, ch = ch0; st < nsteps; ++st, ch += NCH) {
+    const __mmask16* m = mtap + size_t(ch) * 9;
+    const int64_t f = int64_t(ch) * 16, x0 = j0 * gx + f;
+    __m512 acc[NC][NCH][KB];
 #pragma GCC unroll 16
-  for (int q = 0; q < NC; ++q)
+    for (int q = 0; q < NC; ++q)
 #pragma GCC unroll 16
-    for (int k = 0; k < NCH; ++k) {
-      const __mmask16 ms = a.mt->store[ch + k];
+      for (int k = 0; k < NCH; ++k)
 #pragma GCC unroll 16
-      for (int o = 0; o < KB; ++o) {
-        __m512 r = acc[q][k][o];
-        if (bias) r = _mm512_add_ps(r, _mm512_set1_ps(bias[(j0 + q) * gbias + o]));
-        if (relu) r = relu_exact(r);
-        _mm512_mask_storeu_ps(dst[o] + (j0 + q) * gy + k * 16, ms, r);
+        for (int o = 0; o < KB; ++o) acc[q][k][o] = _mm512_setzero_ps();
+#pragma GCC unroll 1
+    for (int c = 0; c < CG; ++c)
+#pragma GCC unroll 1
+      for (int t = 0; t < 9; ++t) {
+        const float* src = a.src[c][t] + x0;
+#pragma GCC unroll 16
+        for (int q = 0; q < NC; ++q) {
+          __m512 wt[KB];
+#pragma GCC unroll 16
+          for (int o = 0; o < KB; ++o) wt[o] = _mm512_set1_ps(w[((q * GK + o) * CG + c) * 9 + t]);
+#pragma GCC unroll 16
+          for (int k = 0; k < NCH; ++k) {
+            const __m512 v = _mm512_maskz_loadu_ps(m[k * 9 + t], src + q * gx + k * 16);
+#pragma GCC unroll 16
+            for (int o = 0; o < KB; ++o) acc[q][k][o] = _mm512_fmadd_ps(wt[o], v, acc[q][k][o]);
+          }
+        }
       }
-    }
+#pragma GCC unroll 16
+    for (int q = 0; q < NC; ++q)
+#pragma GCC unroll 16
+      for (int k = 0; k < NCH; ++k) {
+        const __mmask16 ms = mstore[ch + k];
+#pragma GCC unroll 16
+        for (int o = 0; o < KB; ++o) {
+          __m512 r = acc[q][k][o];
+          if (bias) r = _mm512_add_ps(r, _mm512_set1_ps(bias[(j0 + q) * gbias + o]));
+          if (relu) r = relu_exact(r);
+          _mm512_mask_storeu_ps(dst[o] + q * gy + f + k * 16, ms, r);
+        }
+      }
+  }
 }
 
 constexpr int fwd_nc(int kb) { return kb == 1 ? 8 : kb == 2 ? 4 : kb == 3 ? 3 : 2; }
 // Chunks per call by chunks: 8-16 chains (at 32x32 with 4 channels per block 2, 3, 4 or 6 chunks measured the
 // same, within 3%).
 constexpr int fwd_nch(int kb) { return kb <= 2 ? 8 : kb <= 4 ? 4 : 2; }
-using FwdFn = void (*)(const FwdArgs&, int, int, const float*);
+using FwdFn = void (*)(const FwdArgs&, int, int, int, const float*);
 // groups: NC groups x 1 chunk; chunks: 1 group x NCH chunks; one: 1 x 1 (the tails)
 struct FwdFns { FwdFn groups, chunks, one; int nc, nch; };
 template <int CG, int KB, int GK>
@@ -390,11 +395,14 @@ void direct3x3_forward(const Conv2dShape& s, const float* x, const float* w, con
           a.b = b ? b + ko : nullptr;
           const float* wb = w + int64_t(ko) * Cg * 9;
           int ch = 0;
-          if (nj > 1)
-            for (; ch < mt.nch; ++ch) fn.groups(a, j0, ch, wb);
-          else if (by_chunks)
-            for (; ch + fn.nch <= mt.nch; ch += fn.nch) fn.chunks(a, j0, ch, wb);
-          for (; ch < mt.nch; ++ch) fn.one(a, j0, ch, wb);
+          if (nj > 1) {
+            fn.groups(a, j0, 0, mt.nch, wb);
+            ch = mt.nch;
+          } else if (by_chunks) {
+            fn.chunks(a, j0, 0, mt.nch / fn.nch, wb);
+            ch = mt.nch / fn.nch * fn.nch;
+          }
+          if (ch < mt.nch) fn.one(a, j0, ch, mt.nch - ch, wb);
         }
         j0 += nj;
       }
