@@ -2,8 +2,8 @@
 // convs: depthwise, or C/groups <= 4 with K/groups <= 8 or 12), forward and input gradient, AVX-512 builds
 // only (elsewhere direct3x3_applies() is false and conv_direct.cpp's general kernel runs). Checked by
 // tests/ops/test_conv.cpp (Conv2d.Direct3x3PathMatchesGeneralKernelAndReference: sizes 1..33, strides 1/2,
-// C/groups 1..4, K/groups 1..12, strided y, against the reference and the forward bit for bit against the
-// general direct kernel).
+// C/groups 1..4, K/groups 1..12, batch 1 to 4, strided y, against the reference and the forward bit for bit
+// against the general direct kernel; Conv2d.Direct3x3PathHasOneDnnDepthwiseBits where it replaces oneDNN).
 //
 // Idea: an output plane is one flat run of OH*OW floats computed 16 at a time, whatever its width: lane l of
 // chunk f is output pixel p = f + l, (oh, ow) = (p / OW, p % OW), and tap (kh, kw) of a stride-1 conv is the
@@ -12,6 +12,9 @@
 // one four, and no padded copy of the input is made. Stride 2 first splits each input channel into its four
 // (row, column) parity planes on the OH x OW grid; tap (kh, kw) is then parity plane (kh != 1, kw != 1) read
 // at p - OW*(kh == 0) - (kw == 0). The masks depend only on the chunk and the tap: one table per call.
+// Forward, the loop order: planes of >= 16 chunks one group and a block of its output channels at a time, 2-8
+// consecutive chunks per kernel call (the group's input plane stays in L1 over its blocks, and the block's
+// output planes are written in sequence); smaller planes several groups per call, all chunks.
 // The input gradient runs the same scheme backwards: stride 1 reads dy at p + (1-kh)*W + (1-kw); stride 2
 // computes dx's four parity planes (each gets the taps of its parity) and interleaves them into dx.
 //
@@ -19,7 +22,8 @@
 // forward (c, kh, kw), input gradient (o, kh, kw); a tap that reads padding (or dy masked by the ReLU) is an
 // FMA with +0 in both kernels. So the results are bit-identical to conv_direct.cpp's general kernel, and
 // where this path replaces oneDNN (depthwise at <= 16x16, stride 1) the model outputs came out bit-identical
-// too (oneDNN's jit_dw sums the taps in the same order).
+// too (oneDNN's jit_dw sums the taps in the same order; so does it at stride 2, where the forward replaces it
+// too: checked op by op).
 
 #include <omp.h>
 
@@ -50,25 +54,31 @@ struct Tap {
 };
 
 // masks[ch * ntaps + t] for every 16-lane chunk of a GH x GW grid, and store[ch] (lanes inside the grid).
+// Built 16 lanes at a time (the lanes' grid positions, stepped along, then compares): lane by lane it cost
+// 7% (NL-512) to 25% (depthwise) of a 32x32 forward at batch 1.
 struct MaskTable {
   int nch = 0, ntaps = 0;
   std::vector<__mmask16> tap, store;
   MaskTable(int GH, int GW, const std::vector<Tap>& taps)
       : nch(int((int64_t(GH) * GW + 15) / 16)), ntaps(int(taps.size())) {
-    tap.assign(size_t(nch) * ntaps, 0);
-    store.assign(size_t(nch), 0);
-    int gr = 0, gc = 0;
-    for (int64_t p = 0; p < int64_t(nch) * 16; ++p) {
-      const int ch = int(p / 16), l = int(p % 16);
-      if (gr < GH) {
-        store[ch] |= __mmask16(1u << l);
-        for (int t = 0; t < ntaps; ++t) {
-          const Tap& q = taps[t];
-          const int r = gr * q.ar + q.br, c = gc * q.ac + q.bc;
-          if (r >= 0 && r < q.hr && c >= 0 && c < q.wc) tap[size_t(ch) * ntaps + t] |= __mmask16(1u << l);
-        }
+    tap.resize(size_t(nch) * ntaps);
+    store.resize(size_t(nch));
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1), gw = _mm512_set1_epi32(GW);
+    __m512i gr = zero, gc = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    for (int ch = 0; ch < nch; ++ch, gc = _mm512_add_epi32(gc, _mm512_set1_epi32(16))) {
+      for (__mmask16 wrap; (wrap = _mm512_cmpge_epi32_mask(gc, gw));)  // columns past the row: next row
+        gc = _mm512_mask_sub_epi32(gc, wrap, gc, gw), gr = _mm512_mask_add_epi32(gr, wrap, gr, one);
+      const __mmask16 in = _mm512_cmplt_epi32_mask(gr, _mm512_set1_epi32(GH));
+      store[ch] = in;
+      for (int t = 0; t < ntaps; ++t) {
+        const Tap& q = taps[t];
+        const __m512i r = _mm512_add_epi32(_mm512_mullo_epi32(gr, _mm512_set1_epi32(q.ar)), _mm512_set1_epi32(q.br));
+        const __m512i c = _mm512_add_epi32(_mm512_mullo_epi32(gc, _mm512_set1_epi32(q.ac)), _mm512_set1_epi32(q.bc));
+        __mmask16 mk = _mm512_mask_cmpge_epi32_mask(in, r, zero);
+        mk = _mm512_mask_cmplt_epi32_mask(mk, r, _mm512_set1_epi32(q.hr));
+        mk = _mm512_mask_cmpge_epi32_mask(mk, c, zero);
+        tap[size_t(ch) * ntaps + t] = _mm512_mask_cmplt_epi32_mask(mk, c, _mm512_set1_epi32(q.wc));
       }
-      if (++gc == GW) gc = 0, ++gr;
     }
   }
 };
@@ -79,62 +89,99 @@ inline __m512 relu_exact(__m512 a) {  // std::max(a, 0.f) lane by lane: -0 and N
   return _mm512_mask_mov_ps(a, _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps());
 }
 
-// A kernel call computes one 16-lane chunk ch of NC consecutive groups side by side: every output is a serial
-// FMA chain (the fixed order), so NC * (chains per group) >= 8 independent chains hide the FMA latency, and
-// the NC groups share the chunk's masks. Group q's planes lie q*gx floats after the first's in the source
-// and q*gy in the destination; the weights are read in place (groups a compile-time distance apart).
+// A kernel step computes NCH consecutive 16-lane chunks of KB output channels of NC consecutive groups side by
+// side: every output is a serial FMA chain (the fixed order), so NC * NCH * KB >= 8 (by chunks 8-16)
+// independent chains hide the FMA latency. A call runs nsteps steps from chunk ch0 (one call per group and
+// block, not per step: 0.9-0.95 at 32x32). Group q's planes lie q*gx floats after the first's in the source
+// and q*gy in the destination; the weights are read in place.
 struct FwdArgs {
   const MaskTable* mt;
   const float* src[kMaxCg][9];  // tap t of input channel c of the item's first group, offset by the shift
-  float* dst[kMaxKb];           // output channel o of the KB of the item's first group
+  float* dst[kMaxKb];           // output channel o of the block, of the item's first group
   const float* b;               // bias of the first group's first output channel of the block, or null
-  int64_t gx, gy, gbias;
+  int64_t gx, gy, gw, gbias;
   bool relu;
 };
 
-// Forward of chunk ch for KB output channels of groups j0 .. j0+NC-1: y_o = [relu](sum_{c,t} w * tap + b_o).
-// w: the item's first group's weights from the block's first output channel; groups GK*CG*9 floats apart.
-template <int CG, int KB, int NC, int GK>
-void forward_call(const FwdArgs& a, int j0, int ch, const float* w) {
-  const __mmask16* m = a.mt->tap.data() + size_t(ch) * 9;
-  const int64_t f = int64_t(ch) * 16, x0 = j0 * a.gx + f;
-  w += int64_t(j0) * GK * CG * 9;
-  __m512 acc[NC][KB];
-  for (int q = 0; q < NC; ++q)
-    for (int o = 0; o < KB; ++o) acc[q][o] = _mm512_setzero_ps();
-  for (int c = 0; c < CG; ++c)
-    for (int t = 0; t < 9; ++t) {
-      const float* src = a.src[c][t] + x0;
-      const __mmask16 mt = m[t];
-      for (int q = 0; q < NC; ++q) {
-        const __m512 v = _mm512_maskz_loadu_ps(mt, src + q * a.gx);
-        for (int o = 0; o < KB; ++o)
-          acc[q][o] = _mm512_fmadd_ps(_mm512_set1_ps(w[((q * GK + o) * CG + c) * 9 + t]), v, acc[q][o]);
+// Forward of chunks ch0 .. ch0+nsteps*NCH-1 for KB output channels of groups j0 .. j0+NC-1:
+// y_o = [relu](sum_{c,t} w * tap + b_o). w: the item's first group's weights from the block's first output
+// channel; groups j0 on a.gw floats apart (GK*CG*9: the NC groups' distance a constant, as the weights' address
+// offsets).
+// The pragmas matter (GCC 12): without them GCC kept acc[] in memory too, a store per FMA (2.1x the time at
+// 32x32); unrolling the tap loop as well, it regrouped the FMAs into one serial chain per output (1.45x).
+template <int CG, int KB, int NC, int NCH, int GK>
+void forward_call(const FwdArgs& a, int j0, int ch0, int nsteps, const float* w) {
+  w += j0 * a.gw;
+  // FwdArgs read once: the stores might alias it
+  const float* bias = a.b;
+  const bool relu = a.relu;
+  const int64_t gy = a.gy, gbias = a.gbias, gx = a.gx;
+  const __mmask16* mtap = a.mt->tap.data();
+  const __mmask16* mstore = a.mt->store.data();
+  float* dst[KB];
+#pragma GCC unroll 16
+  for (int o = 0; o < KB; ++o) dst[o] = a.dst[o] + int64_t(j0) * gy;
+  for (int st = 0, ch = ch0; st < nsteps; ++st, ch += NCH) {
+    const __mmask16* m = mtap + size_t(ch) * 9;
+    const int64_t f = int64_t(ch) * 16, x0 = j0 * gx + f;
+    __m512 acc[NC][NCH][KB];
+#pragma GCC unroll 16
+    for (int q = 0; q < NC; ++q)
+#pragma GCC unroll 16
+      for (int k = 0; k < NCH; ++k)
+#pragma GCC unroll 16
+        for (int o = 0; o < KB; ++o) acc[q][k][o] = _mm512_setzero_ps();
+#pragma GCC unroll 1
+    for (int c = 0; c < CG; ++c)
+#pragma GCC unroll 1
+      for (int t = 0; t < 9; ++t) {
+        const float* src = a.src[c][t] + x0;
+#pragma GCC unroll 16
+        for (int q = 0; q < NC; ++q) {
+          __m512 wt[KB];
+#pragma GCC unroll 16
+          for (int o = 0; o < KB; ++o) wt[o] = _mm512_set1_ps(w[((q * GK + o) * CG + c) * 9 + t]);
+#pragma GCC unroll 16
+          for (int k = 0; k < NCH; ++k) {
+            const __m512 v = _mm512_maskz_loadu_ps(m[k * 9 + t], src + q * gx + k * 16);
+#pragma GCC unroll 16
+            for (int o = 0; o < KB; ++o) acc[q][k][o] = _mm512_fmadd_ps(wt[o], v, acc[q][k][o]);
+          }
+        }
       }
-    }
-  const __mmask16 ms = a.mt->store[ch];
-  for (int q = 0; q < NC; ++q)
-    for (int o = 0; o < KB; ++o) {
-      __m512 r = acc[q][o];
-      if (a.b) r = _mm512_add_ps(r, _mm512_set1_ps(a.b[(j0 + q) * a.gbias + o]));
-      if (a.relu) r = relu_exact(r);
-      _mm512_mask_storeu_ps(a.dst[o] + (j0 + q) * a.gy + f, ms, r);
-    }
+#pragma GCC unroll 16
+    for (int q = 0; q < NC; ++q)
+#pragma GCC unroll 16
+      for (int k = 0; k < NCH; ++k) {
+        const __mmask16 ms = mstore[ch + k];
+#pragma GCC unroll 16
+        for (int o = 0; o < KB; ++o) {
+          __m512 r = acc[q][k][o];
+          if (bias) r = _mm512_add_ps(r, _mm512_set1_ps(bias[(j0 + q) * gbias + o]));
+          if (relu) r = relu_exact(r);
+          _mm512_mask_storeu_ps(dst[o] + q * gy + f + k * 16, ms, r);
+        }
+      }
+  }
 }
 
 constexpr int fwd_nc(int kb) { return kb == 1 ? 8 : kb == 2 ? 4 : kb == 3 ? 3 : 2; }
-using FwdFn = void (*)(const FwdArgs&, int, int, const float*);
-struct FwdFns { FwdFn many, one; int nc; };
+// Chunks per call by chunks: 8-16 chains (at 32x32 with 4 channels per block 2, 3, 4 or 6 chunks measured the
+// same, within 3%).
+constexpr int fwd_nch(int kb) { return kb <= 2 ? 8 : kb <= 4 ? 4 : 2; }
+using FwdFn = void (*)(const FwdArgs&, int, int, int, const float*);
+// groups: NC groups x 1 chunk; chunks: 1 group x NCH chunks; one: 1 x 1 (the tails)
+struct FwdFns { FwdFn groups, chunks, one; int nc, nch; };
 template <int CG, int KB, int GK>
 constexpr FwdFns fwd_fns() {
-  return {forward_call<CG, KB, fwd_nc(KB), GK>, forward_call<CG, KB, 1, GK>, fwd_nc(KB)};
+  return {forward_call<CG, KB, fwd_nc(KB), 1, GK>, forward_call<CG, KB, 1, fwd_nch(KB), GK>,
+          forward_call<CG, KB, 1, 1, GK>, fwd_nc(KB), fwd_nch(KB)};
 }
 template <int CG, int... KB>
 constexpr std::array<FwdFns, sizeof...(KB)> fwd_row(std::integer_sequence<int, KB...>) {
   return {fwd_fns<CG, KB + 1, KB + 1>()...};
 }
-// [C/groups - 1][K/groups - 1] for K/groups <= 8 (one block of output channels), and K/groups = 12 (the
-// 768-wide module at 64 input channels) as two blocks of 6.
+// [C/groups - 1][KB - 1]: KB output channels per call, K/groups <= 8; and K/groups = 12, blocks of 6
 const std::array<std::array<FwdFns, kMaxKb>, kMaxCg> kForward = {
     fwd_row<1>(std::make_integer_sequence<int, kMaxKb>()), fwd_row<2>(std::make_integer_sequence<int, kMaxKb>()),
     fwd_row<3>(std::make_integer_sequence<int, kMaxKb>()), fwd_row<4>(std::make_integer_sequence<int, kMaxKb>())};
@@ -202,6 +249,39 @@ void run_calls(const Fns& fn, const Args& a, int ng, int nch, const float* wb) {
   }
 }
 
+// The four (row, column) parity planes of an H x W input channel x on the OH x OW grid: plane
+// (ih % 2) * 2 + iw % 2 at pc + plane * pplane holds pixel (ih, iw) at (ih / 2) * OW + iw / 2. Widths 8 and 16
+// in whole vectors (two rows, one row per permute): row by row (deinterleave_row) they took most of the
+// time of the 8x8 stride-2 forward at batch 1 (a 256-channel conv: 2048 rows of 8 floats).
+void split_parity(const float* x, int H, int W, int OW, float* pc, int64_t pplane) {
+  if (W == 16) {  // one row: even columns to the low half, odd ones to the high half
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    for (int ih = 0; ih < H; ++ih) {
+      const __m512 r = _mm512_loadu_ps(x + ih * 16), v = _mm512_permutex2var_ps(r, idx, r);
+      float* row = pc + (ih & 1) * 2 * pplane + int64_t(ih >> 1) * OW;
+      _mm256_storeu_ps(row, __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7));
+      _mm256_storeu_ps(row + pplane, __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
+    }
+    return;
+  }
+  if (W == 8 && H % 2 == 0) {  // rows ih, ih + 1: their even and odd columns, one 4-float quarter each
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+    for (int ih = 0; ih < H; ih += 2) {
+      const __m512 r = _mm512_loadu_ps(x + ih * 8), v = _mm512_permutex2var_ps(r, idx, r);
+      float* row = pc + int64_t(ih >> 1) * OW;
+      _mm_storeu_ps(row, __builtin_shufflevector(v, v, 0, 1, 2, 3));
+      _mm_storeu_ps(row + pplane, __builtin_shufflevector(v, v, 4, 5, 6, 7));
+      _mm_storeu_ps(row + 2 * pplane, __builtin_shufflevector(v, v, 8, 9, 10, 11));
+      _mm_storeu_ps(row + 3 * pplane, __builtin_shufflevector(v, v, 12, 13, 14, 15));
+    }
+    return;
+  }
+  for (int ih = 0; ih < H; ++ih) {
+    float* row = pc + (ih & 1) * 2 * pplane + int64_t(ih >> 1) * OW;
+    deinterleave_row(row, row + pplane, x + int64_t(ih) * W, W);
+  }
+}
+
 // Groups per work item, a multiple of nc: >= 8 groups and a contiguous run of >= 32 KB of input per item (one 4 KB
 // plane at a time defeats the hardware prefetcher, which stops at page ends), leaving >= 4 items per thread.
 int groups_per_item(const Conv2dShape& s, int nc) {
@@ -257,21 +337,19 @@ std::vector<Tap> backward_taps3(const Conv2dShape& s, int a, int bb) {
 }  // namespace
 
 // Where this path runs instead of the general kernel (bit-identical results: a choice by speed only, so it
-// may depend on the batch size) and instead of oneDNN for depthwise at <= 16x16 (stride 1 only: oneDNN's
-// jit_dw stays faster at stride 2 there). Measured on 1 thread of the Zen 4 host, BM_seeded_stage, ratios
-// to the old choice (batch 64 | batch 1): forward at <= 16x16 0.2-0.65 | 0.16-0.9 (but 16x16 with 6 per
-// group 1.55 | 0.73: general at batch >= 4), at 32x32 stride 1 0.46-0.72 | 1.1-1.4 (general at batch < 4),
-// at 32x32 stride 2 1.06-1.66 | 0.85-0.93 (general at batch >= 4); input gradient at <= 8x8 stride 1
+// may depend on the batch size) and instead of oneDNN for depthwise at <= 16x16 (conv.cpp). Measured on 1
+// thread of the Zen 4 host, BM_seeded_stage, ratios to the general kernel (batch 64 | batch 1): forward at
+// 32x32 stride 1 0.57-0.59 | 0.64-0.7 (NL-512/768 and depthwise), 32x32 stride 2 0.88-0.95 | 0.54-0.79, at
+// <= 16x16 0.5-0.77 | 0.27-0.7; depthwise stride 2 at <= 16x16 vs oneDNN's jit_dw 0.5-1.0 | 0.67-0.95. (Before
+// its kernel kept the accumulators in registers and ran planes by chunks, 32x32 stride 1 had been 1.1-1.4 of
+// the general kernel at batch 1, 16x16 with 6 per group 1.55 at batch 64.) Input gradient at <= 8x8 stride 1
 // 0.3-0.66 | 0.17-0.8, stride 2 at <= 16x16 0.66-0.84 | 0.45-0.78 (K/groups > 1), 16x16 depthwise stride 1
 // 0.66 | 1.12 (vs oneDNN); 32x32, and 16x16 with K/groups > 1, stay general (1.0-1.4).
 bool direct3x3_applies(const Conv2dShape& s, ConvPass pass) {
   const int Cg = s.C / s.groups, Kg = s.K / s.groups, HW = s.H * s.W;
   if (!(s.k == 3 && s.pad == 1 && (s.stride == 1 || s.stride == 2) && Cg <= kMaxCg && (Kg <= kMaxKb || Kg == 12)))
     return false;
-  if (pass == ConvPass::forward) {
-    if (HW > 64 && HW <= 256 && Kg >= 6 && s.N >= 4) return false;
-    return HW <= 256 || (s.stride == 1 ? s.N >= 4 : s.N < 4);
-  }
+  if (pass == ConvPass::forward) return HW <= 1024;  // measured up to 32x32
   if (pass != ConvPass::backward_data) return false;
   if (s.stride == 1) return HW <= 64 || (HW <= 256 && Cg == 1 && Kg == 1);
   return HW <= 256;
@@ -283,38 +361,50 @@ void direct3x3_forward(const Conv2dShape& s, const float* x, const float* w, con
   const int64_t oplane = int64_t(OH) * OW, pplane = round_up(oplane, 16);
   const std::vector<Tap> taps = forward_taps3(s);
   const MaskTable mt(OH, OW, taps);
-  const int kb = Kg <= kMaxKb ? Kg : 6;  // K/groups = 12: two blocks of 6
-  const FwdFns& fn = Kg <= kMaxKb ? kForward[Cg - 1][Kg - 1] : kForward12[Cg - 1];
-  const int gb = groups_per_item(s, fn.nc), ngb = (s.groups + gb - 1) / gb;
+  // Planes of >= 16 chunks (16x16 and up) by chunks, one group at a time; smaller ones by groups side by side
+  // (measured at batch 1: by chunks 0.9 at 16x16 stride 1 with K/groups 4, 1.3 at 8x8 depthwise).
+  const bool by_chunks = mt.nch >= 16;
+  // Output channels per call: K/groups 12 in two blocks of 6; by chunks 8 in two blocks of 4 (0.94 of one block
+  // of 8 at 32x32, NL-512; 4 or 6 the same for 12).
+  const int kb = Kg > kMaxKb ? 6 : by_chunks && Kg == 8 ? 4 : Kg;
+  const FwdFns& fn = Kg > kMaxKb ? kForward12[Cg - 1] : kForward[Cg - 1][kb - 1];
+  const int gb = groups_per_item(s, by_chunks ? 1 : fn.nc), ngb = (s.groups + gb - 1) / gb;
   const int64_t items = int64_t(s.N) * ngb;
 #pragma omp parallel if (parallel_worth(s))
   {
     std::vector<float> P(S == 2 ? size_t(gb) * Cg * 4 * pplane : 0);  // stride 2: the parity planes
     FwdArgs a{};
-    a.mt = &mt, a.relu = relu, a.gy = int64_t(Kg) * oplane, a.gbias = Kg;
+    a.mt = &mt, a.relu = relu, a.gy = int64_t(Kg) * oplane, a.gbias = Kg, a.gw = int64_t(Kg) * Cg * 9;
     a.gx = S == 2 ? int64_t(Cg) * 4 * pplane : int64_t(Cg) * xplane;
 #pragma omp for schedule(static)
     for (int64_t it = 0; it < items; ++it) {
       const int n = int(it / ngb), g0 = int(it % ngb) * gb, ng = std::min(gb, s.groups - g0);
       const float* xg = x + n * xs + int64_t(g0) * Cg * xplane;
       if (S == 2)
-        for (int jc = 0; jc < ng * Cg; ++jc) {  // (group, channel) pairs: contiguous in x and in P
-          const float* xc = xg + jc * xplane;
-          float* pc = P.data() + size_t(jc) * 4 * pplane;
-          for (int ih = 0; ih < s.H; ++ih) {
-            float* row = pc + (ih & 1) * 2 * pplane + int64_t(ih >> 1) * OW;
-            deinterleave_row(row, row + pplane, xc + int64_t(ih) * s.W, s.W);
-          }
-        }
+        for (int jc = 0; jc < ng * Cg; ++jc)  // (group, channel) pairs: contiguous in x and in P
+          split_parity(xg + jc * xplane, s.H, s.W, OW, P.data() + size_t(jc) * 4 * pplane, pplane);
       for (int c = 0; c < Cg; ++c)
         for (int t = 0; t < 9; ++t)
           a.src[c][t] = S == 2 ? P.data() + (size_t(c) * 4 + taps[t].plane) * pplane + taps[t].off
                                : xg + c * xplane + taps[t].off;
-      for (int o0 = 0; o0 < Kg; o0 += kb) {
-        const int ko = g0 * Kg + o0;
-        for (int o = 0; o < kb; ++o) a.dst[o] = y + n * ys + int64_t(ko + o) * oplane;
-        a.b = b ? b + ko : nullptr;
-        run_calls(fn, a, ng, mt.nch, w + int64_t(ko) * Cg * 9);
+      for (int j0 = 0; j0 < ng;) {
+        const int nj = !by_chunks && j0 + fn.nc <= ng ? fn.nc : 1;
+        for (int o0 = 0; o0 < Kg; o0 += kb) {
+          const int ko = g0 * Kg + o0;
+          for (int o = 0; o < kb; ++o) a.dst[o] = y + n * ys + int64_t(ko + o) * oplane;
+          a.b = b ? b + ko : nullptr;
+          const float* wb = w + int64_t(ko) * Cg * 9;
+          int ch = 0;
+          if (nj > 1) {
+            fn.groups(a, j0, 0, mt.nch, wb);
+            ch = mt.nch;
+          } else if (by_chunks) {
+            fn.chunks(a, j0, 0, mt.nch / fn.nch, wb);
+            ch = mt.nch / fn.nch * fn.nch;
+          }
+          if (ch < mt.nch) fn.one(a, j0, ch, mt.nch - ch, wb);
+        }
+        j0 += nj;
       }
     }
   }

@@ -590,14 +590,14 @@ TEST(Conv2d, Direct3x3PathMatchesGeneralKernelAndReference) {
   struct Grp { int Cg, Kg, groups; };
   const Grp grps[] = {{1, 1, 19}, {1, 2, 9}, {1, 3, 7}, {1, 8, 3}, {1, 12, 3},
                       {2, 1, 5},  {2, 3, 5}, {3, 5, 2}, {4, 2, 3}};
-  const int sizes[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31, 33};
+  const int sizes[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31, 32, 33};
   int n_case = 0;
   for (int H : sizes)
     for (int stride : {1, 2})
       for (const Grp& gr : grps) {
         const int W = H + (H % 3 == 0), HW = H * W;
-        if (HW > 256 && gr.groups * gr.Kg > 24) continue;  // keep it fast: big planes with few channels
-        const int N = HW <= 256 ? 2 : stride == 1 ? 4 : 1;
+        if (HW > 256 && gr.groups * gr.Kg > 36) continue;  // keep it fast: big planes with few channels
+        const int N = HW <= 256 ? 1 + n_case % 2 : 1;  // batch 1: the eval blocks' (one sample per thread)
         const Case c = make_case(N, gr.Cg * gr.groups, H, W, gr.Kg * gr.groups, 3, stride, 1, gr.groups,
                                  n_case % 3 == 0, n_case % 2 ? 3 : 0);
         ++n_case;
@@ -634,6 +634,27 @@ TEST(Conv2d, Direct3x3PathMatchesGeneralKernelAndReference) {
       }
   EXPECT_GT(n_case, 200);
 }
+
+#if defined(__AVX512F__)
+// Where the 3x3 path replaces oneDNN's jit_dw (depthwise at <= 16x16: stride 1, and stride 2 forward), it gives
+// oneDNN's bits (both sum the taps in (kh, kw) order from +0).
+TEST(Conv2d, Direct3x3PathHasOneDnnDepthwiseBits) {
+  for (int H : {4, 8, 16})
+    for (int stride : {1, 2})
+      for (int relu = 0; relu < 2; ++relu) {
+        const Case c = make_case(1 + relu, 32, H, H, 32, 3, stride, 1, 32, false, 0);
+        const Conv2dShape& s = c.s;
+        SCOPED_TRACE(c.str());
+        ASSERT_EQ(ConvAlgo::direct, conv2d_cpu_algo(s, ConvPass::forward));
+        auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 81);
+        auto w = random_vec<float>(size_t(s.weight_numel()), 82);
+        std::vector<float> got(size_t(s.N) * s.K * s.OH() * s.OW()), want(got.size());
+        conv2d_forward_cpu_with(ConvAlgo::direct, s, x.data(), w.data(), nullptr, got.data(), relu);
+        conv2d_forward_cpu_with(ConvAlgo::dnnl_blocked, s, x.data(), w.data(), nullptr, want.data(), relu);
+        EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
+      }
+}
+#endif
 
 // The direct kernel's work split depends on the thread count; its forward and input gradient must not.
 TEST(Conv2d, DirectKernelIndependentOfThreadCount) {
@@ -692,11 +713,13 @@ TEST(Conv2d, DispatchPicksTheMeasuredAlgorithm) {
   };
   EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(64, 32, 64, 3, 1, 64), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(512, 4, 768, 3, 1, 256), ConvPass::backward_data));
-  EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(256, 8, 256, 3, 2, 256), ConvPass::forward));
 #if defined(__AVX512F__)  // the direct kernel's 3x3 path (conv_direct3x3.cpp) beats oneDNN's jit_dw at stride 1
   EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(512, 4, 512, 3, 1, 512), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(128, 16, 128, 3, 1, 128), ConvPass::backward_data));
+  EXPECT_EQ(ConvAlgo::direct, conv2d_cpu_algo(shape(256, 8, 256, 3, 2, 256), ConvPass::forward));  // and stride 2
+  EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(256, 8, 256, 3, 2, 256), ConvPass::backward_data));
 #else
+  EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(256, 8, 256, 3, 2, 256), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(512, 4, 512, 3, 1, 512), ConvPass::forward));
 #endif
   EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(64, 32, 64, 3, 1, 1), ConvPass::forward));
