@@ -168,5 +168,9 @@ class Conv1x1WeightGrad {
 void conv2d_forward_direct_cpu_fn(const Conv2dShape& s, const float* x,
                                   const std::function<void(int g, float* w_g)>& weights_of_group,
                                   const float* b, float* y, bool relu);
+// The direct kernel's input gradient by its general kernel, never its 3x3 path (conv_direct3x3.cpp), whose
+// results must be these bits (tests/ops/test_conv.cpp); relu_y: dy masked by [relu_y > 0], or null.
+void conv2d_backward_data_direct_general_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                                             const float* relu_y = nullptr);
 
 }  // namespace rf

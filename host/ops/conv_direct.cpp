@@ -264,6 +264,11 @@ void direct_forward(const Conv2dShape& s, const float* x, const float* w, const 
 // a time, then interleaved back into NCHW.
 void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
   if (direct3x3_applies(s, ConvPass::backward_data)) return direct3x3_backward_data(s, dy, w, dx, relu_y);
+  direct_backward_data_general(s, dy, w, dx, relu_y);
+}
+
+void direct_backward_data_general(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                                  const float* relu_y) {
   const Blocking bl(s);
   const Geom g(s, bl.ns);
   const int k = g.k, S = g.s;
@@ -373,6 +378,12 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
 }
 
 }  // namespace conv_detail
+
+void conv2d_backward_data_direct_general_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                                             const float* relu_y) {
+  s.validate();
+  conv_detail::direct_backward_data_general(s, dy, w, dx, relu_y);
+}
 
 void conv2d_forward_direct_cpu_fn(const Conv2dShape& s, const float* x,
                                   const std::function<void(int g, float* w_g)>& weights_of_group,

@@ -2,8 +2,9 @@
 // convs: depthwise, or C/groups <= 4 with K/groups <= 8 or 12), forward and input gradient, AVX-512 builds
 // only (elsewhere direct3x3_applies() is false and conv_direct.cpp's general kernel runs). Checked by
 // tests/ops/test_conv.cpp (Conv2d.Direct3x3PathMatchesGeneralKernelAndReference: sizes 1..33, strides 1/2,
-// C/groups 1..4, K/groups 1..12, batch 1 to 4, strided y, against the reference and the forward bit for bit
-// against the general direct kernel; Conv2d.Direct3x3PathHasOneDnnDepthwiseBits where it replaces oneDNN).
+// C/groups 1..4, K/groups 1..12, batch 1 to 4, strided y, against the reference and bit for bit against the
+// general direct kernel, forward and input gradient; Conv2d.Direct3x3PathHasOneDnnDepthwiseBits where it
+// replaces oneDNN).
 //
 // Idea: an output plane is one flat run of OH*OW floats computed 16 at a time, whatever its width: lane l of
 // chunk f is output pixel p = f + l, (oh, ow) = (p / OW, p % OW), and tap (kh, kw) of a stride-1 conv is the
@@ -16,7 +17,8 @@
 // consecutive chunks per kernel call (the group's input plane stays in L1 over its blocks, and the block's
 // output planes are written in sequence); smaller planes several groups per call, all chunks.
 // The input gradient runs the same scheme backwards: stride 1 reads dy at p + (1-kh)*W + (1-kw); stride 2
-// computes dx's four parity planes (each gets the taps of its parity) and interleaves them into dx.
+// computes dx's four parity planes (each gets the taps of its parity) and interleaves them into dx. Its loop
+// order likewise: grids of >= 16 chunks one group at a time, 2-8 chunks per step; smaller ones by groups.
 //
 // Summation order: every output is one FMA chain from +0 over the taps in the general kernel's order,
 // forward (c, kh, kw), input gradient (o, kh, kw); a tap that reads padding (or dy masked by the ReLU) is an
@@ -191,44 +193,81 @@ const FwdFns kForward12[kMaxCg] = {fwd_fns<1, 6, 12>(), fwd_fns<2, 6, 12>(), fwd
 struct BwdArgs {
   const MaskTable* mt;
   const Tap* taps;
-  int Kg;
   const float* D;      // the item's first group's (masked) dy, output channel o at o * dpitch
   float* dst[kMaxCg];  // the item's first group's dx planes (or dx parity planes)
   int64_t dpitch, gd, gx;
 };
 
-// Input gradient of chunk ch of groups j0 .. j0+NC-1: dx_c = sum over (o, tap) of w[o][c][tap] * D_o[p + off].
-// w: the item's first group's weights; groups KG*CG*9 floats apart.
-template <int CG, int KG, int NC>
-void backward_call(const BwdArgs& a, int j0, int ch, const float* w) {
+// Input gradient of chunks ch0 .. ch0+nsteps*NCH-1 of groups j0 .. j0+NC-1: dx_c = sum over (o, tap) of
+// w[o][c][tap] * D_o[p + off], NC * NCH * CG >= 8 independent chains (by groups: NC groups x 1 chunk; by chunks:
+// 1 group x NCH chunks). w: the item's first group's weights; groups KG*CG*9 floats apart.
+// As forward_call: the register loops unrolled, the (o, tap) loops kept as loops (GCC 12 kept acc[] in memory
+// without the pragmas, a store per FMA), the chunk loop inside the call.
+template <int CG, int KG, int NC, int NCH>
+void backward_call(const BwdArgs& a, int j0, int ch0, int nsteps, const float* w) {
+  // BwdArgs read once: the stores might alias it
   const int nt = a.mt->ntaps;
-  const __mmask16* m = a.mt->tap.data() + size_t(ch) * nt;
-  const int64_t f = int64_t(ch) * 16, d0 = j0 * a.gd + f;
+  const __mmask16* mtap = a.mt->tap.data();
+  const __mmask16* mstore = a.mt->store.data();
+  int64_t off[9];
+  int widx[9];
+  for (int t = 0; t < nt; ++t) off[t] = a.taps[t].off, widx[t] = a.taps[t].w_idx;
+  const int64_t dpitch = a.dpitch, gd = a.gd, gx = a.gx;
+  const float* D = a.D + j0 * gd;
+  float* dst[CG];
+#pragma GCC unroll 16
+  for (int c = 0; c < CG; ++c) dst[c] = a.dst[c] + j0 * gx;
   w += int64_t(j0) * KG * CG * 9;
-  __m512 acc[NC][CG];
-  for (int q = 0; q < NC; ++q)
-    for (int c = 0; c < CG; ++c) acc[q][c] = _mm512_setzero_ps();
-  for (int o = 0; o < KG; ++o)
-    for (int t = 0; t < nt; ++t) {
-      const float* d = a.D + o * a.dpitch + a.taps[t].off + d0;
-      const float* wt = w + o * CG * 9 + a.taps[t].w_idx;
-      const __mmask16 mt = m[t];
-      for (int q = 0; q < NC; ++q) {
-        const __m512 v = _mm512_maskz_loadu_ps(mt, d + q * a.gd);
-        for (int c = 0; c < CG; ++c)
-          acc[q][c] = _mm512_fmadd_ps(_mm512_set1_ps(wt[(q * KG * CG + c) * 9]), v, acc[q][c]);
+  for (int st = 0, ch = ch0; st < nsteps; ++st, ch += NCH) {
+    const __mmask16* m = mtap + size_t(ch) * nt;
+    const int64_t f = int64_t(ch) * 16;
+    __m512 acc[NC][NCH][CG];
+#pragma GCC unroll 16
+    for (int q = 0; q < NC; ++q)
+#pragma GCC unroll 16
+      for (int k = 0; k < NCH; ++k)
+#pragma GCC unroll 16
+        for (int c = 0; c < CG; ++c) acc[q][k][c] = _mm512_setzero_ps();
+#pragma GCC unroll 1
+    for (int o = 0; o < KG; ++o)
+#pragma GCC unroll 1
+      for (int t = 0; t < nt; ++t) {
+        const float* d = D + o * dpitch + off[t] + f;
+        const float* wt = w + o * CG * 9 + widx[t];
+#pragma GCC unroll 16
+        for (int q = 0; q < NC; ++q) {
+          __m512 wq[CG];
+#pragma GCC unroll 16
+          for (int c = 0; c < CG; ++c) wq[c] = _mm512_set1_ps(wt[(q * KG * CG + c) * 9]);
+#pragma GCC unroll 16
+          for (int k = 0; k < NCH; ++k) {
+            const __m512 v = _mm512_maskz_loadu_ps(m[k * nt + t], d + q * gd + k * 16);
+#pragma GCC unroll 16
+            for (int c = 0; c < CG; ++c) acc[q][k][c] = _mm512_fmadd_ps(wq[c], v, acc[q][k][c]);
+          }
+        }
       }
-    }
-  const __mmask16 ms = a.mt->store[ch];
-  for (int q = 0; q < NC; ++q)
-    for (int c = 0; c < CG; ++c) _mm512_mask_storeu_ps(a.dst[c] + (j0 + q) * a.gx + f, ms, acc[q][c]);
+#pragma GCC unroll 16
+    for (int q = 0; q < NC; ++q)
+#pragma GCC unroll 16
+      for (int k = 0; k < NCH; ++k) {
+        const __mmask16 ms = mstore[ch + k];
+#pragma GCC unroll 16
+        for (int c = 0; c < CG; ++c) _mm512_mask_storeu_ps(dst[c] + q * gx + f + k * 16, ms, acc[q][k][c]);
+      }
+  }
 }
 
 constexpr int bwd_nc(int cg) { return cg == 1 ? 8 : cg == 2 ? 4 : 2; }
-using BwdFn = void (*)(const BwdArgs&, int, int, const float*);
-struct BwdFns { BwdFn many, one; int nc; };
+constexpr int bwd_nch(int cg) { return cg == 1 ? 8 : cg == 2 ? 4 : cg == 3 ? 3 : 2; }
+using BwdFn = void (*)(const BwdArgs&, int, int, int, const float*);
+// groups: NC groups x 1 chunk; chunks: 1 group x NCH chunks; one: 1 x 1 (the tails)
+struct BwdFns { BwdFn groups, chunks, one; int nc, nch; };
 template <int CG, int KG>
-constexpr BwdFns bwd_fns() { return {backward_call<CG, KG, bwd_nc(CG)>, backward_call<CG, KG, 1>, bwd_nc(CG)}; }
+constexpr BwdFns bwd_fns() {
+  return {backward_call<CG, KG, bwd_nc(CG), 1>, backward_call<CG, KG, 1, bwd_nch(CG)>, backward_call<CG, KG, 1, 1>,
+          bwd_nc(CG), bwd_nch(CG)};
+}
 template <int CG, int... KG>
 constexpr std::array<BwdFns, sizeof...(KG) + 1> bwd_row(std::integer_sequence<int, KG...>) {
   return {bwd_fns<CG, KG + 1>()..., bwd_fns<CG, 12>()};
@@ -238,14 +277,22 @@ const std::array<std::array<BwdFns, kMaxKb + 1>, kMaxCg> kBackward = {
     bwd_row<1>(std::make_integer_sequence<int, kMaxKb>()), bwd_row<2>(std::make_integer_sequence<int, kMaxKb>()),
     bwd_row<3>(std::make_integer_sequence<int, kMaxKb>()), bwd_row<4>(std::make_integer_sequence<int, kMaxKb>())};
 
-// Runs the calls of an item's ng groups (NC at a time, the rest one by one) over its nch chunks; wb: the
-// weights of the item's first group.
-template <class Fns, class Args>
-void run_calls(const Fns& fn, const Args& a, int ng, int nch, const float* wb) {
+// Runs the calls of an item's ng groups over a grid of nch chunks: by groups (NC at a time, all chunks per call,
+// the rest one group at a time) or, by_chunks, one group at a time, NCH chunks per step; wb: the weights of the
+// item's first group.
+void run_backward(const BwdFns& fn, const BwdArgs& a, int ng, int nch, bool by_chunks, const float* wb) {
   for (int j0 = 0; j0 < ng;) {
-    const int nb = j0 + fn.nc <= ng ? fn.nc : 1;
-    for (int ch = 0; ch < nch; ++ch) (nb > 1 ? fn.many : fn.one)(a, j0, ch, wb);
-    j0 += nb;
+    const int nj = !by_chunks && j0 + fn.nc <= ng ? fn.nc : 1;
+    int ch = 0;
+    if (nj > 1) {
+      fn.groups(a, j0, 0, nch, wb);
+      ch = nch;
+    } else if (by_chunks) {
+      fn.chunks(a, j0, 0, nch / fn.nch, wb);
+      ch = nch / fn.nch * fn.nch;
+    }
+    if (ch < nch) fn.one(a, j0, ch, nch - ch, wb);
+    j0 += nj;
   }
 }
 
@@ -342,17 +389,19 @@ std::vector<Tap> backward_taps3(const Conv2dShape& s, int a, int bb) {
 // 32x32 stride 1 0.57-0.59 | 0.64-0.7 (NL-512/768 and depthwise), 32x32 stride 2 0.88-0.95 | 0.54-0.79, at
 // <= 16x16 0.5-0.77 | 0.27-0.7; depthwise stride 2 at <= 16x16 vs oneDNN's jit_dw 0.5-1.0 | 0.67-0.95. (Before
 // its kernel kept the accumulators in registers and ran planes by chunks, 32x32 stride 1 had been 1.1-1.4 of
-// the general kernel at batch 1, 16x16 with 6 per group 1.55 at batch 64.) Input gradient at <= 8x8 stride 1
-// 0.3-0.66 | 0.17-0.8, stride 2 at <= 16x16 0.66-0.84 | 0.45-0.78 (K/groups > 1), 16x16 depthwise stride 1
-// 0.66 | 1.12 (vs oneDNN); 32x32, and 16x16 with K/groups > 1, stay general (1.0-1.4).
+// the general kernel at batch 1, 16x16 with 6 per group 1.55 at batch 64.) Input gradient up to 32x32 (its
+// kernel with the accumulators in registers, planes >= 16x16 by chunks), to the general kernel: 32x32 stride 1
+// 0.75-0.88 | 0.70-0.82, stride 2 0.70-0.96 | 0.61-0.75, 16x16 stride 1 with K/groups 4 or 6 0.63-0.69 |
+// 0.52-0.65 (these had stayed general: the old kernel, its accumulators in memory, was 1.0-1.4 there); to the
+// old kernel: 16x16 depthwise stride 1 0.67-0.76 | 0.74-0.83, 16x16 stride 2 0.75-0.87 | 0.76-0.88, 8x8
+// stride 1 0.65-0.79 | 0.69-0.85, stride 2 0.83-0.93 | 0.84-0.97, 4x4 0.62-0.90 | 0.67-0.89 (the old kernel had
+// been 0.3-0.84 | 0.17-0.8 of the general one there, depthwise 16x16 stride 1 0.66 | 1.12 of oneDNN). Depthwise
+// stride 2 at <= 16x16 stays on oneDNN's jit_dw (conv.cpp): this path measured 1.12-1.37 | 0.77-1.58 of it.
 bool direct3x3_applies(const Conv2dShape& s, ConvPass pass) {
   const int Cg = s.C / s.groups, Kg = s.K / s.groups, HW = s.H * s.W;
   if (!(s.k == 3 && s.pad == 1 && (s.stride == 1 || s.stride == 2) && Cg <= kMaxCg && (Kg <= kMaxKb || Kg == 12)))
     return false;
-  if (pass == ConvPass::forward) return HW <= 1024;  // measured up to 32x32
-  if (pass != ConvPass::backward_data) return false;
-  if (s.stride == 1) return HW <= 64 || (HW <= 256 && Cg == 1 && Kg == 1);
-  return HW <= 256;
+  return (pass == ConvPass::forward || pass == ConvPass::backward_data) && HW <= 1024;  // measured up to 32x32
 }
 
 void direct3x3_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
@@ -423,14 +472,14 @@ void direct3x3_backward_data(const Conv2dShape& s, const float* dy, const float*
       mts.emplace_back(S == 1 ? s.H : OH, S == 1 ? s.W : OW, taps.back());
     }
   const BwdFns& fn = kBackward[Cg - 1][Kg <= kMaxKb ? Kg - 1 : kMaxKb];
-  const int gb = groups_per_item(s, fn.nc), ngb = (s.groups + gb - 1) / gb;
+  const bool by_chunks = mts[0].nch >= 16;
+  const int gb = groups_per_item(s, by_chunks ? 1 : fn.nc), ngb = (s.groups + gb - 1) / gb;
   const int64_t items = int64_t(s.N) * ngb;
 #pragma omp parallel if (parallel_worth(s))
   {
     std::vector<float> D(relu_y ? size_t(gb) * Kg * dpitch : 0);      // dy masked by [y > 0]
     std::vector<float> Q(S == 2 ? size_t(gb) * Cg * 4 * dpitch : 0);  // stride 2: dx's parity planes
     BwdArgs a{};
-    a.Kg = Kg;
 #pragma omp for schedule(static)
     for (int64_t it = 0; it < items; ++it) {
       const int n = int(it / ngb), g0 = int(it % ngb) * gb, ng = std::min(gb, s.groups - g0);
@@ -451,7 +500,7 @@ void direct3x3_backward_data(const Conv2dShape& s, const float* dy, const float*
         const std::vector<Tap>& tp = taps[ph];
         for (int c = 0; c < Cg; ++c) a.dst[c] = S == 1 ? dxg + c * xplane : Q.data() + (size_t(c) * 4 + ph) * dpitch;
         a.mt = &mts[ph], a.taps = tp.data(), a.gx = S == 1 ? int64_t(Cg) * xplane : int64_t(Cg) * 4 * dpitch;
-        run_calls(fn, a, ng, mts[ph].nch, w + int64_t(g0) * Kg * Cg * 9);
+        run_backward(fn, a, ng, mts[ph].nch, by_chunks, w + int64_t(g0) * Kg * Cg * 9);
       }
       if (S == 1) continue;
       for (int jc = 0; jc < ng * Cg; ++jc) {

@@ -34,6 +34,9 @@ inline void add_thread_parts(const std::vector<float>& part, int nthr, int64_t w
 // conv_direct.cpp (relu_y: dy masked by [relu_y > 0], the fused ReLU's backward)
 void direct_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu);
 void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y);
+// The general kernel's input gradient, never the 3x3 path (conv2d_backward_data_direct_general_cpu).
+void direct_backward_data_general(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                                  const float* relu_y);
 void direct_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* db);
 
 // conv_direct3x3.cpp: the direct kernel's path for 3x3 / pad 1 / stride 1-2 / C/groups <= 4 (AVX-512 builds),

@@ -585,7 +585,7 @@ TEST(Conv2d, DirectKernelIsDeterministicAndFnVariantMatches) {
 // 1..4, K/groups 1..12, groups enough for its blocks of 8, a strided y slice, bias, fused ReLU; batch sizes
 // chosen so that its rule (direct3x3_applies) takes it. Forward bit for bit against the general kernel (the
 // fn variant always runs that one) and within tolerance against the reference; input gradient (plain and
-// ReLU-masked) against the reference. ~1 s.
+// ReLU-masked) likewise, bit for bit against conv2d_backward_data_direct_general_cpu. ~1 s.
 TEST(Conv2d, Direct3x3PathMatchesGeneralKernelAndReference) {
   struct Grp { int Cg, Kg, groups; };
   const Grp grps[] = {{1, 1, 19}, {1, 2, 9}, {1, 3, 7}, {1, 8, 3}, {1, 12, 3},
@@ -624,13 +624,18 @@ TEST(Conv2d, Direct3x3PathMatchesGeneralKernelAndReference) {
         const size_t nx = size_t(s.N) * s.C * s.H * s.W;
         std::vector<float> dx(nx, kSentinel), dx_ref(nx);
         const double atol = atol_for(int64_t(gr.Kg) * 9);
+        std::vector<float> dx_gen(nx);
         conv2d_backward_data_cpu_with(ConvAlgo::direct, s, dyb.y(), w.data(), dx.data());
         conv2d_backward_data_ref<float>(s, dyb.y(), w.data(), dx_ref.data());
         EXPECT_TRUE(all_close(dx, dx_ref, atol, 1e-5, "dx"));
+        conv2d_backward_data_direct_general_cpu(s, dyb.y(), w.data(), dx_gen.data());
+        EXPECT_EQ(0, std::memcmp(dx.data(), dx_gen.data(), nx * sizeof(float))) << "dx not bit-identical";
         std::fill(dx.begin(), dx.end(), kSentinel);
         conv2d_backward_data_cpu_with(ConvAlgo::direct, s, dyb.y(), w.data(), dx.data(), got.y());
         conv2d_backward_data_relu_ref<float>(s, got.y(), dyb.y(), w.data(), dx_ref.data());
         EXPECT_TRUE(all_close(dx, dx_ref, atol, 1e-5, "dx (relu-masked)"));
+        conv2d_backward_data_direct_general_cpu(s, dyb.y(), w.data(), dx_gen.data(), got.y());
+        EXPECT_EQ(0, std::memcmp(dx.data(), dx_gen.data(), nx * sizeof(float))) << "dx (relu-masked) not bit-identical";
       }
   EXPECT_GT(n_case, 200);
 }
