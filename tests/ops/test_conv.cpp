@@ -13,6 +13,7 @@
 #include <random>
 
 #include "host/core/check.h"
+#include "host/core/simd.h"
 #include "host/ops/conv.h"
 #include "testing.h"
 
@@ -376,9 +377,9 @@ TEST(Conv2d, ShuffleFoldedIntoOneByOneEqualsConvThenShuffle) {
 }
 
 // The 1x1 weight gradient on gemm_1x1 at 32x32 (own dot-product kernels) sums in its documented order, whatever
-// its blocking: per (sample, group) each dW element is 16-lane vector partial sums over the pixel vectors in
-// order, the lanes added in order from 0, then added to the running sum over the samples; db each dy row's
-// sequential sum, likewise. A scalar model of that order, on one thread, bit for bit: a faster kernel must keep it
+// its blocking: per (sample, group) each dW element is vector partial sums (simd::kLanes lanes) over the pixel
+// vectors in order, the lanes added as simd::vhsum adds them, then added to the running sum over the samples; db
+// each dy row's sequential sum, likewise. A scalar model of that order, on one thread, bit for bit: a faster kernel must keep it
 // (the trained packages' bits depend on it).
 TEST(Conv2d, OneByOneWeightGradientSumsInItsDocumentedOrder) {
   const int threads = omp_get_max_threads();
@@ -399,10 +400,14 @@ TEST(Conv2d, OneByOneWeightGradientSumsInItsDocumentedOrder) {
           const float* d = dy.data() + (int64_t(n) * s.K + g * Kg + o) * HW;
           for (int ci = 0; ci < Cg; ++ci) {
             const float* xr = x.data() + (int64_t(n) * s.C + g * Cg + ci) * HW;
-            float lane[16] = {};
-            for (int p = 0; p < HW; ++p) lane[p % 16] = std::fma(d[p], xr[p], lane[p % 16]);
-            float t = 0.f;
-            for (float l : lane) t += l;
+            // The build's vectors (16 lanes on AVX-512, 8 on AVX2, 4 on the portable path, where vfma is a
+            // multiply and an add) and its lane sum, vhsum.
+            rf::simd::Lanes lanes = rf::simd::vzero();
+            int p = 0;
+            for (; p + rf::simd::kLanes <= HW; p += rf::simd::kLanes)
+              lanes = rf::simd::vfma(rf::simd::vload(d + p), rf::simd::vload(xr + p), lanes);
+            float t = rf::simd::vhsum(lanes);
+            for (; p < HW; ++p) t += d[p] * xr[p];
             want_w[(int64_t(g) * Kg + o) * Cg + ci] += t;
           }
           float sum = 0.f;
