@@ -91,6 +91,38 @@ inline __m512 relu_exact(__m512 a) {  // std::max(a, 0.f) lane by lane: -0 and N
   return _mm512_mask_mov_ps(a, _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps());
 }
 
+// The register block both kernels share. A step's accumulators acc[q][k][r]: group q (of NC), chunk k (of NCH),
+// output r (of R: output channels forward, input channels backward). Always inlined, the register loops
+// unrolled: what keeps acc[] in registers under GCC 12 (see forward_call).
+template <int NC, int NCH, int R>
+__attribute__((always_inline)) inline void zero_block(__m512 (&acc)[NC][NCH][R]) {
+#pragma GCC unroll 16
+  for (int q = 0; q < NC; ++q)
+#pragma GCC unroll 16
+    for (int k = 0; k < NCH; ++k)
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) acc[q][k][r] = _mm512_setzero_ps();
+}
+
+// One tap t of one source plane for the whole block: acc[q][k][r] += wt[q * WQ + r * WR] * (the source of group q
+// at src + q * gs, chunk k, its lanes masked by m[k * mstride + t]).
+template <int WQ, int WR, int NC, int NCH, int R>
+__attribute__((always_inline)) inline void fma_block(__m512 (&acc)[NC][NCH][R], const float* wt, const __mmask16* m,
+                                                     int mstride, int t, const float* src, int64_t gs) {
+#pragma GCC unroll 16
+  for (int q = 0; q < NC; ++q) {
+    __m512 wv[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_set1_ps(wt[q * WQ + r * WR]);
+#pragma GCC unroll 16
+    for (int k = 0; k < NCH; ++k) {
+      const __m512 v = _mm512_maskz_loadu_ps(m[k * mstride + t], src + q * gs + k * 16);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) acc[q][k][r] = _mm512_fmadd_ps(wv[r], v, acc[q][k][r]);
+    }
+  }
+}
+
 // A kernel step computes NCH consecutive 16-lane chunks of KB output channels of NC consecutive groups side by
 // side: every output is a serial FMA chain (the fixed order), so NC * NCH * KB >= 8 (by chunks 8-16)
 // independent chains hide the FMA latency. A call runs nsteps steps from chunk ch0 (one call per group and
@@ -127,30 +159,12 @@ void forward_call(const FwdArgs& a, int j0, int ch0, int nsteps, const float* w)
     const __mmask16* m = mtap + size_t(ch) * 9;
     const int64_t f = int64_t(ch) * 16, x0 = j0 * gx + f;
     __m512 acc[NC][NCH][KB];
-#pragma GCC unroll 16
-    for (int q = 0; q < NC; ++q)
-#pragma GCC unroll 16
-      for (int k = 0; k < NCH; ++k)
-#pragma GCC unroll 16
-        for (int o = 0; o < KB; ++o) acc[q][k][o] = _mm512_setzero_ps();
+    zero_block(acc);
 #pragma GCC unroll 1
     for (int c = 0; c < CG; ++c)
 #pragma GCC unroll 1
-      for (int t = 0; t < 9; ++t) {
-        const float* src = a.src[c][t] + x0;
-#pragma GCC unroll 16
-        for (int q = 0; q < NC; ++q) {
-          __m512 wt[KB];
-#pragma GCC unroll 16
-          for (int o = 0; o < KB; ++o) wt[o] = _mm512_set1_ps(w[((q * GK + o) * CG + c) * 9 + t]);
-#pragma GCC unroll 16
-          for (int k = 0; k < NCH; ++k) {
-            const __m512 v = _mm512_maskz_loadu_ps(m[k * 9 + t], src + q * gx + k * 16);
-#pragma GCC unroll 16
-            for (int o = 0; o < KB; ++o) acc[q][k][o] = _mm512_fmadd_ps(wt[o], v, acc[q][k][o]);
-          }
-        }
-      }
+      for (int t = 0; t < 9; ++t)
+        fma_block<GK * CG * 9, CG * 9>(acc, w + c * 9 + t, m, 9, t, a.src[c][t] + x0, gx);
 #pragma GCC unroll 16
     for (int q = 0; q < NC; ++q)
 #pragma GCC unroll 16
@@ -222,31 +236,12 @@ void backward_call(const BwdArgs& a, int j0, int ch0, int nsteps, const float* w
     const __mmask16* m = mtap + size_t(ch) * nt;
     const int64_t f = int64_t(ch) * 16;
     __m512 acc[NC][NCH][CG];
-#pragma GCC unroll 16
-    for (int q = 0; q < NC; ++q)
-#pragma GCC unroll 16
-      for (int k = 0; k < NCH; ++k)
-#pragma GCC unroll 16
-        for (int c = 0; c < CG; ++c) acc[q][k][c] = _mm512_setzero_ps();
+    zero_block(acc);
 #pragma GCC unroll 1
     for (int o = 0; o < KG; ++o)
 #pragma GCC unroll 1
-      for (int t = 0; t < nt; ++t) {
-        const float* d = D + o * dpitch + off[t] + f;
-        const float* wt = w + o * CG * 9 + widx[t];
-#pragma GCC unroll 16
-        for (int q = 0; q < NC; ++q) {
-          __m512 wq[CG];
-#pragma GCC unroll 16
-          for (int c = 0; c < CG; ++c) wq[c] = _mm512_set1_ps(wt[(q * KG * CG + c) * 9]);
-#pragma GCC unroll 16
-          for (int k = 0; k < NCH; ++k) {
-            const __m512 v = _mm512_maskz_loadu_ps(m[k * nt + t], d + q * gd + k * 16);
-#pragma GCC unroll 16
-            for (int c = 0; c < CG; ++c) acc[q][k][c] = _mm512_fmadd_ps(wq[c], v, acc[q][k][c]);
-          }
-        }
-      }
+      for (int t = 0; t < nt; ++t)
+        fma_block<KG * CG * 9, 9>(acc, w + o * CG * 9 + widx[t], m, nt, t, D + o * dpitch + off[t] + f, gd);
 #pragma GCC unroll 16
     for (int q = 0; q < NC; ++q)
 #pragma GCC unroll 16
