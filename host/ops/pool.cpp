@@ -122,8 +122,36 @@ void MaxPlane::col_pass(int oh, int32_t* at, float* out) {
   }
 }
 
+#if defined(__AVX512F__)
+void MaxPlane::row_pass_regs(const float* xp) {
+  const int nch = Wl / kLanes;
+  __mmask16 mk[kRowPassChunks][kMaxRowPassK];  // the masks of chunk c's taps, the same on every row
+  for (int c = 0; c < nch; ++c)
+    for (int kw = 0; kw < k; ++kw) mk[c][kw] = tap_mask(c * kLanes, kw, pad, W);
+  const __m512 ninf = _mm512_set1_ps(kNegInf);
+  for (int r = 0; r < rows; ++r) {
+    const float* row = xp + int64_t(r) * W - pad;
+    float* out = hv.data() + int64_t(r) * Wl;
+    for (int c = 0; c < nch; ++c) {
+      const float* at = row + c * kLanes;
+      __m512 acc = _mm512_mask_loadu_ps(ninf, mk[c][0], at);
+      // vmaxps(v, acc) is v > acc ? v : acc lane by lane (NaN or equal: acc), row_pass's select; the
+      // masked form with every lane set, as _mm512_max_ps reads an undefined vector GCC 12 warns about
+      for (int kw = 1; kw < k; ++kw)
+        acc = _mm512_mask_max_ps(acc, 0xFFFF, _mm512_mask_loadu_ps(ninf, mk[c][kw], at + kw), acc);
+      _mm512_storeu_ps(out + c * kLanes, acc);
+    }
+  }
+}
+#endif
+
 void MaxPlane::forward(const float* xp, float* yp) {
-  row_pass<false>(xp);
+#if defined(__AVX512F__)
+  if (Wl <= kRowPassChunks * kLanes && k <= kMaxRowPassK)
+    row_pass_regs(xp);
+  else
+#endif
+    row_pass<false>(xp);
   for (int oh = 0; oh < OH; ++oh) {
     float* yr = yp + int64_t(oh) * OW;
     // Stride 1 with whole chunks: the column pass stores straight into the output row.

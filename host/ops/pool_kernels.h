@@ -2,6 +2,7 @@
 // (small planes, max pool) and pool_box.cpp (average and mixed pool, the fused NL pools) share. Covered by
 // tests/ops/test_pool.cpp.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -30,6 +31,18 @@ inline bool small_plane(int H, int W, int stride) { return H * W <= 64 || (H * W
 void pools_small_planes(const Pool2dShape* mp, const MixedPoolShape* mx, const float* x, float* ymax,
                         float* ymix);
 
+#if defined(__AVX512F__)
+// The row passes in registers (pool.cpp's max pool, pool_box.cpp's box sums at stride 1) take rows up to
+// kRowPassChunks vectors wide and windows up to kMaxRowPassK wide; each tap of a chunk is a masked load of the
+// source row: tap_mask(n0, kw, pad, W) = the lanes j of the chunk at column n0 whose tap kw (column
+// n0 + j + kw - pad) lies in [0, W).
+constexpr int kRowPassChunks = 8, kMaxRowPassK = 16;
+inline __mmask16 tap_mask(int n0, int kw, int pad, int W) {
+  const int lo = std::max(0, pad - kw - n0), hi = std::min(16, W + pad - kw - n0);
+  return hi <= lo ? 0 : __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+#endif
+
 // pool.cpp: one thread's max pool of one (n, c) plane at a time (separable passes, see pool.cpp).
 struct MaxPlane {
   int H = 0, W = 0, k = 0, s = 1, pad = 0, OH = 0, OW = 0, rows = 0, Wl = 0;
@@ -40,6 +53,8 @@ struct MaxPlane {
   // Row pass of plane xp into hv (and hi, the flat index of each row window's first maximum, WithIdx).
   template <bool WithIdx>
   void row_pass(const float* xp);
+  // row_pass<false> with each tap a masked load of xp (-inf in the padding): AVX-512, Wl and k as above.
+  void row_pass_regs(const float* xp);
   // Column pass for output row oh: col[j] (or out[j]) = max over its rows; with WithIdx, at[j] = flat
   // index (r*W + column) of the first maximum in row-major order.
   template <bool WithIdx>
