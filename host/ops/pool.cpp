@@ -186,6 +186,40 @@ void max3x3_s1_plane(const float* xp, float* yp, int H, int W) {
   for (int c = 0; c < NCH; ++c) o[c] = sel(h1[c], h0[c]);  // the last row: rows H - 2, H - 1
   store(H - 1, o);
 }
+
+// The same at stride 2 for planes 17 to 32 wide: the row maxes at every column (two chunks), the output row the
+// column select over rows 2 oh - 1, 2 oh, 2 oh + 1 (clamped), then its even columns, as the two passes keep
+// every second column.
+void max3x3_s2_plane32(const float* xp, float* yp, int H, int W, int OH, int OW) {
+  __mmask16 mk[2][3];
+  for (int c = 0; c < 2; ++c)
+    for (int kw = 0; kw < 3; ++kw) mk[c][kw] = tap_mask(c * kLanes, kw, 1, W);
+  const __mmask16 ms = tap_mask(0, 0, 0, OW);
+  const __m512 ninf = _mm512_set1_ps(kNegInf);
+  const auto sel = [](__m512 v, __m512 acc) { return _mm512_mask_max_ps(acc, 0xFFFF, v, acc); };
+  const auto row_max = [&](int r, __m512(&h)[2]) {
+    const float* at = xp + int64_t(r) * W - 1;
+    for (int c = 0; c < 2; ++c) {
+      const float* a = at + c * kLanes;
+      __m512 acc = _mm512_mask_loadu_ps(ninf, mk[c][0], a);
+      acc = sel(_mm512_mask_loadu_ps(ninf, mk[c][1], a + 1), acc);
+      h[c] = sel(_mm512_mask_loadu_ps(ninf, mk[c][2], a + 2), acc);
+    }
+  };
+  // even lanes of (lo, hi): columns 0, 2, .., 30
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  __m512 prev[2], h0[2], h1[2], o[2];  // prev: the row maxes of row 2 oh - 1
+  for (int oh = 0; oh < OH; ++oh) {
+    const int r = 2 * oh;  // rows r - 1 (when >= 0), r, r + 1 (when < H)
+    row_max(r, h0);
+    for (int c = 0; c < 2; ++c) o[c] = oh > 0 ? sel(h0[c], prev[c]) : h0[c];
+    if (r + 1 < H) {
+      row_max(r + 1, h1);
+      for (int c = 0; c < 2; ++c) o[c] = sel(h1[c], o[c]), prev[c] = h1[c];
+    }
+    _mm512_mask_storeu_ps(yp + int64_t(oh) * OW, ms, _mm512_permutex2var_ps(o[0], even, o[1]));
+  }
+}
 }  // namespace
 #endif
 
@@ -193,6 +227,7 @@ void MaxPlane::forward(const float* xp, float* yp) {
 #if defined(__AVX512F__)
   if (k == 3 && s == 1 && pad == 1 && W <= 2 * kLanes)
     return W > kLanes ? max3x3_s1_plane<2>(xp, yp, H, W) : max3x3_s1_plane<1>(xp, yp, H, W);
+  if (k == 3 && s == 2 && pad == 1 && W > kLanes && W <= 2 * kLanes) return max3x3_s2_plane32(xp, yp, H, W, OH, OW);
   if (Wl <= kRowPassChunks * kLanes && k <= kMaxRowPassK)
     row_pass_regs(xp);
   else

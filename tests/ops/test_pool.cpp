@@ -51,8 +51,9 @@ std::vector<Pool2dShape> pool_sweep() {
             out.push_back(s);
           }
   // Wider planes than the task's list, so that rows span several 16-float chunks (the 224x224 models'
-  // 112- and 56-wide maps).
-  const int wide[][2] = {{33, 47}, {56, 56}, {12, 112}};
+  // 112- and 56-wide maps), and the CIFAR models' 32x32 maps (and 31 wide: a partial second chunk), where the
+  // max pool's k = 3 planes run in registers.
+  const int wide[][2] = {{33, 47}, {56, 56}, {12, 112}, {32, 32}, {30, 31}};
   for (auto& hw : wide)
     for (int k : {2, 3, 5})
       for (int stride = 1; stride <= 3; ++stride)
