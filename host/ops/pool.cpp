@@ -291,8 +291,87 @@ void MaxBackPlane::setup(const Pool2dShape& s) {
   g.assign(size_t(OH) * Lt, 0.f);
 }
 
+#if defined(__AVX512F__)
+namespace {
+// MaxBackPlane::prepare's targets for k = 3, stride 1, pad 1, planes up to NCH * 16 wide, in registers: the
+// row pass and the column pass with the argmax (row_pass<true>, col_pass<true>: strict > in tap order, the
+// first valid column of an all -inf row window), the last three rows' maxes and indices held in registers;
+// tr(oh) is the target row of output row oh, its lanes past W set to -1.
+template <int NCH, typename TargetRow>
+void max3x3_s1_targets(const float* xp, int H, int W, TargetRow tr) {
+  __mmask16 mk[NCH][3], ms[NCH];
+  __m512i col[NCH], first[NCH];  // per lane: the column of tap 0, the first valid one
+  for (int c = 0; c < NCH; ++c) {
+    for (int kw = 0; kw < 3; ++kw) mk[c][kw] = tap_mask(c * kLanes, kw, 1, W);
+    ms[c] = tap_mask(c * kLanes, 0, 0, W);
+    col[c] = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                              _mm512_set1_epi32(c * kLanes - 1));
+    first[c] = _mm512_mask_mov_epi32(col[c], _mm512_cmplt_epi32_mask(col[c], _mm512_setzero_si512()),
+                                     _mm512_setzero_si512());
+  }
+  const __m512 ninf = _mm512_set1_ps(kNegInf);
+  const __m512i none = _mm512_set1_epi32(-1);
+  struct Row {
+    __m512 v[NCH];
+    __m512i i[NCH];
+  };
+  const auto row_max = [&](int r, Row& h) {
+    const float* at = xp + int64_t(r) * W - 1;
+    const __m512i base = _mm512_set1_epi32(r * W);
+    for (int c = 0; c < NCH; ++c) {
+      const float* a = at + c * kLanes;
+      const __m512i cr = _mm512_add_epi32(col[c], base);
+      __m512 acc = _mm512_mask_loadu_ps(ninf, mk[c][0], a);
+      __m512i arg = _mm512_add_epi32(first[c], base);
+      for (int kw = 1; kw < 3; ++kw) {
+        const __m512 v = _mm512_mask_loadu_ps(ninf, mk[c][kw], a + kw);
+        const __mmask16 gt = _mm512_cmp_ps_mask(v, acc, _CMP_GT_OQ);
+        acc = _mm512_mask_mov_ps(acc, gt, v);
+        arg = _mm512_mask_mov_epi32(arg, gt, _mm512_add_epi32(cr, _mm512_set1_epi32(kw)));
+      }
+      h.v[c] = acc, h.i[c] = arg;
+    }
+  };
+  const auto emit = [&](int oh, const Row* rows, int n) {  // the column select over rows[0..n), in order
+    for (int c = 0; c < NCH; ++c) {
+      __m512 acc = rows[0].v[c];
+      __m512i arg = rows[0].i[c];
+      for (int j = 1; j < n; ++j) {
+        const __mmask16 gt = _mm512_cmp_ps_mask(rows[j].v[c], acc, _CMP_GT_OQ);
+        acc = _mm512_mask_mov_ps(acc, gt, rows[j].v[c]);
+        arg = _mm512_mask_mov_epi32(arg, gt, rows[j].i[c]);
+      }
+      _mm512_storeu_si512(tr(oh) + c * kLanes, _mm512_mask_mov_epi32(none, ms[c], arg));
+    }
+  };
+  Row h[3];
+  row_max(0, h[0]);
+  if (H == 1) return emit(0, h, 1);
+  row_max(1, h[1]);
+  emit(0, h, 2);
+  for (int oh = 1; oh + 1 < H; ++oh) {  // rows oh - 1, oh, oh + 1
+    row_max(oh + 1, h[2]);
+    emit(oh, h, 3);
+    h[0] = h[1], h[1] = h[2];
+  }
+  emit(H - 1, h, 2);
+}
+}  // namespace
+#endif
+
 void MaxBackPlane::prepare(const float* xp, const float* dyp) {
   const int st = sh.stride;
+#if defined(__AVX512F__)
+  if (sh.k == 3 && st == 1 && sh.pad == 1 && sh.W <= 2 * kLanes) {
+    const auto tr = [&](int oh) { return target.data() + int64_t(oh) * Lt + off; };
+    if (sh.W > kLanes)
+      max3x3_s1_targets<2>(xp, sh.H, sh.W, tr);
+    else
+      max3x3_s1_targets<1>(xp, sh.H, sh.W, tr);
+    for (int oh = 0; oh < OH; ++oh) copy_row(g.data() + int64_t(oh) * Lt + off, dyp + int64_t(oh) * OW, OW);
+    return;
+  }
+#endif
   mp.row_pass<true>(xp);
   for (int oh = 0; oh < OH; ++oh) {
     int32_t* tr = target.data() + int64_t(oh) * Lt + off;
