@@ -387,23 +387,6 @@ void MaxBackPlane::prepare(const float* xp, const float* dyp) {
   }
 }
 
-Lanes MaxBackPlane::gather(int r, int c0) const {
-  const int k = sh.k, st = sh.stride, pad = sh.pad;
-  // Output rows whose windows cover input row r: oh*st - pad <= r <= oh*st - pad + k - 1.
-  const int lo = r + pad - k + 1, oh0 = std::max(0, lo <= 0 ? 0 : (lo + st - 1) / st);
-  const int oh1 = std::min(OH - 1, (r + pad) / st);
-  const LanesI me = lane_iota() + int32_t(r * sh.W + c0);
-  Lanes acc = {}, gv;
-  LanesI tv;
-  for (int oh = oh0; oh <= oh1; ++oh)
-    for (int t = 0; t < k; ++t) {  // ascending output column
-      lanes_load(tv, target.data() + int64_t(oh) * Lt + c0 + t);
-      lanes_load(gv, g.data() + int64_t(oh) * Lt + c0 + t);
-      acc = tv == me ? acc + gv : acc;
-    }
-  return acc;
-}
-
 }  // namespace pool_detail
 
 void max_pool2d_backward_cpu(const Pool2dShape& s, const float* x, const float* dy, float* dx) {

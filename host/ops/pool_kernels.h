@@ -76,7 +76,29 @@ struct MaxBackPlane {
 
   void setup(const Pool2dShape& s);
   void prepare(const float* xp, const float* dyp);
-  simd::Lanes gather(int r, int c0) const;
+  simd::Lanes gather(int r, int c0) const {  // inline: called per chunk from pool.cpp and pool_box.cpp
+    return sh.k == 3 ? gather_k<3>(r, c0) : gather_k<0>(r, c0);
+  }
+
+ private:
+  template <int K>  // K: k, known to the compiler, or 0 for any k
+  simd::Lanes gather_k(int r, int c0) const {
+    using namespace simd;
+    const int k = K ? K : sh.k, st = sh.stride, pad = sh.pad;
+    // Output rows whose windows cover input row r: oh*st - pad <= r <= oh*st - pad + k - 1.
+    const int lo = r + pad - k + 1, oh0 = std::max(0, lo <= 0 ? 0 : (lo + st - 1) / st);
+    const int oh1 = std::min(OH - 1, (r + pad) / st);
+    const LanesI me = lane_iota() + int32_t(r * sh.W + c0);
+    Lanes acc = {}, gv;
+    LanesI tv;
+    for (int oh = oh0; oh <= oh1; ++oh)
+      for (int t = 0; t < k; ++t) {  // ascending output column
+        lanes_load(tv, target.data() + int64_t(oh) * Lt + c0 + t);
+        lanes_load(gv, g.data() + int64_t(oh) * Lt + c0 + t);
+        acc = tv == me ? acc + gv : acc;
+      }
+    return acc;
+  }
 };
 
 // pool_small.cpp: the fused NL pools' backward on small planes (nl_pools_backward_cpu), lanes across planes.
