@@ -123,6 +123,34 @@ void MaxPlane::col_pass(int oh, int32_t* at, float* out) {
 }
 
 #if defined(__AVX512F__)
+namespace {
+// vmaxps(v, acc) is v > acc ? v : acc lane by lane (NaN or equal: acc), the select of row_pass and col_pass; the
+// masked form with every lane set, as _mm512_max_ps reads an undefined vector GCC 12 warns about.
+inline __m512 max_sel(__m512 v, __m512 acc) { return _mm512_mask_max_ps(acc, 0xFFFF, v, acc); }
+
+// The k = 3, pad 1 row maxima of a plane up to NCH * 16 wide, at every column, as row_pass_regs makes them.
+template <int NCH>
+struct RowMax3 {
+  const float* xp;
+  int W;
+  __mmask16 mk[NCH][3];
+  RowMax3(const float* x, int w) : xp(x), W(w) {
+    for (int c = 0; c < NCH; ++c)
+      for (int kw = 0; kw < 3; ++kw) mk[c][kw] = tap_mask(c * kLanes, kw, 1, W);
+  }
+  void operator()(int r, __m512 (&h)[NCH]) const {
+    const __m512 ninf = _mm512_set1_ps(kNegInf);
+    const float* at = xp + int64_t(r) * W - 1;
+    for (int c = 0; c < NCH; ++c) {
+      const float* a = at + c * kLanes;
+      __m512 acc = _mm512_mask_loadu_ps(ninf, mk[c][0], a);
+      acc = max_sel(_mm512_mask_loadu_ps(ninf, mk[c][1], a + 1), acc);
+      h[c] = max_sel(_mm512_mask_loadu_ps(ninf, mk[c][2], a + 2), acc);
+    }
+  }
+};
+}  // namespace
+
 void MaxPlane::row_pass_regs(const float* xp) {
   const int nch = Wl / kLanes;
   __mmask16 mk[kRowPassChunks][kMaxRowPassK];  // the masks of chunk c's taps, the same on every row
@@ -135,10 +163,7 @@ void MaxPlane::row_pass_regs(const float* xp) {
     for (int c = 0; c < nch; ++c) {
       const float* at = row + c * kLanes;
       __m512 acc = _mm512_mask_loadu_ps(ninf, mk[c][0], at);
-      // vmaxps(v, acc) is v > acc ? v : acc lane by lane (NaN or equal: acc), row_pass's select; the
-      // masked form with every lane set, as _mm512_max_ps reads an undefined vector GCC 12 warns about
-      for (int kw = 1; kw < k; ++kw)
-        acc = _mm512_mask_max_ps(acc, 0xFFFF, _mm512_mask_loadu_ps(ninf, mk[c][kw], at + kw), acc);
+      for (int kw = 1; kw < k; ++kw) acc = max_sel(_mm512_mask_loadu_ps(ninf, mk[c][kw], at + kw), acc);
       _mm512_storeu_ps(out + c * kLanes, acc);
     }
   }
@@ -152,23 +177,10 @@ namespace {
 // three rows' maxes held in registers. 3x the speed of the two passes through memory (1 thread, 32x32).
 template <int NCH>
 void max3x3_s1_plane(const float* xp, float* yp, int H, int W) {
-  __mmask16 mk[NCH][3], ms[NCH];
-  for (int c = 0; c < NCH; ++c) {
-    for (int kw = 0; kw < 3; ++kw) mk[c][kw] = tap_mask(c * kLanes, kw, 1, W);
-    ms[c] = tap_mask(c * kLanes, 0, 0, W);  // the lanes inside the row
-  }
-  const __m512 ninf = _mm512_set1_ps(kNegInf);
-  // vmaxps(v, acc) = v > acc ? v : acc (NaN or equal: acc), the passes' select; see row_pass_regs
-  const auto sel = [](__m512 v, __m512 acc) { return _mm512_mask_max_ps(acc, 0xFFFF, v, acc); };
-  const auto row_max = [&](int r, __m512(&h)[NCH]) {
-    const float* at = xp + int64_t(r) * W - 1;
-    for (int c = 0; c < NCH; ++c) {
-      const float* a = at + c * kLanes;
-      __m512 acc = _mm512_mask_loadu_ps(ninf, mk[c][0], a);
-      acc = sel(_mm512_mask_loadu_ps(ninf, mk[c][1], a + 1), acc);
-      h[c] = sel(_mm512_mask_loadu_ps(ninf, mk[c][2], a + 2), acc);
-    }
-  };
+  const RowMax3<NCH> row_max(xp, W);
+  __mmask16 ms[NCH];
+  for (int c = 0; c < NCH; ++c) ms[c] = tap_mask(c * kLanes, 0, 0, W);  // the lanes inside the row
+  const auto sel = max_sel;
   const auto store = [&](int oh, const __m512(&v)[NCH]) {
     for (int c = 0; c < NCH; ++c) _mm512_mask_storeu_ps(yp + int64_t(oh) * W + c * kLanes, ms[c], v[c]);
   };
@@ -191,21 +203,9 @@ void max3x3_s1_plane(const float* xp, float* yp, int H, int W) {
 // column select over rows 2 oh - 1, 2 oh, 2 oh + 1 (clamped), then its even columns, as the two passes keep
 // every second column.
 void max3x3_s2_plane32(const float* xp, float* yp, int H, int W, int OH, int OW) {
-  __mmask16 mk[2][3];
-  for (int c = 0; c < 2; ++c)
-    for (int kw = 0; kw < 3; ++kw) mk[c][kw] = tap_mask(c * kLanes, kw, 1, W);
+  const RowMax3<2> row_max(xp, W);
   const __mmask16 ms = tap_mask(0, 0, 0, OW);
-  const __m512 ninf = _mm512_set1_ps(kNegInf);
-  const auto sel = [](__m512 v, __m512 acc) { return _mm512_mask_max_ps(acc, 0xFFFF, v, acc); };
-  const auto row_max = [&](int r, __m512(&h)[2]) {
-    const float* at = xp + int64_t(r) * W - 1;
-    for (int c = 0; c < 2; ++c) {
-      const float* a = at + c * kLanes;
-      __m512 acc = _mm512_mask_loadu_ps(ninf, mk[c][0], a);
-      acc = sel(_mm512_mask_loadu_ps(ninf, mk[c][1], a + 1), acc);
-      h[c] = sel(_mm512_mask_loadu_ps(ninf, mk[c][2], a + 2), acc);
-    }
-  };
+  const auto sel = max_sel;
   // even lanes of (lo, hi): columns 0, 2, .., 30
   const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   __m512 prev[2], h0[2], h1[2], o[2];  // prev: the row maxes of row 2 oh - 1
