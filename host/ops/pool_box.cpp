@@ -170,7 +170,8 @@ void row_pass_s1(const float* src, int Hs, int Ws, int k_, int pad, int Wl, floa
     for (int c = 0; c < nch; ++c) {
       const float* at = row + c * kLanes;
       const __mmask16* m = mk[c];
-      lanes_store(out + c * kLanes, sum_taps<K>([&](int kw) { return Lanes(_mm512_maskz_loadu_ps(m[kw], at + kw)); }, k));
+      const auto tap = [&](int kw) { return Lanes(_mm512_maskz_loadu_ps(m[kw], at + kw)); };
+      lanes_store(out + c * kLanes, sum_taps<K>(tap, k));
     }
   }
 }
@@ -190,7 +191,8 @@ void box_sum_plane(const float* src, int Hs, int Ws, int k, int s, int pad, int 
   std::fill(sc.R.begin(), sc.R.begin() + int64_t(r_lo) * Wl, 0.f);
   std::fill(sc.R.begin() + int64_t(r_hi) * Wl, sc.R.end(), 0.f);
 #if defined(__AVX512F__)
-  if (s == 1 && Wl <= kRowPassChunks * kLanes && k <= kMaxRowPassK && r_lo == pad && r_hi == Hs + pad) {  // every src row summed: the row pass in registers
+  // Stride 1 with every src row summed: the row pass in registers.
+  if (s == 1 && Wl <= kRowPassChunks * kLanes && k <= kMaxRowPassK && r_lo == pad && r_hi == Hs + pad) {
     with_box_k(k, [&](auto kc) { row_pass_s1<decltype(kc)::value>(src, Hs, Ws, k, pad, Wl, sc.R.data()); });
   } else
 #endif
