@@ -419,6 +419,108 @@ TEST(MixedPool, FastMatchesReferenceWithinErrorBound) {
   EXPECT_EQ(cases, 6 * 6 * 3 * 5 + 9);
 }
 
+// box_sum_plane's summation order (host/ops/pool_box.cpp), one value at a time: rows of the zero-padded source
+// summed by four partial sums over the taps, (a0 + a1) + (a2 + a3) (sum_taps); then the column sums, directly in
+// row order when k <= 2s + 1, else van Herk's suffix + prefix sums inside blocks of k rows; then * scale, - sub.
+// src (Hs, Ws) -> (Ho, Wo), window (m, n) = rows m*s - pad .. + k, columns likewise.
+std::vector<float> box_sum_model(const float* src, int Hs, int Ws, int k, int s, int pad, int Ho, int Wo, float scale,
+                                 const float* sub) {
+  const int Hp = (Ho - 1) * s + k;
+  const auto at = [&](int r, int c) { return r < 0 || r >= Hs || c < 0 || c >= Ws ? 0.f : src[r * Ws + c]; };
+  std::vector<float> R(size_t(Hp) * Wo);
+  for (int rp = 0; rp < Hp; ++rp)
+    for (int n = 0; n < Wo; ++n) {
+      const auto tap = [&](int kw) { return at(rp - pad, n * s + kw - pad); };
+      float acc = tap(0);
+      if (k <= 4) {
+        for (int kw = 1; kw < k; ++kw) acc += tap(kw);
+      } else {
+        float a[4] = {acc, tap(1), tap(2), tap(3)};
+        for (int kw = 4; kw < k; ++kw) a[kw % 4] += tap(kw);
+        acc = (a[0] + a[1]) + (a[2] + a[3]);
+      }
+      R[size_t(rp) * Wo + n] = (rp - pad < 0 || rp - pad >= Hs) ? 0.f : acc;
+    }
+  const auto Rv = [&](int r, int n) { return R[size_t(r) * Wo + n]; };
+  std::vector<float> y(size_t(Ho) * Wo);
+  for (int m = 0; m < Ho; ++m)
+    for (int n = 0; n < Wo; ++n) {
+      const int a = m * s;
+      float v;
+      if (k <= 2 * s + 1) {
+        v = Rv(a, n);
+        for (int kh = 1; kh < k; ++kh) v += Rv(a + kh, n);
+      } else {
+        const auto prefix = [&](int i) {  // from the start of i's block down to i
+          float p = Rv(i / k * k, n);
+          for (int j = i / k * k + 1; j <= i; ++j) p += Rv(j, n);
+          return p;
+        };
+        const auto suffix = [&](int i) {  // from the end of i's block up to i
+          const int e = std::min(Hp, i / k * k + k);
+          float q = Rv(e - 1, n);
+          for (int j = e - 2; j >= i; --j) q += Rv(j, n);
+          return q;
+        };
+        v = a % k == 0 ? prefix(a + k - 1) : suffix(a) + prefix(a + k - 1);
+      }
+      v *= scale;
+      y[size_t(m) * Wo + n] = sub ? v - sub[m * Wo + n] : v;
+    }
+  return y;
+}
+
+// The mixed pool's per-plane fast path (the register row pass at stride 1, the padded-row copy at stride 2) sums
+// in box_sum_plane's documented order: the same bits as the scalar model above, forward and backward (the
+// adjoint: the box with pad k-1-pad on dy, dilated by the stride). The forward of small planes (<= 64 elements,
+// <= 256 at stride 2: lanes across planes, pool_small.cpp) sums the clipped window in another order, within the
+// same bound (FastMatchesReferenceWithinErrorBound), so only its backward, which runs per plane, is compared.
+TEST(MixedPool, FastPathSumsInItsDocumentedOrder) {
+  int cases = 0;
+  for (int s : {1, 2})
+    for (int H : {1, 3, 4, 8, 9, 16, 17, 31, 32, 33})
+      for (int W : {1, 4, 8, 12, 16, 17, 30, 32, 40}) {
+        rf::MixedPoolShape sh;
+        sh.N = 1 + cases % 2, sh.C = (cases % 3 == 0) ? 13 : 5, sh.H = H, sh.W = W, sh.stride = s;
+        SCOPED_TRACE(sh.str());
+        const int OH = sh.OH(), OW = sh.OW();
+        auto x = random_vec<float>(x_numel(sh), 700 + cases);
+        auto dy = random_vec<float>(y_numel(sh), 800 + cases);
+        std::vector<float> y(y_numel(sh)), dx(x_numel(sh)), want_y, want_dx;
+        rf::mixed_avg_pool_forward_cpu(sh, x.data(), y.data());
+        rf::mixed_avg_pool_backward_cpu(sh, dy.data(), dx.data());
+        for (int n = 0; n < sh.N; ++n)
+          for (int c = 0; c < sh.C; ++c) {
+            int j = 0;
+            while (c >= sh.group_begin(j + 1)) ++j;
+            const int k = rf::MixedPoolShape::group_kernel(j), pad = k / 2;
+            const float scale = 1.f / float(k * k);
+            const float* xp = x.data() + (size_t(n) * sh.C + c) * H * W;
+            const float* dyp = dy.data() + (size_t(n) * sh.C + c) * OH * OW;
+            auto yp = box_sum_model(xp, H, W, k, s, pad, OH, OW, scale, s == 1 ? xp : nullptr);
+            want_y.insert(want_y.end(), yp.begin(), yp.end());
+            if (s == 1) {
+              auto dxp = box_sum_model(dyp, OH, OW, k, 1, k - 1 - pad, H, W, scale, dyp);
+              want_dx.insert(want_dx.end(), dxp.begin(), dxp.end());
+            } else {  // dy on the dilated grid, zeros between
+              const int Hd = (OH - 1) * s + 1, Wd = (OW - 1) * s + 1;
+              std::vector<float> dil(size_t(Hd) * Wd, 0.f);
+              for (int m = 0; m < OH; ++m)
+                for (int q = 0; q < OW; ++q) dil[size_t(m) * s * Wd + size_t(q) * s] = dyp[m * OW + q];
+              auto dxp = box_sum_model(dil.data(), Hd, Wd, k, 1, k - 1 - pad, H, W, scale, nullptr);
+              want_dx.insert(want_dx.end(), dxp.begin(), dxp.end());
+            }
+          }
+        const bool small = H * W <= 64 || (H * W <= 256 && s > 1);
+        if (!small) {
+          ASSERT_TRUE(same_bits(y, want_y, "forward"));
+        }
+        ASSERT_TRUE(same_bits(dx, want_dx, "backward"));
+        ++cases;
+      }
+  EXPECT_EQ(cases, 2 * 10 * 9);
+}
+
 // The bound must be tight enough to notice a real mistake: one window element too many or too few.
 TEST(MixedPool, ErrorBoundCatchesAnOffByOneWindow) {
   MixedPoolShape s;
