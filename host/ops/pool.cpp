@@ -180,7 +180,6 @@ void max3x3_s1_plane(const float* xp, float* yp, int H, int W) {
   const RowMax3<NCH> row_max(xp, W);
   __mmask16 ms[NCH];
   for (int c = 0; c < NCH; ++c) ms[c] = tap_mask(c * kLanes, 0, 0, W);  // the lanes inside the row
-  const auto sel = max_sel;
   const auto store = [&](int oh, const __m512(&v)[NCH]) {
     for (int c = 0; c < NCH; ++c) _mm512_mask_storeu_ps(yp + int64_t(oh) * W + c * kLanes, ms[c], v[c]);
   };
@@ -188,14 +187,14 @@ void max3x3_s1_plane(const float* xp, float* yp, int H, int W) {
   row_max(0, h0);
   if (H == 1) return store(0, h0);
   row_max(1, h1);
-  for (int c = 0; c < NCH; ++c) o[c] = sel(h1[c], h0[c]);  // output row 0: rows 0, 1
+  for (int c = 0; c < NCH; ++c) o[c] = max_sel(h1[c], h0[c]);  // output row 0: rows 0, 1
   store(0, o);
   for (int oh = 1; oh + 1 < H; ++oh) {  // rows oh - 1, oh, oh + 1
     row_max(oh + 1, h2);
-    for (int c = 0; c < NCH; ++c) o[c] = sel(h2[c], sel(h1[c], h0[c])), h0[c] = h1[c], h1[c] = h2[c];
+    for (int c = 0; c < NCH; ++c) o[c] = max_sel(h2[c], max_sel(h1[c], h0[c])), h0[c] = h1[c], h1[c] = h2[c];
     store(oh, o);
   }
-  for (int c = 0; c < NCH; ++c) o[c] = sel(h1[c], h0[c]);  // the last row: rows H - 2, H - 1
+  for (int c = 0; c < NCH; ++c) o[c] = max_sel(h1[c], h0[c]);  // the last row: rows H - 2, H - 1
   store(H - 1, o);
 }
 
@@ -205,17 +204,16 @@ void max3x3_s1_plane(const float* xp, float* yp, int H, int W) {
 void max3x3_s2_plane32(const float* xp, float* yp, int H, int W, int OH, int OW) {
   const RowMax3<2> row_max(xp, W);
   const __mmask16 ms = tap_mask(0, 0, 0, OW);
-  const auto sel = max_sel;
   // even lanes of (lo, hi): columns 0, 2, .., 30
   const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   __m512 prev[2], h0[2], h1[2], o[2];  // prev: the row maxes of row 2 oh - 1
   for (int oh = 0; oh < OH; ++oh) {
     const int r = 2 * oh;  // rows r - 1 (when >= 0), r, r + 1 (when < H)
     row_max(r, h0);
-    for (int c = 0; c < 2; ++c) o[c] = oh > 0 ? sel(h0[c], prev[c]) : h0[c];
+    for (int c = 0; c < 2; ++c) o[c] = oh > 0 ? max_sel(h0[c], prev[c]) : h0[c];
     if (r + 1 < H) {
       row_max(r + 1, h1);
-      for (int c = 0; c < 2; ++c) o[c] = sel(h1[c], o[c]), prev[c] = h1[c];
+      for (int c = 0; c < 2; ++c) o[c] = max_sel(h1[c], o[c]), prev[c] = h1[c];
     }
     _mm512_mask_storeu_ps(yp + int64_t(oh) * OW, ms, _mm512_permutex2var_ps(o[0], even, o[1]));
   }
