@@ -717,6 +717,39 @@ TEST(Conv2d, OneByOneForwardKeepsTheBitsOfOneDnnGemmConvolution) {
       }
 }
 
+#if defined(__AVX512F__)
+// The forward's chain kernel (conv_gemm1x1.cpp: one FMA chain per value from +0, the bias, ReLU or epilogue on the
+// accumulators) keeps oneDNN's bits off the NL shapes too: rows past the last block of 8, pixels past the last
+// vector, K up to its limit of 384, with and without the bias and the ReLU; 5 samples, so that items straddle
+// the threads.
+TEST(Conv2d, OneByOneChainKernelKeepsOneDnnBitsOnRaggedShapes) {
+  struct Shape {
+    int C, H, W, K, groups;
+  };
+  int checked = 0;
+  for (const Shape& sh : {Shape{768, 5, 5, 26, 2}, Shape{100, 7, 9, 20, 1}, Shape{384, 8, 8, 8, 1},
+                          Shape{96, 6, 11, 12, 3}, Shape{48, 17, 3, 16, 4}, Shape{60, 32, 32, 15, 3}})
+    for (const bool bias : {false, true})
+      for (const bool relu : {false, true}) {
+        const Case c = make_case(5, sh.C, sh.H, sh.W, sh.K, 1, 1, 0, sh.groups, bias, 0);
+        const Conv2dShape& s = c.s;
+        SCOPED_TRACE(c.str() + (relu ? "+relu" : ""));
+        auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 71);
+        auto w = random_vec<float>(size_t(s.weight_numel()), 72);
+        auto b = random_vec<float>(size_t(s.K), 73);
+        const float* bp = bias ? b.data() : nullptr;
+        std::vector<float> y0(size_t(s.N) * s.K * s.H * s.W), y1(y0.size());
+        conv2d_forward_cpu_with(ConvAlgo::dnnl_plain, s, x.data(), w.data(), bp, y0.data(), false);
+        if (relu)  // gemm_1x1's ReLU is std::max(v, 0) (+0 for negatives; oneDNN's post-op gives -0 there)
+          for (float& v : y0) v = std::max(v, 0.f);
+        conv2d_forward_cpu_with(ConvAlgo::gemm_1x1, s, x.data(), w.data(), bp, y1.data(), relu);
+        EXPECT_EQ(0, std::memcmp(y0.data(), y1.data(), y0.size() * sizeof(float)));
+        ++checked;
+      }
+  EXPECT_EQ(checked, 24);
+}
+#endif
+
 TEST(Conv2d, DispatchPicksTheMeasuredAlgorithm) {
   auto shape = [](int C, int H, int K, int k, int stride, int groups) {
     return make_case(64, C, H, H, K, k, stride, k / 2, groups, false, 0).s;
