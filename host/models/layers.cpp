@@ -361,19 +361,51 @@ NLModuleShape NLModule::op_shape(const Shape& in) const {
 }
 
 // The module's output, shuffled or not (the eval epilogue applies the shuffle itself).
+// The three branches write straight into their channel slices of the concat buffer. Training keeps x only (the
+// block keeps it anyway): backward rebuilds cat from it, since cat is 3x x (dw) to 14x (768, stage 1) and its
+// branches cost ~9 MACs or window reads per element, a small share of the step (ReFrame's 1x1 conv does
+// C_cat/4 MACs per output).
+// With two threads or more and more than one sample, the module runs sample by sample, the threads taking whole
+// samples, each with its own one-sample concat: the concat of the whole batch (50 MB for NL-dw's first stage at
+// batch 64, 235 MB for NL-768's) went out to DRAM and came back for the 1x1 conv, where one sample's (0.8-3.7
+// MB) stays in L2/L3; the eval blocks do the same (BasicBlock::forward_eval_blocked). Every sample's arithmetic is
+// the same either way (the ops' items are per sample and group; tests/models/test_models.cpp, bit for bit).
 Tensor NLModule::forward_with(const Tensor& x, bool train, bool shuffle) {
   check_nchw(x, C_in_, name_ + " input");
   NLModuleShape s = op_shape(x.shape());
   s.shuffle = shuffle;
-  // The three branches write straight into their channel slices of the concat buffer. Training keeps x only
-  // (the block keeps it anyway): backward rebuilds cat from it, since cat is 3x x (dw) to 14x (768, stage 1)
-  // and its branches cost ~9 MACs or window reads per element, a small share of the step (ReFrame's 1x1 conv
-  // does C_cat/4 MACs per output).
-  Tensor cat = Tensor::empty(Shape{s.N, Ccat(), s.OH(), s.OW()});
   Tensor y = Tensor::empty(out_shape(x.shape()));
-  Tensor z = shuffle && !nl_module_folds_shuffle(s) ? Tensor::empty(y.shape()) : Tensor();  // before the shuffle
-  nl_module_forward_cpu(s, x.f32(), seeded_weight.value.f32(), pw_.weight.value.f32(), pw_.bias.value.f32(),
-                        cat.f32(), y.f32(), z.defined() ? z.f32() : nullptr);
+  const bool need_z = shuffle && !nl_module_folds_shuffle(s);  // the 1x1 conv's output before the shuffle
+  const float *w_seeded = seeded_weight.value.f32(), *w_pw = pw_.weight.value.f32(), *b_pw = pw_.bias.value.f32();
+  if (s.N == 1 || omp_in_parallel() || omp_get_max_threads() < 2) {
+    Tensor cat = Tensor::empty(Shape{s.N, Ccat(), s.OH(), s.OW()});
+    Tensor z = need_z ? Tensor::empty(y.shape()) : Tensor();
+    nl_module_forward_cpu(s, x.f32(), w_seeded, w_pw, b_pw, cat.f32(), y.f32(), z.defined() ? z.f32() : nullptr);
+  } else {
+    NLModuleShape one = s;
+    one.N = 1;
+    const int64_t per_x = x.numel() / s.N, per_y = y.numel() / s.N;
+    const int T = omp_get_max_threads();  // one concat (and z) per thread, allocated before the team starts
+    Tensor cat = Tensor::empty(Shape{T, Ccat(), s.OH(), s.OW()});
+    Tensor z = need_z ? Tensor::empty(Shape{T, C_out_, s.OH(), s.OW()}) : Tensor();
+    const int64_t per_cat = cat.numel() / T;
+    std::exception_ptr err;
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+      for (int n = 0; n < s.N; ++n) {
+        try {
+          nl_module_forward_cpu(one, x.f32() + n * per_x, w_seeded, w_pw, b_pw, cat.f32() + t * per_cat,
+                                y.f32() + n * per_y, z.defined() ? z.f32() + t * per_y : nullptr);
+        } catch (...) {
+#pragma omp critical(rf_nl_sample_error)
+          if (!err) err = std::current_exception();
+        }
+      }
+    }
+    if (err) std::rethrow_exception(err);
+  }
   if (train) x_ = x;
   return y;
 }

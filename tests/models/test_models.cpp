@@ -204,6 +204,37 @@ TEST(Models, SampleBlockedEvalEqualsUnblockedBitForBit) {
   omp_set_num_threads(threads);
 }
 
+// An NL module's forward (training and unfused eval) runs sample by sample on several threads, each with a
+// one-sample concat (NLModule::forward_with): the bits of the whole-batch ops on one thread, for the three
+// variants' kinds of module (dw, wide, a stride-2 one, the shuffle on and off), then the training backward from it.
+TEST(Models, NLModuleSampleByOneSampleForwardEqualsWholeBatchBitForBit) {
+  const int threads = omp_get_max_threads();
+  struct Spec {
+    int C_in, C_out, stride, C_nl;
+    bool shuffle;
+  };
+  for (const Spec& sp : {Spec{16, 16, 1, 16, true}, Spec{16, 32, 2, 48, true}, Spec{20, 24, 1, 40, false}}) {
+    SCOPED_TRACE(fmt::format("NLModule(C_in={}, C_out={}, s={}, C_nl={}, shuffle={})", sp.C_in, sp.C_out, sp.stride,
+                             sp.C_nl, sp.shuffle));
+    NLModule m("nl", sp.C_in, sp.C_out, sp.stride, sp.C_nl, 4, sp.shuffle, 5, 6);
+    const Tensor x = random_tensor(Shape{7, sp.C_in, 16, 16}, 11);
+    omp_set_num_threads(1);  // the whole batch at once
+    const Tensor ref = m.forward(x, false), ref_t = m.forward(x, true);
+    const Tensor dy = random_tensor(ref_t.shape(), 12);
+    const Tensor dx_ref = m.backward(dy);
+    for (int t : {2, 3}) {
+      omp_set_num_threads(t);
+      const Tensor got = m.forward(x, false), got_t = m.forward(x, true);
+      ASSERT_EQ(0, std::memcmp(ref.f32(), got.f32(), ref.nbytes())) << t << " threads, eval";
+      ASSERT_EQ(0, std::memcmp(ref_t.f32(), got_t.f32(), ref_t.nbytes())) << t << " threads, training";
+      omp_set_num_threads(1);  // the backward as the reference ran it: only the forward differs
+      const Tensor dx = m.backward(dy);
+      ASSERT_EQ(0, std::memcmp(dx_ref.f32(), dx.f32(), dx_ref.nbytes())) << t << " threads, backward";
+    }
+  }
+  omp_set_num_threads(threads);
+}
+
 // The fused inference epilogue (shuffle + BN + add + ReLU in one pass) equals the op-by-op sequence bit for bit.
 // FrozenWeights (an inference session): the same bits as outside one, forward after forward; a training
 // forward inside one throws; weights changed after a session are seen by the next (the packs are per session).
