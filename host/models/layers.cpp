@@ -425,8 +425,10 @@ Tensor NLModule::backward(const Tensor& dy) {
   // One concat-sized buffer for the branches rebuilt from x, then their gradient, kChunkBytes of it at a
   // time where the 1x1 weight gradient can be summed by sample ranges (nl_module_backward_cpu): at batch 64
   // the 768 variant's first-stage concat is 235 MB, more than all of ResNet-18's weights, gradients and
-  // momenta; in ranges of 8 samples it is 29 MB, and the range stays in the L3 cache between its passes.
-  constexpr int64_t kChunkBytes = int64_t(32) << 20;
+  // momenta. Ranges of at most 4 MB (one sample of it, 5 of NL-dw's 0.8 MB) stay in L2/L3 between the range's
+  // five passes; 32 MB ranges (8 samples of NL-768) ran its training step 3-8 % slower at batch 64 (2 threads,
+  // three alternated runs; NL-dw the same). The same bits for every range (nl_module_backward_cpu).
+  constexpr int64_t kChunkBytes = int64_t(4) << 20;
   const int chunk = nl_module_backward_chunk(s, kChunkBytes);
   Tensor cat = Tensor::empty(Shape{chunk, Ccat(), s.OH(), s.OW()});
   const bool need_mask = !conv1x1_backward_data_inplace_applies(s.pointwise_shape());
