@@ -79,9 +79,9 @@ ConvAlgo conv2d_cpu_algo(const Conv2dShape& s, ConvPass pass) {
     // convolution is 2-7% faster in between for the gradients.
     // Only where measured: planes that are whole 16-lane chunks (4x4, 32x32, ...). At 3x3, 6x6, 12x12 or 24x24
     // our kernel's ragged tails made the whole 24x24 network 2.4x slower than oneDNN's gemm.
-    // The forward at 8x8 and 16x16 too: there gemm_1x1 is one sgemm per (sample, group) plus the bias, the bits
-    // of oneDNN's gemm convolution (checked on every NL shape, batch 1 and 64) at 0.95-1.05x its time, and the
-    // eval BN epilogue fuses into it (conv2d_forward_epilogue_cpu).
+    // The forward at 8x8 and 16x16 too: there gemm_1x1 is one sgemm (or, on AVX-512, the chain kernel with its
+    // bits) per (sample, group) plus the bias, the bits of oneDNN's gemm convolution (checked on every NL shape,
+    // batch 1 and 64) at 0.95-1.05x its time, and the eval BN epilogue fuses into it (conv2d_forward_epilogue_cpu).
     const bool ours = HW % 16 == 0 && (HW >= 1024 || HW == 16 || (pass == ConvPass::forward && HW >= 64));
     return ours ? ConvAlgo::gemm_1x1 : ConvAlgo::dnnl_plain;
   }

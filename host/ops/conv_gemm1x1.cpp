@@ -391,8 +391,8 @@ void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const
       float* yg = shuffled ? z.data() : y + n * ys + int64_t(g) * Kg * HW;
       const float* wg = w + int64_t(g) * Kg * Cg;
       const float* xg = x + n * xs + int64_t(g) * Cg * HW;
-      // Ours at 4x4 (1.1-1.4x sgemm; 1.1-1.4x at 8x8 too, 0.8-1.1x above); sgemm from 8x8 on, where the
-      // dispatcher's forward has replaced oneDNN's gemm convolution with the same bits.
+      // Ours at 4x4 (1.1-1.4x sgemm; 1.1-1.4x at 8x8 too, 0.8-1.1x above); from 8x8 on the chain kernel or the
+      // sgemm, where the dispatcher's forward has replaced oneDNN's gemm convolution with the same bits.
       if (HW <= 16) {
         mm_rows(Kg, Cg, HW, wg, Cg, 1, xg, HW, yg, HW, b ? b + g * Kg : nullptr, relu);
         if (ep) {  // the bias is in the sums already; the epilogue from the rows in cache (in place unshuffled)
