@@ -165,13 +165,13 @@ struct ChainOut {
   }
 };
 
-// Rows m0..m0+7, NV vectors of pixels from p: acc = +0, then acc = fma(A[m][k], B[k][p], acc) for k = 0..K-1;
+// Rows m0..m0+MR-1, NV vectors of pixels from p: acc = +0, then acc = fma(A[m][k], B[k][p], acc) for k = 0..K-1;
 // prefetch: B's rows two blocks ahead (into L1; past a row's end, a harmless prefetch of the next row's start).
-template <int NV>
-void chain_block8(int K, const float* A, int64_t lda, const float* B, int64_t ldb, int m0, int64_t p,
-                  const ChainOut& out, bool prefetch) {
-  Lanes acc[8][NV];
-  for (int m = 0; m < 8; ++m)
+template <int MR, int NV>
+void chain_block(int K, const float* A, int64_t lda, const float* B, int64_t ldb, int m0, int64_t p,
+                 const ChainOut& out, bool prefetch) {
+  Lanes acc[MR][NV];
+  for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) acc[m][v] = vzero();
   for (int k = 0; k < K; ++k) {
     Lanes b[NV];
@@ -179,28 +179,47 @@ void chain_block8(int K, const float* A, int64_t lda, const float* B, int64_t ld
     for (int v = 0; v < NV; ++v) b[v] = vload(bk + v * kLanes);
     if (prefetch)
       for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(bk + (2 * NV + v) * kLanes), _MM_HINT_T0);
-    for (int m = 0; m < 8; ++m) {
+    for (int m = 0; m < MR; ++m) {
       const Lanes a = vset1(A[(m0 + m) * lda + k]);
       for (int v = 0; v < NV; ++v) acc[m][v] = vfma(a, b[v], acc[m][v]);
     }
   }
-  for (int m = 0; m < 8; ++m)
+  for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) out.store(m0 + m, p + v * kLanes, acc[m][v]);
 }
 
+// The last mr < 8 rows of a pixel block.
+template <int NV>
+void chain_block_tail(int mr, int K, const float* A, int64_t lda, const float* B, int64_t ldb, int m0, int64_t p,
+                      const ChainOut& out, bool prefetch) {
+  switch (mr) {
+    case 1: return chain_block<1, NV>(K, A, lda, B, ldb, m0, p, out, prefetch);
+    case 2: return chain_block<2, NV>(K, A, lda, B, ldb, m0, p, out, prefetch);
+    case 3: return chain_block<3, NV>(K, A, lda, B, ldb, m0, p, out, prefetch);
+    case 4: return chain_block<4, NV>(K, A, lda, B, ldb, m0, p, out, prefetch);
+    case 5: return chain_block<5, NV>(K, A, lda, B, ldb, m0, p, out, prefetch);
+    case 6: return chain_block<6, NV>(K, A, lda, B, ldb, m0, p, out, prefetch);
+    default: return chain_block<7, NV>(K, A, lda, B, ldb, m0, p, out, prefetch);
+  }
+}
+
 // C (M x P) = A (M x K, row stride lda) * B (K x P, row stride ldb) as chains, leaving through out. Blocks of 8
-// rows x 2 vectors, pixel blocks outer; the rows past the last 8 and the pixels past the last vector as scalar
+// rows (then the last M % 8) x 2 vectors (then 1), pixel blocks outer; the pixels past the last vector as scalar
 // chains (std::fma: the same rounding per value).
 void chain_rows(int M, int K, int64_t P, const float* A, int64_t lda, const float* B, int64_t ldb,
                 const ChainOut& out) {
   const int M8 = M / 8 * 8;
   int64_t p = 0;
-  for (; p + 2 * kLanes <= P; p += 2 * kLanes)
-    for (int m = 0; m < M8; m += 8) chain_block8<2>(K, A, lda, B, ldb, m, p, out, m == 0);
-  for (; p + kLanes <= P; p += kLanes)
-    for (int m = 0; m < M8; m += 8) chain_block8<1>(K, A, lda, B, ldb, m, p, out, false);
+  for (; p + 2 * kLanes <= P; p += 2 * kLanes) {
+    for (int m = 0; m < M8; m += 8) chain_block<8, 2>(K, A, lda, B, ldb, m, p, out, m == 0);
+    if (M8 < M) chain_block_tail<2>(M - M8, K, A, lda, B, ldb, M8, p, out, M8 == 0);
+  }
+  for (; p + kLanes <= P; p += kLanes) {
+    for (int m = 0; m < M8; m += 8) chain_block<8, 1>(K, A, lda, B, ldb, m, p, out, false);
+    if (M8 < M) chain_block_tail<1>(M - M8, K, A, lda, B, ldb, M8, p, out, false);
+  }
   for (int m = 0; m < M; ++m)
-    for (int64_t q = m < M8 ? p : 0; q < P; ++q) {
+    for (int64_t q = p; q < P; ++q) {
       float acc = 0.f;
       for (int k = 0; k < K; ++k) acc = std::fma(A[m * lda + k], B[k * ldb + q], acc);
       out.store(m, q, acc);
