@@ -119,8 +119,10 @@ void mm_rows(int M, int K, int64_t P, const float* A, int64_t am, int64_t ak, co
 // ahead: with the input in DRAM (the whole-batch calls of training and of one-thread eval), 1.0-1.24x the sgemm
 // path, where without the prefetches it ran at 0.52-0.77x (the sgemm packs its input). Checked against oneDNN's
 // bits by tests/ops/test_conv.cpp.
+// From 8 output rows (channels per group) on: below, as in the dense heads' 1x1 convs with 2-5 rows, the blocks
+// are too thin and it ran at 0.75-0.83x the sgemm (1 thread, 64x64 maps); the sgemm gives the same bits there.
 constexpr int kChainMaxK = 384;
-inline bool chain_applies(int K, int64_t P) { return P > 16 && K <= kChainMaxK; }
+inline bool chain_applies(int M, int K, int64_t P) { return P > 16 && M >= 8 && K <= kChainMaxK; }
 
 // Where output row o of one (sample, group) item goes, and what is applied on the way: the expressions of
 // gemm1x1_forward's sgemm path, value for value (bn: epilogue_row's; else the bias, then std::max(v, 0) for ReLU).
@@ -396,7 +398,7 @@ void gemm1x1_forward(const Conv2dShape& s, const float* x, const float* w, const
   {
     // Shuffled: the group's Kg rows are computed here (in cache), then each goes to its plane of y.
 #if defined(__AVX512F__)
-    const bool chain = chain_applies(Cg, HW);  // the chain kernel writes the planes itself
+    const bool chain = chain_applies(Kg, Cg, HW);  // the chain kernel writes the planes itself
     std::vector<ChainRow> rows(chain ? size_t(Kg) : 0);
 #else
     const bool chain = false;

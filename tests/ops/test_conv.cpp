@@ -719,16 +719,16 @@ TEST(Conv2d, OneByOneForwardKeepsTheBitsOfOneDnnGemmConvolution) {
 
 #if defined(__AVX512F__)
 // The forward's chain kernel (conv_gemm1x1.cpp: one FMA chain per value from +0, the bias, ReLU or epilogue on the
-// accumulators) keeps oneDNN's bits off the NL shapes too: rows past the last block of 8, pixels past the last
-// vector, K up to its limit of 384, with and without the bias and the ReLU; 5 samples, so that items straddle
-// the threads.
+// accumulators) keeps oneDNN's bits off the NL shapes too: rows past the last block of 8 (2, 4, 5 and 7 of them),
+// pixels past the last vector, K up to its limit of 384, with and without the bias and the ReLU, and a group of 4
+// rows (the sgemm's); 5 samples, so that items straddle the threads.
 TEST(Conv2d, OneByOneChainKernelKeepsOneDnnBitsOnRaggedShapes) {
   struct Shape {
     int C, H, W, K, groups;
   };
   int checked = 0;
   for (const Shape& sh : {Shape{768, 5, 5, 26, 2}, Shape{100, 7, 9, 20, 1}, Shape{384, 8, 8, 8, 1},
-                          Shape{96, 6, 11, 12, 3}, Shape{48, 17, 3, 16, 4}, Shape{60, 32, 32, 15, 3}})
+                          Shape{96, 6, 11, 30, 3}, Shape{48, 17, 3, 16, 4}, Shape{60, 32, 32, 45, 3}})
     for (const bool bias : {false, true})
       for (const bool relu : {false, true}) {
         const Case c = make_case(5, sh.C, sh.H, sh.W, sh.K, 1, 1, 0, sh.groups, bias, 0);
