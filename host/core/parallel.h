@@ -2,7 +2,12 @@
 // "worth threading" threshold of the host kernels. Covered by the op tests (tests/ops/), which run every
 // kernel below and above the threshold.
 #pragma once
+#include <omp.h>
+
 #include <cstdint>
+#include <exception>
+
+#include "host/core/profile.h"
 
 namespace rf {
 void set_num_threads(int n);  // n <= 0: leave the default (OMP_NUM_THREADS or all cores)
@@ -14,4 +19,26 @@ int num_threads();
 // (worth_threading(work))`.
 constexpr int64_t kMinThreadedWork = int64_t(1) << 16;
 inline bool worth_threading(int64_t work, int64_t min_work = kMinThreadedWork) { return work >= min_work; }
+
+// fn(t, i) for every item i in [0, items) on a team of `threads`, the threads taking one item at a time
+// (dynamic), t the calling thread's number in 0..threads-1 (for its own scratch). An exception may not leave
+// an OpenMP region: the first one fn throws is kept and rethrown once the team has ended (the items already
+// started finish; the others still run). The ops inside fn run on one thread (no nested teams); their profile
+// scopes count as they would on the calling thread (profile::TeamMember).
+template <typename Fn>
+void parallel_items(int64_t items, int threads, const Fn& fn) {
+  std::exception_ptr err;
+  const bool covered = profile::Scope::inside();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t i = 0; i < items; ++i) {
+    try {
+      const profile::TeamMember member(covered);
+      fn(omp_get_thread_num(), i);
+    } catch (...) {
+#pragma omp critical(rf_parallel_items_error)
+      if (!err) err = std::current_exception();
+    }
+  }
+  if (err) std::rethrow_exception(err);
+}
 }  // namespace rf

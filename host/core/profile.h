@@ -43,14 +43,31 @@ class Scope {
   }
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;
+  static bool inside() { return depth() != 0; }  // this thread is inside a counting scope
 
  private:
+  friend class TeamMember;
   static int& depth() {  // 1 while this thread is inside a counting scope
     thread_local int d = 0;
     return d;
   }
   int id_;
   std::chrono::steady_clock::time_point t0_;
+};
+
+// Held by each thread of a team that a thread started inside a counting scope (Scope::inside() there): the
+// scopes of the ops the team runs then count toward that outer scope alone, as they do on the starting thread.
+class TeamMember {
+ public:
+  explicit TeamMember(bool covered) : saved_(Scope::depth()) {
+    if (covered) Scope::depth() = 1;
+  }
+  ~TeamMember() { Scope::depth() = saved_; }
+  TeamMember(const TeamMember&) = delete;
+  TeamMember& operator=(const TeamMember&) = delete;
+
+ private:
+  int saved_;
 };
 
 }  // namespace rf::profile

@@ -12,6 +12,7 @@
 
 #include "host/core/comm.h"
 #include "host/core/enum_name.h"
+#include "host/core/parallel.h"
 #include "host/core/philox.h"
 #include "host/core/profile.h"
 #include "host/ops/batchnorm.h"
@@ -389,22 +390,10 @@ Tensor NLModule::forward_with(const Tensor& x, bool train, bool shuffle) {
     Tensor cat = Tensor::empty(Shape{T, Ccat(), s.OH(), s.OW()});
     Tensor z = need_z ? Tensor::empty(Shape{T, C_out_, s.OH(), s.OW()}) : Tensor();
     const int64_t per_cat = cat.numel() / T;
-    std::exception_ptr err;
-#pragma omp parallel num_threads(T)
-    {
-      const int t = omp_get_thread_num();
-#pragma omp for schedule(dynamic, 1)
-      for (int n = 0; n < s.N; ++n) {
-        try {
-          nl_module_forward_cpu(one, x.f32() + n * per_x, w_seeded, w_pw, b_pw, cat.f32() + t * per_cat,
-                                y.f32() + n * per_y, z.defined() ? z.f32() + t * per_y : nullptr);
-        } catch (...) {
-#pragma omp critical(rf_nl_sample_error)
-          if (!err) err = std::current_exception();
-        }
-      }
-    }
-    if (err) std::rethrow_exception(err);
+    parallel_items(s.N, T, [&](int t, int64_t n) {
+      nl_module_forward_cpu(one, x.f32() + n * per_x, w_seeded, w_pw, b_pw, cat.f32() + t * per_cat,
+                            y.f32() + n * per_y, z.defined() ? z.f32() + t * per_y : nullptr);
+    });
   }
   if (train) x_ = x;
   return y;

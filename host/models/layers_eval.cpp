@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "host/core/check.h"
+#include "host/core/parallel.h"
 #include "host/core/profile.h"
 #include "host/models/layers.h"
 #include "host/ops/batchnorm.h"
@@ -179,19 +180,12 @@ Tensor BasicBlock::forward_eval_blocked(const Tensor& x) {
   check_nchw(x, int(x.size(1)), name_ + " input");
   Tensor y = Tensor::empty(out_shape(x.shape()));
   const int64_t per_in = x.numel() / N, per_out = y.numel() / N;
-  std::exception_ptr err;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int n = 0; n < N; n += block) {
-    try {
-      Shape xs = x.shape();
-      xs[0] = std::min(block, N - n);
-      forward_eval_fused(Tensor::borrow(const_cast<float*>(x.f32()) + n * per_in, xs), y.f32() + n * per_out);
-    } catch (...) {
-#pragma omp critical(rf_block_error)
-      if (!err) err = std::current_exception();
-    }
-  }
-  if (err) std::rethrow_exception(err);
+  parallel_items((N + block - 1) / block, omp_get_max_threads(), [&](int, int64_t b) {
+    const int n = int(b) * block;
+    Shape xs = x.shape();
+    xs[0] = std::min(block, N - n);
+    forward_eval_fused(Tensor::borrow(const_cast<float*>(x.f32()) + n * per_in, xs), y.f32() + n * per_out);
+  });
   return y;
 }
 

@@ -1,12 +1,18 @@
 // host/core/profile.h: off counts nothing; a scope counts its calls and time; an inner scope counts toward the
-// outer one only; inside an OpenMP team each thread adds its share.
+// outer one only; inside an OpenMP team each thread adds its share. host/core/parallel.h's parallel_items: a
+// team started inside a scope counts toward that scope alone; the first exception of its items reaches the caller.
 #include "host/core/profile.h"
 
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <atomic>
 #include <chrono>
+#include <stdexcept>
 #include <thread>
+#include <vector>
+
+#include "host/core/parallel.h"
 
 namespace {
 
@@ -67,6 +73,49 @@ TEST(Profile, ATeamAddsItsShareOfTheWallTime) {
   EXPECT_GE(s, 0.019);  // each of the team's threads adds 20 ms / team
   EXPECT_LT(s, 0.019 * 2 + 0.1);
   rf::profile::set_enabled(false);
+}
+
+TEST(Profile, ATeamOfItemsStartedInsideAScopeCountsTowardItAlone) {
+  rf::profile::set_enabled(true);
+  rf::profile::reset();
+  {
+    RF_PROFILE("test caller");
+    rf::parallel_items(4, 2, [](int, int64_t) {
+      RF_PROFILE("test item");
+      sleep_ms(5);
+    });
+  }
+  EXPECT_GE(seconds_of("test caller"), 0.009);
+  EXPECT_LT(seconds_of("test item"), 0) << "the items' scopes were inside the caller's";
+  rf::parallel_items(4, 2, [](int, int64_t) {  // no scope around the team: the items count
+    RF_PROFILE("test item");
+    sleep_ms(5);
+  });
+  int64_t calls = 0;
+  EXPECT_GT(seconds_of("test item", &calls), 0);
+  EXPECT_EQ(calls, 4);
+  rf::profile::set_enabled(false);
+}
+
+TEST(Parallel, ItemsRunOnceEachAndTheFirstExceptionReachesTheCaller) {
+  std::vector<std::atomic<int>> seen(37);
+  rf::parallel_items(37, 2, [&](int t, int64_t i) {
+    EXPECT_GE(t, 0);
+    EXPECT_LT(t, 2);
+    ++seen[size_t(i)];
+  });
+  for (const auto& s : seen) EXPECT_EQ(s.load(), 1);
+  std::atomic<int> ran{0};
+  try {
+    rf::parallel_items(10, 2, [&](int, int64_t i) {
+      ++ran;
+      if (i == 3) throw std::runtime_error("item 3 failed");
+    });
+    ADD_FAILURE() << "no exception reached the caller";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "item 3 failed");
+  }
+  EXPECT_EQ(ran.load(), 10) << "the other items still ran";
 }
 
 }  // namespace
