@@ -535,6 +535,9 @@ Conv1x1WeightGrad::Conv1x1WeightGrad(const Conv2dShape& s, bool shuffled) : s_(s
   RF_CHECK(gemm_applies(s), "{}: Conv1x1WeightGrad needs a 1x1 stride-1 conv without padding", s.str());
   nthr_ = omp_get_max_threads();
   part_.assign(size_t(nthr_) * size_t(s.weight_numel() + s.K), 0.f);
+  const int64_t HW = int64_t(s.H) * s.W;
+  row_bias_ = HW >= 64 && HW < 1024;  // the planes oneDNN's gemm convolution took before (conv2d_cpu_algo)
+  bias_.assign(row_bias_ ? size_t(s.K) : 0, 0.f);
 }
 
 // Items are (group, sample) pairs, group-major; thread t of a team of T owns the items a static schedule
@@ -583,8 +586,27 @@ void Conv1x1WeightGrad::add(int n0, int n1, const float* x, const float* dy) {
           }
           sgemm('N', 'T', Kg, Cg, HW, d, HW, xg, HW, 1.f, my + int64_t(g) * Kg * Cg, Cg);
         }
-        row_sums(Kg, HW, drow, my + wn + g * Kg);  // the bias gradient (finish drops it when db is null)
+        if (!row_bias_) row_sums(Kg, HW, drow, my + wn + g * Kg);  // the bias gradient (finish drops it when db is null)
       }
+    }
+  }
+  // At 8x8 to 16x16 these convs ran on oneDNN's gemm convolution, whose weight gradient has the bits above (its
+  // per-thread partial sums split the items as ours at 1, 2 and 4 threads) but whose bias gradient is one running
+  // sum per channel, over the samples in order, each image row summed on its own from 0 and then added. The same
+  // here, so that the switch kept the bits of training (tests/ops/test_conv.cpp).
+  if (row_bias_) {
+#pragma omp parallel for schedule(static) if (parallel_worth(s))
+    for (int c = 0; c < s.K; ++c) {
+      const int64_t plane = out_plane(c, s.groups, Kg, shuffled_) * HW;
+      float db = bias_[size_t(c)];
+      for (int n = 0; n < n1 - n0; ++n)
+        for (int h = 0; h < s.H; ++h) {
+          const float* row = dy + n * ys + plane + int64_t(h) * s.W;
+          float r = 0;
+          for (int w = 0; w < s.W; ++w) r += row[w];
+          db += r;
+        }
+      bias_[size_t(c)] = db;
     }
   }
 }
@@ -629,7 +651,8 @@ void conv2d_backward_data_inplace_relu_cpu(const Conv2dShape& s, const float* dy
 
 void Conv1x1WeightGrad::finish(float* dw, float* db) {
   RF_CHECK(next_ == s_.N, "{}: Conv1x1WeightGrad::finish after samples 0..{} of {}", s_.str(), next_, s_.N);
-  add_thread_parts(part_, nthr_, s_.weight_numel(), s_.K, dw, db);
+  add_thread_parts(part_, nthr_, s_.weight_numel(), s_.K, dw, row_bias_ ? nullptr : db);
+  if (row_bias_ && db) std::copy(bias_.begin(), bias_.end(), db);
 }
 
 }  // namespace rf

@@ -319,6 +319,8 @@ TEST(Conv2d, ShuffleFoldedIntoOneByOneEqualsConvThenShuffle) {
       make_case(2, 64, 4, 4, 40, 1, 1, 0, 8, true, 0),     // the last stage (4x4): mm_rows, Kg = 5
       make_case(3, 24, 4, 4, 24, 1, 1, 0, 3, true, 0),
       make_case(2, 8, 32, 32, 8, 1, 1, 0, 1, true, 0),     // one group: the identity shuffle
+      make_case(3, 48, 16, 16, 16, 1, 1, 0, 4, true, 0),   // 16x16 and 8x16: sgemm, the bias by image rows
+      make_case(3, 24, 8, 16, 24, 1, 1, 0, 4, true, 0),
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.str());
@@ -366,8 +368,8 @@ TEST(Conv2d, ShuffleFoldedIntoOneByOneEqualsConvThenShuffle) {
     }
   }
   // Where a pass runs oneDNN the fold does not apply (the NL module keeps its shuffle pass there).
-  for (const Case& c : {make_case(2, 48, 8, 8, 16, 1, 1, 0, 4, true, 0),
-                        make_case(2, 48, 16, 16, 16, 1, 1, 0, 4, true, 0),
+  for (const Case& c : {make_case(2, 48, 6, 6, 16, 1, 1, 0, 4, true, 0),
+                        make_case(2, 48, 12, 10, 16, 1, 1, 0, 4, true, 0),
                         make_case(2, 48, 32, 32, 16, 1, 2, 0, 4, true, 0)}) {
     EXPECT_FALSE(conv1x1_folds_shuffle(c.s)) << c.str();
     float d = 0;
@@ -484,7 +486,8 @@ TEST(Conv2d, EpilogueFusedIntoOneByOneEqualsConvThenEpilogue) {
 TEST(Conv2d, InPlaceReluMaskedInputGradientEqualsUnfused) {
   const std::vector<Case> cases = {make_case(2, 48, 32, 32, 16, 1, 1, 0, 4, true, 0),
                                    make_case(2, 64, 4, 4, 40, 1, 1, 0, 8, true, 0),
-                                   make_case(3, 24, 32, 33, 24, 1, 1, 0, 4, true, 0)};
+                                   make_case(3, 24, 32, 33, 24, 1, 1, 0, 4, true, 0),
+                                   make_case(3, 96, 8, 8, 32, 1, 1, 0, 4, true, 0)};
   for (const Case& c : cases) {
     const Conv2dShape& s = c.s;
     ASSERT_TRUE(conv1x1_backward_data_inplace_applies(s)) << c.str();
@@ -509,8 +512,8 @@ TEST(Conv2d, InPlaceReluMaskedInputGradientEqualsUnfused) {
       }
   }
   float d = 0;
-  EXPECT_FALSE(conv1x1_backward_data_inplace_applies(make_case(2, 48, 8, 8, 16, 1, 1, 0, 4, true, 0).s));
-  EXPECT_THROW(conv2d_backward_data_inplace_relu_cpu(make_case(2, 48, 8, 8, 16, 1, 1, 0, 4, true, 0).s, &d, &d, &d,
+  EXPECT_FALSE(conv1x1_backward_data_inplace_applies(make_case(2, 48, 6, 6, 16, 1, 1, 0, 4, true, 0).s));
+  EXPECT_THROW(conv2d_backward_data_inplace_relu_cpu(make_case(2, 48, 6, 6, 16, 1, 1, 0, 4, true, 0).s, &d, &d, &d,
                                                      0, false),
                Error);
   EXPECT_THROW(conv2d_backward_data_inplace_relu_cpu(cases[0].s, &d, &d, &d, 49, false), Error);  // > C
@@ -717,6 +720,44 @@ TEST(Conv2d, OneByOneForwardKeepsTheBitsOfOneDnnGemmConvolution) {
       }
 }
 
+// The gradients at 8x8 to 24x24 (and 12x20), where these 1x1 convs ran on oneDNN's gemm convolution before gemm_1x1 took
+// them: the same bits, so that the switch kept the bits of training. The input gradient per value; the weight
+// gradient's per-thread partial sums (oneDNN splits the (group, sample) items as we do at 1, 2 and 4 threads, not
+// at 3) and the bias gradient's per-channel running sum over the image rows (Conv1x1WeightGrad's row_bias_).
+TEST(Conv2d, OneByOneGradientsKeepTheBitsOfOneDnnGemmConvolution) {
+  const int keep = omp_get_max_threads();
+  int checked = 0;
+  for (const int threads : {1, 2, 4}) {
+    omp_set_num_threads(threads);
+    for (const int N : {1, 5})
+      for (const int H : {8, 12, 16, 24})
+        for (const int C_in : {64, 128})
+          for (const int C_nl : {C_in, 512, 768}) {
+            const int W = H == 12 ? 20 : H;  // and one plane that is not square: rows of 20
+            const Case c = make_case(N, C_nl + 2 * C_in, H, W, 2 * C_in, 1, 1, 0, 4, true, 0);
+            SCOPED_TRACE(c.str() + fmt::format(" threads={}", threads));
+            const Conv2dShape& s = c.s;
+            ASSERT_EQ(conv2d_cpu_algo(s, ConvPass::backward_data), ConvAlgo::gemm_1x1);
+            ASSERT_EQ(conv2d_cpu_algo(s, ConvPass::backward_weight), ConvAlgo::gemm_1x1);
+            auto x = random_vec<float>(size_t(s.N) * s.C * H * W, 61);
+            auto dy = random_vec<float>(size_t(s.N) * s.K * H * W, 62);
+            auto w = random_vec<float>(size_t(s.weight_numel()), 63);
+            std::vector<float> dx0(x.size()), dx1(x.size()), dw0(w.size()), dw1(w.size()), db0(size_t(s.K)),
+                db1(size_t(s.K));
+            conv2d_backward_data_cpu_with(ConvAlgo::dnnl_plain, s, dy.data(), w.data(), dx0.data());
+            conv2d_backward_data_cpu(s, dy.data(), w.data(), dx1.data());
+            EXPECT_EQ(dx0, dx1);
+            conv2d_backward_weight_cpu_with(ConvAlgo::dnnl_plain, s, x.data(), dy.data(), dw0.data(), db0.data());
+            conv2d_backward_weight_cpu(s, x.data(), dy.data(), dw1.data(), db1.data());
+            EXPECT_EQ(0, std::memcmp(dw0.data(), dw1.data(), dw0.size() * sizeof(float)));
+            EXPECT_EQ(0, std::memcmp(db0.data(), db1.data(), db0.size() * sizeof(float)));
+            ++checked;
+          }
+  }
+  omp_set_num_threads(keep);
+  EXPECT_EQ(checked, 144);
+}
+
 #if defined(__AVX512F__)
 // The forward's chain kernel (conv_gemm1x1.cpp: one FMA chain per value from +0, the bias, ReLU or epilogue on the
 // accumulators) keeps oneDNN's bits off the NL shapes too: rows past the last block of 8 (2, 4, 5 and 7 of them),
@@ -771,10 +812,12 @@ TEST(Conv2d, DispatchPicksTheMeasuredAlgorithm) {
   EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(192, 32, 64, 1, 1, 4), ConvPass::backward_weight));
   EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(768, 4, 512, 1, 1, 4), ConvPass::backward_data));
   EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(384, 16, 128, 1, 1, 4), ConvPass::forward));
-  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(384, 16, 128, 1, 1, 4), ConvPass::backward_data));
-  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(768, 8, 256, 1, 1, 4), ConvPass::backward_weight));
+  EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(384, 16, 128, 1, 1, 4), ConvPass::backward_data));
+  EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(768, 8, 256, 1, 1, 4), ConvPass::backward_weight));
   EXPECT_EQ(ConvAlgo::gemm_1x1, conv2d_cpu_algo(shape(384, 12, 128, 1, 1, 4), ConvPass::forward));
   EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(384, 6, 128, 1, 1, 4), ConvPass::forward));
+  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(384, 6, 128, 1, 1, 4), ConvPass::backward_weight));
+  EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(384, 2, 128, 1, 1, 4), ConvPass::backward_data));
   EXPECT_EQ(ConvAlgo::dnnl_blocked, conv2d_cpu_algo(shape(256, 8, 256, 3, 2, 256), ConvPass::backward_weight));
   EXPECT_EQ(ConvAlgo::dnnl_plain, conv2d_cpu_algo(shape(64, 32, 128, 1, 2, 1), ConvPass::backward_weight));
   // oneDNN found a jit kernel (its "ref:" loops would be 10-100x slower), and the name says which.
