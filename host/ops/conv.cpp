@@ -76,15 +76,15 @@ ConvAlgo conv2d_cpu_algo(const Conv2dShape& s, ConvPass pass) {
   }
   if (s.k == 1 && s.stride == 1 && s.pad == 0) {
     // Ours at 32x32 (weight gradient 2.6-3.5x, the rest 1.0-1.15x) and at 4x4 (1.05-1.4x).
-    // Only where measured: planes that are whole 16-lane chunks (4x4, 32x32, ...). At 3x3, 6x6, 12x12 or 24x24
-    // our kernel's ragged tails made the whole 24x24 network 2.4x slower than oneDNN's gemm.
-    // At 8x8 and 16x16 gemm_1x1 is one sgemm (or, on AVX-512, the chain kernel with its bits) per (sample, group)
+    // Only where measured: planes that are whole 16-lane chunks (4x4, 8x8, 12x12, ...). At 6x6 and 3x3 (a 24x24
+    // network's last stages) our kernel's ragged tails made that network 2.4x slower than oneDNN's gemm.
+    // From 8x8 to 24x24 gemm_1x1 is one sgemm (or, on AVX-512, the chain kernel with its bits) per (sample, group)
     // in every pass, with the bits of oneDNN's gemm convolution (tests/ops/test_conv.cpp): the forward and the
-    // input gradient per value, and the weight gradient's per-thread partial sums too, at 1, 2 and 4 threads
-    // (oneDNN splits the items differently over 3). Forward 0.95-1.05x its time, input gradient 0.89-1.12x,
-    // weight gradient 0.91-1.33x at 2 threads (NL shapes, batches of 5-64); and there the eval BN epilogue fuses
-    // into the forward (conv2d_forward_epilogue_cpu), and the NL module's backward runs by sample ranges with its
-    // shuffle folded and its ReLU mask applied in place.
+    // input gradient per value, the weight gradient's per-thread partial sums at 1, 2 and 4 threads (oneDNN splits
+    // the items differently over 3), the bias gradient's order (Conv1x1WeightGrad keeps oneDNN's). Forward
+    // 0.95-1.05x its time, input gradient 0.89-1.12x, weight gradient 0.91-1.33x at 2 threads (NL shapes, batches
+    // of 5-64); and there the eval BN epilogue fuses into the forward (conv2d_forward_epilogue_cpu), and the NL
+    // module's backward runs by sample ranges with its shuffle folded and its ReLU mask applied in place.
     const bool ours = HW % 16 == 0 && (HW >= 64 || HW == 16);
     return ours ? ConvAlgo::gemm_1x1 : ConvAlgo::dnnl_plain;
   }

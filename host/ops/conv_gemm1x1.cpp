@@ -586,11 +586,12 @@ void Conv1x1WeightGrad::add(int n0, int n1, const float* x, const float* dy) {
           }
           sgemm('N', 'T', Kg, Cg, HW, d, HW, xg, HW, 1.f, my + int64_t(g) * Kg * Cg, Cg);
         }
-        if (!row_bias_) row_sums(Kg, HW, drow, my + wn + g * Kg);  // the bias gradient (finish drops it when db is null)
+        // the bias gradient (finish drops it when db is null)
+        if (!row_bias_) row_sums(Kg, HW, drow, my + wn + g * Kg);
       }
     }
   }
-  // At 8x8 to 16x16 these convs ran on oneDNN's gemm convolution, whose weight gradient has the bits above (its
+  // From 8x8 to 24x24 these convs ran on oneDNN's gemm convolution, whose weight gradient has the bits above (its
   // per-thread partial sums split the items as ours at 1, 2 and 4 threads) but whose bias gradient is one running
   // sum per channel, over the samples in order, each image row summed on its own from 0 and then added. The same
   // here, so that the switch kept the bits of training (tests/ops/test_conv.cpp).

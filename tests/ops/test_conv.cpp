@@ -720,10 +720,10 @@ TEST(Conv2d, OneByOneForwardKeepsTheBitsOfOneDnnGemmConvolution) {
       }
 }
 
-// The gradients at 8x8 to 24x24 (and 12x20), where these 1x1 convs ran on oneDNN's gemm convolution before gemm_1x1 took
-// them: the same bits, so that the switch kept the bits of training. The input gradient per value; the weight
-// gradient's per-thread partial sums (oneDNN splits the (group, sample) items as we do at 1, 2 and 4 threads, not
-// at 3) and the bias gradient's per-channel running sum over the image rows (Conv1x1WeightGrad's row_bias_).
+// The gradients at 8x8 to 24x24 (and 12x20), where these 1x1 convs ran on oneDNN's gemm convolution before
+// gemm_1x1 took them: the same bits, so that the switch kept the bits of training. The input gradient per value;
+// the weight gradient's per-thread partial sums (oneDNN splits the (group, sample) items as we do at 1, 2 and 4
+// threads, not at 3) and the bias gradient's per-channel running sum over the image rows (Conv1x1WeightGrad).
 TEST(Conv2d, OneByOneGradientsKeepTheBitsOfOneDnnGemmConvolution) {
   const int keep = omp_get_max_threads();
   int checked = 0;
