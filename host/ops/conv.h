@@ -158,7 +158,7 @@ class Conv1x1WeightGrad {
  private:
   Conv2dShape s_;
   bool shuffled_ = false;
-  bool row_bias_ = false;  // the bias gradient in oneDNN's gemm convolution's order (below)
+  bool row_bias_ = false;  // the bias gradient in oneDNN's gemm convolution's order (8x8-24x24; see add())
   int nthr_ = 1, next_ = 0;
   std::vector<float> part_;  // per-thread partial sums: weights, then bias
   std::vector<float> bias_;  // row_bias_: each channel's one running sum
