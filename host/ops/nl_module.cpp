@@ -137,6 +137,15 @@ void nl_module_forward_cpu(const NLModuleShape& s, const float* x, const float* 
 
 bool nl_module_epilogue_applies(const NLModuleShape& s) { return conv1x1_epilogue_applies(s.pointwise_shape()); }
 
+// At batch 1 the three ops here are three teams (seeded conv, pools, 1x1), each split statically and ending in a
+// barrier; the pools scale 1.3x on 2 threads, the 1x1 1.9x. Three ways to run the module as one team were built,
+// checked bit for bit and dropped (NL-dw / NL-512 forward at batch 1, 2 threads, in the VM's fast periods):
+// - each thread takes whole 1x1 groups and first computes their slices of cat itself, no barrier: 0.96x / 1.0x
+//   (the threads' slices differ in cost: the mixed pool's planes cost 2k + a constant); in the slow periods, when
+//   the second vCPU answers late, 1.25x / 1.6x;
+// - the same as tasks, a group's 1x1 taken as soon as its pieces are done: 0.95x / 0.87x (the last group's 1x1
+//   leaves the other thread idle; the seeded conv in 16-channel pieces runs slower);
+// - the branches in pieces handed out dearest first, one barrier, then the 1x1 groups: 1.01x / 1.02x.
 void nl_module_forward_epilogue_cpu(const NLModuleShape& s, const float* x, const float* w_seeded, const float* w_pw,
                                     const float* b_pw, const ConvEpilogue& ep, float* cat, float* y) {
   s.validate();
