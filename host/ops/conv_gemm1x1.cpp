@@ -499,7 +499,7 @@ void gemm1x1_backward_data(const Conv2dShape& s, const float* dy, const float* w
       // A leaner one (w_g^T transposed once per call, dy's rows read in place from their shuffled planes, the mask
       // taken first as bit masks and applied at the store: the sgemm's bits, 1.1-1.5x it in isolation on data in
       // cache) ran at 0.77x on NL-dw's 5-sample ranges at 32x32 and 0.9-1.1x at 8x8 and 16x16 (2 threads, the
-      // in-place masked call), and NL-dw's input gradient went 68 -> 74 ms per step; packing B per block: 0.55x.
+      // in-place masked call), and NL-dw's input gradient went 68 -> 74 ms per step; packing B per block: 0.53x.
       float* dxg = dx + n * xs + int64_t(g) * Cg * HW;
       const int64_t masked = std::clamp(relu_dx_channels - g * Cg, 0, Cg) * HW;  // this item's masked values
       for (int64_t i = 0; i < masked; ++i) keep[i] = dxg[i] > 0;
