@@ -23,10 +23,6 @@ inline int mixed_group_of(const MixedPoolShape& s, int c) {
 inline bool worth_threads(int64_t planes, int64_t work_per_plane) {
   return planes > 1 && worth_threading(planes * work_per_plane, kMinThreadedWork + 1);
 }
-// The NL pools' loops split their planes statically although the mixed pool's groups differ in cost (k = 3..11).
-// Handing the planes out one at a time, costliest first (schedule(dynamic), reversed) was measured and dropped:
-// 1.04x on the pools of NL-dw's batch-1 forward, 0.92x in its training step (the rebuild 26 -> 28 ms per step,
-// the pools' input gradient 37 -> 41: the two threads no longer walk neighbouring planes).
 
 // pool.cpp: planes this small run with the lanes across planes (pools_small_planes); the choice depends on
 // the shape alone, so the fused and the separate pools stay bit-identical.
