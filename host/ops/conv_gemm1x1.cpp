@@ -234,13 +234,15 @@ void chain_rows(int M, int K, int64_t P, const float* A, int64_t lda, const floa
 // in order, then the lanes added in order from 0 (vhsum), then the pixels of a ragged tail, then added to D.
 // How it is computed (measured at 32x32, Kg = 16, Cg = 48, one thread of the Zen 4 host: 15 GMAC/s before):
 // - register blocks of MR x NR accumulators (4 x 6: 24 of AVX-512's 32), MR + NR row loads per MR*NR FMAs;
-// - the pixels in chunks of kChunkVec vectors, and per chunk the B blocks outer, the A blocks inner: the 6 B
-//   rows and all M A rows of the chunk (22 KB at M = 16) stay in L1 while the blocks pass over them (rows of
-//   4 KB streamed block after block came from L2, each B vector loaded MR times); the accumulators go to a
-//   buffer between chunks (the same values: storing a vector does not round it);
+// - the pixels in chunks of kChunkVec vectors, and per chunk the B blocks outer, the A blocks inner; the
+//   accumulators go to a buffer between chunks (the same values: storing a vector does not round it). Chunks of
+//   16 vectors kept a chunk's 6 B rows and M A rows in L1 (22 KB at M = 16); whole 32x32 rows (64 vectors, the A
+//   rows then come from L2) measured faster on the same host later: 1.15-1.3x the weight gradient at 32x32, Kg =
+//   16, Cg = 48 and 160 (2 threads, N = 64 and the NL backward's N = 5); in the training steps (three
+//   alternations) all 1x1 weight gradients 99-101 -> 83-94 ms per NL-512 step, 47-51 -> 44-47 per NL-dw step;
 // - the lane sums of 16 accumulators at a time by a register transpose and 16 vector adds (AVX-512), the
 //   order of vhsum's scalar chain in every lane.
-constexpr int64_t kChunkVec = 16;
+constexpr int64_t kChunkVec = 64;
 
 float* align_up(float* p, uintptr_t bytes) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + bytes - 1) / bytes * bytes);
