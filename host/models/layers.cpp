@@ -417,6 +417,11 @@ Tensor NLModule::backward(const Tensor& dy) {
   // momenta. Ranges of at most 4 MB (one sample of it, 5 of NL-dw's 0.8 MB) stay in L2/L3 between the range's
   // five passes; 32 MB ranges (8 samples of NL-768) ran its training step 3-8 % slower at batch 64 (2 threads,
   // three alternated runs; NL-dw the same). The same bits for every range (nl_module_backward_cpu).
+  // Keeping the forward's concat where one sample's is at most 192 KB (NL-dw's modules at 8x8 and 4x4 and its first
+  // at 16x16: +70 MB at batch 64) and not rebuilding it was built, checked bit for bit and dropped: the rebuild went
+  // 26 -> 16 ms per NL-dw step, but the forward's pools (writing the whole batch's concat) and the backward's
+  // 1x1 weight gradient and pools (reading it back from DRAM) lost about as much: 294 -> 297 ms per step in a fast
+  // period, 1-3 % faster in the slow ones (2 threads, six alternations).
   constexpr int64_t kChunkBytes = int64_t(4) << 20;
   const int chunk = nl_module_backward_chunk(s, kChunkBytes);
   Tensor cat = Tensor::empty(Shape{chunk, Ccat(), s.OH(), s.OW()});
