@@ -57,13 +57,15 @@ std::vector<Case> sweep() {
   cases.push_back(make_case(2, 48, 6, 6, 16, 1, 1, 0, 4, true, 32));     // NL module's grouped 1x1 with bias
   cases.push_back(make_case(1, 64, 4, 4, 32, 1, 1, 0, 4, true, 0));
   cases.push_back(make_case(2, 8, 32, 33, 8, 1, 1, 0, 2, true, 0));    // gemm_1x1 weight gradient at >= 32x32
+  cases.push_back(make_case(2, 48, 16, 16, 64, 1, 1, 0, 4, true, 0));  // its outer-product blocks: 16 rows of o
+  cases.push_back(make_case(3, 100, 12, 12, 128, 1, 1, 0, 4, true, 7));  // 32 rows of o, 25 of x (a short block)
   cases.push_back(make_case(1, 1040, 8, 8, 4, 1, 1, 0, 1, true, 3));   // gemm_1x1 forward: 2 pixel chunks
   cases.push_back(make_case(5, 4, 18, 18, 8, 3, 1, 1, 4, true, 0));    // direct: stacks of 2, a short last one
   cases.push_back(make_case(5, 4, 18, 17, 4, 3, 2, 1, 4, false, 2));
   // Pseudo-random over the grid (fixed seed: the same cases every run).
   std::mt19937 gen(20240611);
   auto pick = [&](std::initializer_list<int> v) { return *(v.begin() + gen() % v.size()); };
-  while (cases.size() < 110) {
+  while (cases.size() < 112) {
     const int N = pick({1, 2, 3}), C = pick({1, 2, 3, 4, 5, 8, 12}), K = pick({1, 2, 3, 4, 6, 8, 12});
     const int H = pick({1, 2, 4, 5, 7, 8, 11}), W = pick({1, 3, 4, 6, 7, 9});
     const int k = pick({1, 3, 5}), stride = pick({1, 2}), pad = pick({0, 1, 2});
