@@ -357,7 +357,6 @@ void row_sums(int R, int64_t P, const RowFn& row, float* out) {
   }
 }
 
-
 #if defined(__AVX512F__)
 // The weight gradient's items at 64 < HW <= 256 (12x12 to 16x16), where the sgemm ('N', 'T', K = HW, beta 1) ran:
 // the same bits, faster (figures at `outer` in Conv1x1WeightGrad::add). oneDNN's AVX-512 sgemm sums each element
