@@ -629,7 +629,7 @@ void Conv1x1WeightGrad::add(int n0, int n1, const float* x, const float* dy) {
   const int64_t wn = s.weight_numel();
   // Rows of HW = 1024 floats lie 4 KB apart: the 10 rows a dots_block streams would share one L1 set (8
   // ways). Copies with a pitch of HW rounded up to the vector width, plus 16, spread them over the sets (and
-  // zero-pad the tail). Below 32x32 the horizontal sums dominate and sgemm is as fast or faster.
+  // zero-pad the tail). Below 32x32 the horizontal sums dominate: sgemm, or the outer-product blocks below.
   const bool own = HW >= 1024;
   // From 12x12 to 16x16 on AVX-512 the outer-product blocks above, the sgemm's bits (known for K = HW <= 256):
   // 1.55-1.75x the sgemm at 16x16 (2 threads, N=64, NL-dw's and NL-512's stage-2 shapes); at 8x8 as fast, at
