@@ -349,11 +349,16 @@ void mixed_avg_pool_forward_cpu(const MixedPoolShape& s, const float* x, float* 
   }
 }
 
-// The NL pools' loops below (forward and backward) split their planes statically although the mixed pool's groups
-// differ in cost (k = 3..11). Handing the planes out one at a time, costliest first (schedule(dynamic), reversed)
-// was measured and dropped: 1.04x on the pools of NL-dw's batch-1 forward, 0.92x in its training step (the rebuild
-// 26 -> 28 ms per step, the pools' input gradient 37 -> 41: the two threads no longer walk neighbouring planes).
-//
+// The NL pools' loops below (forward and backward) split their planes into one contiguous range per thread of
+// about equal cost (cost_balanced_range), a plane costing k + kNlPlaneCost: the mixed pool's groups differ in
+// cost (k = 3..11; measured per plane, 1 thread, 32x32 and 16x16: max pool + box sum ~ k + 6 units), so equal
+// counts of channel-major planes left the thread with the large kernels ~1.5x the work of the other.
+// Handing the planes out one at a time, costliest first (schedule(dynamic), reversed) was measured and dropped:
+// 1.04x on the pools of NL-dw's batch-1 forward, 0.92x in its training step (the rebuild 26 -> 28 ms per step,
+// the pools' input gradient 37 -> 41: the two threads no longer walk neighbouring planes).
+// The backward's max pool (targets, then a 9-tap gather per input) is about 2/3 of a plane's time, the box 1/4.
+constexpr int kNlPlaneCost = 6, kNlPlaneBackwardCost = 21;
+
 // Both pooling branches of an NL module in one parallel region: per (n, c) plane the max pool and the
 // mixed average pool run back to back on the same input plane, which the second reads from L1 (a 32x32
 // plane is 4 KB), and one team wake-up serves both. The per-plane kernels are the ones above, so the
@@ -375,8 +380,10 @@ void nl_pools_forward_cpu(const Pool2dShape& mp, const MixedPoolShape& mx, const
     mpl.setup(mp, false);
     BoxScratch sc;
     // Channel-major plane order, as in mixed_avg_pool_forward_cpu: few kernel-size changes per thread.
-#pragma omp for schedule(static)
-    for (int64_t q = 0; q < planes; ++q) {
+    const auto [q0, q1] = cost_balanced_range(planes, omp_get_thread_num(), omp_get_num_threads(), [&](int64_t q) {
+      return kNlPlaneCost + MixedPoolShape::group_kernel(mixed_group_of(mx, int(q / mp.N)));
+    });
+    for (int64_t q = q0; q < q1; ++q) {
       const int64_t c = q / mp.N, n = q % mp.N, p = n * mp.C + c;
       const float* xp = x + p * HW;
       mpl.forward(xp, ymax + n * ybs + c * OH * OW);
@@ -432,8 +439,10 @@ void nl_pools_backward_cpu(const Pool2dShape& mp, const MixedPoolShape& mx, cons
     // are set up once per group and call, not at every group boundary.
     BoxScratch sc[MixedPoolShape::kGroups];
     std::vector<float> dilated, gmix(size_t(HW) + kLanes);
-#pragma omp for schedule(static)
-    for (int64_t p = 0; p < planes; ++p) {
+    const auto [p0, p1] = cost_balanced_range(planes, omp_get_thread_num(), omp_get_num_threads(), [&](int64_t p) {
+      return kNlPlaneBackwardCost + MixedPoolShape::group_kernel(mixed_group_of(mx, int(p % mp.C)));
+    });
+    for (int64_t p = p0; p < p1; ++p) {
       const int64_t n = p / mp.C, c = p % mp.C;
       const int j = mixed_group_of(mx, int(c)), k = MixedPoolShape::group_kernel(j);
       box_sum_backward_plane(dymix + n * zbs + c * MH * MW, MH, MW, k, st, k / 2, H, W, 1.f / float(k * k), st == 1,

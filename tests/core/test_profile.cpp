@@ -1,11 +1,13 @@
 // host/core/profile.h: off counts nothing; a scope counts its calls and time; an inner scope counts toward the
 // outer one only; inside an OpenMP team each thread adds its share. host/core/parallel.h's parallel_items: a
 // team started inside a scope counts toward that scope alone; the first exception of its items reaches the caller.
+// cost_balanced_range: contiguous parts of equal cost.
 #include "host/core/profile.h"
 
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
@@ -116,6 +118,36 @@ TEST(Parallel, ItemsRunOnceEachAndTheFirstExceptionReachesTheCaller) {
     EXPECT_STREQ(e.what(), "item 3 failed");
   }
   EXPECT_EQ(ran.load(), 10) << "the other items still ran";
+}
+
+// cost_balanced_range: the parts tile [0, items) in order, each of about 1/parts of the total cost (within one
+// item's cost), for uneven costs, more parts than items, and all-zero costs (equal counts).
+TEST(Parallel, CostBalancedRangesTileTheItemsWithEqualShares) {
+  const auto cost = [](int64_t i) { return 3 + 2 * ((i / 13) % 5); };  // the mixed pool's k + a constant
+  for (int64_t items : {int64_t(0), int64_t(1), int64_t(5), int64_t(64), int64_t(320), int64_t(4096)})
+    for (int parts : {1, 2, 3, 7}) {
+      double total = 0, dearest = 0;
+      for (int64_t i = 0; i < items; ++i) total += cost(i), dearest = std::max(dearest, double(cost(i)));
+      int64_t next = 0;
+      for (int t = 0; t < parts; ++t) {
+        const auto [b, e] = rf::cost_balanced_range(items, t, parts, cost);
+        ASSERT_EQ(b, next) << items << " items, part " << t << " of " << parts;
+        ASSERT_LE(b, e);
+        double share = 0;
+        for (int64_t i = b; i < e; ++i) share += cost(i);
+        if (items >= 4 * parts) {
+          EXPECT_NEAR(share, total / parts, dearest) << items << " items, part " << t;
+        }
+        next = e;
+      }
+      EXPECT_EQ(next, items) << items << " items, " << parts << " parts";
+    }
+  const auto zero = [](int64_t) { return 0; };
+  EXPECT_EQ(rf::cost_balanced_range(10, 0, 2, zero), std::make_pair(int64_t(0), int64_t(5)));
+  EXPECT_EQ(rf::cost_balanced_range(10, 1, 2, zero), std::make_pair(int64_t(5), int64_t(10)));
+  // A dear item at the front: the first part is that item alone.
+  const auto front = [](int64_t i) { return i == 0 ? 100 : 1; };
+  EXPECT_EQ(rf::cost_balanced_range(101, 0, 2, front), std::make_pair(int64_t(0), int64_t(1)));
 }
 
 }  // namespace
