@@ -174,6 +174,9 @@ class NLModule : public Module {
            uint64_t init_seed);
   Tensor forward(const Tensor& x, bool train) override;
   Tensor backward(const Tensor& dy) override;
+  // Host tensors: backward(dy) + res (res shaped as the input), res added in the module's last pass over dx:
+  // the bits of backward then add_forward_cpu, one pass over dx less (a residual block's shortcut gradient).
+  Tensor backward_plus(const Tensor& dy, const Tensor& res);
   void collect(std::vector<Param*>& out) override;
   Shape out_shape(const Shape& in) const override;
   void account(const Shape& in, std::vector<LayerCost>& rows) const override;

@@ -159,7 +159,7 @@ namespace {
 // 1x1 conv's weight gradient is computed here on all of s.N.
 void backward_range(const NLModuleShape& s, const float* x, const float* dy, const float* w_seeded,
                     const float* w_pw, float* dx, float* dw_pw, float* db_pw, float* cat, uint8_t* mask,
-                    float* dz, Conv1x1WeightGrad* acc, int n0) {
+                    float* dz, const float* res, Conv1x1WeightGrad* acc, int n0) {
   const int64_t plane = int64_t(s.OH()) * s.OW(), ns = int64_t(s.C_cat()) * plane, na = int64_t(s.C_nl) * plane;
   {
     // What keeping only x costs. The ops' own teams over the range: the threads taking whole samples instead
@@ -210,10 +210,10 @@ void backward_range(const NLModuleShape& s, const float* x, const float* dy, con
     seeded_conv_backward_data_cpu(sa, s.N, s.H, s.W, nullptr, dcat, w_seeded, dx, ns);
   }
   // Both pools' input gradients added into dx in one pass: the bits of max_pool2d_backward_cpu into tmp, added
-  // to dx (add_forward_cpu), then mixed_avg_pool_backward_cpu likewise, as the module ran them.
+  // to dx (add_forward_cpu), then mixed_avg_pool_backward_cpu likewise, as the module ran them; then res.
   RF_PROFILE("NL pools: input grad");
   nl_pools_backward_cpu(max_pool_shape(s, ns), mixed_pool_shape(s, ns), x, dcat + s.C_nl * plane,
-                        dcat + (s.C_nl + s.C_in) * plane, dx);
+                        dcat + (s.C_nl + s.C_in) * plane, dx, res);
 }
 }  // namespace
 
@@ -226,7 +226,7 @@ int nl_module_backward_chunk(const NLModuleShape& s, int64_t max_cat_bytes) {
 
 void nl_module_backward_cpu(const NLModuleShape& s, int chunk, const float* x, const float* dy,
                             const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
-                            float* cat, uint8_t* mask, float* dz) {
+                            float* cat, uint8_t* mask, float* dz, const float* res) {
   s.validate();
   RF_CHECK(!s.shuffle || nl_module_folds_shuffle(s) || dz,
            "{}: nl_module_backward_cpu needs the scratch dz when the shuffle is on", s.str());
@@ -241,7 +241,7 @@ void nl_module_backward_cpu(const NLModuleShape& s, int chunk, const float* x, c
     NLModuleShape r = s;
     r.N = std::min(chunk, s.N - n0);
     backward_range(r, x + n0 * per_x, dy + n0 * per_y, w_seeded, w_pw, dx + n0 * per_x, dw_pw, db_pw, cat, mask,
-                   dz, acc ? &*acc : nullptr, n0);
+                   dz, res ? res + n0 * per_x : nullptr, acc ? &*acc : nullptr, n0);
   }
   if (acc) acc->finish(dw_pw, db_pw);
 }

@@ -69,10 +69,11 @@ void nl_module_forward_epilogue_cpu(const NLModuleShape& s, const float* x, cons
 // branch a's ReLU mask, taken before cat is overwritten; unused, may be null, where the 1x1 input gradient masks
 // in place: conv1x1_backward_data_inplace_applies(s.pointwise_shape())); dz (chunk * C_out * OH * OW floats, when s.shuffle and not nl_module_folds_shuffle(s);
 // else unused, may be null). The same bits as the fast ops on a kept concat (tests/ops/test_nl_module.cpp), for
-// every chunk.
+// every chunk. res (may be null; laid out as dx): added to dx in the pools' pass, the bits of add_forward_cpu(dx,
+// res) after the call (the residual block's shortcut gradient).
 void nl_module_backward_cpu(const NLModuleShape& s, int chunk, const float* x, const float* dy,
                             const float* w_seeded, const float* w_pw, float* dx, float* dw_pw, float* db_pw,
-                            float* cat, uint8_t* mask, float* dz = nullptr);
+                            float* cat, uint8_t* mask, float* dz = nullptr, const float* res = nullptr);
 // The chunk for nl_module_backward_cpu whose concat scratch fits max_cat_bytes (at least 1 sample); N where
 // the 1x1 weight gradient has no range-by-range path (Conv1x1WeightGrad::applies) or all of cat fits.
 int nl_module_backward_chunk(const NLModuleShape& s, int64_t max_cat_bytes);

@@ -62,8 +62,10 @@ void nl_pools_forward_cpu(const Pool2dShape& mp, const MixedPoolShape& mx, const
                           float* ymix);
 // Backward of both: dx += max_pool2d_backward(mp, x, dymax) + mixed_avg_pool_backward(mx, dymix), in one pass
 // per plane that writes dx once. Bit-identical to the two separate backward calls into a scratch, each
-// added to dx with add_forward_cpu, max pool first: dx = (dx + dmax) + dmix.
+// added to dx with add_forward_cpu, max pool first: dx = (dx + dmax) + dmix. res (may be null; laid out as dx, not
+// overlapping it): added last in the same pass, dx = ((dx + dmax) + dmix) + res, the bits of add_forward_cpu(dx,
+// res) after the call (a residual block's shortcut gradient, without a pass of its own over dx).
 void nl_pools_backward_cpu(const Pool2dShape& mp, const MixedPoolShape& mx, const float* x, const float* dymax,
-                           const float* dymix, float* dx);
+                           const float* dymix, float* dx, const float* res = nullptr);
 
 }  // namespace rf

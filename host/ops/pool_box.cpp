@@ -413,19 +413,19 @@ void mixed_avg_pool_backward_cpu(const MixedPoolShape& s, const float* dy, float
 
 
 // Backward of both NL pools, per (n, c) plane: the mixed pool's gradient into a plane of scratch (L1), then
-// per chunk of an input row the max pool's gather, and dx = (dx + dmax) + dmix stored once. The kernels are
+// per chunk of an input row the max pool's gather, and dx = (dx + dmax) + dmix (+ res) stored once. The kernels are
 // those of max_pool2d_backward_cpu and mixed_avg_pool_backward_cpu and the adds those of add_forward_cpu,
 // in the order the NL module ran them, so dx is bit-identical to the separate calls (tests/ops/test_pool.cpp).
 // Small planes go lanes across planes (pool_small.cpp), with the same arithmetic; measured (1 thread, N=64,
 // against the separate calls): 8x8 0.52x (stride 1) and 0.32x (stride 2), 4x4 0.21x, 16x16 at stride 2
 // 0.77x; 16x16 at stride 1 stays per plane (lanes across planes were 1.48x slower than per plane there).
 void nl_pools_backward_cpu(const Pool2dShape& mp, const MixedPoolShape& mx, const float* x, const float* dymax,
-                           const float* dymix, float* dx) {
+                           const float* dymix, float* dx, const float* res) {
   mp.validate();
   mx.validate();
   RF_CHECK(mp.N == mx.N && mp.C == mx.C && mp.H == mx.H && mp.W == mx.W && mp.stride == mx.stride,
            "nl_pools_backward: the two pools must see the same input and stride, got {} and {}", mp.str(), mx.str());
-  if (small_plane(mp.H, mp.W, mp.stride)) return nl_pools_backward_small_planes(mp, mx, x, dymax, dymix, dx);
+  if (small_plane(mp.H, mp.W, mp.stride)) return nl_pools_backward_small_planes(mp, mx, x, dymax, dymix, dx, res);
   const int H = mp.H, W = mp.W, OH = mp.OH(), OW = mp.OW(), MH = mx.OH(), MW = mx.OW(), st = mp.stride;
   const int64_t planes = int64_t(mp.N) * mp.C, HW = int64_t(H) * W;
   const int64_t ybs = mp.y_batch_stride(), zbs = mx.y_batch_stride();
@@ -449,20 +449,27 @@ void nl_pools_backward_cpu(const Pool2dShape& mp, const MixedPoolShape& mx, cons
                              gmix.data(), sc[j], dilated);
       mb.prepare(x + p * HW, dymax + n * ybs + c * OH * OW);
       float* dxp = dx + p * HW;
+      const float* rp = res ? res + p * HW : nullptr;
       for (int r = 0; r < H; ++r)
         for (int c0 = 0; c0 < mb.Wc; c0 += kLanes) {
           const Lanes gmax = mb.gather(r, c0);
-          float* d = dxp + int64_t(r) * W + c0;
-          const float* gm = gmix.data() + int64_t(r) * W + c0;
-          Lanes v, m;
+          const int64_t at = int64_t(r) * W + c0;
+          float* d = dxp + at;
+          const float* gm = gmix.data() + at;
+          Lanes v, m, e;
           if (c0 + kLanes <= W) {
             lanes_load(v, d);
             lanes_load(m, gm);
-            lanes_store(d, (v + gmax) + m);
+            v = (v + gmax) + m;
+            if (rp) {
+              lanes_load(e, rp + at);
+              v += e;
+            }
+            lanes_store(d, v);
           } else {
             float t[kLanes];
             lanes_store(t, gmax);
-            for (int j = 0; j < W - c0; ++j) d[j] = (d[j] + t[j]) + gm[j];
+            for (int j = 0; j < W - c0; ++j) d[j] = rp ? ((d[j] + t[j]) + gm[j]) + rp[at + j] : (d[j] + t[j]) + gm[j];
           }
         }
     }

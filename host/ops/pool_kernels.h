@@ -103,6 +103,6 @@ struct MaxBackPlane {
 
 // pool_small.cpp: the fused NL pools' backward on small planes (nl_pools_backward_cpu), lanes across planes.
 void nl_pools_backward_small_planes(const Pool2dShape& mp, const MixedPoolShape& mx, const float* x,
-                                    const float* dymax, const float* dymix, float* dx);
+                                    const float* dymax, const float* dymix, float* dx, const float* res);
 
 }  // namespace rf::pool_detail

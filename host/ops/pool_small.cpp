@@ -330,7 +330,7 @@ struct SmallBack {
 }  // namespace
 
 void nl_pools_backward_small_planes(const Pool2dShape& mp, const MixedPoolShape& mx, const float* x,
-                                    const float* dymax, const float* dymix, float* dx) {
+                                    const float* dymax, const float* dymix, float* dx, const float* res) {
   const int N = mp.N, C = mp.C, H = mp.H, W = mp.W;
   const int64_t HW = int64_t(H) * W, MP = int64_t(mp.OH()) * mp.OW(), XP = int64_t(mx.OH()) * mx.OW();
   const int64_t ybs = mp.y_batch_stride(), zbs = mx.y_batch_stride();
@@ -359,6 +359,12 @@ void nl_pools_backward_small_planes(const Pool2dShape& mp, const MixedPoolShape&
       sb.mixed_backward(mx, MixedPoolShape::group_kernel(mixed_group_of(mx, pl[0].second)));
       for (int64_t i = 0; i < HW; ++i) sb.dx[size_t(i)] = (sb.dx[size_t(i)] + sb.g[size_t(i)]) + sb.gm[size_t(i)];
       from_lanes(sb.dx.data(), int(HW), dst, nl);
+      // res added to the planes just stored (in L1), in their own layout: no transposes for it.
+      if (res)
+        for (int l = 0; l < nl; ++l) {
+          const float* r = res + (dst[l] - dx);
+          for (int64_t i = 0; i < HW; ++i) dst[l][i] += r[i];
+        }
     }
   }
 }

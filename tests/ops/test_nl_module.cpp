@@ -213,6 +213,7 @@ TEST(NLModule, BackwardEqualsOpByOpOnKeptConcat) {
                                     dcat.data() + (s.C_nl + s.C_in) * plane, tmp.data());
     rf::add_forward_cpu(nx, dx0.data(), tmp.data(), dx0.data(), false);
     // The op, all samples at once and range by range where the 1x1 weight gradient allows it.
+    const std::vector<float> res = random_vec<float>(dx0.size(), uint32_t(s.seed + 9));
     std::vector<int> chunks = {s.N};
     if (rf::Conv1x1WeightGrad::applies(s.pointwise_shape()))
       for (int c = 1; c < s.N; ++c) chunks.push_back(c);
@@ -228,6 +229,13 @@ TEST(NLModule, BackwardEqualsOpByOpOnKeptConcat) {
       EXPECT_EQ(dx, dx0);
       EXPECT_EQ(dw, dw0);
       EXPECT_EQ(db, db0);
+      // A residual gradient added in the pools' pass: the bits of add_forward_cpu after the call.
+      std::vector<float> dxr(dx0.size(), 7.f), sum(dx0.size());
+      rf::nl_module_backward_cpu(s, chunk, in.x.data(), dy.data(), in.ws.data(), in.w_pw.data(), dxr.data(),
+                                 dw.data(), db.data(), scratch.data(), mask.data(),
+                                 rf::nl_module_folds_shuffle(s) ? nullptr : dzc.data(), res.data());
+      rf::add_forward_cpu(nx, dx0.data(), res.data(), sum.data(), false);
+      EXPECT_EQ(dxr, sum) << "with res";
     }
   }
 }

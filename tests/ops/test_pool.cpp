@@ -687,6 +687,7 @@ TEST(NLPools, FusedEqualsSeparateCallsBitForBit) {
 // add_forward_cpu itself) over a sweep of plane sizes 1..33 (small
 // planes go lanes across planes, the others per plane), strides 1-3, odd channel counts, inputs with ties
 // and signed zeros, dy read from slices of a concat buffer; it writes dx only, and rejects mismatched shapes.
+// With res, dx + res as add_forward_cpu adds it after the call.
 TEST(NLPools, FusedBackwardEqualsSeparateCallsBitForBit) {
   const int sizes[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 23, 32, 33};
   const int Cs[] = {5, 7, 13, 21, 64};
@@ -722,6 +723,12 @@ TEST(NLPools, FusedBackwardEqualsSeparateCallsBitForBit) {
         for (int64_t j = 0; j < nx; ++j) sep[j] = sep[j] + tmp[j];
         rf::nl_pools_backward_cpu(mp, mx, x.data(), dymax, dymix, fused.data());
         ASSERT_EQ(0, std::memcmp(sep.data(), fused.data(), sizeof(float) * sep.size()));
+        // With a residual gradient added in the same pass: the bits of add_forward_cpu after the call.
+        const auto res = random_vec<float>(size_t(nx), 33 + uint32_t(i));
+        std::vector<float> with_res = dx0;
+        rf::nl_pools_backward_cpu(mp, mx, x.data(), dymax, dymix, with_res.data(), res.data());
+        for (int64_t j = 0; j < nx; ++j) sep[j] = sep[j] + res[j];
+        ASSERT_EQ(0, std::memcmp(sep.data(), with_res.data(), sizeof(float) * sep.size())) << "with res";
       }
   EXPECT_GT(i, 80);
   Pool2dShape mp;
