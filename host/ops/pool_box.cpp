@@ -352,11 +352,13 @@ void mixed_avg_pool_forward_cpu(const MixedPoolShape& s, const float* x, float* 
 // The NL pools' loops below (forward and backward) split their planes into one contiguous range per thread of
 // about equal cost (cost_balanced_range), a plane costing k + kNlPlaneCost: the mixed pool's groups differ in
 // cost (k = 3..11; measured per plane, 1 thread, 32x32 and 16x16: max pool + box sum ~ k + 6 units), so equal
-// counts of channel-major planes left the thread with the large kernels ~1.5x the work of the other.
+// counts of channel-major planes left the thread with the large kernels ~1.4x the work of the other (each
+// thread's CPU time on NL-dw's 5-sample ranges at 32x32, passive wait: 1.16-1.19 of the mean; 1.00-1.09 now).
 // Handing the planes out one at a time, costliest first (schedule(dynamic), reversed) was measured and dropped:
 // 1.04x on the pools of NL-dw's batch-1 forward, 0.92x in its training step (the rebuild 26 -> 28 ms per step,
 // the pools' input gradient 37 -> 41: the two threads no longer walk neighbouring planes).
-// The backward's max pool (targets, then a 9-tap gather per input) is about 2/3 of a plane's time, the box 1/4.
+// In the backward the max pool (targets, then a 9-tap gather per input) is about 2/3 of a plane's time and the
+// box (the k units) 1/4: ~28 units for the mean k of 7.
 constexpr int kNlPlaneCost = 6, kNlPlaneBackwardCost = 21;
 
 // Both pooling branches of an NL module in one parallel region: per (n, c) plane the max pool and the
