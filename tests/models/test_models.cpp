@@ -235,6 +235,28 @@ TEST(Models, NLModuleSampleByOneSampleForwardEqualsWholeBatchBitForBit) {
   omp_set_num_threads(threads);
 }
 
+// NLModule::backward_plus (what BasicBlock's backward hands its shortcut gradient to): backward(dy) + res bit for
+// bit, at 16x16 with stride 1 (the pools per plane) and stride 2 (lanes across planes); a residual gradient of
+// another shape is refused with an error naming it.
+TEST(Models, NLModuleBackwardPlusAddsTheResidualGradient) {
+  for (int stride : {1, 2}) {
+    SCOPED_TRACE(fmt::format("stride {}", stride));
+    NLModule m("nl", 16, 24, stride, 16, 4, true, 5, 6);
+    const Tensor x = random_tensor(Shape{3, 16, 16, 16}, 21);
+    const Tensor y = m.forward(x, true);
+    const Tensor dy = random_tensor(y.shape(), 22), res = random_tensor(x.shape(), 23);
+    const Tensor dx = m.backward(dy), dxr = m.backward_plus(dy, res);
+    ASSERT_EQ(dx.shape(), dxr.shape());
+    for (int64_t i = 0; i < dx.numel(); ++i) ASSERT_EQ(dx.f32()[i] + res.f32()[i], dxr.f32()[i]) << "element " << i;
+    try {
+      m.backward_plus(dy, random_tensor(Shape{3, 16, 8, 9}, 24));
+      ADD_FAILURE() << "a residual gradient of the wrong shape was accepted";
+    } catch (const rf::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("residual gradient"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // The fused inference epilogue (shuffle + BN + add + ReLU in one pass) equals the op-by-op sequence bit for bit.
 // FrozenWeights (an inference session): the same bits as outside one, forward after forward; a training
 // forward inside one throws; weights changed after a session are seen by the next (the packs are per session).
