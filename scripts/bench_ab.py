@@ -68,7 +68,7 @@ def run(binary, args, tmp, tag):
     return rows
 
 
-def fmt_ratio(rows, key):
+def same_run_ratio(rows, key):
     kind, n, size, model = key
     base = rows.get((kind, n, size, "resnet18"))
     return rows[key] / base if base and model != "resnet18" else None
@@ -93,8 +93,8 @@ def main(argv):
         kind, n, size, model = key
         va = [rows[key] for rows in runs["A"] if key in rows]
         vb = [rows[key] for rows in runs["B"] if key in rows]
-        ra = [x for x in (fmt_ratio(rows, key) for rows in runs["A"] if key in rows) if x is not None]
-        rb = [x for x in (fmt_ratio(rows, key) for rows in runs["B"] if key in rows) if x is not None]
+        ra = [x for x in (same_run_ratio(rows, key) for rows in runs["A"] if key in rows) if x is not None]
+        rb = [x for x in (same_run_ratio(rows, key) for rows in runs["B"] if key in rows) if x is not None]
         ma, mb = (statistics.median(va) if va else None), (statistics.median(vb) if vb else None)
         change = f"{(mb / ma - 1) * 100:+.1f} %" if ma and mb else "—"
         ratio = (f"{statistics.median(ra):.2f}× → {statistics.median(rb):.2f}×" if ra and rb else "—")
