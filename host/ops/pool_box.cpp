@@ -352,7 +352,7 @@ void mixed_avg_pool_forward_cpu(const MixedPoolShape& s, const float* x, float* 
 // The NL pools' loops below (forward and backward) split their planes into one contiguous range per thread of
 // about equal cost (cost_balanced_range), a plane costing k + kNlPlaneCost: the mixed pool's groups differ in
 // cost (k = 3..11; measured per plane, 1 thread, 32x32 and 16x16: max pool + box sum ~ k + 6 units), so equal
-// counts of channel-major planes left the thread with the large kernels ~1.4x the work of the other (each
+// counts of channel-major planes left the thread with the large kernels 1.4-1.7x the work of the other (each
 // thread's CPU time on NL-dw's 5-sample ranges at 32x32, passive wait: 1.16-1.27 of the mean; 1.00-1.09 now).
 // Handing the planes out one at a time, costliest first (schedule(dynamic), reversed) was measured and dropped:
 // 1.04x on the pools of NL-dw's batch-1 forward, 0.92x in its training step (the rebuild 26 -> 28 ms per step,
