@@ -13,7 +13,8 @@
 //    even with the reorders).
 //  * ungrouped k x k, k > 1: oneDNN on blocked layouts (jit:avx512_core), reordering the activations in and out
 //    on every call: still 1.2-2x its plain-layout im2col + gemm path (which the 3-channel stem keeps, but for
-//    its weight gradient).
+//    its weight gradient). One sample's forward at <= 8x8 outputs (C >= 128) runs on nhwc instead, where
+//    oneDNN takes brgconv, which streams the weights from DRAM faster (dnnl_nhwc_forward, conv_onednn.cpp).
 //  * 1x1 stride 1 (the NL modules' grouped 1x1 with bias): at 32x32 and 4x4 gemm_1x1, our loop over
 //    (sample, group) with register-blocked kernels or oneDNN's sgemm per call (3x oneDNN's gemm convolution
 //    on the weight gradient at 32x32); in between oneDNN's plain gemm convolution. 1x1 stride 2 (the

@@ -64,6 +64,9 @@ void gemm1x1_backward_weight(const Conv2dShape& s, const float* x, const float* 
 
 // conv_onednn.cpp: blocked = oneDNN's blocked layouts (dnnl_blocked), else the plain NCHW tensors
 std::string dnnl_impl_name(const Conv2dShape& s, ConvPass pass, bool blocked);  // creates the primitive
+// dnnl_blocked's forward runs on nhwc activations (oneDNN's brgconv) for this shape: one sample's 3x3 convs with
+// outputs of <= 8x8 (conv_onednn.cpp has the measurements).
+bool dnnl_nhwc_forward(const Conv2dShape& s);
 void dnnl_forward(const Conv2dShape& s, bool blocked, const float* x, const float* w, const float* b, float* y,
                   bool relu, ConvWeightPack* pack = nullptr, bool x_nc16 = false, bool y_nc16 = false);
 void dnnl_backward_data(const Conv2dShape& s, bool blocked, const float* dy, const float* w, float* dx,

@@ -239,6 +239,47 @@ TEST(Conv2d, Nc16ActivationsGiveTheBitsOfTheBlockedPath) {
   EXPECT_THROW(conv2d_forward_nc16_cpu(bad, p.data(), true, p.data(), nullptr, p.data(), true, nullptr), Error);
 }
 
+// One sample's 3x3 convs with outputs of <= 8x8 and C >= 128 (ResNet-18's last two stages at batch 1): the
+// blocked forward computes on nhwc activations (oneDNN's brgconv where the CPU has AVX-512), whatever layouts the
+// caller's x and y are in: against the reference, with bias, ReLU and a y slice; NCHW, nChw16c and packed weights
+// give the same bits. Two samples, or a 32x32 output, keep the nChw16c kernel.
+TEST(Conv2d, OneSampleSmallMapsRunOnNhwc) {
+  for (auto [C, H, K, stride] : std::vector<std::array<int, 4>>{{128, 8, 128, 1}, {128, 16, 144, 2}, {160, 4, 128, 1}}) {
+    Conv2dShape s;
+    s.N = 1, s.C = C, s.H = s.W = H, s.K = K, s.k = 3, s.stride = stride, s.pad = 1;
+    SCOPED_TRACE(s.str());
+    const std::string impl = conv2d_cpu_impl_name(s, ConvPass::forward);
+    if (impl.find("avx512_core") != std::string::npos) {
+      EXPECT_NE(impl.find("brgconv"), std::string::npos) << impl;
+    }
+    Conv2dShape two = s, big = s;
+    two.N = 2, big.H = big.W = 32 * stride;
+    for (const Conv2dShape& o : {two, big}) {
+      const std::string other = conv2d_cpu_impl_name(o, ConvPass::forward);
+      EXPECT_EQ(other.find("brgconv"), std::string::npos) << o.str() << ": " << other;
+    }
+    auto x = random_vec<float>(size_t(C) * H * H, 7), w = random_vec<float>(size_t(s.weight_numel()), 8);
+    auto b = random_vec<float>(size_t(K), 9);
+    const double atol = atol_for(int64_t(C) * 9);
+    for (bool bias : {false, true})
+      for (bool relu : {false, true})
+        for (int extra : {0, 5}) {
+          Case c{s, bias, 0};
+          if (extra) c = make_case(1, C, H, H, K, 3, stride, 1, 1, bias, extra);
+          SCOPED_TRACE(c.str() + (relu ? " relu" : ""));
+          const float* bp = bias ? b.data() : nullptr;
+          YBuf ref = make_y(c, false, 0), got = make_y(c, false, 0), packed = make_y(c, false, 0);
+          (relu ? conv2d_forward_relu_ref<float> : conv2d_forward_ref<float>)(c.s, x.data(), w.data(), bp, ref.y());
+          conv2d_forward_cpu_with(ConvAlgo::dnnl_blocked, c.s, x.data(), w.data(), bp, got.y(), relu);
+          EXPECT_TRUE(all_close(slice_of(c, got), slice_of(c, ref), atol, 1e-5, "y"));
+          EXPECT_TRUE(untouched(c, got));
+          ConvWeightPack pack;
+          conv2d_forward_cpu_with(ConvAlgo::dnnl_blocked, c.s, x.data(), w.data(), bp, packed.y(), relu, &pack);
+          ASSERT_EQ(0, std::memcmp(packed.all.data(), got.all.data(), got.all.size() * sizeof(float)));
+        }
+  }
+}
+
 TEST(Conv2d, BackwardDataAllAlgorithmsMatchReference) {
   for (const Case& c : sweep()) {
     SCOPED_TRACE(c.str());
