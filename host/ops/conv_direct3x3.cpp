@@ -453,8 +453,114 @@ void dw_rows_plane(const float* xp, const float* relu_y, int H, const float* w, 
   }
 }
 
+// The same for planes of width 4 or 8 (NL-dw at 4x4 and 8x8) of at most 4 vectors: a vector holds 16 / W whole
+// rows; the rows above and below come from valignd by W lanes across the plane's vectors (zero past its top and
+// bottom), the left and right neighbours from valignd by one lane with the lanes at a row's start or end zeroed.
+// Padding taps are FMAs with +0, as in the flat kernel; P planes side by side give P x NV chains. Measured as
+// above: 8x8 forward 1.6x, input gradient (ReLU) 2.2x; 4x4 1.5x and 1.7x (batch 1 and 64 alike).
+template <int W, int NV, int P, bool BWD>
+void dw_small_planes(const float* const (&src)[P], const float* const (&relu_y)[P], const float* const (&w)[P],
+                     const float* const (&b)[P], bool relu, float* const (&dst)[P]) {
+  constexpr __mmask16 kNotFirst = W == 4 ? 0xeeee : 0xfefe, kNotLast = W == 4 ? 0x7777 : 0x7f7f;
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i S[P][NV];
+  __m512 acc[P][NV];
+#pragma GCC unroll 4
+  for (int q = 0; q < P; ++q)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const __mmask16 keep =
+          relu_y[q] ? _mm512_cmp_ps_mask(_mm512_loadu_ps(relu_y[q] + v * 16), _mm512_setzero_ps(), _CMP_GT_OQ)
+                    : __mmask16(0xffff);
+      S[q][v] = _mm512_castps_si512(_mm512_maskz_loadu_ps(keep, src[q] + v * 16));
+      acc[q][v] = _mm512_setzero_ps();
+    }
+#pragma GCC unroll 3
+  for (int kh = 0; kh < 3; ++kh)
+#pragma GCC unroll 4
+    for (int q = 0; q < P; ++q)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        const __m512i up = _mm512_maskz_alignr_epi32(0xffff, S[q][v], v > 0 ? S[q][v - 1] : zero, 16 - W);
+        const __m512i down = _mm512_maskz_alignr_epi32(0xffff, v + 1 < NV ? S[q][v + 1] : zero, S[q][v], W);
+        const __m512i t = kh == 1 ? S[q][v] : (kh == 0) != BWD ? up : down;
+        const __m512 l = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(kNotFirst, t, zero, 15));  // t[col - 1]
+        const __m512 r = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(kNotLast, zero, t, 1));    // t[col + 1]
+        acc[q][v] = _mm512_fmadd_ps(_mm512_set1_ps(w[q][kh * 3]), BWD ? r : l, acc[q][v]);
+        acc[q][v] = _mm512_fmadd_ps(_mm512_set1_ps(w[q][kh * 3 + 1]), _mm512_castsi512_ps(t), acc[q][v]);
+        acc[q][v] = _mm512_fmadd_ps(_mm512_set1_ps(w[q][kh * 3 + 2]), BWD ? l : r, acc[q][v]);
+      }
+#pragma GCC unroll 4
+  for (int q = 0; q < P; ++q)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      __m512 a = acc[q][v];
+      if (b[q]) a = _mm512_add_ps(a, _mm512_set1_ps(*b[q]));
+      if (relu) a = relu_exact(a);
+      _mm512_storeu_ps(dst[q] + v * 16, a);
+    }
+}
+
+bool dw_small_apply(const Conv2dShape& s) {
+  return s.groups == s.C && s.K == s.C && s.stride == 1 && (s.W == 4 || s.W == 8) && s.H * s.W % 16 == 0 &&
+         s.H * s.W <= 64;
+}
+
+// Plane p's source, ReLU mask source, weights, bias and destination, for the forward or the input gradient.
+struct DwPlane {
+  const float *src, *relu_y, *w, *b;
+  float* dst;
+};
+template <int W, int NV, bool BWD, typename PlaneFn>
+void dw_small_run(int64_t planes, bool relu, bool threads, const PlaneFn& plane) {
+  constexpr int P = NV == 1 ? 4 : NV == 2 ? 2 : 1;  // >= 4 chains
+#pragma omp parallel for schedule(static) if (threads)
+  for (int64_t p0 = 0; p0 < planes; p0 += P) {
+    if (p0 + P <= planes) {
+      const float *src[P], *ry[P], *w[P], *b[P];
+      float* dst[P];
+      for (int q = 0; q < P; ++q) {
+        const DwPlane d = plane(p0 + q);
+        src[q] = d.src, ry[q] = d.relu_y, w[q] = d.w, b[q] = d.b, dst[q] = d.dst;
+      }
+      dw_small_planes<W, NV, P, BWD>(src, ry, w, b, relu, dst);
+    } else {
+      for (int64_t p = p0; p < planes; ++p) {
+        const DwPlane d = plane(p);
+        const float* const src[1] = {d.src};
+        const float* const ry[1] = {d.relu_y};
+        const float* const w[1] = {d.w};
+        const float* const b[1] = {d.b};
+        float* const dst[1] = {d.dst};
+        dw_small_planes<W, NV, 1, BWD>(src, ry, w, b, relu, dst);
+      }
+    }
+  }
+}
+template <bool BWD, typename PlaneFn>
+void dw_small(const Conv2dShape& s, bool relu, const PlaneFn& plane) {
+  const int64_t planes = int64_t(s.N) * s.C;
+  const bool threads = parallel_worth(s);
+  const int nv = s.H * s.W / 16;
+  if (s.W == 4) {
+    if (nv == 1) return dw_small_run<4, 1, BWD>(planes, relu, threads, plane);
+    if (nv == 2) return dw_small_run<4, 2, BWD>(planes, relu, threads, plane);
+    if (nv == 3) return dw_small_run<4, 3, BWD>(planes, relu, threads, plane);
+    return dw_small_run<4, 4, BWD>(planes, relu, threads, plane);
+  }
+  if (nv == 1) return dw_small_run<8, 1, BWD>(planes, relu, threads, plane);
+  if (nv == 2) return dw_small_run<8, 2, BWD>(planes, relu, threads, plane);
+  if (nv == 3) return dw_small_run<8, 3, BWD>(planes, relu, threads, plane);
+  return dw_small_run<8, 4, BWD>(planes, relu, threads, plane);
+}
+
 void dw_rows_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
   const int64_t plane = int64_t(s.H) * s.W, ys = s.y_batch_stride(), planes = int64_t(s.N) * s.C;
+  if (dw_small_apply(s))
+    return dw_small<false>(s, relu, [&](int64_t p) {
+      const int64_t n = p / s.C, c = p % s.C;
+      return DwPlane{x + p * plane, nullptr, w + c * 9, b ? b + c : nullptr, y + n * ys + c * plane};
+    });
 #pragma omp parallel for schedule(static) if (parallel_worth(s))
   for (int64_t p = 0; p < planes; ++p) {
     const int64_t n = p / s.C, c = p % s.C;
@@ -467,6 +573,11 @@ void dw_rows_forward(const Conv2dShape& s, const float* x, const float* w, const
 
 void dw_rows_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
   const int64_t plane = int64_t(s.H) * s.W, ys = s.y_batch_stride(), planes = int64_t(s.N) * s.C;
+  if (dw_small_apply(s))
+    return dw_small<true>(s, false, [&](int64_t p) {
+      const int64_t n = p / s.C, c = p % s.C, yo = n * ys + c * plane;
+      return DwPlane{dy + yo, relu_y ? relu_y + yo : nullptr, w + c * 9, nullptr, dx + p * plane};
+    });
 #pragma omp parallel for schedule(static) if (parallel_worth(s))
   for (int64_t p = 0; p < planes; ++p) {
     const int64_t n = p / s.C, c = p % s.C;
@@ -501,7 +612,7 @@ bool direct3x3_applies(const Conv2dShape& s, ConvPass pass) {
 }
 
 void direct3x3_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
-  if (dw_rows_apply(s)) return dw_rows_forward(s, x, w, b, y, relu);
+  if (dw_rows_apply(s) || dw_small_apply(s)) return dw_rows_forward(s, x, w, b, y, relu);
   const int Cg = s.C / s.groups, Kg = s.K / s.groups, S = s.stride, OH = s.OH(), OW = s.OW();
   const int64_t ys = s.y_batch_stride(), xs = int64_t(s.C) * s.H * s.W, xplane = int64_t(s.H) * s.W;
   const int64_t oplane = int64_t(OH) * OW, pplane = round_up(oplane, 16);
@@ -557,7 +668,7 @@ void direct3x3_forward(const Conv2dShape& s, const float* x, const float* w, con
 }
 
 void direct3x3_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
-  if (dw_rows_apply(s)) return dw_rows_backward_data(s, dy, w, dx, relu_y);
+  if (dw_rows_apply(s) || dw_small_apply(s)) return dw_rows_backward_data(s, dy, w, dx, relu_y);
   const int Cg = s.C / s.groups, Kg = s.K / s.groups, S = s.stride, OH = s.OH(), OW = s.OW();
   const int64_t ys = s.y_batch_stride(), xs = int64_t(s.C) * s.H * s.W, xplane = int64_t(s.H) * s.W;
   const int64_t oplane = int64_t(OH) * OW, dpitch = round_up(oplane, 16);

@@ -637,6 +637,40 @@ TEST(Conv2d, DirectKernelIsDeterministicAndFnVariantMatches) {
 // chosen so that its rule (direct3x3_applies) takes it. Forward bit for bit against the general kernel (the
 // fn variant always runs that one) and within tolerance against the reference; input gradient (plain and
 // ReLU-masked) likewise, bit for bit against conv2d_backward_data_direct_general_cpu. ~1 s.
+// The depthwise stride-1 row kernels (conv_direct3x3.cpp: rows of 16 or 32, planes of width 4 or 8 with up to 4
+// vectors) over every plane shape they take and a few batches and channel counts (planes taken 1, 2 or 4 at a
+// time, with a remainder), bias, ReLU, a y slice: forward and input gradient (plain and ReLU-masked) bit for bit
+// against the general direct kernel.
+TEST(Conv2d, DepthwiseRowKernelsMatchGeneralKernel) {
+  int n_case = 0;
+  for (auto [H, W] : std::vector<std::array<int, 2>>{
+           {4, 4}, {8, 4}, {12, 4}, {16, 4}, {2, 8}, {4, 8}, {6, 8}, {8, 8}, {1, 16}, {9, 16}, {16, 16}, {5, 32}, {32, 32}})
+    for (auto [N, C] : std::vector<std::array<int, 2>>{{1, 7}, {3, 5}}) {
+      const Case c = make_case(N, C, H, W, C, 3, 1, 1, C, n_case % 2 == 0, n_case % 3 ? 3 : 0);
+      const bool relu = n_case++ % 4 < 2;
+      SCOPED_TRACE(c.str() + (relu ? " relu" : ""));
+      const Conv2dShape& s = c.s;
+      auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 81), w = random_vec<float>(size_t(s.weight_numel()), 82);
+      auto b = random_vec<float>(size_t(s.K), 83);
+      const float* bp = c.bias ? b.data() : nullptr;
+      YBuf got = make_y(c, false, 0), gen = make_y(c, false, 0);
+      conv2d_forward_cpu_with(ConvAlgo::direct, s, x.data(), w.data(), bp, got.y(), relu);
+      conv2d_forward_direct_cpu_fn(
+          s, x.data(), [&](int g, float* wout) { std::copy(w.data() + g * 9, w.data() + (g + 1) * 9, wout); }, bp,
+          gen.y(), relu);
+      ASSERT_EQ(0, std::memcmp(got.all.data(), gen.all.data(), got.all.size() * sizeof(float))) << "forward";
+      YBuf dyb = make_y(c, true, 84);
+      const size_t nx = size_t(s.N) * s.C * s.H * s.W;
+      for (const float* relu_y : {static_cast<const float*>(nullptr), static_cast<const float*>(got.y())}) {
+        std::vector<float> dx(nx, kSentinel), dx_gen(nx, kSentinel);
+        conv2d_backward_data_cpu_with(ConvAlgo::direct, s, dyb.y(), w.data(), dx.data(), relu_y);
+        conv2d_backward_data_direct_general_cpu(s, dyb.y(), w.data(), dx_gen.data(), relu_y);
+        ASSERT_EQ(0, std::memcmp(dx.data(), dx_gen.data(), nx * sizeof(float))) << (relu_y ? "dx (relu)" : "dx");
+      }
+    }
+  EXPECT_EQ(n_case, 26);
+}
+
 TEST(Conv2d, Direct3x3PathMatchesGeneralKernelAndReference) {
   struct Grp { int Cg, Kg, groups; };
   const Grp grps[] = {{1, 1, 19}, {1, 2, 9}, {1, 3, 7}, {1, 8, 3}, {1, 12, 3},
