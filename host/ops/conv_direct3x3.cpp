@@ -387,9 +387,6 @@ std::vector<Tap> backward_taps3(const Conv2dShape& s, int a, int bb) {
 // top and bottom are skipped for that reason. The same bits (tested against the general kernel by
 // Conv2d.Direct3x3PathMatchesGeneralKernelAndReference). Measured (bench_kernels BM_seeded_stage, 1 thread):
 // forward 32x32 2.1x (batch 1) and 1.9x (batch 64, where it reaches DRAM speed), 16x16 1.65x and 1.8x.
-bool dw_rows_apply(const Conv2dShape& s) {
-  return s.groups == s.C && s.K == s.C && s.stride == 1 && (s.W == 16 || s.W == 32);
-}
 
 template <int NV, int R, bool BWD>
 __attribute__((always_inline)) inline void dw_rows_block(const float* xp, const float* relu_y, int H, int r0,
@@ -409,8 +406,9 @@ __attribute__((always_inline)) inline void dw_rows_block(const float* xp, const 
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) {
         const int64_t at = int64_t(i) * W + v * 16;  // relu_y: dy where y > 0, else +0 (the flat kernel's D)
-        const __mmask16 keep = relu_y ? _mm512_cmp_ps_mask(_mm512_loadu_ps(relu_y + at), _mm512_setzero_ps(), _CMP_GT_OQ)
-                                      : __mmask16(0xffff);
+        const __mmask16 keep =
+            relu_y ? _mm512_cmp_ps_mask(_mm512_loadu_ps(relu_y + at), _mm512_setzero_ps(), _CMP_GT_OQ)
+                   : __mmask16(0xffff);
         row[v] = _mm512_castps_si512(_mm512_maskz_loadu_ps(keep, xp + at));
       }
 #pragma GCC unroll 2
@@ -501,9 +499,10 @@ void dw_small_planes(const float* const (&src)[P], const float* const (&relu_y)[
     }
 }
 
-bool dw_small_apply(const Conv2dShape& s) {
-  return s.groups == s.C && s.K == s.C && s.stride == 1 && (s.W == 4 || s.W == 8) && s.H * s.W % 16 == 0 &&
-         s.H * s.W <= 64;
+// Where the two kernels above run: depthwise, stride 1, rows of 16 or 32, or planes of width 4 or 8 in 1-4 vectors.
+bool dw_shift_applies(const Conv2dShape& s) {
+  if (!(s.groups == s.C && s.K == s.C && s.stride == 1)) return false;
+  return s.W == 16 || s.W == 32 || ((s.W == 4 || s.W == 8) && s.H * s.W % 16 == 0 && s.H * s.W <= 64);
 }
 
 // Plane p's source, ReLU mask source, weights, bias and destination, for the forward or the input gradient.
@@ -537,10 +536,21 @@ void dw_small_run(int64_t planes, bool relu, bool threads, const PlaneFn& plane)
     }
   }
 }
+
+// Both kernels over the planes of s (dw_shift_applies), plane(p) giving plane p's pointers.
 template <bool BWD, typename PlaneFn>
-void dw_small(const Conv2dShape& s, bool relu, const PlaneFn& plane) {
+void dw_shift(const Conv2dShape& s, bool relu, const PlaneFn& plane) {
   const int64_t planes = int64_t(s.N) * s.C;
   const bool threads = parallel_worth(s);
+  if (s.W >= 16) {
+#pragma omp parallel for schedule(static) if (threads)
+    for (int64_t p = 0; p < planes; ++p) {
+      const DwPlane d = plane(p);
+      if (s.W == 16) dw_rows_plane<1, BWD>(d.src, d.relu_y, s.H, d.w, d.b, relu, d.dst);
+      else dw_rows_plane<2, BWD>(d.src, d.relu_y, s.H, d.w, d.b, relu, d.dst);
+    }
+    return;
+  }
   const int nv = s.H * s.W / 16;
   if (s.W == 4) {
     if (nv == 1) return dw_small_run<4, 1, BWD>(planes, relu, threads, plane);
@@ -554,38 +564,20 @@ void dw_small(const Conv2dShape& s, bool relu, const PlaneFn& plane) {
   return dw_small_run<8, 4, BWD>(planes, relu, threads, plane);
 }
 
-void dw_rows_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
-  const int64_t plane = int64_t(s.H) * s.W, ys = s.y_batch_stride(), planes = int64_t(s.N) * s.C;
-  if (dw_small_apply(s))
-    return dw_small<false>(s, relu, [&](int64_t p) {
-      const int64_t n = p / s.C, c = p % s.C;
-      return DwPlane{x + p * plane, nullptr, w + c * 9, b ? b + c : nullptr, y + n * ys + c * plane};
-    });
-#pragma omp parallel for schedule(static) if (parallel_worth(s))
-  for (int64_t p = 0; p < planes; ++p) {
+void dw_shift_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
+  const int64_t plane = int64_t(s.H) * s.W, ys = s.y_batch_stride();
+  dw_shift<false>(s, relu, [&](int64_t p) {
     const int64_t n = p / s.C, c = p % s.C;
-    const float* xp = x + p * plane;
-    float* yp = y + n * ys + c * plane;
-    if (s.W == 16) dw_rows_plane<1, false>(xp, nullptr, s.H, w + c * 9, b ? b + c : nullptr, relu, yp);
-    else dw_rows_plane<2, false>(xp, nullptr, s.H, w + c * 9, b ? b + c : nullptr, relu, yp);
-  }
+    return DwPlane{x + p * plane, nullptr, w + c * 9, b ? b + c : nullptr, y + n * ys + c * plane};
+  });
 }
 
-void dw_rows_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
-  const int64_t plane = int64_t(s.H) * s.W, ys = s.y_batch_stride(), planes = int64_t(s.N) * s.C;
-  if (dw_small_apply(s))
-    return dw_small<true>(s, false, [&](int64_t p) {
-      const int64_t n = p / s.C, c = p % s.C, yo = n * ys + c * plane;
-      return DwPlane{dy + yo, relu_y ? relu_y + yo : nullptr, w + c * 9, nullptr, dx + p * plane};
-    });
-#pragma omp parallel for schedule(static) if (parallel_worth(s))
-  for (int64_t p = 0; p < planes; ++p) {
-    const int64_t n = p / s.C, c = p % s.C;
-    const int64_t yo = n * ys + c * plane;
-    const float* yp = relu_y ? relu_y + yo : nullptr;
-    if (s.W == 16) dw_rows_plane<1, true>(dy + yo, yp, s.H, w + c * 9, nullptr, false, dx + p * plane);
-    else dw_rows_plane<2, true>(dy + yo, yp, s.H, w + c * 9, nullptr, false, dx + p * plane);
-  }
+void dw_shift_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
+  const int64_t plane = int64_t(s.H) * s.W, ys = s.y_batch_stride();
+  dw_shift<true>(s, false, [&](int64_t p) {
+    const int64_t n = p / s.C, c = p % s.C, yo = n * ys + c * plane;
+    return DwPlane{dy + yo, relu_y ? relu_y + yo : nullptr, w + c * 9, nullptr, dx + p * plane};
+  });
 }
 
 }  // namespace
@@ -612,7 +604,7 @@ bool direct3x3_applies(const Conv2dShape& s, ConvPass pass) {
 }
 
 void direct3x3_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu) {
-  if (dw_rows_apply(s) || dw_small_apply(s)) return dw_rows_forward(s, x, w, b, y, relu);
+  if (dw_shift_applies(s)) return dw_shift_forward(s, x, w, b, y, relu);
   const int Cg = s.C / s.groups, Kg = s.K / s.groups, S = s.stride, OH = s.OH(), OW = s.OW();
   const int64_t ys = s.y_batch_stride(), xs = int64_t(s.C) * s.H * s.W, xplane = int64_t(s.H) * s.W;
   const int64_t oplane = int64_t(OH) * OW, pplane = round_up(oplane, 16);
@@ -668,7 +660,7 @@ void direct3x3_forward(const Conv2dShape& s, const float* x, const float* w, con
 }
 
 void direct3x3_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, const float* relu_y) {
-  if (dw_rows_apply(s) || dw_small_apply(s)) return dw_rows_backward_data(s, dy, w, dx, relu_y);
+  if (dw_shift_applies(s)) return dw_shift_backward_data(s, dy, w, dx, relu_y);
   const int Cg = s.C / s.groups, Kg = s.K / s.groups, S = s.stride, OH = s.OH(), OW = s.OW();
   const int64_t ys = s.y_batch_stride(), xs = int64_t(s.C) * s.H * s.W, xplane = int64_t(s.H) * s.W;
   const int64_t oplane = int64_t(OH) * OW, dpitch = round_up(oplane, 16);

@@ -244,7 +244,8 @@ TEST(Conv2d, Nc16ActivationsGiveTheBitsOfTheBlockedPath) {
 // caller's x and y are in: against the reference, with bias, ReLU and a y slice; NCHW, nChw16c and packed weights
 // give the same bits. Two samples, or a 32x32 output, keep the nChw16c kernel.
 TEST(Conv2d, OneSampleSmallMapsRunOnNhwc) {
-  for (auto [C, H, K, stride] : std::vector<std::array<int, 4>>{{128, 8, 128, 1}, {128, 16, 144, 2}, {160, 4, 128, 1}}) {
+  const std::vector<std::array<int, 4>> shapes{{128, 8, 128, 1}, {128, 16, 144, 2}, {160, 4, 128, 1}};
+  for (auto [C, H, K, stride] : shapes) {
     Conv2dShape s;
     s.N = 1, s.C = C, s.H = s.W = H, s.K = K, s.k = 3, s.stride = stride, s.pad = 1;
     SCOPED_TRACE(s.str());
@@ -643,14 +644,16 @@ TEST(Conv2d, DirectKernelIsDeterministicAndFnVariantMatches) {
 // against the general direct kernel.
 TEST(Conv2d, DepthwiseRowKernelsMatchGeneralKernel) {
   int n_case = 0;
-  for (auto [H, W] : std::vector<std::array<int, 2>>{
-           {4, 4}, {8, 4}, {12, 4}, {16, 4}, {2, 8}, {4, 8}, {6, 8}, {8, 8}, {1, 16}, {9, 16}, {16, 16}, {5, 32}, {32, 32}})
+  const std::vector<std::array<int, 2>> planes{{4, 4},  {8, 4},  {12, 4},  {16, 4}, {2, 8},  {4, 8}, {6, 8},
+                                               {8, 8},  {1, 16}, {9, 16}, {16, 16}, {5, 32}, {32, 32}};
+  for (auto [H, W] : planes)
     for (auto [N, C] : std::vector<std::array<int, 2>>{{1, 7}, {3, 5}}) {
       const Case c = make_case(N, C, H, W, C, 3, 1, 1, C, n_case % 2 == 0, n_case % 3 ? 3 : 0);
       const bool relu = n_case++ % 4 < 2;
       SCOPED_TRACE(c.str() + (relu ? " relu" : ""));
       const Conv2dShape& s = c.s;
-      auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 81), w = random_vec<float>(size_t(s.weight_numel()), 82);
+      auto x = random_vec<float>(size_t(s.N) * s.C * s.H * s.W, 81);
+      auto w = random_vec<float>(size_t(s.weight_numel()), 82);
       auto b = random_vec<float>(size_t(s.K), 83);
       const float* bp = c.bias ? b.data() : nullptr;
       YBuf got = make_y(c, false, 0), gen = make_y(c, false, 0);
